@@ -1,0 +1,110 @@
+"""ttnn_sim.numerics against the shared TT numerics reference vectors, bit for bit."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ttnn_sim import numerics
+
+VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "tt-numerics"
+
+
+def _manifest() -> list[str]:
+    if not (VECTORS / "manifest.json").exists():
+        return []
+    return json.loads((VECTORS / "manifest.json").read_text())["files"]
+
+
+def _bits(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32)).view(np.uint32)
+
+
+@pytest.mark.skipif(not _manifest(), reason=f"TT numerics reference vectors not found at {VECTORS}")
+@pytest.mark.parametrize("npz", _manifest())
+def test_reference_vector_round_trips_bit_exactly(npz):
+    meta = json.loads((VECTORS / npz.replace(".npz", ".json")).read_text())
+    data = np.load(VECTORS / npz)
+    source = torch.from_numpy(data["input"])
+
+    out = numerics.quantize(source, meta["dtype"], meta["layout"])
+
+    assert out.dtype == torch.float32 and tuple(out.shape) == tuple(meta["shape"])
+    np.testing.assert_array_equal(_bits(out.numpy()), _bits(data["output"]))
+    if "output_padded" in data:
+        padded_shape = tuple(meta["padded_shape"])
+        assert numerics.tile_padded_shape(meta["shape"]) == padded_shape
+        padded_input = torch.zeros(padded_shape)
+        padded_input[..., : source.shape[-2], : source.shape[-1]] = source
+        padded_out = numerics.quantize(padded_input, meta["dtype"], meta["layout"])
+        np.testing.assert_array_equal(_bits(padded_out.numpy()), _bits(data["output_padded"]))
+
+
+def test_dtype_given_as_enum_member_or_name_agree():
+    class FakeDataType:
+        name = "BFLOAT4_B"
+
+    x = torch.randn(3, 40)
+    assert torch.equal(numerics.quantize(x, FakeDataType()), numerics.quantize(x, "BFLOAT4_B"))
+
+
+def test_rank1_block_float_is_padded_as_one_row():
+    x = torch.randn(50)
+    as_row = numerics.quantize(x.reshape(1, 50), "BFLOAT8_B")[0]
+    assert torch.equal(numerics.quantize(x, "BFLOAT8_B"), as_row)
+    assert numerics.tile_padded_shape((50,)) == (32, 64)
+    assert numerics.tile_padded_shape((2, 3, 40, 50)) == (2, 3, 64, 64)
+
+
+def test_integer_dtypes_round_toward_zero_and_clamp():
+    x = torch.tensor([-3.7, -0.5, 0.9, 2.5, 300.0, float("nan")])
+    assert numerics.quantize(x, "UINT8").tolist() == [0, 0, 0, 2, 255, 0]
+    assert numerics.quantize(x, "INT32").tolist() == [-3, 0, 0, 2, 300, 0]
+    assert numerics.storage_dtype("UINT16") == torch.int64
+    assert numerics.storage_dtype("BFLOAT8_B") == torch.float32
+
+
+def test_float32_is_identity():
+    x = torch.randn(5, 7)
+    assert torch.equal(numerics.quantize(x, "FLOAT32"), x)
+
+
+@pytest.mark.parametrize(
+    "dtype, tile_bytes",
+    [("BFLOAT16", 2048), ("BFLOAT8_B", 1088), ("BFLOAT4_B", 576), ("FLOAT32", 4096),
+     ("UINT32", 4096), ("INT32", 4096), ("UINT16", 2048), ("UINT8", 1024)],
+)
+def test_buffer_bytes_per_tile(dtype, tile_bytes):
+    assert numerics.buffer_bytes((1, 1, 64, 96), dtype, "TILE") == 6 * tile_bytes
+
+
+def test_buffer_bytes_row_major_is_elements_times_size():
+    assert numerics.buffer_bytes((1, 1, 40, 50), "BFLOAT16", "ROW_MAJOR") == 2000 * 2
+    assert numerics.buffer_bytes((3, 5), "UINT8", "ROW_MAJOR") == 15
+    assert numerics.buffer_bytes((3, 5), "FLOAT32", "ROW_MAJOR") == 60
+
+
+def _matmul_error(fidelity, a, b) -> float:
+    a_f, b_f = numerics.apply_math_fidelity(a, b, fidelity)
+    return (a_f @ b_f - a @ b).abs().mean().item()
+
+
+def test_math_fidelity_orders_accuracy_lofi_to_hifi4():
+    generator = torch.Generator().manual_seed(0)
+    a = numerics.quantize(torch.randn(64, 256, generator=generator), "BFLOAT16")
+    b = numerics.quantize(torch.randn(256, 64, generator=generator), "BFLOAT16")
+
+    errors = [_matmul_error(f, a, b) for f in ("LoFi", "HiFi2", "HiFi3", "HiFi4")]
+
+    assert errors[0] > errors[1] > errors[2] > errors[3] == 0.0
+
+
+def test_math_fidelity_keeps_matmul_output_shape_and_accepts_enum_members():
+    class HiFi3:
+        name = "HiFi3"
+
+    a, b = torch.randn(2, 8, 32), torch.randn(32, 16)
+    a_f, b_f = numerics.apply_math_fidelity(a, b, HiFi3())
+    assert (a_f @ b_f).shape == (2, 8, 16)

@@ -1,0 +1,214 @@
+"""TT number formats on torch: what a value becomes when it is stored in a Tenstorrent dtype.
+
+Every function takes a dtype as an enum member with `.name` (``DataType.BFLOAT8_B``) or as its name
+(``"BFLOAT8_B"``); layouts and math fidelities likewise. The rules are those written down in
+``../shared/reference/tt-numerics/README.md`` and are checked bit for bit against its vectors.
+
+Storage: float formats are float32 tensors already rounded to the format; integer formats are int64.
+
+Math fidelity (``apply_math_fidelity``)
+---------------------------------------
+Facts (tt-metal ``tech_reports/matrix_engine/matrix_engine.md``; tt-llk docs): the Wormhole/Blackhole
+FPU multiplier is 5 bit x 7 bit. Per fidelity phase it takes the hidden bit + 4 fraction bits of SrcA
+and the hidden bit + 6 fraction bits of SrcB. LoFi runs 1 phase, HiFi2 2, HiFi3 3, HiFi4 4 (throughput
+divides by the phase count). Phase 0 = A-high x B-high, phase 1 = A-low (next 4 bits) x B-high,
+phase 2 = A-high x B-low (next 6 bits), phase 3 = A-low x B-low. A matmul computes ``D = B x A`` with
+in0 (the activation, ``a`` here) in SrcB and in1 (the weight, ``b`` here) in SrcA.
+
+So, with ``a_hi`` = ``a`` truncated to 6 fraction bits, ``a_lo`` = the next 6, ``b_hi`` = ``b`` truncated
+to 4 fraction bits and ``b8`` = ``b`` truncated to 8 (4 + 4):
+
+    =========  ======  ===================================  ==============================
+    fidelity   phases  product the FPU forms                 what apply_math_fidelity returns
+    =========  ======  ===================================  ==============================
+    LoFi       1       a_hi @ b_hi                           (a_hi, b_hi)
+    HiFi2      2       a_hi @ b8                             (a_hi, b8)
+    HiFi3      3       a_hi @ b8 + a_lo @ b_hi               (cat[a_hi, a_lo], cat[b8, b_hi])
+    HiFi4      4       a @ b (bf16 operands intact)          (a, b)
+    =========  ======  ===================================  ==============================
+
+HiFi3 drops only the low x low phase, which no per-operand truncation can express; it is returned as
+two operand pairs concatenated along the contraction dim (``a``'s last dim, ``b``'s dim -2), so
+``a' @ b'`` is exactly the 3-phase sum and the output shape is unchanged. Truncation is toward zero
+(the multiplier simply does not see the dropped bits). For bf16 operands (7 fraction bits) HiFi2
+already sees all of ``b`` and HiFi4 sees everything.
+"""
+
+import math
+
+import torch
+
+TILE = 32
+BLOCK = 16  # elements sharing one exponent: one row of a 16x16 face
+
+_BLOCK_MAGNITUDE_BITS = {"BFLOAT8_B": 7, "BFLOAT4_B": 3}
+_INT_RANGES = {
+    "UINT8": (0, 2**8 - 1),
+    "UINT16": (0, 2**16 - 1),
+    "UINT32": (0, 2**32 - 1),
+    "INT32": (-(2**31), 2**31 - 1),
+}
+# Bytes one 32x32 tile occupies in a buffer; block floats add one exponent byte per 16 elements.
+_TILE_BYTES = {
+    "BFLOAT16": 2048,
+    "FLOAT32": 4096,
+    "BFLOAT8_B": 1088,
+    "BFLOAT4_B": 576,
+    "UINT32": 4096,
+    "INT32": 4096,
+    "UINT16": 2048,
+    "UINT8": 1024,
+}
+_ELEMENT_BYTES = {"BFLOAT16": 2, "FLOAT32": 4, "UINT32": 4, "INT32": 4, "UINT16": 2, "UINT8": 1}
+_CANONICAL_NAN = 0x7FC00000
+_FIDELITY_PHASES = {"LoFi": 1, "HiFi2": 2, "HiFi3": 3, "HiFi4": 4}
+
+
+def _name(value) -> str:
+    return getattr(value, "name", value)
+
+
+def storage_dtype(dtype) -> torch.dtype:
+    return torch.int64 if _name(dtype) in _INT_RANGES else torch.float32
+
+
+def tile_padded_shape(shape) -> tuple:
+    """The last two dims rounded up to 32; a rank-1 shape is padded as one row: (50,) -> (32, 64)."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 0:
+        shape = (1,)
+    if len(shape) == 1:
+        shape = (1, *shape)
+    *outer, h, w = shape
+    return (*outer, _round_up(h), _round_up(w))
+
+
+def buffer_bytes(padded_shape, dtype, layout) -> int:
+    """What an allocator charges for a tensor of this padded shape, dtype and layout."""
+    name = _name(dtype)
+    if _name(layout) == "TILE" or name in _BLOCK_MAGNITUDE_BITS:  # block floats exist only tiled
+        padded = tile_padded_shape(padded_shape)
+        tiles = math.prod(padded[:-2]) * (padded[-2] // TILE) * (padded[-1] // TILE)
+        return tiles * _TILE_BYTES[name]
+    return math.prod(int(d) for d in padded_shape) * _ELEMENT_BYTES[name]
+
+
+def quantize(t: torch.Tensor, dtype, layout="TILE") -> torch.Tensor:
+    """float32 in, float32 out (same shape): the values `t` reads back as after being stored as `dtype`."""
+    name = _name(dtype)
+    t = t.to(torch.float32)
+    if name == "FLOAT32":
+        return t
+    if name == "BFLOAT16":
+        return _round_bfloat16(t)
+    if name in _BLOCK_MAGNITUDE_BITS:
+        return _round_block_float(t, _BLOCK_MAGNITUDE_BITS[name])
+    if name in _INT_RANGES:
+        low, high = _INT_RANGES[name]
+        return torch.nan_to_num(t, nan=0.0).trunc().clamp(low, high)
+    raise ValueError(f"unsupported dtype {name}")
+
+
+def apply_math_fidelity(a: torch.Tensor, b: torch.Tensor, fidelity) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matmul operands as the FPU sees them at `fidelity` (table in the module docstring)."""
+    name = _name(fidelity)
+    if name not in _FIDELITY_PHASES:
+        raise ValueError(f"unknown math fidelity {name}")
+    if name == "HiFi4":
+        return a, b
+    a_hi = _truncate_fraction(a, 6)
+    b8 = _truncate_fraction(b, 8)
+    if name == "LoFi":
+        return a_hi, _truncate_fraction(b, 4)
+    if name == "HiFi2":
+        return a_hi, b8
+    a_lo = _truncate_fraction(a, 12) - a_hi
+    return torch.cat([a_hi, a_lo], dim=-1), torch.cat([b8, _truncate_fraction(b, 4)], dim=-2)
+
+
+def _round_up(n: int) -> int:
+    return max(TILE, -(-n // TILE) * TILE)
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """float32 -> its bit pattern as a non-negative int64 (uint32 semantics, no sign games)."""
+    return t.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+
+
+def _from_bits(bits: torch.Tensor) -> torch.Tensor:
+    """uint32 patterns held in int64 -> float32."""
+    signed = (bits ^ 0x80000000) - 0x80000000
+    return signed.to(torch.int32).view(torch.float32)
+
+
+def _round_bfloat16(t: torch.Tensor) -> torch.Tensor:
+    bits = t.contiguous().view(torch.int32)
+    # int32 wrap-around only happens for NaN patterns, which are replaced below.
+    rounded = (bits + (0x7FFF + ((bits >> 16) & 1))) & ~0xFFFF
+    rounded = rounded.masked_fill_(torch.isnan(t), _CANONICAL_NAN)
+    return rounded.view(torch.float32)
+
+
+def _truncate_fraction(t: torch.Tensor, fraction_bits: int) -> torch.Tensor:
+    mask = (0xFFFFFFFF << (23 - fraction_bits)) & 0xFFFFFFFF
+    return _from_bits(_bits(t.to(torch.float32)) & mask)
+
+
+def _pad_to_tiles(t: torch.Tensor) -> torch.Tensor:
+    rows = t.reshape(1, -1) if t.dim() <= 1 else t
+    padded = tile_padded_shape(rows.shape)
+    extra_w = padded[-1] - rows.shape[-1]
+    extra_h = padded[-2] - rows.shape[-2]
+    return torch.nn.functional.pad(rows, (0, extra_w, 0, extra_h), value=0.0)
+
+
+def _unpad(padded: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    if len(shape) <= 1:
+        return padded[0, : (shape[0] if shape else 1)].reshape(shape)
+    return padded[..., : shape[-2], : shape[-1]]
+
+
+def _round_block_float(t: torch.Tensor, m: int) -> torch.Tensor:
+    """Block float with `m` magnitude bits per element and one 8-bit exponent per 16 row elements.
+
+    Works on int32 views (the significand needs 24 bits, shifts stay below 32) for speed.
+    """
+    padded = _pad_to_tiles(t).contiguous()
+    bits = padded.view(torch.int32).reshape(*padded.shape[:-1], -1, BLOCK)
+    exponent = (bits >> 23) & 0xFF
+    significand = ((bits & 0x7FFFFF) | (1 << 23)).masked_fill_(exponent == 0, 0)  # subnormals count as 0
+    shared = exponent.amax(dim=-1, keepdim=True)
+    aligned = significand >> (shared - exponent).clamp_(max=31)  # truncating: no sticky bit
+    q = _round_half_even(aligned, 24 - m).clamp_(max=2**m - 1)
+    out = _block_element_bits(q, shared, bits < 0, m)
+    return _unpad(out.view(torch.float32).reshape(padded.shape), t.shape).contiguous()
+
+
+def _round_half_even(value: torch.Tensor, dropped_bits: int) -> torch.Tensor:
+    kept = value >> dropped_bits
+    remainder = value & ((1 << dropped_bits) - 1)
+    half = 1 << (dropped_bits - 1)
+    round_up = (remainder > half) | ((remainder == half) & ((kept & 1) == 1))
+    return kept + round_up.to(kept.dtype)
+
+
+_LEADING_BIT: dict[int, torch.Tensor] = {}
+
+
+def _leading_bit_index(q: torch.Tensor, m: int) -> torch.Tensor:
+    """floor(log2(q)) for 1 <= q < 2**m, via a small lookup table (index 0 maps to 0, unused)."""
+    if m not in _LEADING_BIT:
+        _LEADING_BIT[m] = torch.tensor([max(0, n.bit_length() - 1) for n in range(2**m)], dtype=torch.int32)
+    return _LEADING_BIT[m][q]
+
+
+def _block_element_bits(q: torch.Tensor, shared: torch.Tensor, negative: torch.Tensor, m: int) -> torch.Tensor:
+    """±q * 2**(E - 127 - (m-1)) as int32 float bits; q == 0 reads back as +0.0.
+
+    q is normalised under E: an exponent field of 255 falls out naturally (fraction 0 gives ±inf,
+    anything else a NaN), and survivors never go subnormal (their exponent is at least their input's).
+    """
+    lead = _leading_bit_index(q, m)
+    magnitude = ((shared - (m - 1) + lead) << 23) | ((q - (1 << lead)) << (23 - lead))
+    sign = torch.where(negative, torch.iinfo(torch.int32).min, 0).to(torch.int32)
+    return (magnitude | sign).masked_fill_(q == 0, 0)
