@@ -1,0 +1,186 @@
+"""`python -m tracy` (the sim's tracy shim) run as a subprocess on small fake children."""
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ttnn_sim import tracy_cli
+
+REPO = Path(__file__).resolve().parents[2]
+SHIM = REPO / "ttnn_sim" / "shim"
+
+# A child that profiles like the sim core would: op records per device, signposts through `import tracy`.
+CHILD = textwrap.dedent(
+    """
+    import logging
+    import sys
+    import tracy
+    from ttnn_sim import clock, profiler
+
+    logging.basicConfig(level=logging.INFO)
+
+    ops_per_device = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    tracy.signpost("start")
+    for i in range(ops_per_device):
+        for device_id in (0, 1):
+            clock.advance_host(100)
+            profiler.emit({
+                "kind": "op", "op_code": f"Op{i}", "op_type": "tt_dnn_device", "global_call_count": 1024 * (i + 1),
+                "device_id": device_id, "arch": "wormhole_b0", "attributes": {"k": "v"},
+                "host_start_ts": clock.host_time_ns(), "host_end_ts": clock.host_time_ns() + 10,
+                "kernel_duration_ns": 500, "op_to_op_latency_ns": 0,
+                "inputs": [{"shape": [1, 1, 32, 32], "padded_shape": [1, 1, 32, 32], "layout": "TILE",
+                            "dtype": "BFLOAT16", "memory": f"DEV_{device_id}_DRAM_INTERLEAVED"}],
+                "outputs": [], "sort_ts": clock.host_time_ns(),
+            })
+    clock.advance_host(100)
+    tracy.signpost("stop", "done")
+    if len(sys.argv) > 2:
+        sys.exit(int(sys.argv[2]))
+    """
+)
+
+
+@pytest.fixture
+def child(tmp_path) -> Path:
+    path = tmp_path / "child.py"
+    path.write_text(CHILD)
+    return path
+
+
+def _tracy(*args, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SHIM), str(REPO)])}
+    for variable in ("TT_METAL_PROFILER_DIR", "TT_METAL_DEVICE_PROFILER", "TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT"):
+        env.pop(variable, None)
+    return subprocess.run(
+        [sys.executable, "-m", "tracy", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _report_path(result) -> Path:
+    match = re.search(r"OPs csv generated at: (\S+)", result.stderr)
+    assert match, result.stderr
+    return Path(match.group(1))
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_report_lands_in_a_dated_folder_with_ops_and_signposts(tmp_path, child):
+    out = tmp_path / "prof"
+    result = _tracy("-p", "-r", "-o", str(out), "-t", "5000", "-a", "device_kernel_duration",
+                    "-m", f"python {child}", cwd=tmp_path)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    report = _report_path(result)
+    date = report.parent.name
+    assert re.fullmatch(r"\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}", date)
+    assert report == out.resolve() / "reports" / date / f"ops_perf_results_{date}.csv"
+    rows = _rows(report)
+    assert [r["OP CODE"] for r in rows] == ["start", "Op0", "Op0", "Op1", "Op1", "stop"]
+    assert [r["DEVICE ID"] for r in rows[1:5]] == ["0", "1", "0", "1"]
+    assert rows[-1]["OP TYPE"] == "signpost" and rows[-1]["ATTRIBUTES"] == "done"
+    assert "stop : done" in result.stderr  # tracy.signpost logs what it marks
+
+
+def test_name_append_nests_the_report_under_the_name(tmp_path, child):
+    result = _tracy("-r", "-o", "prof", "-n", "router", "-m", f"python {child}", cwd=tmp_path)
+
+    report = _report_path(result)
+    date = report.parent.name
+    assert report == (tmp_path / "prof").resolve() / "reports" / "router" / date / f"ops_perf_results_router_{date}.csv"
+
+
+def test_default_output_dir_is_under_tt_metal_home(tmp_path, child, monkeypatch):
+    monkeypatch.setenv("TT_METAL_HOME", str(tmp_path / "home"))
+    result = _tracy("-r", "-m", f"python {child}", cwd=tmp_path)
+    assert _report_path(result).is_relative_to((tmp_path / "home" / "generated" / "profiler").resolve())
+
+
+def test_check_exit_code_fails_with_4_and_writes_no_report(tmp_path, child):
+    out = tmp_path / "prof"
+    result = _tracy("-r", "-o", str(out), "--check-exit-code", "-m", f"python {child} 2 1", cwd=tmp_path)
+
+    assert result.returncode == 4
+    assert "exited with a non-zero return code" in result.stderr
+    assert not (out / "reports").exists()
+
+
+def test_failing_command_without_check_exit_code_still_gets_a_report(tmp_path, child):
+    result = _tracy("-r", "-o", "prof", "-m", f"python {child} 2 1", cwd=tmp_path)
+
+    assert result.returncode == 0
+    assert len(_rows(_report_path(result))) == 6
+
+
+def test_op_support_count_drops_later_ops_per_device_with_a_warning(tmp_path, child):
+    result = _tracy("-r", "-o", "prof", "--op-support-count", "3", "-m", f"python {child} 5", cwd=tmp_path)
+
+    rows = _rows(_report_path(result))
+    ops = [r for r in rows if r["OP TYPE"] == "tt_dnn_device"]
+    assert [r["DEVICE ID"] for r in ops].count("0") == 3 and [r["DEVICE ID"] for r in ops].count("1") == 3
+    assert [r["OP CODE"] for r in rows if r["OP TYPE"] == "signpost"] == ["start", "stop"]
+    assert result.stderr.count("Profiler DRAM buffers were full, markers were dropped! device") == 2
+
+
+def test_stale_logs_are_wiped_before_the_run(tmp_path):
+    logs = tmp_path / "prof" / ".logs"
+    logs.mkdir(parents=True)
+    (logs / "ttnn_sim_ops.jsonl").write_text('{"kind": "signpost", "header": "stale", "host_ts": 0, "sort_ts": 0}\n')
+
+    result = _tracy("-r", "-o", "prof", "-m", f"{sys.executable} -c pass", cwd=tmp_path)
+
+    assert result.returncode == 0
+    report = _report_path(result)
+    assert report.read_bytes().count(b"\r\n") == 1  # a child that profiled nothing: header only
+    assert _rows(report) == []
+
+
+def test_interrupt_kills_the_child_process_group(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    sleeper = tmp_path / "sleeper.py"
+    sleeper.write_text(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SHIM), str(REPO)])}
+    tracy = subprocess.Popen([sys.executable, "-m", "tracy", "-r", "-o", "prof", "-m", f"python {sleeper}"],
+                             cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "child never started"
+            time.sleep(0.05)
+        child_pid = int(pid_file.read_text())
+
+        tracy.send_signal(signal.SIGTERM)
+
+        assert tracy.wait(timeout=30) == 3
+        with pytest.raises(ProcessLookupError):
+            os.kill(child_pid, 0)
+    finally:
+        if tracy.poll() is None:
+            tracy.kill()
+
+
+@pytest.mark.parametrize(
+    "words, module, expected",
+    [
+        (["pytest tests/x.py -k 'a and b'"], True, [sys.executable, "-m", "pytest", "tests/x.py", "-k", "a and b"]),
+        (["pytest", "tests/x.py"], True, [sys.executable, "-m", "pytest", "tests/x.py"]),
+        (["python3 -m pytest -q"], True, [sys.executable, "-m", "pytest", "-q"]),
+        (["my_pkg.tool --flag"], True, [sys.executable, "-m", "my_pkg.tool", "--flag"]),
+        (["script.py a"], False, [sys.executable, "script.py", "a"]),
+        (["/bin/true"], False, ["/bin/true"]),
+        ([], True, []),
+    ],
+)
+def test_command_argv(words, module, expected):
+    assert tracy_cli.command_argv(words, module) == expected
