@@ -68,7 +68,9 @@ def merge_device_rows(df: pd.DataFrame, collectives=COLLECTIVES) -> tuple[pd.Dat
         for device_id in device_ids:
             queue = queues[device_id]
             if not queue:
-                warnings.append(f"Warning: Device {device_id} is missing operation {op_name} at index {global_index}")
+                warnings.append(
+                    f"Warning: Device {device_id} is missing operation {op_name} at index {global_index}"
+                )
                 continue
             if op_name is None:
                 op_name = queue[0][OP_CODE]
@@ -99,7 +101,9 @@ def op_stats(merged: pd.DataFrame, warmup_iters: int = 0) -> dict[str, dict]:
         raise DevicePerfError(f"Missing device perf columns: {missing}")
     kernel = pd.to_numeric(merged[KERNEL_NS], errors="coerce").fillna(0.0)
     op_to_op = pd.to_numeric(merged[OP_TO_OP_NS], errors="coerce").fillna(0.0)
-    frame = pd.DataFrame({"op": merged[OP_CODE].to_numpy(), "kernel": kernel.to_numpy(), "o2o": op_to_op.to_numpy()})
+    frame = pd.DataFrame(
+        {"op": merged[OP_CODE].to_numpy(), "kernel": kernel.to_numpy(), "o2o": op_to_op.to_numpy()}
+    )
     stats = {}
     for op_code, group in frame.groupby("op", sort=True):
         samples = group.iloc[warmup_iters:]

@@ -7,7 +7,14 @@ import pytest
 from pipeline import opsperf
 
 # Deliberately not tt-metal's column order: lookups must be by name.
-COLUMNS = ["DEVICE ID", "OP TYPE", "OP CODE", "OP TO OP LATENCY [ns]", "DEVICE KERNEL DURATION [ns]", "INPUT_0_MEMORY"]
+COLUMNS = [
+    "DEVICE ID",
+    "OP TYPE",
+    "OP CODE",
+    "OP TO OP LATENCY [ns]",
+    "DEVICE KERNEL DURATION [ns]",
+    "INPUT_0_MEMORY",
+]
 
 
 def op(code, device, kernel, o2o="10", memory="DEV_0_DRAM_INTERLEAVED"):
@@ -149,6 +156,10 @@ def test_stats_drop_warmup_samples_per_op_and_count_empty_cells_as_zero(tmp_path
 
 
 def test_stats_name_missing_columns(tmp_path):
-    df = opsperf.read_ops_csv(write_csv(tmp_path / "x.csv", [["A", "1"]], ["OP CODE", "DEVICE KERNEL DURATION [ns]"]))
-    with pytest.raises(opsperf.DevicePerfError, match=r"Missing device perf columns: \['OP TO OP LATENCY \[ns\]'\]"):
+    df = opsperf.read_ops_csv(
+        write_csv(tmp_path / "x.csv", [["A", "1"]], ["OP CODE", "DEVICE KERNEL DURATION [ns]"])
+    )
+    with pytest.raises(
+        opsperf.DevicePerfError, match=r"Missing device perf columns: \['OP TO OP LATENCY \[ns\]'\]"
+    ):
         opsperf.op_stats(df)

@@ -1,0 +1,469 @@
+"""Fused-op specs: ``fused_ops/<name>.toml`` -> validated, frozen ``FusedOpSpec``.
+
+Every problem is one ``SpecError`` line naming the file, the field and the fix, raised before anything
+runs. Schema (docs/internals.md §2.2)::
+
+    name = "router"                       # [a-z][a-z0-9_]*, equal to the file stem
+    description = "..."
+    workspace = "examples/gpt_oss_mini"   # repo-relative, absolute, or with ${VARS} such as ${TT_METAL_HOME}
+    unit_test = "models/.../test_<op>.py" # workspace-relative; its stem gives every function name
+    modes = ["decode", "prefill"]         # no "prefill" => decode-only
+    prefill_seqlens = [128, 1024]         # required with "prefill"; perf/config steps use the shortest
+    env_vars = ["HF_MODEL"]               # optional: more env vars whose values join the environment key
+    extra_deps = ["models/.../unit_test_thresholds.json"]  # optional: data files the tests read
+    pcc_tolerance = 0.0                   # optional: patch_verify tolerance (default: exact as printed)
+
+    [module_test]
+    argv = ["pytest", "path/test_modules.py::test_decoder", "--test-modules", "router"]
+    select = { decode = "decode_32 and layer_0", prefill = "prefill_128 and layer_0" }
+
+    [sequence.decode]                     # one table per mode
+    file = "models/.../tt/router.py"
+    start = "logits = ttnn.linear("       # anchors: each matches exactly once in `file`
+    end = "weights = ttnn.softmax("
+    call = "indices, weights = <op>_ttnn(x, ...)"
+"""
+
+import ast
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+MODES = ("decode", "prefill")
+BACKENDS = ("sim", "ttnn")
+DECODE_SEQ_LEN = 1  # tt-metal's decode rows are ("decode", 1, ...)
+DEFAULT_DEVICE_PERF_ITERS = 10  # ref §1.3
+
+_REQUIRED = ("name", "description", "workspace", "unit_test", "modes", "module_test", "sequence")
+_OPTIONAL = ("prefill_seqlens", "env_vars", "extra_deps", "pcc_tolerance")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class SpecError(Exception):
+    """One line: '<file>: field '<field>': <problem>; <fix>'."""
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """doit variables that win over the spec files."""
+
+    backend: str = "sim"
+    workspace: str | None = None
+
+
+@dataclass(frozen=True)
+class ModuleTest:
+    argv: tuple[str, ...]
+    select: dict[str, str]  # mode -> pytest -k expression
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """Where the fused ops live in the module, for patch_verify."""
+
+    file: str  # workspace-relative
+    start: str
+    end: str
+    call: str
+
+
+@dataclass(frozen=True)
+class UnitTestNames:
+    """Names derived from the unit-test file stem (docs/internals.md §2.2) plus its module constants."""
+
+    op: str  # test_gpt_oss_router.py -> gpt_oss_router
+    device_perf_env_var: str
+    device_perf_iters: int
+
+    @property
+    def reference(self) -> str:
+        return f"{self.op}_reference"
+
+    @property
+    def ttnn(self) -> str:
+        return f"{self.op}_ttnn"
+
+    @property
+    def test(self) -> str:
+        return f"test_{self.op}"
+
+    @property
+    def single_device(self) -> str:
+        return f"test_{self.op}_single_device"
+
+    @property
+    def device_perf(self) -> str:
+        return f"test_{self.op}_device_perf"
+
+    @property
+    def single_device_device_perf(self) -> str:
+        return f"test_{self.op}_single_device_device_perf"
+
+
+@dataclass(frozen=True)
+class FusedOpSpec:
+    name: str
+    description: str
+    source: Path  # the .toml file
+    workspace: Path  # absolute
+    unit_test: str  # workspace-relative
+    modes: tuple[str, ...]
+    prefill_seqlens: tuple[int, ...]
+    module_test: ModuleTest
+    sequences: dict[str, Sequence]
+    names: UnitTestNames
+    backend: str = "sim"
+    env_vars: tuple[str, ...] = ()
+    extra_deps: tuple[str, ...] = ()
+    pcc_tolerance: float | None = None
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def decode_only(self) -> bool:
+        return "prefill" not in self.modes
+
+    def seq_len(self, mode: str) -> int:
+        """The sequence length the perf and config steps use for `mode` (the shortest prefill)."""
+        return DECODE_SEQ_LEN if mode == "decode" else min(self.prefill_seqlens)
+
+
+def validate_name(name: str, where: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise SpecError(
+            f"{where}: invalid fused-op name {name!r}; use lowercase letters, digits and '_' ([a-z][a-z0-9_]*)"
+        )
+    return name
+
+
+def validate_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise SpecError(f"doit var 'backend': unknown backend {backend!r}; use backend=sim or backend=ttnn")
+    return backend
+
+
+def load_specs(
+    spec_dir: Path, selected: list[str] | None, overrides: Overrides, repo_root: Path
+) -> list[FusedOpSpec]:
+    """The specs named in `selected` (all ``*.toml`` in `spec_dir` when None), validated, sorted by name."""
+    validate_backend(overrides.backend)
+    available = {p.stem: p for p in sorted(Path(spec_dir).glob("*.toml"))}
+    if selected is None:
+        names = sorted(available)
+    else:
+        names = [validate_name(n, "doit var 'fused_op'") for n in selected]
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            known = ", ".join(sorted(available)) or "none"
+            raise SpecError(
+                f"doit var 'fused_op': no spec {_display(Path(spec_dir) / (unknown[0] + '.toml'))}; "
+                f"use one of: {known}"
+            )
+    return [load_spec(available[n], overrides, repo_root) for n in names]
+
+
+def load_spec(path: Path, overrides: Overrides, repo_root: Path) -> FusedOpSpec:
+    path = Path(path)
+    where = _display(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{where}: invalid TOML ({error}); fix the syntax") from None
+    except OSError as error:
+        raise SpecError(f"{where}: cannot read ({error.strerror}); check the path") from None
+    check = _Checker(where)
+    check.known_fields(raw, _REQUIRED + _OPTIONAL, "")
+    for key in _REQUIRED:
+        check.present(raw, key, "")
+
+    name = check.string(raw, "name")
+    validate_name(name, f"{where}: field 'name'")
+    if name != path.stem:
+        check.fail(
+            "name",
+            f"{name!r} differs from the file name",
+            f"rename the file to {name}.toml or set name = {path.stem!r}",
+        )
+    description = check.string(raw, "description")
+    workspace = _workspace(overrides.workspace or check.string(raw, "workspace"), repo_root, check, overrides)
+    modes = _modes(raw, check)
+    prefill_seqlens = _prefill_seqlens(raw, modes, check)
+    module_test = _module_test(raw, modes, check)
+    unit_test = check.string(raw, "unit_test")
+    names = _unit_test_names(workspace, unit_test, check)
+    sequences = _sequences(raw, modes, workspace, names, check)
+    env_vars = tuple(check.string_list(raw, "env_vars", default=[]))
+    for var in env_vars:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+            check.fail(
+                "env_vars", f"{var!r} is not an environment variable name", 'list names such as "HF_MODEL"'
+            )
+    extra_deps = tuple(check.string_list(raw, "extra_deps", default=[]))
+    for dep in extra_deps:
+        if not (workspace / dep).is_file():
+            check.fail("extra_deps", f"{dep} does not exist in {workspace}", "list workspace-relative files")
+    pcc_tolerance = raw.get("pcc_tolerance")
+    if pcc_tolerance is not None and (
+        isinstance(pcc_tolerance, bool) or not isinstance(pcc_tolerance, int | float) or pcc_tolerance < 0
+    ):
+        check.fail(
+            "pcc_tolerance",
+            f"{pcc_tolerance!r} is not a number >= 0",
+            "use e.g. pcc_tolerance = 1e-6, or omit it",
+        )
+    return FusedOpSpec(
+        name=name, description=description, source=path.resolve(), workspace=workspace, unit_test=unit_test,
+        modes=modes, prefill_seqlens=prefill_seqlens, module_test=module_test, sequences=sequences, names=names,
+        backend=validate_backend(overrides.backend), env_vars=env_vars, extra_deps=extra_deps,
+        pcc_tolerance=None if pcc_tolerance is None else float(pcc_tolerance), raw=raw,
+    )  # fmt: skip
+
+
+class _Checker:
+    """Field access that turns every problem into one SpecError line."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, field_name: str, problem: str, fix: str):
+        raise SpecError(f"{self.where}: field '{field_name}': {problem}; {fix}")
+
+    def known_fields(self, table: dict, known: tuple[str, ...], prefix: str) -> None:
+        for key in table:
+            if key not in known:
+                self.fail(prefix + key, "unknown field", f"use one of: {', '.join(known)}")
+
+    def present(self, table: dict, key: str, prefix: str) -> None:
+        if key not in table:
+            self.fail(prefix + key, "missing", f"add {prefix + key} (see docs/internals.md §2.2)")
+
+    def string(self, table: dict, key: str, prefix: str = "") -> str:
+        value = table.get(key)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(prefix + key, f"expected a non-empty string, got {value!r}", f'write {key} = "..."')
+        return value
+
+    def string_list(self, table: dict, key: str, prefix: str = "", default=None) -> list[str]:
+        value = table.get(key, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(
+                prefix + key, f"expected a list of strings, got {value!r}", f'write {key} = ["...", ...]'
+            )
+        return value
+
+
+def _display(path: Path) -> str:
+    """The path as the user would type it: relative to the current directory when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _workspace(value: str, repo_root: Path, check: _Checker, overrides: Overrides) -> Path:
+    field_name = "workspace (doit var workspace=)" if overrides.workspace else "workspace"
+    for match in _VAR.finditer(value):
+        var = match.group(1) or match.group(2)
+        if not os.environ.get(var):
+            check.fail(
+                field_name,
+                f"${{{var}}} is not set",
+                f"export {var}=<your tt-metal checkout> or pass workspace=PATH",
+            )
+    expanded = Path(_VAR.sub(lambda m: os.environ[m.group(1) or m.group(2)], value)).expanduser()
+    workspace = expanded if expanded.is_absolute() else Path(repo_root) / expanded
+    if not workspace.is_dir():
+        check.fail(
+            field_name, f"{workspace} is not a directory", "point it at the checkout the tests run from"
+        )
+    return workspace.resolve()
+
+
+def _modes(raw: dict, check: _Checker) -> tuple[str, ...]:
+    modes = check.string_list(raw, "modes")
+    for mode in modes:
+        if mode not in MODES:
+            check.fail("modes", f"unknown mode {mode!r}", 'use "decode" and/or "prefill"')
+    if "decode" not in modes:
+        check.fail(
+            "modes",
+            "decode is missing",
+            'every fused op has a decode sequence; use ["decode"] or ["decode", "prefill"]',
+        )
+    if len(set(modes)) != len(modes):
+        check.fail("modes", f"duplicate mode in {modes}", "list each mode once")
+    return tuple(m for m in MODES if m in modes)
+
+
+def _prefill_seqlens(raw: dict, modes: tuple[str, ...], check: _Checker) -> tuple[int, ...]:
+    if "prefill" not in modes:
+        return ()
+    value = raw.get("prefill_seqlens")
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        check.fail("prefill_seqlens", f"expected a non-empty list of positive integers, got {value!r}",
+                   'write prefill_seqlens = [128, 1024], or drop "prefill" from modes')  # fmt: skip
+    return tuple(value)
+
+
+def _module_test(raw: dict, modes: tuple[str, ...], check: _Checker) -> ModuleTest:
+    table = raw["module_test"]
+    if not isinstance(table, dict):
+        check.fail("module_test", "expected a table", "write a [module_test] section with argv and select")
+    check.known_fields(table, ("argv", "select"), "module_test.")
+    check.present(table, "argv", "module_test.")
+    check.present(table, "select", "module_test.")
+    argv = check.string_list(table, "argv", "module_test.")
+    if not argv:
+        check.fail("module_test.argv", "empty", 'write argv = ["pytest", "path/to/test.py::test_name", ...]')
+    if Path(argv[0]).name != "pytest":
+        check.fail(
+            "module_test.argv",
+            f"starts with {argv[0]!r}",
+            'start it with "pytest" (the runner adds the python and -k)',
+        )
+    if "-k" in argv:
+        check.fail("module_test.argv", "contains -k", "put the selection in module_test.select per mode")
+    select = table["select"]
+    if not isinstance(select, dict):
+        check.fail(
+            "module_test.select", "expected a table", 'write select = { decode = "...", prefill = "..." }'
+        )
+    for mode in select:
+        if mode not in MODES:
+            check.fail(f"module_test.select.{mode}", "unknown mode", 'use "decode" and/or "prefill"')
+    for mode in modes:
+        check.string(select, mode, "module_test.select.")
+    return ModuleTest(argv=tuple(argv), select={m: select[m] for m in modes})
+
+
+def _unit_test_names(workspace: Path, unit_test: str, check: _Checker) -> UnitTestNames:
+    path = workspace / unit_test
+    if not path.is_file():
+        check.fail(
+            "unit_test",
+            f"{unit_test} does not exist in {workspace}",
+            "give the path relative to the workspace",
+        )
+    if not (path.stem.startswith("test_") and path.suffix == ".py") or len(path.stem) <= len("test_"):
+        check.fail(
+            "unit_test",
+            f"{path.name} is not named test_<op>.py",
+            "name the file test_<fused op>.py (guide step 3)",
+        )
+    op = path.stem[len("test_") :]
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as error:
+        check.fail("unit_test", f"{unit_test} line {error.lineno}: {error.msg}", "fix the syntax error")
+    constants = _module_constants(tree)
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    names = UnitTestNames(
+        op=op,
+        device_perf_env_var=constants.get("DEVICE_PERF_ENV_VAR", ""),
+        device_perf_iters=constants.get("DEVICE_PERF_ITERS", DEFAULT_DEVICE_PERF_ITERS),
+    )
+    if not isinstance(names.device_perf_env_var, str) or not names.device_perf_env_var:
+        check.fail("unit_test", f"{unit_test} has no module-level DEVICE_PERF_ENV_VAR = \"...\"",
+                   f'add DEVICE_PERF_ENV_VAR = "{op.upper()}_DEVICE_PERF" (guide step 9)')  # fmt: skip
+    if not isinstance(names.device_perf_iters, int) or names.device_perf_iters <= 0:
+        check.fail(
+            "unit_test",
+            f"DEVICE_PERF_ITERS = {names.device_perf_iters!r}",
+            "make it a positive integer literal",
+        )
+    required = (names.reference, names.ttnn, names.test, names.single_device, names.device_perf,
+                names.single_device_device_perf)  # fmt: skip
+    for function in required:
+        if function not in functions:
+            check.fail("unit_test", f"{unit_test} defines no function {function}",
+                       "add it (guide steps 4-12 name every function after the file)")  # fmt: skip
+    return names
+
+
+def _module_constants(tree: ast.Module) -> dict:
+    """Top-level `NAME = <literal>` assignments (never imports the file)."""
+    constants = {}
+    for node in tree.body:
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
+        value = getattr(node, "value", None)
+        if value is None:
+            continue
+        try:
+            literal = ast.literal_eval(value)
+        except ValueError:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                constants[target.id] = literal
+    return constants
+
+
+def _sequences(
+    raw: dict, modes, workspace: Path, names: UnitTestNames, check: _Checker
+) -> dict[str, Sequence]:
+    table = raw["sequence"]
+    if not isinstance(table, dict):
+        check.fail("sequence", "expected tables", "write [sequence.decode] (and [sequence.prefill]) sections")
+    for mode in table:
+        if mode not in MODES:
+            check.fail(f"sequence.{mode}", "unknown mode", "use [sequence.decode] and/or [sequence.prefill]")
+    sequences = {}
+    for mode in modes:
+        prefix = f"sequence.{mode}."
+        if mode not in table:
+            check.fail(
+                f"sequence.{mode}", "missing", f"add a [sequence.{mode}] section (file, start, end, call)"
+            )
+        entry = table[mode]
+        check.known_fields(entry, ("file", "start", "end", "call"), prefix)
+        sequence = Sequence(*(check.string(entry, key, prefix) for key in ("file", "start", "end", "call")))
+        _check_anchors(sequence, workspace, prefix, check)
+        if not re.search(rf"\b{re.escape(names.ttnn)}\s*\(", sequence.call):
+            check.fail(
+                prefix + "call",
+                f"does not call {names.ttnn}(...)",
+                f'write e.g. call = "out = {names.ttnn}(x, ...)"',
+            )
+        try:
+            ast.parse(sequence.call.strip())
+        except SyntaxError:
+            check.fail(
+                prefix + "call", "is not a Python statement", "write one statement such as 'out = f(x)'"
+            )
+        sequences[mode] = sequence
+    return sequences
+
+
+def _check_anchors(sequence: Sequence, workspace: Path, prefix: str, check: _Checker) -> None:
+    path = workspace / sequence.file
+    if not path.is_file():
+        check.fail(
+            prefix + "file",
+            f"{sequence.file} does not exist in {workspace}",
+            "give the module path relative to the workspace",
+        )
+    text = path.read_text()
+    positions = {}
+    for key in ("start", "end"):
+        anchor = getattr(sequence, key)
+        count = text.count(anchor)
+        if count != 1:
+            check.fail(prefix + key, f"{anchor!r} matches {count} times in {sequence.file}",
+                       "quote text that occurs exactly once (add more of the line)")  # fmt: skip
+        positions[key] = text.index(anchor)
+    if positions["end"] < positions["start"]:
+        check.fail(
+            prefix + "end", f"{sequence.end!r} comes before start {sequence.start!r}", "swap start and end"
+        )

@@ -1,0 +1,148 @@
+"""pipeline.spec: a valid spec loads into frozen dataclasses; every mistake is one line naming file and field."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pipeline import spec as specmod
+from pipeline.spec import Overrides, SpecError, load_spec, load_specs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(spec_dir, **overrides):
+    return load_spec(spec_dir / "demo_router.toml", Overrides(**overrides), REPO)
+
+
+def edit(spec_dir, old, new):
+    path = spec_dir / "demo_router.toml"
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+def test_valid_spec_loads(spec_dir, workspace):
+    spec = load(spec_dir)
+    assert spec.name == "demo_router"
+    assert spec.workspace == workspace.resolve()
+    assert spec.modes == ("decode", "prefill")
+    assert (spec.seq_len("decode"), spec.seq_len("prefill")) == (1, 128)
+    assert spec.module_test.argv == ("pytest", "models/demo/tests/test_modules.py::test_block")
+    assert spec.module_test.select == {"decode": "decode_32", "prefill": "prefill_128"}
+    assert spec.sequences["decode"].call == "b = demo_router_ttnn(x)"
+    assert spec.names.op == "demo_router"
+    assert spec.names.ttnn == "demo_router_ttnn"
+    assert spec.names.single_device_device_perf == "test_demo_router_single_device_device_perf"
+    assert spec.names.device_perf_env_var == "DEMO_ROUTER_DEVICE_PERF"
+    assert spec.names.device_perf_iters == 10
+    assert not spec.decode_only
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.name = "other"
+
+
+def test_decode_only_needs_no_prefill_fields(spec_dir):
+    edit(spec_dir, 'modes = ["decode", "prefill"]\nprefill_seqlens = [128, 1024]', 'modes = ["decode"]')
+    edit(
+        spec_dir,
+        'select = { decode = "decode_32", prefill = "prefill_128" }',
+        'select = { decode = "decode_32" }',
+    )
+    spec = load(spec_dir)
+    assert spec.decode_only and spec.modes == ("decode",) and list(spec.sequences) == ["decode"]
+
+
+def test_workspace_from_environment_variable(spec_dir, workspace, monkeypatch):
+    monkeypatch.setenv("TT_METAL_HOME", str(workspace))
+    edit(spec_dir, f'workspace = "{workspace}"', 'workspace = "${TT_METAL_HOME}"')
+    assert load(spec_dir).workspace == workspace.resolve()
+
+
+def test_workspace_relative_to_repo_and_doit_override(spec_dir, workspace, tmp_path):
+    other = tmp_path / "copy"
+    other.symlink_to(workspace)
+    assert load(spec_dir, workspace=str(other)).workspace == workspace.resolve()
+    edit(spec_dir, f'workspace = "{workspace}"', 'workspace = "examples/does_not_exist"')
+    with pytest.raises(SpecError, match=r"field 'workspace': .*examples/does_not_exist is not a directory"):
+        load(spec_dir)
+
+
+def test_device_perf_iters_read_from_the_file_without_importing_it(spec_dir, workspace):
+    unit = workspace / "models/demo/tests/fused/test_demo_router.py"
+    unit.write_text("import no_such_module_anywhere\nDEVICE_PERF_ITERS = 7\n" + unit.read_text())
+    assert load(spec_dir).names.device_perf_iters == 7
+
+
+ERRORS = [
+    ('modes = ["decode", "prefill"]', 'modes = ["decode", "prefil"]', "modes",
+     "unknown mode 'prefil'; use \"decode\" and/or \"prefill\""),
+    ('name = "demo_router"', 'name = "Demo-Router"', "name", "invalid fused-op name"),
+    ('name = "demo_router"', 'name = "other"', "name", "rename the file"),
+    ('description = "x + 1, * 2"\n', "", "description", "missing"),
+    ("prefill_seqlens = [128, 1024]", "prefill_seqlens = []", "prefill_seqlens", "positive integers"),
+    ('"pytest", "models', '"python", "models', "module_test.argv", 'start it with "pytest"'),
+    (', prefill = "prefill_128" }', " }", "module_test.select.prefill", "expected a non-empty string"),
+    ('start = "a = x + 1"', 'start = "x"', "sequence.decode.start", "'x' matches 2 times"),
+    ('end = "b = a * 2"', 'end = "nowhere"', "sequence.decode.end", "matches 0 times"),
+    ('call = "b = demo_router_ttnn(x)"', 'call = "b = other(x)"', "sequence.decode.call", "does not call demo_router_ttnn"),
+    ('file = "models/demo/tt/model.py"', 'file = "models/demo/tt/missing.py"', "sequence.decode.file", "does not exist"),
+    ("test_demo_router.py", "test_missing.py", "unit_test", "does not exist"),
+    ('description = "x + 1, * 2"', 'description = "d"\nbogus = 1', "bogus", "unknown field"),
+    ("[sequence.prefill]", "[sequence.prefil]", "sequence.prefil", "unknown mode"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("old, new, field, problem", ERRORS, ids=[e[2] + ":" + e[3][:20] for e in ERRORS])
+def test_errors_are_one_line_with_file_and_field(spec_dir, old, new, field, problem):
+    edit(spec_dir, old, new)
+    with pytest.raises(SpecError) as error:
+        load(spec_dir)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "demo_router.toml: field '" + field + "': " in message
+    assert problem in message
+
+
+def test_unit_test_contract_errors(spec_dir, workspace):
+    unit = workspace / "models/demo/tests/fused/test_demo_router.py"
+    original = unit.read_text()
+    unit.write_text(original.replace('DEVICE_PERF_ENV_VAR = "DEMO_ROUTER_DEVICE_PERF"', ""))
+    with pytest.raises(SpecError, match=r"field 'unit_test': .*no module-level DEVICE_PERF_ENV_VAR"):
+        load(spec_dir)
+    unit.write_text(original.replace("def test_demo_router_single_device(", "def renamed("))
+    with pytest.raises(SpecError, match=r"defines no function test_demo_router_single_device;"):
+        load(spec_dir)
+
+
+def test_unset_environment_variable_names_the_fix(spec_dir, workspace, monkeypatch):
+    monkeypatch.delenv("TT_METAL_HOME", raising=False)
+    edit(spec_dir, f'workspace = "{workspace}"', 'workspace = "${TT_METAL_HOME}"')
+    with pytest.raises(
+        SpecError, match=r"field 'workspace': \$\{TT_METAL_HOME\} is not set; export TT_METAL_HOME="
+    ):
+        load(spec_dir)
+
+
+def test_invalid_toml_is_one_line(spec_dir):
+    edit(spec_dir, 'name = "demo_router"', "name = ")
+    with pytest.raises(SpecError, match=r"demo_router.toml: invalid TOML") as error:
+        load(spec_dir)
+    assert "\n" not in str(error.value)
+
+
+def test_load_specs_selection_and_doit_vars(spec_dir):
+    assert [s.name for s in load_specs(spec_dir, None, Overrides(), REPO)] == ["demo_router"]
+    assert load_specs(spec_dir, ["demo_router"], Overrides(backend="ttnn"), REPO)[0].backend == "ttnn"
+    with pytest.raises(SpecError, match=r"doit var 'fused_op': no spec .*nope.toml; use one of: demo_router"):
+        load_specs(spec_dir, ["nope"], Overrides(), REPO)
+    with pytest.raises(SpecError, match=r"doit var 'fused_op': invalid fused-op name '../x'"):
+        load_specs(spec_dir, ["../x"], Overrides(), REPO)
+    with pytest.raises(
+        SpecError, match=r"doit var 'backend': unknown backend 'gpu'; use backend=sim or backend=ttnn"
+    ):
+        load_specs(spec_dir, None, Overrides(backend="gpu"), REPO)
+
+
+def test_name_pattern():
+    assert specmod.NAME_PATTERN.fullmatch("experts_mlp")
+    assert not specmod.NAME_PATTERN.fullmatch("_x")
