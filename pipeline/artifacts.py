@@ -1,0 +1,151 @@
+"""The artifacts tree: where each step writes, atomic writes, and result.json.
+
+Layout (artifacts/README.md)::
+
+    artifacts/
+      index.md                          status matrix over every <op>/summary.json
+      .doit.db  .doit.lock              doit's state (copy it along for incremental CI)
+      <op>/summary.json  summary.md
+      <op>/<step>/[<mode>/]             log.txt, result.json, CSVs, reports, patch.diff
+      _module_tests/<key>/<step>/<mode>/ module-test runs shared by every fused op that uses them
+
+A result.json holds ``verdict``, ``message``, ``figures`` and ``files`` (paths relative to its
+directory), which depend only on what the step found, plus ``run`` (timings, attempts, command, input
+hashes, environment key), which changes on every execution. Downstream tasks depend on the former
+only (``stable_content``), so rerunning a step that finds the same thing reruns nothing after it.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+RESULT = "result.json"
+MODULE_TESTS = "_module_tests"  # not a valid fused-op name, so it never collides with <op>/
+
+PASSED = "passed"
+FAILED = "failed"  # the test or the check failed: a finding about the code under test
+INFRA_FAILURE = "infra_failure"  # hang, crash or reset: a finding about the machine
+PROFILER_FAILURE = "profiler_failure"  # the run passed but its device-perf report is unusable
+SKIPPED = "skipped"  # not applicable, with the reason (e.g. single-device with a CCL)
+BLOCKED = "blocked"  # an upstream step did not pass
+VERDICTS = (PASSED, FAILED, INFRA_FAILURE, PROFILER_FAILURE, SKIPPED, BLOCKED)
+GOOD_VERDICTS = (PASSED, SKIPPED)
+
+
+class Layout:
+    """Paths inside one artifacts directory."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def op_dir(self, op: str) -> Path:
+        return self.root / op
+
+    def step_dir(self, op: str, step: str, mode: str | None = None) -> Path:
+        path = self.root / op / step
+        return path / mode if mode else path
+
+    def module_dir(self, key: str, step: str, mode: str) -> Path:
+        return self.root / MODULE_TESTS / key / step / mode
+
+    def summary_json(self, op: str) -> Path:
+        return self.root / op / "summary.json"
+
+    def summary_md(self, op: str) -> Path:
+        return self.root / op / "summary.md"
+
+    @property
+    def index_md(self) -> Path:
+        return self.root / "index.md"
+
+    @property
+    def doit_db(self) -> Path:
+        return self.root / ".doit.db"
+
+    @property
+    def doit_lock(self) -> Path:
+        return self.root / ".doit.lock"
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write via a temporary file in the same directory, then rename: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data) -> Path:
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def copy_file(source: Path, destination: Path) -> Path:
+    """Atomic copy (the destination appears complete or not at all)."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return destination
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def read_result(step_dir: Path) -> dict | None:
+    """The step's result.json, or None when the step has not finished (or its file is unreadable)."""
+    try:
+        return read_json(Path(step_dir) / RESULT)
+    except (OSError, ValueError):
+        return None
+
+
+def stable_content(result: dict) -> dict:
+    """What downstream tasks depend on: everything but the per-execution ``run`` record."""
+    return {key: value for key, value in result.items() if key != "run"}
+
+
+def clear_dir(path: Path) -> None:
+    """Remove a step's previous outputs before it runs, so a failed run leaves no stale target behind."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def make_result(task: str, step: str, op: str | None, mode: str | None, verdict: str, message: str = "",
+                figures: dict | None = None, files: dict | None = None, notes: list | None = None,
+                run: dict | None = None) -> dict:  # fmt: skip
+    """A result.json document. `notes` are the "unexpected and workarounds" items for the summary."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"unknown verdict {verdict!r}")
+    return {
+        "task": task,
+        "step": step,
+        "op": op,
+        "mode": mode,
+        "verdict": verdict,
+        "message": message,
+        "figures": figures or {},
+        "files": files or {},
+        "notes": notes or [],
+        "run": run or {},
+    }

@@ -1,0 +1,199 @@
+"""pipeline.runner with small fake commands: tee, watchdog, reset + health, classification, retry, signals."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline import artifacts, runner
+from pipeline.backends import Backend
+from pipeline.lock import read_lock_log
+
+PY = sys.executable
+HEALTHY = (PY, "-c", "print('devices: 8')")
+
+
+def backend(reset=(), health=HEALTHY):
+    return Backend(name="fake", python=PY, extra_pythonpath=(), reset_commands=reset, health_command=health,
+                   device_set="test")  # fmt: skip
+
+
+def run(tmp_path, code, *, silence=30.0, wall=60.0, be=None, env=None):
+    out = io.StringIO()
+    request = runner.Request(
+        task="step:op", argv=[PY, "-c", textwrap.dedent(code)], cwd=tmp_path, env={**os.environ, **(env or {})},
+        log_path=tmp_path / "step" / "log.txt", environment_key={"backend": "fake", "pipeline": "test"},
+    )  # fmt: skip
+    outcome = runner.run(request, be or backend(), runner.Timeouts(wall=wall, silence=silence),
+                         lock_path=tmp_path / "device.lock", out=out)  # fmt: skip
+    return outcome, out.getvalue(), request.log_path.read_text()
+
+
+def test_passing_command_is_teed_with_header_and_prefix(tmp_path):
+    outcome, terminal, log = run(tmp_path, "print('PCC x test passed. Output: 0.99')")
+    assert outcome.verdict == artifacts.PASSED and outcome.returncode == 0 and len(outcome.attempts) == 1
+    assert outcome.output == "PCC x test passed. Output: 0.99\n"  # raw, for the parsers
+    lines = log.splitlines()
+    assert "# command: " + PY + " -c " in lines[0]
+    assert any(
+        line.endswith('# environment key: {"backend": "fake", "pipeline": "test"}') for line in lines[:8]
+    )
+    assert any(line.endswith("] PCC x test passed. Output: 0.99") and line.startswith("[") for line in lines)
+    assert "[step:op] PCC x test passed. Output: 0.99\n" in terminal
+    events = [e["event"] for e in read_lock_log(tmp_path / "device.lock.log")]
+    assert events == ["acquire", "release"]
+
+
+def test_test_failure_is_not_retried(tmp_path):
+    outcome, _, _ = run(tmp_path, "import sys; print('boom'); sys.exit(1)")
+    assert outcome.verdict == artifacts.FAILED
+    assert outcome.message == "exit 1 (tests failed)"
+    assert len(outcome.attempts) == 1
+
+
+def test_silent_hang_is_killed_reset_retried_then_infra_failure(tmp_path):
+    started = time.monotonic()
+    outcome, terminal, log = run(
+        tmp_path, "import time; print('working', flush=True); time.sleep(600)", silence=1.0
+    )
+    assert outcome.verdict == artifacts.INFRA_FAILURE
+    assert [a.verdict for a in outcome.attempts] == [artifacts.INFRA_FAILURE] * 2
+    assert all(a.reason == "hang: no output for 1 s" for a in outcome.attempts)
+    assert all(a.duration_s < 1.0 + 10 for a in outcome.attempts)  # killed within silence + 10 s
+    assert time.monotonic() - started < 2 * (1.0 + 10) + 10
+    assert "reset: fake backend has no device to reset (no-op)" in log
+    assert "health: " in log and "health| devices: 8" in log
+    assert "attempt 2 of 2" in terminal
+    assert outcome.message.startswith("infrastructure failure after 2 attempt(s): hang")
+    assert outcome.record()["retried"] is True
+    assert [e["event"] for e in read_lock_log(tmp_path / "device.lock.log")] == ["acquire", "release"]
+
+
+def test_crash_is_infrastructure_and_reset_commands_run(tmp_path):
+    marker = tmp_path / "reset.txt"
+    reset = ((PY, "-c", f"open({str(marker)!r}, 'a').write('reset\\n')"),)
+    outcome, _, log = run(tmp_path, "import os; os.abort()", be=backend(reset=reset))
+    assert outcome.verdict == artifacts.INFRA_FAILURE
+    assert outcome.attempts[0].reason == "crash: killed by signal SIGABRT"
+    assert marker.read_text() == "reset\nreset\n"  # after each crash, still under the lock
+    assert outcome.record()["resets"] == 2
+
+
+def test_faulthandler_crash_text_with_exit_code_is_infrastructure(tmp_path):
+    outcome, _, _ = run(tmp_path, "import sys; print('Fatal Python error: Aborted'); sys.exit(4)")
+    assert outcome.verdict == artifacts.INFRA_FAILURE
+    assert outcome.attempts[0].reason == "crash: Fatal Python error: Aborted (exit 4)"
+
+
+def test_failed_health_check_stops_the_retry(tmp_path):
+    sick = (PY, "-c", "import sys; print('no devices'); sys.exit(3)")
+    outcome, _, log = run(tmp_path, "import os; os.abort()", be=backend(health=sick))
+    assert outcome.verdict == artifacts.INFRA_FAILURE and len(outcome.attempts) == 1
+    assert "health| no devices" in log
+
+
+def test_retry_after_hang_can_pass(tmp_path):
+    marker = tmp_path / "first.done"
+    code = f"""
+        import os, time
+        if not os.path.exists({str(marker)!r}):
+            open({str(marker)!r}, 'w').close()
+            time.sleep(600)
+        print('ok')
+    """
+    outcome, _, _ = run(tmp_path, code, silence=1.0)
+    assert outcome.verdict == artifacts.PASSED
+    assert [a.verdict for a in outcome.attempts] == [artifacts.INFRA_FAILURE, artifacts.PASSED]
+
+
+def test_wall_timeout_kills_a_chatty_process(tmp_path):
+    outcome, _, _ = run(
+        tmp_path, "import time\nwhile True:\n    print('.', flush=True); time.sleep(0.1)", wall=1.0
+    )
+    assert outcome.verdict == artifacts.INFRA_FAILURE
+    assert outcome.attempts[0].reason == "wall timeout: still running after 1 s"
+
+
+def test_partial_lines_count_as_output(tmp_path):
+    code = "import sys, time\nfor _ in range(15):\n    sys.stdout.write('.'); sys.stdout.flush(); time.sleep(0.1)"
+    outcome, _, _ = run(tmp_path, code, silence=1.0)
+    assert outcome.verdict == artifacts.PASSED and outcome.output == "." * 15 + "\n"
+
+
+def test_descendants_in_their_own_session_are_killed(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    code = f"""
+        import subprocess, sys, time
+        kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+        open({str(pid_file)!r}, "w").write(str(kid.pid))
+        print("started", flush=True)
+        time.sleep(600)
+    """
+    run(tmp_path, code, silence=1.0)
+    grandchild = int(pid_file.read_text())
+    assert not _alive(grandchild)
+
+
+SUPERVISOR = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from pipeline import runner
+    from pipeline.backends import Backend
+    runner.install_termination_handler()
+    tmp = Path(sys.argv[1])
+    be = Backend("fake", sys.executable, (), (), None, "test")
+    child = "import os, time; print(os.getpid(), flush=True); time.sleep(600)"
+    request = runner.Request("step:op", [sys.executable, "-c", child], tmp, dict(os.environ), tmp / "log.txt")
+    try:
+        runner.run(request, be, runner.Timeouts(60, 60), lock_path=tmp / "device.lock")
+    except runner.Terminated:
+        print("terminated cleanly", flush=True)
+        sys.exit(143)
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_kills_the_child_group_and_releases_the_lock(tmp_path, sig):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    supervisor = subprocess.Popen(
+        [PY, "-c", SUPERVISOR, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    line = supervisor.stdout.readline()  # "[step:op] $ ..." then the child's pid
+    while "$ " in line or "pipeline:" in line:
+        line = supervisor.stdout.readline()
+    child_pid = int(line.split()[-1])
+    supervisor.send_signal(sig)
+    rest = supervisor.communicate(timeout=30)[0]
+    assert not _alive(child_pid)
+    events = [e["event"] for e in read_lock_log(tmp_path / "device.lock.log")]
+    assert events == ["acquire", "release"]
+    if sig == signal.SIGTERM:
+        assert supervisor.returncode == 143 and "terminated cleanly" in rest
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (reaped later by init) is dead for our purposes
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_classify_pytest_exit_codes():
+    assert runner.classify(5, "") == (artifacts.FAILED, "exit 5 (no tests collected)")
+    assert runner.classify(-9, "")[0] == artifacts.INFRA_FAILURE
+    assert runner.classify(0, "Fatal Python error: x") == (artifacts.PASSED, "exit 0")
+    json.dumps(runner.classify(1, ""))
