@@ -1,0 +1,128 @@
+"""Parsers for what the test processes print and write (ref §1.3, §2.3, §4.4, §9).
+
+All parsers take the raw output (no timestamps of our own) and strip loguru's line prefix
+(``YYYY-MM-DD HH:mm:ss.SSS | INFO     | module:function:line - message``) before matching messages.
+"""
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+_LOGURU_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} \| \S+\s*\| \S+ - ")
+_NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|nan"
+# ref §2.3: the module test's pass lines (the failure is an assertion with the same shape).
+PCC_PASSED = re.compile(rf"(?P<what>.+?) test passed\. Output: (?P<pcc>{_NUMBER})")
+PCC_FAILED = re.compile(rf"(?P<what>.+?) test failed\. Output: (?P<pcc>{_NUMBER})")
+# ref §1.3: the fused-op unit tests' comparison lines, `PCC {name}: {pcc}`.
+UNIT_PCC = re.compile(rf"^PCC (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
+# ref §1.3: `Perf avg: {perf_us:.3f} us over {N} iters (warmup {W})` (the label may vary).
+E2E_PERF = re.compile(
+    r"^(?P<label>.*?): (?P<us>[0-9.]+) us over (?P<iters>\d+) iters \(warmup (?P<warmup>\d+)\)"
+)
+OPS_CSV = re.compile(r"OPs csv generated at: (?P<path>\S+)")
+# ref §1.3: tt-metal's trace-region error; the first size is what the trace needs.
+TRACE_REGION = re.compile(
+    r"Creating trace buffers of size (?P<needed>\d+)B on (?:MeshDevice|device) (?P<device>\d+), "
+    r"but only (?P<allocated>\d+)B is allocated for trace region\."
+)
+# tt-metal's device-profiler overflow ("markers were dropped"), also what the sim prints.
+DROPPED_ROWS = re.compile(r"Profiler DRAM buffers were full, markers were dropped!")
+
+
+@dataclass(frozen=True)
+class Pcc:
+    name: str
+    text: str  # as printed: the precision the comparison is exact to
+    value: float
+    passed: bool = True
+
+
+def messages(output: str) -> list[str]:
+    """Each output line with loguru's prefix removed."""
+    return [_LOGURU_PREFIX.sub("", line.rstrip("\r")) for line in output.splitlines()]
+
+
+def module_pccs(output: str) -> list[Pcc]:
+    """Every `<Name> test passed/failed. Output: <pcc>` line, in order."""
+    found = []
+    for message in messages(output):
+        for pattern, passed in ((PCC_PASSED, True), (PCC_FAILED, False)):
+            match = pattern.search(message)
+            if match:
+                found.append(Pcc(match["what"].strip(), match["pcc"], float(match["pcc"]), passed))
+                break
+    return found
+
+
+def unit_pccs(output: str) -> list[Pcc]:
+    """Every `PCC <name>: <pcc>` line of a fused-op unit test, in order."""
+    found = []
+    for message in messages(output):
+        match = UNIT_PCC.match(message)
+        if match:
+            found.append(Pcc(match["name"], match["pcc"], float(match["pcc"])))
+    return found
+
+
+def e2e_perf(output: str) -> list[dict]:
+    found = []
+    for message in messages(output):
+        match = E2E_PERF.match(message)
+        if match:
+            found.append({"label": match["label"], "us": float(match["us"]), "iters": int(match["iters"]),
+                          "warmup": int(match["warmup"])})  # fmt: skip
+    return found
+
+
+def ops_csv_paths(output: str) -> list[str]:
+    return [m["path"] for m in OPS_CSV.finditer(output)]
+
+
+def required_trace_region_size(output: str) -> int | None:
+    """The size the trace needs (bytes), if the run failed on a too-small trace region."""
+    sizes = [int(m["needed"]) for m in TRACE_REGION.finditer(output)]
+    return max(sizes) if sizes else None
+
+
+def dropped_profiler_rows(output: str) -> bool:
+    return bool(DROPPED_ROWS.search(output))
+
+
+def collected_ids(output: str) -> list[str]:
+    """Node ids from `pytest --collect-only -q` (ref §9.1: ids are discovered, never hard-coded)."""
+    return [line.strip() for line in output.splitlines() if "::" in line and not line.startswith(("=", " "))]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One junit testcase."""
+
+    name: str  # e.g. test_x[decode-1-...]
+    classname: str
+    outcome: str  # passed / failed / error / skipped
+    message: str
+    time_s: float
+    output: str  # captured log + stdout + stderr (junit_logging=all)
+
+
+def junit_cases(path: Path) -> list[Case]:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return []
+    cases = []
+    for node in root.iter("testcase"):
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            child = node.find(tag)
+            if child is not None:
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = (child.get("message") or child.text or "").strip()
+                break
+        output = "\n".join(
+            (child.text or "") for child in node if child.tag in ("system-out", "system-err") and child.text
+        )
+        cases.append(Case(node.get("name", ""), node.get("classname", ""), outcome, message,
+                          float(node.get("time") or 0.0), output))  # fmt: skip
+    return cases

@@ -1,0 +1,86 @@
+"""pipeline.patching: plan the replacement, serve it at import time in a pytest child, never touch the file."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import patching
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def plan(workspace, start="a = x + 1", end="b = a * 2", call="b = demo_router_ttnn(x)"):
+    return patching.plan(workspace, "models/demo/tt/model.py", start, end, call,
+                         "models/demo/tests/fused/test_demo_router.py", "demo_router_ttnn")  # fmt: skip
+
+
+def test_plan_replaces_the_statements_with_a_local_import_and_the_call(workspace):
+    patch = plan(workspace)
+    assert patch.replaced_lines == (5, 6)
+    assert (
+        "    from models.demo.tests.fused.test_demo_router import demo_router_ttnn\n    b = demo_router_ttnn(x)\n"
+        in (patch.patched_source)
+    )
+    assert "a = x + 1" not in patch.patched_source and "    return b\n" in patch.patched_source
+    assert patch.diff.startswith("--- a/models/demo/tt/model.py\n+++ b/models/demo/tt/model.py\n")
+    assert "-    a = x + 1\n-    b = a * 2\n+    from models" in patch.diff
+
+
+def test_end_anchor_takes_the_whole_compound_statement(workspace):
+    model = workspace / "models/demo/tt/model.py"
+    model.write_text("def f(x):\n    a = 1\n    for i in range(3):\n        a += i\n    return a\n")
+    patch = patching.plan(
+        workspace, "models/demo/tt/model.py", "a = 1", "for i in", "a = g(x)", "t/test_g.py", "g"
+    )
+    assert patch.replaced_lines == (2, 4)
+    assert patch.patched_source == "def f(x):\n    from t.test_g import g\n    a = g(x)\n    return a\n"
+
+
+def test_anchors_in_different_blocks_are_refused(workspace):
+    model = workspace / "models/demo/tt/model.py"
+    model.write_text("def f(x):\n    a = 1\n    if x:\n        b = 2\n    return a\n")
+    with pytest.raises(patching.PatchError, match="different blocks"):
+        patching.plan(workspace, "models/demo/tt/model.py", "a = 1", "b = 2", "a = g(x)", "t/test_g.py", "g")
+
+
+def test_patched_module_is_served_in_a_pytest_child_and_the_file_never_changes(workspace, tmp_path):
+    model = workspace / "models/demo/tt/model.py"
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    patch = plan(workspace)
+    description = tmp_path / "patch.json"
+    description.write_text(patch.to_json())
+    # The module test asserts forward(3) == 8; make the ttnn function differ so the patch is observable.
+    unit = workspace / "models/demo/tests/fused/test_demo_router.py"
+    unit.write_text(unit.read_text().replace("    a = x + 1\n    return a * 2", "    return 0"))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(workspace)]),
+        patching.ENV_VAR: str(description),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", patching.PLUGIN, "models/demo/tests/test_modules.py", "-q", "-s"],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{patching.SERVED_MARKER} {model.resolve()} as models.demo.tt.model" in done.stdout
+    assert "assert 0 == 8" in done.stdout
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before
+    # Without the plugin the same test passes: the patch lives only in the child.
+    env.pop(patching.ENV_VAR)
+    plain = subprocess.run([sys.executable, "-m", "pytest", "models/demo/tests/test_modules.py", "-q"],
+                           cwd=workspace, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert plain.returncode == 0, plain.stdout
+
+
+def test_loader_refuses_a_file_changed_after_planning(workspace, tmp_path):
+    patch = plan(workspace)
+    (workspace / "models/demo/tt/model.py").write_text("def forward(x):\n    return x\n")
+    loader = patching._PatchedLoader(
+        "m", patch.file, {**patch.__dict__, "replaced_lines": list(patch.replaced_lines)}
+    )
+    with pytest.raises(ImportError, match="changed after the patch was planned"):
+        loader.exec_module(type(sys)("m"))
