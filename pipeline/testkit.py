@@ -809,3 +809,143 @@ def required_trace_region_size(text: str) -> int | None:
     """The size (bytes) a failed trace capture asked for, from tt-metal's trace-region error, else None."""
     match = _TRACE_REGION_ERROR.search(text)
     return int(match.group(1)) if match else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One fused-op test file: its parametrization and the perf plumbing named after its stem (ref §1.3)
+# ----------------------------------------------------------------------------------------------------------
+def fused_op_matrix(
+    mesh_shape: tuple[int, int],
+    mesh_id: str,
+    device_params: dict,
+    *,
+    real_weights: tuple[bool, ...] = (False, True),
+    program_cache: tuple[bool, ...] = (True, False),
+    trace: tuple[bool, ...] = (False, True),
+):
+    """The decorators under the mode/seq_len rows of every fused-op test, in tt-metal's order (ref §1.3 items 2-6).
+
+    Node ids come out as ``test_x[device_params0-<mesh_id>-<eager|trace>-<program_cache|no_program_cache>-
+    <random_weights|real_weights>-<row id>]``, exactly as the hand-written decorator stack gives them."""
+    import pytest
+
+    stack = [
+        pytest.mark.parametrize(
+            "use_real_weights",
+            list(real_weights),
+            ids=["real_weights" if w else "random_weights" for w in real_weights],
+        ),
+        pytest.mark.parametrize(
+            "program_cache_enabled",
+            list(program_cache),
+            ids=["program_cache" if c else "no_program_cache" for c in program_cache],
+        ),
+        pytest.mark.parametrize("trace_mode", list(trace), ids=["trace" if t else "eager" for t in trace]),
+        pytest.mark.parametrize("mesh_device", [mesh_shape], ids=[mesh_id], indirect=True),
+        pytest.mark.parametrize("device_params", [device_params], indirect=True),
+    ]
+
+    def decorate(function):
+        for decorator in reversed(stack):  # the decorator nearest the function gives the first id part
+            function = decorator(function)
+        return function
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class FusedOpCase:
+    """One parametrized case of ``test_<op>`` / ``test_<op>_single_device``."""
+
+    mode: str
+    seq_len: int
+    expected_pcc: float
+    expected_perf_us: float
+    use_real_weights: bool
+    program_cache_enabled: bool
+    trace_mode: bool
+
+
+@dataclass(frozen=True)
+class FusedOpTest:
+    """What a fused-op test file derives from its stem: ``test_<op>.py`` -> step names, run types, the
+    device-perf command, and the e2e / device-perf plumbing shared by every such file."""
+
+    test_file: str
+    env_var: str
+    ml_model_name: str
+    run_type: str  # e.g. "gpt_oss_mini_fused_ops"
+    warmup_iters: int = PERF_WARMUP_ITERS
+    measure_iters: int = PERF_MEASURE_ITERS
+
+    @property
+    def op(self) -> str:
+        return Path(self.test_file).stem.removeprefix("test_")
+
+    @property
+    def workspace_root(self) -> Path:
+        """The checkout root: the first ancestor that is not a Python package (tests run from there)."""
+        folder = Path(self.test_file).resolve().parent
+        while (folder / "__init__.py").exists():
+            folder = folder.parent
+        return folder
+
+    @property
+    def test_path(self) -> str:
+        return Path(self.test_file).resolve().relative_to(self.workspace_root).as_posix()
+
+    def report_e2e(self, mesh_device, op_fn, case: FusedOpCase, batch_size: int, single_device: bool = False):
+        """e2e timing of ``op_fn`` with its BenchmarkData record (step ``<op>_<mode>_seq<S>[_single_device]_...``)."""
+        infix = "_single_device" if single_device else ""
+        return report_e2e_perf(
+            mesh_device,
+            op_fn,
+            step_prefix=f"{self.op}_{case.mode}_seq{case.seq_len}{infix}",
+            trace_mode=case.trace_mode,
+            program_cache_enabled=case.program_cache_enabled,
+            expected_perf_us=case.expected_perf_us,
+            run_type=self.run_type + infix,
+            ml_model_name=self.ml_model_name,
+            batch_size=batch_size,
+            seq_len=case.seq_len,
+            warmup_iters=self.warmup_iters,
+            measure_iters=self.measure_iters,
+            label="Single device perf avg" if single_device else "Perf avg",
+        )
+
+    def device_perf(self, mode: str, seq_len: int, batch_size: int, targets: dict | None,
+                    single_device: bool = False) -> DevicePerfResult:  # fmt: skip
+        """``test_<op>[_single_device]_device_perf``: profile the matching case of the main test under tracy,
+        reduce the signpost window, log, assert, and record the four BenchmarkData measurements."""
+        infix = "_single_device" if single_device else ""
+        step_name = f"{self.op}{infix}_device_perf_{mode}_seq{seq_len}"
+        command = device_perf_command(self.test_path, f"test_{self.op}{infix}", mode, seq_len)
+        logger.info(f"Running device perf for {self.op}: {command}")
+        perf_profiler = BenchmarkProfiler()
+        perf_profiler.start("run")
+        perf_profiler.start(step_name)
+        result = collect_device_perf(
+            command,
+            self.workspace_root
+            / "generated"
+            / "profiler"
+            / f"{self.run_type}{infix}_device_perf"
+            / step_name,
+            op_name=self.op,
+            step_name=step_name,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            env_var=self.env_var,
+            cwd=self.workspace_root,
+        )
+        perf_profiler.end(step_name)
+        perf_profiler.end("run")
+        check_device_perf(result, mode, targets)
+        save_device_perf_benchmark(
+            result,
+            perf_profiler,
+            run_type=f"{self.run_type}{infix}_device_perf",
+            ml_model_name=self.ml_model_name,
+            output_dir=self.workspace_root / "generated" / "benchmark_data",
+        )
+        return result

@@ -1,0 +1,153 @@
+"""Fused op unit test for gpt_oss_mini_router (the op sequence of TopKRouter.__call__ in tt/router.py):
+
+1. ttnn.linear   - router logits = x @ W + b (L1 in decode, DRAM in prefill)
+2. ttnn.topk     - the k best experts per token, sorted
+3. ttnn.softmax  - routing weights over the k selected logits
+
+Decode and prefill (the same sequence serves both). No CCL ops, so the single-device test runs.
+"""
+
+import logging
+
+import pytest
+import torch
+
+import ttnn
+from models.demos.gpt_oss_mini.reference.model import MODEL_NAME
+from models.demos.gpt_oss_mini.tests.test_factory import (
+    FUSED_OP_MATRIX,
+    FUSED_OP_RUN_TYPE,
+    TestFactory,
+    from_mesh,
+    to_mesh,
+    tokens_for,
+    tokens_per_device,
+)
+from models.demos.gpt_oss_mini.tt.model_config import activation_memory_config
+from models.demos.gpt_oss_mini.tt.router import TopKRouter
+from pipeline import testkit
+
+logger = logging.getLogger(__name__)
+
+DEVICE_PERF_ENV_VAR = "GPT_OSS_MINI_ROUTER_DEVICE_PERF"
+PERF_WARMUP_ITERS = 10
+PERF_MEASURE_ITERS = 100
+DEVICE_PERF_ITERS = 10
+DEVICE_PERF_MARGIN = 0.1
+# TODO: Set device perf targets from theoretical numbers; keys (mode, seq_len) -> {"kernel": us, "op_to_op": us}.
+DEVICE_PERF_TARGETS_US = {}
+
+OP = testkit.FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, MODEL_NAME, FUSED_OP_RUN_TYPE, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS)
+
+# Performance methodology (as in tt-metal's fused-op tests): kernel duration is the production-representative
+# figure. Op-to-op latency is inflated by the ttnn.synchronize_device() after every measured iteration.
+
+
+def gpt_oss_mini_router_reference(hidden_states, weight, bias, top_k):
+    """GptOssTopKRouter.forward: (indices, weights) [T, k] for tokens [T, H]; weight [E, H], bias [E]."""
+    logits = torch.nn.functional.linear(hidden_states, weight, bias)
+    top_values, indices = torch.topk(logits, top_k, dim=-1)
+    return indices, torch.softmax(top_values, dim=-1)
+
+
+def gpt_oss_mini_router_ttnn(x, weight, bias, top_k, memory_config, softmax_compute_config):
+    """The ops of TopKRouter.__call__ between its reshape and its return: x [T, H] -> (indices, weights) [T, k]."""
+    logits = ttnn.linear(x, weight, bias=bias, memory_config=memory_config)
+    weights, indices = ttnn.topk(logits, k=top_k, dim=-1, sorted=True)
+    ttnn.deallocate(logits)
+    weights = ttnn.softmax(weights, dim=-1, numeric_stable=True, compute_kernel_config=softmax_compute_config)
+    return indices, weights
+
+
+def _compare_routing(tt_indices, tt_weights, ref_indices, ref_weights, expected_pcc, suffix):
+    """tt-metal's router comparison: indices sorted per token, weights reordered the same way."""
+    tt_sorted, tt_order = torch.sort(tt_indices.long(), dim=-1)
+    ref_sorted, ref_order = torch.sort(ref_indices.long(), dim=-1)
+    indices_ok, indices_pcc = testkit.compare_with_reference(tt_sorted, ref_sorted, expected_pcc, f"router_indices{suffix}")
+    weights_ok, weights_pcc = testkit.compare_with_reference(
+        torch.gather(tt_weights, -1, tt_order), torch.gather(ref_weights, -1, ref_order), expected_pcc, f"router_weights{suffix}"
+    )
+    assert indices_ok, f"Router indices test failed. PCC: {indices_pcc} < {expected_pcc}"
+    assert weights_ok, f"Router weights test failed. PCC: {weights_pcc} < {expected_pcc}"
+    return indices_pcc, weights_pcc
+
+
+def _run_router_test(mesh_device, setup, case: testkit.FusedOpCase, num_tokens: int, single_device: bool = False):
+    """Reference vs ttnn on the first ``num_tokens`` tokens of the multi-device input (all of them, or the chunk
+    the first device of the mesh processes); then device perf or e2e perf."""
+    config = setup["config"]
+    router = setup["reference_layer"].mlp.router
+    hidden_states = torch.randn(tokens_for(case.mode, case.seq_len), config.hidden_size)[:num_tokens]
+
+    # Op parameters exactly as the module uses them.
+    top_k = config.num_experts_per_tok
+    memory_config = activation_memory_config(case.mode)
+    tt_router = TopKRouter(mesh_device, config, {"weight": router.weight.data, "bias": router.bias.data})
+
+    ref_indices, ref_weights = gpt_oss_mini_router_reference(hidden_states, router.weight.data, router.bias.data, top_k)
+    tt_x = ttnn.reshape(to_mesh(hidden_states, mesh_device, case.mode), (-1, config.hidden_size))
+
+    def op_fn():
+        return gpt_oss_mini_router_ttnn(tt_x, tt_router.weight, tt_router.bias, top_k, memory_config, tt_router.softmax_compute_config)
+
+    tt_indices, tt_weights = op_fn()
+    pccs = _compare_routing(
+        from_mesh(tt_indices, mesh_device, case.mode, token_dim=0),
+        from_mesh(tt_weights, mesh_device, case.mode, token_dim=0),
+        ref_indices, ref_weights, case.expected_pcc, "_single_device" if single_device else "",
+    )  # fmt: skip
+    testkit.deallocate_outputs((tt_indices, tt_weights))
+
+    if testkit.device_perf_requested(DEVICE_PERF_ENV_VAR):
+        testkit.run_device_perf_iterations(mesh_device, op_fn, PERF_WARMUP_ITERS, case.trace_mode, DEVICE_PERF_ITERS)
+    else:
+        OP.report_e2e(mesh_device, op_fn, case, len(hidden_states), single_device)
+    return pccs
+
+
+# Measured on ttnn_sim: indices match exactly; weights carry bf16 logits/softmax rounding.
+ROUTER_CASES = [
+    # TODO: Replace expected_perf_us (0.0 = no target yet) with theoretical targets.
+    ("decode", 1, 0.99, 0.0),
+    ("prefill", 128, 0.99, 0.0),
+    ("prefill", 1024, 0.99, 0.0),
+]
+
+
+@pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", ROUTER_CASES)
+@FUSED_OP_MATRIX
+def test_gpt_oss_mini_router(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled,
+                             trace_mode, mesh_device):  # fmt: skip
+    """Router on the 2x4 mesh: decode users sharded over rows, prefill tokens replicated."""
+    if not program_cache_enabled:
+        mesh_device.disable_and_clear_program_cache()
+    case = testkit.FusedOpCase(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode)
+    setup = TestFactory.setup_test(mesh_device, use_real_weights)
+    indices_pcc, weights_pcc = _run_router_test(mesh_device, setup, case, tokens_for(mode, seq_len))
+    logger.info(f"Test passed with indices PCC: {indices_pcc}, weights PCC: {weights_pcc}")
+
+
+@pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", ROUTER_CASES)
+@FUSED_OP_MATRIX
+def test_gpt_oss_mini_router_single_device(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
+                                           program_cache_enabled, trace_mode, mesh_device):  # fmt: skip
+    """Router on the first device alone, with the chunk of the multi-device input that device processes."""
+    single_device_mesh = mesh_device.create_submesh(ttnn.MeshShape((1, 1)))
+    if not program_cache_enabled:
+        single_device_mesh.disable_and_clear_program_cache()
+    case = testkit.FusedOpCase(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode)
+    setup = TestFactory.setup_test(mesh_device, use_real_weights)
+    chunk = tokens_per_device(mode, seq_len, mesh_device)
+    indices_pcc, weights_pcc = _run_router_test(single_device_mesh, setup, case, chunk, single_device=True)
+    logger.info(f"Single device test passed with PCC: {weights_pcc} (indices PCC: {indices_pcc})")
+
+
+@pytest.mark.parametrize("mode, seq_len", [("decode", 1), ("prefill", 128)])
+def test_gpt_oss_mini_router_device_perf(mode, seq_len):
+    OP.device_perf(mode, seq_len, tokens_for(mode, seq_len), DEVICE_PERF_TARGETS_US)
+
+
+@pytest.mark.parametrize("mode, seq_len", [("decode", 1), ("prefill", 128)])
+def test_gpt_oss_mini_router_single_device_device_perf(mode, seq_len):
+    per_device = tokens_for(mode, seq_len) // 2 if mode == "decode" else seq_len  # 2 mesh rows share the batch
+    OP.device_perf(mode, seq_len, per_device, DEVICE_PERF_TARGETS_US, single_device=True)
