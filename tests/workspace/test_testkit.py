@@ -273,3 +273,50 @@ def test_testkit_imports_without_ttnn_or_tracy():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert out.stdout.strip() == "False", out.stderr
+
+
+# ---------------------------------------------------------------------------------------------- test anatomy
+MATRIX_TEST = textwrap.dedent(
+    """
+    import pytest
+    from pipeline import testkit
+
+    @pytest.fixture
+    def mesh_device(request):
+        return request.param
+
+    @pytest.fixture
+    def device_params(request):
+        return request.param
+
+    MATRIX = testkit.fused_op_matrix((2, 4), "mesh_2x4", {"fabric_config": "ring"})
+
+    @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", [("decode", 1, 0.99, 0.0)])
+    @MATRIX
+    def test_op(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode,
+                mesh_device, device_params):
+        assert mesh_device == (2, 4) and device_params == {"fabric_config": "ring"}
+    """
+)
+
+
+def test_fused_op_matrix_gives_tt_metal_node_ids(tmp_path):
+    (tmp_path / "test_matrix.py").write_text(MATRIX_TEST)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "test_matrix.py"],
+                         cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    ids = sorted(line.split("::")[1] for line in out.stdout.splitlines() if "::" in line)
+    assert len(ids) == 8, out.stdout + out.stderr
+    assert "test_op[device_params0-mesh_2x4-trace-program_cache-random_weights-decode-1-0.99-0.0]" in ids
+    assert "test_op[device_params0-mesh_2x4-eager-no_program_cache-real_weights-decode-1-0.99-0.0]" in ids
+
+
+def test_fused_op_test_derives_names_and_paths_from_the_file(tmp_path):
+    package = tmp_path / "ws" / "models" / "demo" / "tests"
+    package.mkdir(parents=True)
+    for folder in (package, package.parent, package.parent.parent):
+        (folder / "__init__.py").write_text("")
+    test_file = package / "test_demo_router.py"
+    op = testkit.FusedOpTest(str(test_file), "DEMO_ROUTER_DEVICE_PERF", "demo", "demo_fused_ops")
+    assert op.op == "demo_router"
+    assert op.workspace_root == tmp_path / "ws"
+    assert op.test_path == "models/demo/tests/test_demo_router.py"
