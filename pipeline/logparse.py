@@ -15,11 +15,10 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|nan"
 PCC_PASSED = re.compile(rf"(?P<what>.+?) test passed\. Output: (?P<pcc>{_NUMBER})")
 PCC_FAILED = re.compile(rf"(?P<what>.+?) test failed\. Output: (?P<pcc>{_NUMBER})")
 # ref §1.3: the fused-op unit tests' comparison lines, `PCC {name}: {pcc}`.
-UNIT_PCC = re.compile(rf"^PCC (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
+# Searched, not anchored: junit's captured-log lines carry their own prefix (`INFO     mod:file.py:12 PCC x: ..`).
+UNIT_PCC = re.compile(rf"(?:^|\s)PCC (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
 # ref §1.3: `Perf avg: {perf_us:.3f} us over {N} iters (warmup {W})` (the label may vary).
-E2E_PERF = re.compile(
-    r"^(?P<label>.*?): (?P<us>[0-9.]+) us over (?P<iters>\d+) iters \(warmup (?P<warmup>\d+)\)"
-)
+E2E_PERF = re.compile(r"(?P<us>[0-9.]+) us over (?P<iters>\d+) iters \(warmup (?P<warmup>\d+)\)")
 OPS_CSV = re.compile(r"OPs csv generated at: (?P<path>\S+)")
 # ref §1.3: tt-metal's trace-region error; the first size is what the trace needs.
 TRACE_REGION = re.compile(
@@ -59,7 +58,7 @@ def unit_pccs(output: str) -> list[Pcc]:
     """Every `PCC <name>: <pcc>` line of a fused-op unit test, in order."""
     found = []
     for message in messages(output):
-        match = UNIT_PCC.match(message)
+        match = UNIT_PCC.search(message)
         if match:
             found.append(Pcc(match["name"], match["pcc"], float(match["pcc"])))
     return found
@@ -68,10 +67,11 @@ def unit_pccs(output: str) -> list[Pcc]:
 def e2e_perf(output: str) -> list[dict]:
     found = []
     for message in messages(output):
-        match = E2E_PERF.match(message)
+        match = E2E_PERF.search(message)
         if match:
-            found.append({"label": match["label"], "us": float(match["us"]), "iters": int(match["iters"]),
-                          "warmup": int(match["warmup"])})  # fmt: skip
+            found.append(
+                {"us": float(match["us"]), "iters": int(match["iters"]), "warmup": int(match["warmup"])}
+            )
     return found
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 ENV_VAR = "PIPELINE_PATCH"  # path of the JSON patch description, read by pipeline.patch_plugin
 PLUGIN = "pipeline.patch_plugin"
 SERVED_MARKER = "pipeline.patching: serving patched"
+SERVED_SUFFIX = ".served"  # beside the JSON description: proof the child imported the patched module
 
 
 class PatchError(Exception):
@@ -144,10 +145,12 @@ class _PatchedLoader(importlib.abc.Loader):
         on_disk = _sha256(Path(self.origin).read_bytes())
         if on_disk != self.patch["original_sha256"]:
             raise ImportError(f"{self.origin} changed after the patch was planned; rerun the step")
-        print(
-            f"{SERVED_MARKER} {self.origin} as {self.fullname} (lines {self.patch['replaced_lines']})",
-            flush=True,
-        )
+        line = f"{SERVED_MARKER} {self.origin} as {self.fullname} (lines {self.patch['replaced_lines']})"
+        # pytest captures output during collection, so the proof goes to a file as well as to stderr.
+        print(line, file=sys.stderr, flush=True)
+        if os.environ.get(ENV_VAR):
+            with open(os.environ[ENV_VAR] + SERVED_SUFFIX, "a") as served:
+                served.write(line + "\n")
         code = compile(self.patch["patched_source"], self.origin, "exec")
         exec(code, module.__dict__)
 

@@ -1,43 +1,108 @@
-"""A tiny fake workspace laid out like a tt-metal checkout, and a spec for it.
+"""A tiny fake workspace laid out like a tt-metal checkout, a spec for it, and a fake repo to run doit in.
 
-The module test and the unit test are plain pytest files that print tt-metal's log lines (PCC, perf)
-without any device, so the pipeline's steps can run for real in milliseconds.
+The "device" is ``models/demo/tt/fake_device.py``: each op computes with plain ints and, when the
+device profiler is on (under ``python -m tracy``), emits op records through ``ttnn_sim.profiler`` on a
+two-device mesh, exactly what the sim core would emit. So every step of the pipeline runs for real in
+well under a second per process, without the simulator's core.
 """
 
+import os
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[2]
+
+PYTEST_INI = """\
+[pytest]
+log_cli = true
+log_cli_level = INFO
+log_cli_format = %(asctime)s.%(msecs)03d | %(levelname)-8s | %(name)s:%(funcName)s:%(lineno)d - %(message)s
+log_cli_date_format = %Y-%m-%d %H:%M:%S
+"""
+
+FAKE_DEVICE = '''\
+"""Ops of a fake two-device mesh: ints for data, ttnn_sim.profiler records for the device profiler."""
+
+DEVICES = 2
+
+
+def op(code, memory="DRAM_INTERLEAVED", shape=(1, 1, 32, 64)):
+    try:
+        from ttnn_sim import clock, profiler
+    except ImportError:
+        return
+    for device in range(DEVICES):
+        clock.advance_host(100)
+        tensor = {"shape": list(shape), "padded_shape": list(shape), "layout": "TILE", "dtype": "BFLOAT16",
+                  "memory": f"DEV_{device}_{memory}"}
+        profiler.emit({
+            "kind": "op", "op_code": code, "op_type": "tt_dnn_device", "global_call_count": 1024, "device_id": device,
+            "arch": "wormhole_b0", "attributes": {"memory": memory}, "host_start_ts": clock.host_time_ns(),
+            "host_end_ts": clock.host_time_ns() + 10, "kernel_duration_ns": 500 + 100 * device,
+            "op_to_op_latency_ns": 50, "inputs": [tensor], "outputs": [tensor], "sort_ts": clock.host_time_ns(),
+        })
+
+
+def add(x, y, memory="DRAM_INTERLEAVED"):
+    op("BinaryNgDeviceOperation", memory)
+    return x + y
+
+
+def mul(x, y, memory="DRAM_INTERLEAVED"):
+    op("MatmulDeviceOperation", memory)
+    return x * y
+'''
+
 MODEL = '''\
 """Toy module: the fused sequence is the two statements from `a = ` to `b = `."""
 
+from models.demo.tt.fake_device import add, mul, op
+
 
 def forward(x):
-    a = x + 1
-    b = a * 2
+    op("EmbeddingsDeviceOperation")
+    a = add(x, 1)
+    b = mul(a, 2)
+    op("LayerNormDeviceOperation")
     return b
 '''
 
 MODULE_TEST = """\
+import logging
+
 import pytest
 
 from models.demo.tt.model import forward
+
+logger = logging.getLogger(__name__)
 
 
 @pytest.mark.parametrize("mode", ["decode_32", "prefill_128"])
 def test_block(mode):
     out = forward(3)
-    assert out == 8
-    print(f"Block test passed. Output: {0.99 if out == 8 else 0.5}")
+    pcc = 0.9876 if out == 8 else 0.5012
+    logger.info(f"Block test passed. Output: {pcc}")
+    assert out == 8, f"Block test failed. Output: {pcc}"
 """
 
 UNIT_TEST = """\
+import logging
 import os
 
 import pytest
 
+from models.demo.tt.fake_device import add, mul
+
+logger = logging.getLogger(__name__)
+
 DEVICE_PERF_ENV_VAR = "DEMO_ROUTER_DEVICE_PERF"
+DEVICE_PERF_ITERS = 10
+CASES = [("decode", 1, 0.99, 0.0), ("prefill", 128, 0.99, 0.0)]
 
 
 def demo_router_reference(x):
@@ -45,20 +110,38 @@ def demo_router_reference(x):
 
 
 def demo_router_ttnn(x):
-    a = x + 1
-    return a * 2
+    a = add(x, 1)
+    return mul(a, 2)
 
 
-@pytest.mark.parametrize("mode, seq_len", [("decode", 1), ("prefill", 128)])
+def _run(single_device=False):
+    if os.environ.get(DEVICE_PERF_ENV_VAR):
+        import tracy
+
+        for _ in range(2):
+            demo_router_ttnn(3)
+        tracy.signpost("start")
+        for _ in range(DEVICE_PERF_ITERS):
+            demo_router_ttnn(3)
+        tracy.signpost("stop")
+    out = demo_router_ttnn(3)
+    assert out == demo_router_reference(3), "Router test failed. PCC: 0.0 < 0.99"
+    logger.info("PCC demo_router: 0.999")
+    logger.info("Perf avg: 12.500 us over 100 iters (warmup 10)")
+
+
+@pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", CASES)
 @pytest.mark.parametrize("program_cache", [True, False], ids=["program_cache", "no_program_cache"])
 @pytest.mark.parametrize("trace", [False, True], ids=["eager", "trace"])
-def test_demo_router(mode, seq_len, program_cache, trace):
-    assert demo_router_ttnn(3) == demo_router_reference(3)
-    print("PCC demo_router: 0.999")
+def test_demo_router(mode, seq_len, expected_pcc, expected_perf_us, program_cache, trace):
+    _run()
 
 
-def test_demo_router_single_device():
-    assert demo_router_ttnn(1) == 4
+@pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", CASES)
+@pytest.mark.parametrize("program_cache", [True, False], ids=["program_cache", "no_program_cache"])
+@pytest.mark.parametrize("trace", [False, True], ids=["eager", "trace"])
+def test_demo_router_single_device(mode, seq_len, expected_pcc, expected_perf_us, program_cache, trace):
+    _run(single_device=True)
 
 
 def test_demo_router_device_perf():
@@ -83,14 +166,14 @@ select = {{ decode = "decode_32", prefill = "prefill_128" }}
 
 [sequence.decode]
 file = "models/demo/tt/model.py"
-start = "a = x + 1"
-end = "b = a * 2"
+start = "a = add(x, 1)"
+end = "b = mul(a, 2)"
 call = "b = demo_router_ttnn(x)"
 
 [sequence.prefill]
 file = "models/demo/tt/model.py"
-start = "a = x + 1"
-end = "b = a * 2"
+start = "a = add(x, 1)"
+end = "b = mul(a, 2)"
 call = "b = demo_router_ttnn(x)"
 """
 
@@ -101,18 +184,22 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def workspace(tmp_path) -> Path:
-    ws = tmp_path / "ws"
-    write(ws / "models/__init__.py", "")
-    write(ws / "models/demo/__init__.py", "")
-    write(ws / "models/demo/tt/__init__.py", "")
+def make_workspace(ws: Path) -> Path:
+    for package in ("models", "models/demo", "models/demo/tt"):
+        write(ws / package / "__init__.py", "")
+    write(ws / "models/demo/tt/fake_device.py", FAKE_DEVICE)
     write(ws / "models/demo/tt/model.py", MODEL)
     write(ws / "models/demo/tt/unused.py", "UNUSED = 1\n")
     write(ws / "models/demo/tests/test_modules.py", MODULE_TEST)
     write(ws / "models/demo/tests/fused/test_demo_router.py", UNIT_TEST)
     write(ws / "conftest.py", "")
+    write(ws / "pytest.ini", PYTEST_INI)
     return ws
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    return make_workspace(tmp_path / "ws")
 
 
 @pytest.fixture
@@ -120,3 +207,37 @@ def spec_dir(tmp_path, workspace) -> Path:
     specs = tmp_path / "fused_ops"
     write(specs / "demo_router.toml", SPEC.format(workspace=workspace))
     return specs
+
+
+@pytest.fixture
+def fake_repo(tmp_path) -> Path:
+    """A checkout-shaped directory: dodo.py, fused_ops/ and the workspace (relative), artifacts/ empty."""
+    repo = tmp_path / "repo"
+    make_workspace(repo / "examples" / "demo")
+    write(repo / "fused_ops" / "demo_router.toml", SPEC.format(workspace="examples/demo"))
+    shutil.copy(REPO / "dodo.py", repo / "dodo.py")
+    return repo
+
+
+@pytest.fixture
+def doit_env(tmp_path) -> dict:
+    """Environment for doit subprocesses: this checkout's pipeline, a private device lock, quick timeouts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "TTNN_SIM_"))}
+    env.update(
+        PYTHONPATH=str(REPO),
+        PIPELINE_DEVICE_LOCK=str(tmp_path / "device.lock"),
+        PIPELINE_HEALTH_COMMAND=f"{sys.executable} -c pass",
+        PIPELINE_SILENCE_TIMEOUT="60",
+        PIPELINE_WALL_TIMEOUT="300",
+    )
+    return env
+
+
+def doit(repo: Path, env: dict, *args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "doit", *args], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def executed(result: subprocess.CompletedProcess) -> set[str]:
+    """Task names doit executed (verbosity 2 prints `.  name` for each)."""
+    return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}

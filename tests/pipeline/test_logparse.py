@@ -23,7 +23,9 @@ def test_module_pcc_lines_with_and_without_loguru_prefix():
 def test_unit_pcc_and_e2e_perf_lines():
     output = f"{LOGURU}PCC router_indices: 0.998\n{LOGURU}Perf avg: 12.345 us over 100 iters (warmup 10)\n"
     assert [(p.name, p.value) for p in logparse.unit_pccs(output)] == [("router_indices", 0.998)]
-    assert logparse.e2e_perf(output) == [{"label": "Perf avg", "us": 12.345, "iters": 100, "warmup": 10}]
+    junit_captured = "INFO     test_a:test_a.py:5 PCC router_weights: 0.991\nassert x, 'Router test failed. PCC: 0.5 < 0.9'"
+    assert [(p.name, p.text) for p in logparse.unit_pccs(junit_captured)] == [("router_weights", "0.991")]
+    assert logparse.e2e_perf(output) == [{"us": 12.345, "iters": 100, "warmup": 10}]
 
 
 def test_trace_region_and_profiler_lines():

@@ -13,21 +13,21 @@ from pipeline import patching
 REPO = Path(__file__).resolve().parents[2]
 
 
-def plan(workspace, start="a = x + 1", end="b = a * 2", call="b = demo_router_ttnn(x)"):
+def plan(workspace, start="a = add(x, 1)", end="b = mul(a, 2)", call="b = demo_router_ttnn(x)"):
     return patching.plan(workspace, "models/demo/tt/model.py", start, end, call,
                          "models/demo/tests/fused/test_demo_router.py", "demo_router_ttnn")  # fmt: skip
 
 
 def test_plan_replaces_the_statements_with_a_local_import_and_the_call(workspace):
     patch = plan(workspace)
-    assert patch.replaced_lines == (5, 6)
+    assert patch.replaced_lines == (8, 9)
     assert (
         "    from models.demo.tests.fused.test_demo_router import demo_router_ttnn\n    b = demo_router_ttnn(x)\n"
         in (patch.patched_source)
     )
-    assert "a = x + 1" not in patch.patched_source and "    return b\n" in patch.patched_source
+    assert "a = add(x, 1)" not in patch.patched_source and "    return b\n" in patch.patched_source
     assert patch.diff.startswith("--- a/models/demo/tt/model.py\n+++ b/models/demo/tt/model.py\n")
-    assert "-    a = x + 1\n-    b = a * 2\n+    from models" in patch.diff
+    assert "-    a = add(x, 1)\n-    b = mul(a, 2)\n+    from models" in patch.diff
 
 
 def test_end_anchor_takes_the_whole_compound_statement(workspace):
@@ -55,7 +55,7 @@ def test_patched_module_is_served_in_a_pytest_child_and_the_file_never_changes(w
     description.write_text(patch.to_json())
     # The module test asserts forward(3) == 8; make the ttnn function differ so the patch is observable.
     unit = workspace / "models/demo/tests/fused/test_demo_router.py"
-    unit.write_text(unit.read_text().replace("    a = x + 1\n    return a * 2", "    return 0"))
+    unit.write_text(unit.read_text().replace("    a = add(x, 1)\n    return mul(a, 2)", "    return 0"))
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), str(workspace)]),
@@ -66,8 +66,9 @@ def test_patched_module_is_served_in_a_pytest_child_and_the_file_never_changes(w
         cwd=workspace, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"{patching.SERVED_MARKER} {model.resolve()} as models.demo.tt.model" in done.stdout
-    assert "assert 0 == 8" in done.stdout
+    served = Path(str(description) + patching.SERVED_SUFFIX).read_text()
+    assert f"{patching.SERVED_MARKER} {model.resolve()} as models.demo.tt.model" in served
+    assert "Block test failed. Output: 0.5012" in done.stdout
     assert hashlib.sha256(model.read_bytes()).hexdigest() == before
     # Without the plugin the same test passes: the patch lives only in the child.
     env.pop(patching.ENV_VAR)

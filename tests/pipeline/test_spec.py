@@ -69,7 +69,10 @@ def test_workspace_relative_to_repo_and_doit_override(spec_dir, workspace, tmp_p
 
 def test_device_perf_iters_read_from_the_file_without_importing_it(spec_dir, workspace):
     unit = workspace / "models/demo/tests/fused/test_demo_router.py"
-    unit.write_text("import no_such_module_anywhere\nDEVICE_PERF_ITERS = 7\n" + unit.read_text())
+    unit.write_text(
+        "import no_such_module_anywhere\n"
+        + unit.read_text().replace("DEVICE_PERF_ITERS = 10", "DEVICE_PERF_ITERS = 7")
+    )
     assert load(spec_dir).names.device_perf_iters == 7
 
 
@@ -82,8 +85,8 @@ ERRORS = [
     ("prefill_seqlens = [128, 1024]", "prefill_seqlens = []", "prefill_seqlens", "positive integers"),
     ('"pytest", "models', '"python", "models', "module_test.argv", 'start it with "pytest"'),
     (', prefill = "prefill_128" }', " }", "module_test.select.prefill", "expected a non-empty string"),
-    ('start = "a = x + 1"', 'start = "x"', "sequence.decode.start", "'x' matches 2 times"),
-    ('end = "b = a * 2"', 'end = "nowhere"', "sequence.decode.end", "matches 0 times"),
+    ('start = "a = add(x, 1)"', 'start = "x"', "sequence.decode.start", "'x' matches 2 times"),
+    ('end = "b = mul(a, 2)"', 'end = "nowhere"', "sequence.decode.end", "matches 0 times"),
     ('call = "b = demo_router_ttnn(x)"', 'call = "b = other(x)"', "sequence.decode.call", "does not call demo_router_ttnn"),
     ('file = "models/demo/tt/model.py"', 'file = "models/demo/tt/missing.py"', "sequence.decode.file", "does not exist"),
     ("test_demo_router.py", "test_missing.py", "unit_test", "does not exist"),

@@ -1,0 +1,69 @@
+"""What every task of one doit invocation shares: where things are, the backend, the environment key."""
+
+import os
+import platform
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import PIPELINE_VERSION, backends
+from pipeline.artifacts import Layout
+from pipeline.backends import Backend
+from pipeline.runner import Timeouts
+
+# Environment variables whose values change what a run measures (besides the spec's own `env_vars`).
+KEY_ENV_VARS = ("HF_MODEL", "MESH_DEVICE", "ARCH_NAME", "TT_METAL_ARCH_NAME")
+KEY_ENV_PREFIXES = ("TTNN_SIM_",)  # the simulator's knobs (system size, faults, ...)
+
+
+@dataclass(frozen=True)
+class Context:
+    repo_root: Path
+    layout: Layout
+    backend: Backend
+    environment_key: dict
+    timeouts: Timeouts = field(default_factory=Timeouts.from_env)
+    op_support_count: int = backends.DEFAULT_OP_SUPPORT_COUNT
+
+    def display(self, path: Path) -> str:
+        """Repo-relative when inside the repo (stable across clones), else absolute."""
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.repo_root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def key_for(self, env_vars: tuple[str, ...] = ()) -> dict:
+        """The environment key plus the values of a spec's extra variables."""
+        if not env_vars:
+            return self.environment_key
+        extra = {name: os.environ.get(name, "") for name in env_vars}
+        return {**self.environment_key, "env": {**self.environment_key["env"], **extra}}
+
+
+def make_context(repo_root: Path, artifacts_dir: Path, backend_name: str, workspace: Path) -> Context:
+    backend = backends.get_backend(backend_name, workspace)
+    op_support_count = int(os.environ.get("PIPELINE_OP_SUPPORT_COUNT") or backends.DEFAULT_OP_SUPPORT_COUNT)
+    return Context(
+        repo_root=Path(repo_root).resolve(),
+        layout=Layout(artifacts_dir),
+        backend=backend,
+        environment_key=environment_key(backend),
+        op_support_count=op_support_count,
+    )
+
+
+def environment_key(backend: Backend) -> dict:
+    """Everything outside the sources that can change a result. Paths are left out on purpose: a clone
+    elsewhere (CI) must produce the same key."""
+    variables = {name: os.environ[name] for name in KEY_ENV_VARS if name in os.environ}
+    variables.update({k: v for k, v in os.environ.items() if k.startswith(KEY_ENV_PREFIXES)})
+    return {
+        "pipeline_version": PIPELINE_VERSION,
+        "backend": backend.name,
+        **backends.version(backend),
+        "device_set": backend.device_set,
+        "mesh": os.environ.get("MESH_DEVICE", ""),
+        "python": re.sub(r"\s+", " ", platform.python_version()),
+        "env": dict(sorted(variables.items())),
+    }

@@ -1,0 +1,134 @@
+"""What the pipeline needs from doit beyond plain task dicts.
+
+- ``doit_config``: doit's state lives in ``artifacts/.doit.db`` (sqlite3: a kill mid-write rolls back
+  instead of leaving a corrupt file), so copying ``artifacts/`` carries it to another clone (CI cache).
+  File dependencies are repo-relative paths, and the checker compares contents, never only mtimes:
+  a fresh clone has new mtimes but the same contents, so nothing reruns there.
+- ``ContentChecker``: doit's md5 checker, except that a ``result.json`` is compared by its stable
+  content (without the per-execution ``run`` record), so a step that reran and found the same thing
+  does not rerun what depends on it.
+- ``passed_before``: an ``uptodate`` check that reruns a step whose last result did not pass.
+- ``hold_state_lock``: a second doit on the same artifacts dir waits, saying who holds it, instead
+  of racing on doit's database.
+"""
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import filelock
+from doit.dependency import MD5Checker
+
+from pipeline import artifacts
+
+# doit commands that write doit's database or the artifacts: they take the state lock.
+WRITING_COMMANDS = {"run", "forget", "clean", "ignore", "reset-dep", "auto", "strace"}
+READ_ONLY_COMMANDS = {"list", "info", "help", "dumpdb", "tabcompletion"}
+
+
+class ContentChecker(MD5Checker):
+    """(mtime, size, digest) like MD5Checker; for result.json the digest is of its stable content."""
+
+    def check_modified(self, file_path, file_stat, state):
+        timestamp, size, digest = state
+        if file_stat.st_mtime == timestamp:
+            return False
+        if not _is_result(file_path) and file_stat.st_size != size:
+            return True
+        return digest != content_digest(file_path)
+
+    def get_state(self, dep, current_state):
+        timestamp = os.path.getmtime(dep)
+        if current_state and current_state[0] == timestamp:
+            return None
+        return timestamp, os.path.getsize(dep), content_digest(dep)
+
+
+def content_digest(path) -> str:
+    if _is_result(path):
+        try:
+            stable = artifacts.stable_content(artifacts.read_json(path))
+        except (OSError, ValueError):
+            return "unreadable"
+        return hashlib.md5(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+    md5 = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            md5.update(block)
+    return md5.hexdigest()
+
+
+def _is_result(path) -> bool:
+    return Path(path).name == artifacts.RESULT
+
+
+def doit_config(layout: artifacts.Layout, repo_root: Path) -> dict:
+    db = (
+        Path(os.path.relpath(layout.doit_db, repo_root))
+        if _inside(layout.doit_db, repo_root)
+        else layout.doit_db
+    )
+    return {
+        "dep_file": str(db),
+        "backend": "sqlite3",
+        "check_file_uptodate": ContentChecker,
+        "verbosity": 2,
+    }
+
+
+def passed_before(result_path: Path):
+    """uptodate: False when the last result is missing or did not pass (failed steps always retry)."""
+
+    def check(task, values):
+        result = artifacts.read_result(Path(result_path).parent)
+        return bool(result) and result.get("verdict") in artifacts.GOOD_VERDICTS
+
+    check.__name__ = "passed_before"
+    return check
+
+
+def doit_command(argv: list[str]) -> str:
+    """The doit sub-command of a command line (doit's default is run)."""
+    words = [a for a in argv if not a.startswith("-") and "=" not in a]
+    return words[0] if words and words[0] in WRITING_COMMANDS | READ_ONLY_COMMANDS else "run"
+
+
+_held: list = []  # keeps the state lock for the life of the doit process
+
+
+def hold_state_lock(layout: artifacts.Layout, say=None) -> None:
+    """Block until no other doit uses this artifacts dir; released when this process exits."""
+    say = say or (lambda message: print(message, file=sys.stderr, flush=True))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(layout.doit_lock), thread_local=False)
+    holder_path = layout.doit_lock.with_name(layout.doit_lock.name + ".holder.json")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        holder = _read(holder_path)
+        say(f"another doit is using {layout.root} (pid {holder.get('pid')} on {holder.get('host')}, "
+            f"since {holder.get('since')}, `{holder.get('argv')}`); waiting for it to finish")  # fmt: skip
+        lock.acquire()
+        say(f"{layout.root} is free; continuing")
+    artifacts.write_json(holder_path, {"pid": os.getpid(), "host": socket.gethostname(),
+                                       "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": " ".join(sys.argv)})  # fmt: skip
+    _held.append(lock)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(Path(root).resolve())
+        return True
+    except ValueError:
+        return False

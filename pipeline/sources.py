@@ -1,0 +1,132 @@
+"""Which files a test run depends on: its test file, what that imports inside the checkout, and pytest's config.
+
+Imports are followed with ``ast`` (never by importing), from the test file through every module that
+resolves to a file under one of the search roots (the workspace, the test's pytest rootdir, the repo
+for ``pipeline.testkit``). Modules that resolve elsewhere (ttnn, torch, the stdlib) are not followed:
+the environment key covers them. Lazy imports inside functions count too. Data files the tests read
+(thresholds JSON, trace-region YAML) cannot be found this way; specs list them in ``extra_deps``.
+"""
+
+import ast
+from pathlib import Path
+
+PYTEST_CONFIG_FILES = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml")
+
+
+def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list[Path] = ()) -> list[Path]:
+    """Sorted absolute paths: the test files, conftest.py files pytest loads for them, pytest config
+    files, and every module reached by following imports from all of those."""
+    workspace = Path(workspace).resolve()
+    entries = [Path(f).resolve() for f in test_files]
+    entries += conftests(workspace, entries)
+    roots = [workspace, *(rootdir_of(f) for f in entries), *(Path(r).resolve() for r in extra_roots)]
+    found = follow_imports(entries, _unique(roots))
+    return sorted(set(found) | set(pytest_config_files(workspace)))
+
+
+def conftests(workspace: Path, test_files: list[Path]) -> list[Path]:
+    """conftest.py from the workspace root down to each test file's directory (what pytest collects)."""
+    found = []
+    for test_file in test_files:
+        folder = test_file.parent
+        chain = [folder, *folder.parents]
+        for directory in chain:
+            candidate = directory / "conftest.py"
+            if candidate.is_file():
+                found.append(candidate)
+            if directory == workspace:
+                break
+    return _unique(found)
+
+
+def pytest_config_files(workspace: Path) -> list[Path]:
+    found = []
+    for name in PYTEST_CONFIG_FILES:
+        path = workspace / name
+        if not path.is_file():
+            continue
+        if name in ("setup.cfg", "pyproject.toml") and "pytest" not in path.read_text(errors="replace"):
+            continue  # not pytest's config: changes to it don't change the run
+        found.append(path)
+    return found
+
+
+def rootdir_of(test_file: Path) -> Path:
+    """pytest's default `prepend` import mode puts the first directory upward without __init__.py on sys.path."""
+    folder = test_file.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def follow_imports(entries: list[Path], roots: list[Path]) -> list[Path]:
+    seen: set[Path] = set()
+    todo = list(entries)
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (SyntaxError, ValueError):
+            continue  # pytest will report it; the file itself is already a dependency
+        for module, search in imported_modules(tree, path):
+            todo.extend(resolve(module, search or roots))
+    return sorted(seen)
+
+
+def imported_modules(tree: ast.AST, path: Path) -> list[tuple[str, list[Path] | None]]:
+    """(dotted name, search roots) per import; roots None = the global ones, a relative import its package.
+
+    `import a.b` -> a.b; `from a import b` -> a and a.b (b may be a submodule); `from .x import y` ->
+    x and x.y searched in the importing file's package.
+    """
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend((alias.name, None) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            search = None
+            if node.level:
+                package = path.parent
+                for _ in range(node.level - 1):
+                    package = package.parent
+                search = [package]
+                if (package / "__init__.py").is_file():
+                    names.append(("__init__", search))
+            base = node.module or ""
+            if base:
+                names.append((base, search))
+            for alias in node.names:
+                if alias.name != "*":
+                    names.append((f"{base}.{alias.name}" if base else alias.name, search))
+    return names
+
+
+def resolve(module: str, roots: list[Path]) -> list[Path]:
+    """Files executed by importing `module` from one of `roots`: each package's __init__.py and the module."""
+    parts = module.split(".")
+    for root in roots:
+        files = []
+        folder = root
+        for i, part in enumerate(parts):
+            package = folder / part
+            last = i == len(parts) - 1
+            if (package / "__init__.py").is_file():
+                files.append(package / "__init__.py")
+                folder = package
+            elif last and (folder / f"{part}.py").is_file():
+                files.append(folder / f"{part}.py")
+            elif package.is_dir() and not last:
+                folder = package  # a namespace package
+            else:
+                files = []
+                break
+        if files:
+            return files
+    return []
+
+
+def _unique(paths) -> list[Path]:
+    return list(dict.fromkeys(paths))

@@ -1,0 +1,119 @@
+"""What every step does around its own work: the job description, running a device command through the
+supervised runner, and writing result.json (last, atomically)."""
+
+import hashlib
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import artifacts, runner
+from pipeline.context import Context
+from pipeline.spec import FusedOpSpec
+
+
+@dataclass(frozen=True)
+class Job:
+    """One task's work: which step, for which fused op(s) and mode, reading which upstream results."""
+
+    ctx: Context
+    spec: FusedOpSpec  # for a shared module-test task: the first of `ops` (they share the command)
+    step: str
+    task: str
+    step_dir: Path
+    mode: str | None = None
+    ops: tuple[str, ...] = ()
+    upstream: dict = field(default_factory=dict)  # name -> upstream step dir
+    inputs: tuple[Path, ...] = ()  # the task's file dependencies, hashed into result.json
+    config: dict = field(default_factory=dict)  # the task's config (what config_changed watches)
+
+    @property
+    def workspace(self) -> Path:
+        return self.spec.workspace
+
+    @property
+    def environment_key(self) -> dict:
+        return self.ctx.key_for(self.spec.env_vars)
+
+    def upstream_result(self, name: str) -> dict | None:
+        return artifacts.read_result(self.upstream[name])
+
+    def upstream_file(self, name: str, key: str) -> Path | None:
+        result = self.upstream_result(name)
+        relative = (result or {}).get("files", {}).get(key)
+        return Path(self.upstream[name]) / relative if relative else None
+
+
+class Clock:
+    def __init__(self):
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.started = time.monotonic()
+
+    def record(self) -> dict:
+        return {"started": self.started_at, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "duration_s": round(time.monotonic() - self.started, 3)}  # fmt: skip
+
+
+def start(job: Job) -> Clock:
+    """Remove the previous outputs first: a run that dies half-way must not leave an old result behind."""
+    artifacts.clear_dir(job.step_dir)
+    job.step_dir.mkdir(parents=True, exist_ok=True)
+    return Clock()
+
+
+def run_device(
+    job: Job, argv: list[str], env_extra: dict | None = None, log_name: str = "log.txt"
+) -> runner.Outcome:
+    request = runner.Request(
+        task=job.task, argv=argv, cwd=job.workspace, env=job.ctx.backend.env(job.workspace, env_extra),
+        log_path=job.step_dir / log_name, environment_key=job.environment_key,
+    )  # fmt: skip
+    return runner.run(request, job.ctx.backend, job.ctx.timeouts)
+
+
+def finish(job: Job, clock: Clock, verdict: str, message: str = "", figures: dict | None = None,
+           files: dict | None = None, notes: list | None = None, outcomes: list | None = None,
+           commands: list | None = None) -> dict:  # fmt: skip
+    """Write result.json (the step's target) and say the verdict in one line."""
+    run = {
+        **clock.record(),
+        "commands": [shlex.join(c) for c in commands or []],
+        "environment": job.environment_key,
+        "config": job.config,
+        "inputs": {job.ctx.display(p): _sha256(p) for p in job.inputs},
+        "runner": [o.record() for o in outcomes or []],
+    }
+    notes = list(notes or [])
+    for outcome in outcomes or []:
+        if len(outcome.attempts) > 1:
+            first = outcome.attempts[0]
+            notes.append(f"{job.task}: retried once after an infrastructure failure ({first.reason}); "
+                         f"device reset and health check ran before the retry")  # fmt: skip
+    result = artifacts.make_result(job.task, job.step, job.spec.name if not job.ops else _ops(job), job.mode,
+                                   verdict, message, figures, files, notes, run)  # fmt: skip
+    artifacts.write_json(job.step_dir / artifacts.RESULT, result)
+    print(
+        f"[{job.task}] {verdict.upper()}: {message}" if message else f"[{job.task}] {verdict.upper()}",
+        flush=True,
+    )
+    sys.stdout.flush()
+    return result
+
+
+def relative_files(job: Job, files: dict) -> dict:
+    """Paths of the step's files, relative to its directory (so the tree can be moved or merged)."""
+    return {
+        k: Path(v).resolve().relative_to(job.step_dir.resolve()).as_posix() for k, v in files.items() if v
+    }
+
+
+def _ops(job: Job) -> str:
+    return ",".join(job.ops)
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "missing"

@@ -1,0 +1,60 @@
+"""baseline [guide step 1]: the module test as given, per mode; its PCC lines are the reference for step 6."""
+
+from pipeline import artifacts, logparse
+from pipeline.steps import _cases
+from pipeline.steps._common import Job, finish, relative_files, run_device, start
+
+DOC = "[guide 1] baseline: run the module test per mode; record every PCC line, junit and pass/fail"
+
+
+def run(job: Job) -> None:
+    clock = start(job)
+    spec = job.spec
+    select = spec.module_test.select[job.mode]
+    junit = job.step_dir / "junit.xml"
+    collect_argv = job.ctx.backend.pytest_argv([*spec.module_test.argv, "-k", select, "--collect-only", "-q"])
+    collected = run_device(job, collect_argv, log_name="collect.txt")
+    ids = logparse.collected_ids(collected.output)
+    files = {"collect": job.step_dir / "collect.txt"}
+    if not ids:
+        available = _available_ids(job)
+        return finish(job, clock, artifacts.FAILED if collected.verdict != artifacts.INFRA_FAILURE else collected.verdict,
+                      f"module_test.select.{job.mode} {select!r} selects no test ({collected.message}); "
+                      f"available ids: {', '.join(available[:12]) or 'none'}",
+                      files=relative_files(job, files), outcomes=[collected], commands=[collect_argv])  # fmt: skip
+    argv = job.ctx.backend.pytest_argv(
+        [*spec.module_test.argv, "-k", select, f"--junitxml={junit}", "-o", "junit_logging=all"]
+    )
+    outcome = run_device(job, argv)
+    files.update(log=job.step_dir / "log.txt", junit=junit if junit.exists() else None)
+    pccs = logparse.module_pccs(outcome.output)
+    cases = _cases.from_junit(junit)
+    verdict, message = outcome.verdict, outcome.message
+    if verdict == artifacts.FAILED:
+        message = _cases.failure_summary(cases) or message
+    elif verdict == artifacts.PASSED and not pccs:
+        verdict, message = (
+            artifacts.FAILED,
+            "no PCC line ('<Name> test passed. Output: <pcc>') in the module test's output",
+        )
+    elif verdict == artifacts.PASSED:
+        message = ", ".join(f"{p.name} {p.text}" for p in pccs)
+    notes = []
+    if len(ids) > 1:
+        notes.append(
+            f"{job.task}: the selection {select!r} runs {len(ids)} tests; each prints its own PCC lines"
+        )
+    figures = {
+        "selected": ids,
+        "pcc": [{"name": p.name, "text": p.text, "value": p.value, "passed": p.passed} for p in pccs],
+        "cases": [{k: c[k] for k in ("id", "outcome", "message")} for c in cases],
+    }
+    return finish(job, clock, verdict, message, figures, relative_files(job, files), notes,
+                  outcomes=[collected, outcome], commands=[collect_argv, argv])  # fmt: skip
+
+
+def _available_ids(job: Job) -> list[str]:
+    """What the module test offers (ref §9.1: ids differ between versions, so show them rather than guess)."""
+    argv = job.ctx.backend.pytest_argv([*job.spec.module_test.argv, "--collect-only", "-q"])
+    outcome = run_device(job, argv, log_name="collect_all.txt")
+    return [i.split("::")[-1] for i in logparse.collected_ids(outcome.output)]

@@ -1,0 +1,164 @@
+"""config_compare [guide step 10.3]: the unit test runs the module's ops with the module's configuration.
+
+ref §3: one iteration of the unit test's merged signpost window must occur as a contiguous run of the
+module's merged device ops, comparing OP CODE, ATTRIBUTES and every INPUT_/OUTPUT_ column as stripped
+strings. The module is the ground truth. Outcomes: match (exactly one place) / mismatch (the op codes
+line up but properties differ: one row per op and field) / no match / ambiguous (several places).
+
+One deliberate difference from the deepseek script: the ``DEV_<id>_`` of MEMORY cells is not compared.
+The merged row is whichever device was slowest, so its device id says nothing about the configuration.
+"""
+
+import re
+
+import pandas as pd
+
+from pipeline import artifacts, opsperf
+from pipeline.steps import _perf
+from pipeline.steps._common import Job, finish, start
+
+DOC = "[guide 10.3] config compare: unit-test ops vs the module's (op code, attributes, every input/output column)"
+MATCH, MISMATCH, NO_MATCH, AMBIGUOUS = "match", "mismatch", "no match", "ambiguous"
+_DEVICE_IN_MEMORY = re.compile(r"^DEV_\d+_")
+
+
+def run(job: Job) -> None:
+    clock = start(job)
+    unit, module = job.upstream_result("unit_perf"), job.upstream_result("module_perf")
+    for name, result in (("unit_perf", unit), ("module_perf", module)):
+        if not result or result["verdict"] != artifacts.PASSED:
+            return finish(
+                job, clock, artifacts.BLOCKED, f"{name} did not pass ({result and result['verdict']})"
+            )
+    unit_csv, module_csv = job.upstream_file("unit_perf", "csv"), job.upstream_file("module_perf", "csv")
+    try:
+        report = compare(unit_csv, module_csv, job.spec.names.device_perf_iters)
+    except opsperf.DevicePerfError as error:
+        return finish(job, clock, artifacts.FAILED, str(error))
+    report["case"] = f"{job.spec.name} {job.mode}"
+    json_path = artifacts.write_json(job.step_dir / "report.json", report)
+    text_path = artifacts.write_text(job.step_dir / "report.txt", render_text(report))
+    verdict = artifacts.PASSED if report["result"] == MATCH else artifacts.FAILED
+    figures = {k: report[k] for k in ("result", "unit_ops", "match_starts", "mismatches")}
+    return finish(
+        job,
+        clock,
+        verdict,
+        summary_line(report),
+        figures,
+        {"report_json": json_path.name, "report_txt": text_path.name},
+    )
+
+
+def compare(unit_csv, module_csv, iterations: int) -> dict:
+    unit_df = opsperf.read_ops_csv(unit_csv)
+    unit_merged, _ = opsperf.merge_device_rows(opsperf.signpost_window(unit_df))
+    unit_rows, method = _perf.one_iteration(unit_merged, iterations)
+    module_merged, _ = opsperf.merge_device_rows(opsperf.read_ops_csv(module_csv))
+    columns = _perf.config_columns(unit_df)
+    unit_values = _values(unit_rows, columns)
+    module_values = _values(module_merged, columns)
+    n, m = len(unit_values), len(module_values)
+    starts = [s for s in range(m - n + 1) if n and module_values[s : s + n] == unit_values]
+    report = {
+        "unit_ops": [row[0] for row in unit_values],
+        "unit_rows": n,
+        "unit_iteration": method,
+        "module_rows": m,
+        "columns": columns,
+        "match_starts": starts,
+        "mismatches": [],
+    }
+    if len(starts) == 1:
+        report["result"] = MATCH
+    elif len(starts) > 1:
+        report["result"] = AMBIGUOUS
+    else:
+        report.update(_closest(unit_values, module_values, columns, unit_rows, module_merged))
+    return report
+
+
+def _values(rows: pd.DataFrame, columns: list[str]) -> list[tuple[str, ...]]:
+    """Compared cells as stripped strings ('' when the column is missing), device ids out of MEMORY."""
+    table = []
+    for _, row in rows.iterrows():
+        cells = []
+        for column in columns:
+            value = str(row[column]).strip() if column in row.index else ""
+            if column.endswith("_MEMORY"):
+                value = _DEVICE_IN_MEMORY.sub("DEV_*_", value)
+            cells.append(value)
+        table.append(tuple(cells))
+    return table
+
+
+def _closest(unit_values, module_values, columns, unit_rows, module_rows) -> dict:
+    """Where the op codes line up: the differing fields (mismatch); nowhere: no match."""
+    n = len(unit_values)
+    code = columns.index("OP CODE")
+    unit_codes = [row[code] for row in unit_values]
+    aligned = [
+        s
+        for s in range(len(module_values) - n + 1)
+        if n and [r[code] for r in module_values[s : s + n]] == unit_codes
+    ]
+    if not aligned:
+        return {"result": NO_MATCH, "module_ops": [row[code] for row in module_values]}
+    best = min(aligned, key=lambda s: _differences(unit_values, module_values[s : s + n]))
+    mismatches = []
+    for offset, (unit_row, module_row) in enumerate(
+        zip(unit_values, module_values[best : best + n], strict=True)
+    ):
+        for column, unit_value, module_value in zip(columns, unit_row, module_row, strict=True):
+            if unit_value != module_value:
+                mismatches.append({"row": offset, "op": unit_row[code], "field": column, "unit": unit_value,
+                                   "module": module_value, "module_row": best + offset})  # fmt: skip
+    return {"result": MISMATCH, "aligned_at": best, "aligned_candidates": aligned, "mismatches": mismatches}
+
+
+def _differences(unit_values, module_values) -> int:
+    return sum(
+        a != b for u, m in zip(unit_values, module_values, strict=True) for a, b in zip(u, m, strict=True)
+    )
+
+
+def summary_line(report: dict) -> str:
+    result = report["result"]
+    if result == MATCH:
+        return f"MATCH: {report['unit_rows']} ops found once in the module's {report['module_rows']} (at {report['match_starts'][0]})"
+    if result == AMBIGUOUS:
+        return f"AMBIGUOUS: the unit test's ops occur {len(report['match_starts'])} times in the module (at {report['match_starts']})"
+    if result == NO_MATCH:
+        return f"NO MATCH: the unit test's op sequence {report['unit_ops']} does not occur in the module"
+    shown = "; ".join(
+        f"{m['op']} {m['field']}: unit {m['unit']!r} != module {m['module']!r}"
+        for m in report["mismatches"][:3]
+    )
+    more = f" (+{len(report['mismatches']) - 3} more)" if len(report["mismatches"]) > 3 else ""
+    return f"MISMATCH: {shown}{more}"
+
+
+def render_text(report: dict) -> str:
+    """The deepseek script's report lines (ref §3), then ours."""
+    lines = [
+        f"Case: {report['case']}",
+        f"Fused merged rows: {report['unit_rows']}; period: {report['unit_rows']} ({report['unit_iteration']})",
+        f"Module merged rows: {report['module_rows']}",
+        f"Fused op codes (one iter): {report['unit_ops']}",
+    ]
+    result = report["result"]
+    if result == NO_MATCH:
+        lines += ["Result: NO MATCHING SUBSEQUENCE", f"Module op codes: {report.get('module_ops')}"]
+    elif result == AMBIGUOUS:
+        lines += [
+            f"Result: matched subsequence at start indices: {report['match_starts']}",
+            "Result: MULTIPLE MATCHES (ambiguous)",
+        ]
+    elif result == MATCH:
+        lines += [f"Result: matched subsequence at start indices: {report['match_starts']}", "Result: MATCH"]
+    else:
+        lines.append(f"Op codes aligned at module index {report['aligned_at']}")
+        lines += [f"MISMATCH row {m['row']} op {m['op']} key {m['field']}: fused={m['unit']} module={m['module']}"
+                  for m in report["mismatches"]]  # fmt: skip
+        lines.append("Result: MISMATCH")
+    return "\n".join(lines) + "\n"

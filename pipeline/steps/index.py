@@ -1,0 +1,85 @@
+"""index: artifacts/index.md, the status matrix (fused op x step) over every <op>/summary.json present.
+
+Built from summary.json files alone, so an artifacts tree merged from several machines indexes as is.
+The task fails (after writing the page) when one of the fused ops of this run has a step that did not
+pass: that is what makes ``doit run`` exit non-zero while every report still gets written.
+"""
+
+from pathlib import Path
+
+from doit.exceptions import TaskFailed
+
+from pipeline import artifacts
+from pipeline.steps import STEPS
+from pipeline.steps._common import Job
+
+DOC = "[guide 14] index: artifacts/index.md status matrix (fused op x step, PCC, perf totals, links)"
+MATRIX_STEPS = [s for s in STEPS if s not in ("summary", "index")]
+
+
+def run(job: Job, ops: tuple[str, ...]) -> TaskFailed | None:
+    layout = job.ctx.layout
+    summaries = collect(layout.root)
+    artifacts.write_text(layout.index_md, render_md(summaries))
+    print(f"[{job.task}] wrote {layout.index_md} ({len(summaries)} fused ops)", flush=True)
+    failed = [s["op"] for s in summaries if s["op"] in ops and s["verdict"] != "passed"]
+    if failed:
+        details = [f"  {s['op']}/{step['task']}: {step['verdict']}: {step['message']}"
+                   for s in summaries if s["op"] in failed for step in s["steps"]
+                   if step["verdict"] not in artifacts.GOOD_VERDICTS]  # fmt: skip
+        return TaskFailed("fused ops with failing steps: " + ", ".join(failed) + "\n" + "\n".join(details))
+    return None
+
+
+def collect(root: Path) -> list[dict]:
+    summaries = []
+    for path in sorted(Path(root).glob("*/summary.json")):
+        try:
+            summaries.append(artifacts.read_json(path))
+        except (OSError, ValueError):
+            continue
+    return summaries
+
+
+def render_md(summaries: list[dict]) -> str:
+    lines = ["# Fused-op verification status", ""]
+    lines += [
+        "| fused op | verdict | " + " | ".join(MATRIX_STEPS) + " |",
+        "|---" * (len(MATRIX_STEPS) + 2) + "|",
+    ]
+    for summary in summaries:
+        cells = [_cell(summary, step) for step in MATRIX_STEPS]
+        op_link = f"[{summary['op']}]({summary['op']}/summary.md)"
+        lines.append(f"| {op_link} | {summary['verdict']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Cells: one entry per mode (d = decode, p = prefill); figures are kernel µs totals or minimum PCC.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(summary: dict, step: str) -> str:
+    entries = []
+    for entry in summary["steps"]:
+        if entry["step"] != step:
+            continue
+        mode = (entry["mode"] or "")[:1]
+        figure = _figure(entry)
+        text = f"{mode + ' ' if mode else ''}{entry['verdict']}{' ' + figure if figure else ''}"
+        link = entry["links"].get("log") or entry["links"].get("result")
+        entries.append(f"[{text}]({summary['op']}/{link})" if link else text)
+    return "<br>".join(entries) or "-"
+
+
+def _figure(entry: dict) -> str:
+    figures = entry["figures"]
+    if "total_kernel_us" in figures:
+        return f"{figures['total_kernel_us']:.1f} µs"
+    pccs = [
+        p.get("value") for p in figures.get("pcc", []) if isinstance(p, dict) and p.get("value") is not None
+    ]
+    if pccs:
+        return f"PCC {min(pccs)}"
+    by_mode = figures.get("by_mode") or {}
+    values = [v["min_pcc"] for v in by_mode.values() if v.get("min_pcc") is not None]
+    return f"PCC {min(values)}" if values else ""

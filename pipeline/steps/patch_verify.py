@@ -1,0 +1,102 @@
+"""patch_verify [guide step 6]: the module test with the fused sequence replaced by a call to <op>_ttnn.
+
+The patch is served at import time in the child (pipeline.patching); no file of the workspace changes,
+which the step also checks. Passes iff the test passes and every PCC equals the baseline's (exactly as
+printed, or within the spec's pcc_tolerance).
+"""
+
+import hashlib
+
+from pipeline import artifacts, logparse, patching
+from pipeline.steps import _cases
+from pipeline.steps._common import Job, finish, relative_files, run_device, start
+
+DOC = "[guide 6] patched-module verification: module test with the sequence replaced by <op>_ttnn; PCCs must equal the baseline"
+
+
+def run(job: Job) -> None:
+    clock = start(job)
+    spec = job.spec
+    baseline = job.upstream_result("baseline")
+    if not baseline or baseline["verdict"] != artifacts.PASSED:
+        return finish(
+            job, clock, artifacts.BLOCKED, f"the baseline ({baseline and baseline['task']}) did not pass"
+        )
+    sequence = spec.sequences[job.mode]
+    try:
+        patch = patching.plan(spec.workspace, sequence.file, sequence.start, sequence.end, sequence.call,
+                              spec.unit_test, spec.names.ttnn)  # fmt: skip
+    except patching.PatchError as error:
+        return finish(job, clock, artifacts.FAILED, str(error))
+    description = artifacts.write_text(job.step_dir / "patch.json", patch.to_json())
+    diff = artifacts.write_text(job.step_dir / "patch.diff", patch.diff)
+    module_file = spec.workspace / sequence.file
+    before = _sha256(module_file)
+    junit = job.step_dir / "junit.xml"
+    argv = job.ctx.backend.pytest_argv([*spec.module_test.argv, "-p", patching.PLUGIN, "-k", spec.module_test.select[job.mode],
+                                        f"--junitxml={junit}", "-o", "junit_logging=all"])  # fmt: skip
+    outcome = run_device(job, argv, {patching.ENV_VAR: str(description)})
+    files = relative_files(job, {"log": job.step_dir / "log.txt", "patch_diff": diff, "patch": description,
+                                 "junit": junit if junit.exists() else None})  # fmt: skip
+    if _sha256(module_file) != before:
+        return finish(job, clock, artifacts.FAILED, f"{sequence.file} changed on disk during the run", files=files,
+                      outcomes=[outcome], commands=[argv])  # fmt: skip
+    comparison = compare(baseline["figures"]["pcc"], logparse.module_pccs(outcome.output), spec.pcc_tolerance)
+    figures = {"file": sequence.file, "replaced_lines": list(patch.replaced_lines), "pcc": comparison}
+    verdict, message = _verdict(outcome, comparison, _served(description), junit)
+    return finish(job, clock, verdict, message, figures, files, outcomes=[outcome], commands=[argv])
+
+
+def compare(baseline: list[dict], patched: list[logparse.Pcc], tolerance: float | None) -> list[dict]:
+    """Pair PCC lines by name and order; equal means equal as printed (or within `tolerance`)."""
+    rows = []
+    remaining = list(patched)
+    for base in baseline:
+        match = next((p for p in remaining if p.name == base["name"]), None)
+        if match:
+            remaining.remove(match)
+        equal = match is not None and (
+            match.value == base["value"]
+            if tolerance is None
+            else abs(match.value - base["value"]) <= tolerance
+        )
+        rows.append(
+            {
+                "name": base["name"],
+                "baseline": base["text"],
+                "patched": match.text if match else None,
+                "equal": equal,
+            }
+        )
+    for extra in remaining:
+        rows.append({"name": extra.name, "baseline": None, "patched": extra.text, "equal": False})
+    return rows
+
+
+def _verdict(outcome, comparison, served: bool, junit) -> tuple[str, str]:
+    changed = [r for r in comparison if not r["equal"]]
+    described = "; ".join(f"{r['name']}: baseline {r['baseline']}, patched {r['patched']}" for r in changed)
+    if outcome.verdict == artifacts.INFRA_FAILURE:
+        return outcome.verdict, outcome.message
+    if outcome.verdict != artifacts.PASSED:
+        failure = _cases.failure_summary(_cases.from_junit(junit)) or outcome.message
+        return artifacts.FAILED, f"the patched module test failed: {failure}" + (
+            f"; PCC {described}" if described else ""
+        )
+    if not served:
+        return (
+            artifacts.FAILED,
+            "the patched module was never imported: check sequence.file against the module test",
+        )
+    if changed:
+        return artifacts.FAILED, f"PCC differs from the baseline: {described}"
+    return artifacts.PASSED, "PCC unchanged: " + ", ".join(f"{r['name']} {r['patched']}" for r in comparison)
+
+
+def _served(description) -> bool:
+    served = description.with_name(description.name + patching.SERVED_SUFFIX)
+    return served.exists() and patching.SERVED_MARKER in served.read_text()
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,102 @@
+"""shape_check [guide step 13]: the single-device run sees exactly the first device's share of the multi-device run.
+
+Compares, op by op over one iteration, every INPUT_/OUTPUT_ shape column of the single-device window with
+the multi-device window's rows of its first device; reports PCC and kernel totals side by side.
+Skipped (with the reason) when the single-device test is skipped, e.g. for a fused op with CCLs.
+"""
+
+import pandas as pd
+
+from pipeline import artifacts, opsperf
+from pipeline.steps import _perf
+from pipeline.steps._common import Job, finish, start
+
+DOC = "[guide 13] shape check: single-device CSV shapes equal the multi-device run's per-device shapes; PCC and perf side by side"
+SHAPE_SUFFIXES = (
+    "_W_PAD[LOGICAL]",
+    "_Z_PAD[LOGICAL]",
+    "_Y_PAD[LOGICAL]",
+    "_X_PAD[LOGICAL]",
+    "_W",
+    "_Z",
+    "_Y",
+    "_X",
+)
+
+
+def run(job: Job) -> None:
+    clock = start(job)
+    single = job.upstream_result("single_perf")
+    multi = job.upstream_result("unit_perf")
+    if single and single["verdict"] == artifacts.SKIPPED:
+        return finish(job, clock, artifacts.SKIPPED, f"single-device test skipped: {single['message']}")
+    for name, result in (("single_perf", single), ("unit_perf", multi)):
+        if not result or result["verdict"] != artifacts.PASSED:
+            return finish(
+                job, clock, artifacts.BLOCKED, f"{name} did not pass ({result and result['verdict']})"
+            )
+    iterations = job.spec.names.device_perf_iters
+    try:
+        mismatches, compared = compare_shapes(
+            job.upstream_file("unit_perf", "csv"), job.upstream_file("single_perf", "csv"), iterations
+        )
+    except opsperf.DevicePerfError as error:
+        return finish(job, clock, artifacts.FAILED, str(error))
+    side_by_side = {
+        "multi_device": _figures(multi, job.upstream_result("unit_test"), job.mode),
+        "single_device": _figures(single, job.upstream_result("single_device"), job.mode),
+    }
+    figures = {"compared_ops": compared, "mismatches": mismatches, "side_by_side": side_by_side}
+    report = artifacts.write_json(job.step_dir / "report.json", figures)
+    if mismatches:
+        shown = "; ".join(
+            f"{m['op']} {m['field']}: multi {m['multi']} != single {m['single']}" for m in mismatches[:3]
+        )
+        return finish(
+            job, clock, artifacts.FAILED, f"shape mismatch: {shown}", figures, {"report_json": report.name}
+        )
+    return finish(job, clock, artifacts.PASSED, f"all shapes of {len(compared)} ops match the first device's", figures,
+                  {"report_json": report.name})  # fmt: skip
+
+
+def compare_shapes(multi_csv, single_csv, iterations: int) -> tuple[list[dict], list[str]]:
+    multi_window = opsperf.signpost_window(opsperf.read_ops_csv(multi_csv))
+    first_device = _first_device_rows(multi_window)
+    multi_rows, _ = _perf.one_iteration(first_device, iterations)
+    single_window = opsperf.signpost_window(opsperf.read_ops_csv(single_csv))
+    single_rows, _ = _perf.one_iteration(_first_device_rows(single_window), iterations)
+    columns = [
+        c for c in multi_window.columns if c.startswith(("INPUT_", "OUTPUT_")) and c.endswith(SHAPE_SUFFIXES)
+    ]
+    multi_ops, single_ops = list(multi_rows["OP CODE"]), list(single_rows["OP CODE"])
+    if multi_ops != single_ops:
+        return [{"op": "-", "field": "OP CODE", "multi": multi_ops, "single": single_ops}], multi_ops
+    mismatches = []
+    for (_, multi), (_, single) in zip(multi_rows.iterrows(), single_rows.iterrows(), strict=True):
+        for column in columns:
+            single_value = str(single[column]).strip() if column in single.index else ""
+            if str(multi[column]).strip() != single_value:
+                mismatches.append(
+                    {"op": multi["OP CODE"], "field": column, "multi": multi[column], "single": single_value}
+                )
+    return mismatches, multi_ops
+
+
+def _first_device_rows(window: pd.DataFrame) -> pd.DataFrame:
+    device_rows = window[window["OP TYPE"] == opsperf.DEVICE_OP]
+    ids = pd.to_numeric(device_rows["DEVICE ID"], errors="coerce")
+    if ids.isna().all():
+        raise opsperf.DevicePerfError("No device ops between the signposts in device perf log.")
+    return device_rows[ids == ids.min()]
+
+
+def _figures(perf: dict, test: dict | None, mode: str) -> dict:
+    by_mode = ((test or {}).get("figures") or {}).get("by_mode", {})
+    pcc = [
+        entry["min_pcc"]
+        for key, entry in by_mode.items()
+        if key.startswith(f"{mode}_") and entry["min_pcc"] is not None
+    ]
+    figures = perf["figures"]
+    return {"min_pcc": min(pcc) if pcc else None, "total_kernel_us": figures.get("total_kernel_us"),
+            "total_op_to_op_us": figures.get("total_op_to_op_us")}  # fmt: skip

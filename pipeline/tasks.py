@@ -1,0 +1,352 @@
+"""The task graph (ARCHITECTURE.md "The graph"): fused-op specs -> doit task dicts.
+
+Per fused op X and mode m::
+
+    baseline:<module test>:m ──► patch_verify:X:m
+    unit_test:X
+    unit_perf:X:m ──┐
+    module_perf:<module test>:m ┴► config_compare:X:m
+    single_device:X
+    single_perf:X:m ──► shape_check:X:m
+    everything of X ──► summary:X ──► index
+
+Module-test tasks (baseline, module_perf) are named after their command, not after a fused op, so
+fused ops with identical module-test commands share one task. Every task is stale only when a file it
+depends on changed content, its configuration changed (command, selection, anchors, environment key),
+or its last result did not pass.
+"""
+
+import hashlib
+import importlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from doit.tools import config_changed
+
+from pipeline import artifacts, backends, doit_support, sources
+from pipeline.context import Context, make_context
+from pipeline.spec import FusedOpSpec, Overrides, SpecError, load_specs
+from pipeline.steps import STEPS
+from pipeline.steps._common import Job
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PER_MODE = (
+    "baseline",
+    "patch_verify",
+    "unit_perf",
+    "module_perf",
+    "config_compare",
+    "single_perf",
+    "shape_check",
+)
+
+
+@dataclass(frozen=True)
+class ModuleTest:
+    """One module-test command for one mode, and the fused ops that use it."""
+
+    key: str
+    mode: str
+    spec: FusedOpSpec  # the first user; the command is the same for all
+    ops: tuple[str, ...]
+
+
+@dataclass
+class Pipeline:
+    ctx: Context
+    specs: list[FusedOpSpec]
+    modules: dict = field(default_factory=dict)  # (key, mode) -> ModuleTest
+    _deps_cache: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_doit_vars(
+        cls, get_var, repo_root: Path = REPO_ROOT, argv: list[str] | None = None
+    ) -> "Pipeline":
+        """Load the specs named by the doit vars; a bad spec is one line on stderr and exit 2."""
+        try:
+            return cls.load(repo_root, fused_op=get_var("fused_op"), backend=get_var("backend", "sim"),
+                            workspace=get_var("workspace"), artifacts_dir=get_var("artifacts"))  # fmt: skip
+        except SpecError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    @classmethod
+    def load(cls, repo_root: Path, fused_op: str | None = None, backend: str = "sim", workspace: str | None = None,
+             artifacts_dir: str | None = None) -> "Pipeline":  # fmt: skip
+        repo_root = Path(repo_root).resolve()
+        selected = [n.strip() for n in fused_op.split(",") if n.strip()] if fused_op else None
+        specs = load_specs(
+            repo_root / "fused_ops",
+            selected,
+            Overrides(backend=backend or "sim", workspace=workspace),
+            repo_root,
+        )
+        if not specs:
+            raise SpecError(
+                f"{repo_root / 'fused_ops'}: no *.toml spec; add one (see docs/internals.md §2.2)"
+            )
+        root = Path(artifacts_dir) if artifacts_dir else repo_root / "artifacts"
+        root = root if root.is_absolute() else repo_root / root
+        ctx = make_context(repo_root, root, specs[0].backend, specs[0].workspace)
+        pipeline = cls(ctx, specs)
+        pipeline._group_module_tests()
+        return pipeline
+
+    def doit_config(self) -> dict:
+        self.ctx.layout.root.mkdir(parents=True, exist_ok=True)  # doit opens its db there right after
+        return doit_support.doit_config(self.ctx.layout, self.ctx.repo_root)
+
+    # ---- the graph ----------------------------------------------------------------------------------
+
+    def tasks(self, step: str):
+        """doit task dicts for one step: the group's doc first, then one sub-task per op (and mode)."""
+        if step != "index":  # index is a single task, not a group
+            yield {
+                "basename": step,
+                "name": None,
+                "doc": importlib.import_module(f"pipeline.steps.{step}").DOC,
+            }
+        yield from getattr(self, f"_{step}")()
+
+    def _baseline(self):
+        for test in self.modules.values():
+            yield self._module_task("baseline", test)
+
+    def _module_perf(self):
+        for test in self.modules.values():
+            yield self._module_task("module_perf", test, {"op_support_count": self.ctx.op_support_count})
+
+    def _patch_verify(self):
+        for spec in self.specs:
+            for mode in spec.modes:
+                test = self._module_test(spec, mode)
+                sequence = spec.sequences[mode]
+                config = {**self._module_config(test), "sequence": vars(sequence), "unit_test": spec.unit_test,
+                          "function": spec.names.ttnn, "pcc_tolerance": spec.pcc_tolerance}  # fmt: skip
+                deps = self._module_deps(spec) + self._unit_deps(spec)
+                yield self._task(
+                    "patch_verify",
+                    spec,
+                    mode,
+                    deps,
+                    config,
+                    upstream={"baseline": self._module_dir("baseline", test)},
+                )
+
+    def _unit_test(self):
+        for spec in self.specs:
+            yield self._task(
+                "unit_test",
+                spec,
+                None,
+                self._unit_deps(spec),
+                {"unit_test": spec.unit_test, "function": spec.names.test},
+            )
+
+    def _single_device(self):
+        for spec in self.specs:
+            config = {"unit_test": spec.unit_test, "function": spec.names.single_device}
+            yield self._task("single_device", spec, None, self._unit_deps(spec), config)
+
+    def _unit_perf(self):
+        for spec in self.specs:
+            for mode in spec.modes:
+                yield self._task(
+                    "unit_perf",
+                    spec,
+                    mode,
+                    self._unit_deps(spec),
+                    self._perf_config(spec, mode, spec.names.test),
+                )
+
+    def _single_perf(self):
+        for spec in self.specs:
+            for mode in spec.modes:
+                config = self._perf_config(spec, mode, spec.names.single_device)
+                yield self._task("single_perf", spec, mode, self._unit_deps(spec), config)
+
+    def _config_compare(self):
+        for spec in self.specs:
+            for mode in spec.modes:
+                upstream = {"unit_perf": self._dir(spec, "unit_perf", mode),
+                            "module_perf": self._module_dir("module_perf", self._module_test(spec, mode))}  # fmt: skip
+                yield self._host_task(
+                    "config_compare", spec, mode, upstream, {"iterations": spec.names.device_perf_iters}
+                )
+
+    def _shape_check(self):
+        for spec in self.specs:
+            for mode in spec.modes:
+                upstream = {"unit_perf": self._dir(spec, "unit_perf", mode), "single_perf": self._dir(spec, "single_perf", mode),
+                            "unit_test": self._dir(spec, "unit_test"), "single_device": self._dir(spec, "single_device")}  # fmt: skip
+                yield self._host_task(
+                    "shape_check", spec, mode, upstream, {"iterations": spec.names.device_perf_iters}
+                )
+
+    def _summary(self):
+        layout = self.ctx.layout
+        for spec in self.specs:
+            upstream = self.op_step_dirs(spec)
+            job = self._job("summary", spec, None, f"summary:{spec.name}", layout.op_dir(spec.name), upstream)
+            yield {
+                "basename": "summary", "name": spec.name,
+                "doc": f"summary of {spec.name}: {layout.summary_md(spec.name)}",
+                "actions": [(_execute, ["summary", job])],
+                "file_dep": [self._display(Path(d) / artifacts.RESULT) for d in upstream.values()],
+                "targets": [self._display(layout.summary_json(spec.name)), self._display(layout.summary_md(spec.name))],
+                "uptodate": [config_changed({"spec": spec.raw, "env": self.ctx.key_for(spec.env_vars), "tasks": list(upstream)})],
+                "clean": [(_remove, [layout.summary_json(spec.name), layout.summary_md(spec.name)])],
+            }  # fmt: skip
+
+    def _index(self):
+        layout = self.ctx.layout
+        ops = tuple(spec.name for spec in self.specs)
+        job = self._job("index", self.specs[0], None, "index", layout.root, {})
+        yield {
+            "basename": "index", "doc": importlib.import_module("pipeline.steps.index").DOC,
+            "actions": [(_execute, ["index", job, ops])],
+            "file_dep": [self._display(layout.summary_json(op)) for op in ops],
+            "targets": [self._display(layout.index_md)],
+            "uptodate": [config_changed({"ops": list(ops), "env": self.ctx.environment_key})],
+            "clean": [(_remove, [layout.index_md])],
+        }  # fmt: skip
+
+    def tasks_of(self, spec: FusedOpSpec) -> list[str]:
+        """Every task name of one fused op's graph (shared module tasks included), in graph order."""
+        return list(self.op_step_dirs(spec)) + [f"summary:{spec.name}", "index"]
+
+    def op_step_dirs(self, spec: FusedOpSpec) -> dict[str, Path]:
+        dirs = {}
+        for step in STEPS[:-2]:
+            for mode in spec.modes if step in PER_MODE else (None,):
+                if step in ("baseline", "module_perf"):
+                    test = self._module_test(spec, mode)
+                    dirs[f"{step}:{test.key}:{mode}"] = self._module_dir(step, test)
+                else:
+                    dirs[_name(step, spec.name, mode)] = self._dir(spec, step, mode)
+        return dirs
+
+    # ---- building blocks ----------------------------------------------------------------------------
+
+    def _task(self, step: str, spec: FusedOpSpec, mode: str | None, deps: list[Path], config: dict,
+              upstream: dict | None = None, name: str | None = None, step_dir: Path | None = None, ops=()) -> dict:  # fmt: skip
+        """A device task: runs through the supervised runner, reruns when its last result did not pass."""
+        name = name or _name(step, spec.name, mode)
+        step_dir = step_dir or self._dir(spec, step, mode)
+        upstream = upstream or {}
+        config = {**config, "env": self.ctx.key_for(spec.env_vars)}
+        job = self._job(step, spec, mode, name, step_dir, upstream, deps, config, ops)
+        result = step_dir / artifacts.RESULT
+        file_dep = [self._display(p) for p in deps] + [
+            self._display(Path(d) / artifacts.RESULT) for d in upstream.values()
+        ]
+        return {
+            "basename": step, "name": name.split(":", 1)[1],
+            "doc": _doc(step, spec, mode, ops),
+            "actions": [(_execute, [step, job])],
+            "file_dep": sorted(set(file_dep)),
+            "targets": [self._display(result)],
+            "uptodate": [config_changed(config), doit_support.passed_before(result)],
+            "clean": [(artifacts.clear_dir, [step_dir])],
+        }  # fmt: skip
+
+    def _host_task(self, step: str, spec: FusedOpSpec, mode: str, upstream: dict, config: dict) -> dict:
+        return self._task(step, spec, mode, [], config, upstream)
+
+    def _module_task(self, step: str, test: ModuleTest, extra_config: dict | None = None) -> dict:
+        config = {**self._module_config(test), **(extra_config or {})}
+        upstream = {}
+        return self._task(step, test.spec, test.mode, self._module_deps(test.spec, test.ops), config, upstream,
+                          name=f"{step}:{test.key}:{test.mode}", step_dir=self._module_dir(step, test), ops=test.ops)  # fmt: skip
+
+    def _module_config(self, test: ModuleTest) -> dict:
+        spec = test.spec
+        return {"workspace": self.ctx.display(spec.workspace), "argv": list(spec.module_test.argv),
+                "select": spec.module_test.select[test.mode]}  # fmt: skip
+
+    def _perf_config(self, spec: FusedOpSpec, mode: str, function: str) -> dict:
+        return {"unit_test": spec.unit_test, "function": function, "seq_len": spec.seq_len(mode),
+                "env_var": spec.names.device_perf_env_var, "iterations": spec.names.device_perf_iters,
+                "op_support_count": self.ctx.op_support_count}  # fmt: skip
+
+    def _job(self, step, spec, mode, name, step_dir, upstream, deps=(), config=None, ops=()) -> Job:
+        return Job(ctx=self.ctx, spec=spec, step=step, task=name, step_dir=Path(step_dir), mode=mode, ops=tuple(ops),
+                   upstream=dict(upstream), inputs=tuple(deps), config=config or {})  # fmt: skip
+
+    def _group_module_tests(self) -> None:
+        for spec in self.specs:
+            for mode in spec.modes:
+                key = module_key(spec, mode, self.ctx)
+                known = self.modules.get((key, mode))
+                ops = (*known.ops, spec.name) if known else (spec.name,)
+                self.modules[(key, mode)] = ModuleTest(key, mode, known.spec if known else spec, ops)
+
+    def _module_test(self, spec: FusedOpSpec, mode: str) -> ModuleTest:
+        return self.modules[(module_key(spec, mode, self.ctx), mode)]
+
+    def _module_dir(self, step: str, test: ModuleTest) -> Path:
+        return self.ctx.layout.module_dir(test.key, step, test.mode)
+
+    def _dir(self, spec: FusedOpSpec, step: str, mode: str | None = None) -> Path:
+        return self.ctx.layout.step_dir(spec.name, step, mode)
+
+    def _module_deps(self, spec: FusedOpSpec, ops=()) -> list[Path]:
+        test_files = [
+            spec.workspace / a.split("::")[0] for a in spec.module_test.argv[1:] if ".py" in a.split("::")[0]
+        ]
+        extra = [d for s in self.specs if s.name in (ops or (spec.name,)) for d in s.extra_deps]
+        return self._deps(spec, test_files, extra)
+
+    def _unit_deps(self, spec: FusedOpSpec) -> list[Path]:
+        return self._deps(spec, [spec.workspace / spec.unit_test], spec.extra_deps)
+
+    def _deps(self, spec: FusedOpSpec, test_files: list[Path], extra: list[str]) -> list[Path]:
+        key = (str(spec.workspace), tuple(map(str, test_files)), tuple(extra))
+        if key not in self._deps_cache:
+            found = sources.test_dependencies(
+                spec.workspace, test_files, [backends.REPO_ROOT]
+            )  # pipeline.testkit
+            self._deps_cache[key] = sorted(set(found) | {(spec.workspace / e).resolve() for e in extra})
+        return self._deps_cache[key]
+
+    def _display(self, path: Path) -> str:
+        return self.ctx.display(path)
+
+
+def module_key(spec: FusedOpSpec, mode: str, ctx: Context) -> str:
+    """A readable, clone-independent name for one module-test command: `<test>-<words>-<digest>`."""
+    words = []
+    for arg in spec.module_test.argv[1:]:
+        if "::" in arg:
+            words.append(re.sub(r"\[.*\]$", "", arg.rsplit("::", 1)[1]))
+        elif not arg.startswith("-") and "/" not in arg and not arg.endswith(".py"):
+            words.append(arg)
+    slug = re.sub(r"[^a-z0-9_]+", "_", "-".join(words).lower()).strip("_")[:40] or "module"
+    identity = [ctx.display(spec.workspace), list(spec.module_test.argv), mode, spec.module_test.select[mode]]
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:6]
+    return f"{slug}-{digest}"
+
+
+def _name(step: str, op: str, mode: str | None) -> str:
+    return f"{step}:{op}:{mode}" if mode else f"{step}:{op}"
+
+
+def _doc(step: str, spec: FusedOpSpec, mode: str | None, ops) -> str:
+    if step in ("baseline", "module_perf"):
+        select = spec.module_test.select[mode]
+        return f"{' '.join(spec.module_test.argv)} -k {select!r} (used by {', '.join(ops)})"
+    return f"{spec.name}" + (f" {mode}" if mode else "") + f": {spec.description}"
+
+
+def _execute(step: str, job: Job, *args):
+    """The doit action of every task: run the step; only the index step reports failure to doit."""
+    result = importlib.import_module(f"pipeline.steps.{step}").run(job, *args)
+    return result if step == "index" else None
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
