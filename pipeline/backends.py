@@ -28,6 +28,8 @@ SIM_PACKAGE = REPO_ROOT / "ttnn_sim"
 SIM_SHIM = SIM_PACKAGE / "shim"
 DEFAULT_OP_SUPPORT_COUNT = 10000  # what tt-metal's fused tests pass (ref §1.4)
 
+# pytest's cache would write .pytest_cache into the user's checkout.
+PYTEST_OPTIONS = ("-p", "no:cacheprovider")
 # Profiler switches the parent may have set; a plain test run must not inherit them.
 _PROFILER_ENV = (
     "TT_METAL_DEVICE_PROFILER",
@@ -54,18 +56,19 @@ class Backend:
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["PYTHONUNBUFFERED"] = "1"  # the watchdog judges silence by output; don't let buffers hide it
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ in the user's checkout
         env.update(self.fixed_env)
         env.update(extra or {})
         return env
 
     def pytest_argv(self, pytest_args: list[str]) -> list[str]:
         """`pytest_args` start with "pytest" (as the spec and tt-metal write them)."""
-        return [self.python, "-m", "pytest", *_without_pytest(pytest_args)]
+        return [self.python, "-m", "pytest", *PYTEST_OPTIONS, *_without_pytest(pytest_args)]
 
     def tracy_argv(
         self, output_dir: Path, port: int, op_support_count: int, pytest_args: list[str]
     ) -> list[str]:
-        command = shlex.join(["pytest", *_without_pytest(pytest_args)])
+        command = shlex.join(["pytest", *PYTEST_OPTIONS, *_without_pytest(pytest_args)])
         return [self.python, "-m", "tracy", "-r", "-p", "-o", str(output_dir), "-t", str(port),
                 "--check-exit-code", "--op-support-count", str(op_support_count), "-m", command]  # fmt: skip
 

@@ -12,6 +12,7 @@
   of racing on doit's database.
 """
 
+import atexit
 import hashlib
 import json
 import os
@@ -117,6 +118,7 @@ def hold_state_lock(layout: artifacts.Layout, say=None) -> None:
     artifacts.write_json(holder_path, {"pid": os.getpid(), "host": socket.gethostname(),
                                        "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": " ".join(sys.argv)})  # fmt: skip
     _held.append(lock)
+    atexit.register(holder_path.unlink, missing_ok=True)  # best effort; a stale record is harmless
 
 
 def _read(path: Path) -> dict:

@@ -66,7 +66,8 @@ def run_device(
     job: Job, argv: list[str], env_extra: dict | None = None, log_name: str = "log.txt"
 ) -> runner.Outcome:
     request = runner.Request(
-        task=job.task, argv=argv, cwd=job.workspace, env=job.ctx.backend.env(job.workspace, env_extra),
+        task=job.task, argv=argv, cwd=job.workspace,
+        env=job.ctx.backend.env(job.workspace, {"PIPELINE_STEP_DIR": str(job.step_dir), **(env_extra or {})}),
         log_path=job.step_dir / log_name, environment_key=job.environment_key,
     )  # fmt: skip
     return runner.run(request, job.ctx.backend, job.ctx.timeouts)

@@ -1,0 +1,235 @@
+"""A tiny fake workspace laid out like a tt-metal checkout, a spec for it, and a fake repo to run doit in.
+
+The "device" is ``models/demo/tt/fake_device.py``: each op computes with plain ints and, when the
+device profiler is on (under ``python -m tracy``), emits op records through ``ttnn_sim.profiler`` on a
+two-device mesh, exactly what the sim core would emit. So every step of the pipeline runs for real in
+well under a second per process, without the simulator's core.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+PYTEST_INI = """\
+[pytest]
+log_cli = true
+log_cli_level = INFO
+log_cli_format = %(asctime)s.%(msecs)03d | %(levelname)-8s | %(name)s:%(funcName)s:%(lineno)d - %(message)s
+log_cli_date_format = %Y-%m-%d %H:%M:%S
+"""
+
+FAKE_DEVICE = '''\
+"""Ops of a fake two-device mesh: ints for data, ttnn_sim.profiler records for the device profiler."""
+
+DEVICES = 2
+
+
+def op(code, memory="DRAM_INTERLEAVED", shape=(1, 1, 32, 64)):
+    try:
+        from ttnn_sim import clock, profiler
+    except ImportError:
+        return
+    for device in range(DEVICES):
+        clock.advance_host(100)
+        tensor = {"shape": list(shape), "padded_shape": list(shape), "layout": "TILE", "dtype": "BFLOAT16",
+                  "memory": f"DEV_{device}_{memory}"}
+        profiler.emit({
+            "kind": "op", "op_code": code, "op_type": "tt_dnn_device", "global_call_count": 1024, "device_id": device,
+            "arch": "wormhole_b0", "attributes": {"memory": memory}, "host_start_ts": clock.host_time_ns(),
+            "host_end_ts": clock.host_time_ns() + 10, "kernel_duration_ns": 500 + 100 * device,
+            "op_to_op_latency_ns": 50, "inputs": [tensor], "outputs": [tensor], "sort_ts": clock.host_time_ns(),
+        })
+
+
+def add(x, y, memory="DRAM_INTERLEAVED"):
+    op("BinaryNgDeviceOperation", memory)
+    return x + y
+
+
+def mul(x, y, memory="DRAM_INTERLEAVED"):
+    op("MatmulDeviceOperation", memory)
+    return x * y
+'''
+
+MODEL = '''\
+"""Toy module: the fused sequence is the two statements from `a = ` to `b = `."""
+
+from models.demo.tt.fake_device import add, mul, op
+
+
+def forward(x):
+    op("EmbeddingsDeviceOperation")
+    a = add(x, 1)
+    b = mul(a, 2)
+    op("LayerNormDeviceOperation")
+    return b
+'''
+
+MODULE_TEST = """\
+import logging
+
+import pytest
+
+from models.demo.tt.model import forward
+
+logger = logging.getLogger(__name__)
+
+
+@pytest.mark.parametrize("mode", ["decode_32", "prefill_128"])
+def test_block(mode):
+    out = forward(3)
+    pcc = 0.9876 if out == 8 else 0.5012
+    logger.info(f"Block test passed. Output: {pcc}")
+    assert out == 8, f"Block test failed. Output: {pcc}"
+"""
+
+UNIT_TEST = """\
+import logging
+import os
+
+import pytest
+
+from models.demo.tt.fake_device import add, mul
+
+logger = logging.getLogger(__name__)
+
+DEVICE_PERF_ENV_VAR = "DEMO_ROUTER_DEVICE_PERF"
+DEVICE_PERF_ITERS = 10
+CASES = [("decode", 1, 0.99, 0.0), ("prefill", 128, 0.99, 0.0)]
+
+
+def demo_router_reference(x):
+    return (x + 1) * 2
+
+
+def demo_router_ttnn(x):
+    a = add(x, 1)
+    return mul(a, 2)
+
+
+def _run(single_device=False):
+    if os.environ.get("FAKE_HANG"):
+        print("about to hang", flush=True)
+        import time
+
+        time.sleep(600)
+    if os.environ.get("FAKE_SLOW"):
+        import time
+
+        time.sleep(float(os.environ["FAKE_SLOW"]))
+    if os.environ.get(DEVICE_PERF_ENV_VAR):
+        import tracy
+
+        for _ in range(2):
+            demo_router_ttnn(3)
+        tracy.signpost("start")
+        for _ in range(DEVICE_PERF_ITERS):
+            demo_router_ttnn(3)
+        tracy.signpost("stop")
+    out = demo_router_ttnn(3)
+    assert out == demo_router_reference(3), "Router test failed. PCC: 0.0 < 0.99"
+    logger.info("PCC demo_router: 0.999")
+    logger.info("Perf avg: 12.500 us over 100 iters (warmup 10)")
+
+
+@pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", CASES)
+@pytest.mark.parametrize("program_cache", [True, False], ids=["program_cache", "no_program_cache"])
+@pytest.mark.parametrize("trace", [False, True], ids=["eager", "trace"])
+def test_demo_router(mode, seq_len, expected_pcc, expected_perf_us, program_cache, trace):
+    _run()
+
+
+@pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", CASES)
+@pytest.mark.parametrize("program_cache", [True, False], ids=["program_cache", "no_program_cache"])
+@pytest.mark.parametrize("trace", [False, True], ids=["eager", "trace"])
+def test_demo_router_single_device(mode, seq_len, expected_pcc, expected_perf_us, program_cache, trace):
+    _run(single_device=True)
+
+
+def test_demo_router_device_perf():
+    pass
+
+
+def test_demo_router_single_device_device_perf():
+    pass
+"""
+
+SPEC = """\
+name = "demo_router"
+description = "x + 1, * 2"
+workspace = "{workspace}"
+unit_test = "models/demo/tests/fused/test_demo_router.py"
+modes = ["decode", "prefill"]
+prefill_seqlens = [128, 1024]
+
+[module_test]
+argv = ["pytest", "models/demo/tests/test_modules.py::test_block"]
+select = {{ decode = "decode_32", prefill = "prefill_128" }}
+
+[sequence.decode]
+file = "models/demo/tt/model.py"
+start = "a = add(x, 1)"
+end = "b = mul(a, 2)"
+call = "b = demo_router_ttnn(x)"
+
+[sequence.prefill]
+file = "models/demo/tt/model.py"
+start = "a = add(x, 1)"
+end = "b = mul(a, 2)"
+call = "b = demo_router_ttnn(x)"
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def make_workspace(ws: Path) -> Path:
+    for package in ("models", "models/demo", "models/demo/tt"):
+        write(ws / package / "__init__.py", "")
+    write(ws / "models/demo/tt/fake_device.py", FAKE_DEVICE)
+    write(ws / "models/demo/tt/model.py", MODEL)
+    write(ws / "models/demo/tt/unused.py", "UNUSED = 1\n")
+    write(ws / "models/demo/tests/test_modules.py", MODULE_TEST)
+    write(ws / "models/demo/tests/fused/test_demo_router.py", UNIT_TEST)
+    write(ws / "conftest.py", "")
+    write(ws / "pytest.ini", PYTEST_INI)
+    return ws
+
+
+def make_fake_repo(repo: Path) -> Path:
+    """A checkout-shaped directory: dodo.py, fused_ops/ and the workspace (relative), artifacts/ empty."""
+    make_workspace(repo / "examples" / "demo")
+    write(repo / "fused_ops" / "demo_router.toml", SPEC.format(workspace="examples/demo"))
+    shutil.copy(REPO / "dodo.py", repo / "dodo.py")
+    return repo
+
+
+def make_doit_env(tmp_path: Path) -> dict:
+    """Environment for doit subprocesses: this checkout's pipeline, a private device lock, quick timeouts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "TTNN_SIM_", "FAKE_"))}
+    env.update(
+        PYTHONPATH=str(REPO),
+        PIPELINE_DEVICE_LOCK=str(tmp_path / "device.lock"),
+        PIPELINE_HEALTH_COMMAND=f"{sys.executable} -c pass",
+        PIPELINE_SILENCE_TIMEOUT="60",
+        PIPELINE_WALL_TIMEOUT="300",
+    )
+    return env
+
+
+def doit(repo: Path, env: dict, *args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "doit", *args], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def executed(result: subprocess.CompletedProcess) -> set[str]:
+    """Task names doit executed (verbosity 2 prints `.  name` for each)."""
+    return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}
