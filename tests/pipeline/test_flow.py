@@ -280,6 +280,43 @@ def test_sigterm_keeps_doit_state_and_frees_the_locks(repo):
     assert "unit_perf:demo_router:decode" in again  # interrupted: reruns
 
 
+def test_dropped_profiler_rows_rerun_once_with_a_larger_op_support_count(repo):
+    env = {**make_doit_env(repo.parent), "PIPELINE_OP_SUPPORT_COUNT": "5"}
+    result = doit(repo, env, "run", "unit_perf:demo_router:decode")
+    assert result.returncode == 0, result.stdout[-2000:]
+    perf = json.loads((repo / "artifacts/demo_router/unit_perf/decode/result.json").read_text())
+    assert perf["verdict"] == "passed" and perf["figures"]["op_support_count"] == 50
+    assert perf["notes"] == [
+        "unit_perf:demo_router:decode: the device profiler dropped rows with --op-support-count 5; reran with 50"
+    ]
+    assert perf["files"]["log_rerun"] == "log.rerun.txt"
+    assert perf["figures"]["one_iteration_ops"] == ["BinaryNgDeviceOperation", "MatmulDeviceOperation"]
+
+
+def test_too_small_trace_region_reports_the_size_to_set(repo):
+    env = {**make_doit_env(repo.parent), "FAKE_TRACE_REGION": "1"}
+    doit(repo, env, "forget", "unit_perf:demo_router:decode")
+    doit(repo, env, "run", "unit_perf:demo_router:decode")
+    perf = json.loads((repo / "artifacts/demo_router/unit_perf/decode/result.json").read_text())
+    assert perf["verdict"] == "failed"
+    assert "set trace_region_size to at least 2818048" in perf["message"]
+    assert perf["figures"]["required_trace_region_size"] == 2818048
+    assert not (repo / "artifacts/demo_router/unit_perf/decode/ops_perf_results.csv").exists()
+
+
+def test_ccl_single_device_skip_is_recorded_through_shape_check(repo):
+    env = {**make_doit_env(repo.parent), "FAKE_CCL": "1"}
+    tasks = ["single_device:demo_router", "single_perf:demo_router:decode", "shape_check:demo_router:decode"]
+    doit(repo, env, "forget", *tasks)
+    result = doit(repo, env, "run", *tasks, "summary:demo_router")
+    assert result.returncode == 0, result.stdout[-2000:]
+    results = {t: json.loads((repo / "artifacts/demo_router" / t.split(":")[0] / (t.split(":")[2] if t.count(":") == 2 else "")
+                             / "result.json").read_text()) for t in tasks}  # fmt: skip
+    assert {r["verdict"] for r in results.values()} == {"skipped"}
+    assert "includes CCL ops (all_reduce)" in results["shape_check:demo_router:decode"]["message"]
+    assert json.loads((repo / "artifacts/demo_router/summary.json").read_text())["verdict"] == "passed"
+
+
 def _holder_pid(path: Path):
     try:
         return json.loads(path.read_text())["pid"]

@@ -1,0 +1,77 @@
+"""pipeline.tasks and pipeline.sources: the graph's names, sharing, dependencies and docs."""
+
+from pathlib import Path
+
+from fakes import SPEC, write
+
+from pipeline import sources
+from pipeline.tasks import Pipeline
+
+
+def test_dependencies_follow_imports_not_the_whole_checkout(workspace):
+    deps = sources.test_dependencies(workspace, [workspace / "models/demo/tests/fused/test_demo_router.py"])
+    names = {p.relative_to(workspace).as_posix() for p in deps if p.is_relative_to(workspace)}
+    assert names == {
+        "models/demo/tests/fused/test_demo_router.py", "models/__init__.py", "models/demo/__init__.py",
+        "models/demo/tt/__init__.py", "models/demo/tt/fake_device.py", "conftest.py", "pytest.ini",
+    }  # fmt: skip
+
+
+def test_relative_and_lazy_imports_are_followed(tmp_path):
+    write(tmp_path / "pkg/__init__.py", "")
+    write(tmp_path / "pkg/a.py", "def f():\n    from .b import g\n    from . import c\n")
+    write(tmp_path / "pkg/b.py", "")
+    write(tmp_path / "pkg/c.py", "")
+    write(tmp_path / "test_x.py", "import pkg.a\n")
+    deps = {p.name for p in sources.test_dependencies(tmp_path, [tmp_path / "test_x.py"])}
+    assert deps == {"test_x.py", "__init__.py", "a.py", "b.py", "c.py"}
+
+
+def fake_pipeline(tmp_path, *specs) -> Pipeline:
+    repo = tmp_path / "repo"
+    from fakes import make_workspace
+
+    make_workspace(repo / "ws")
+    for name, text in specs:
+        write(repo / "fused_ops" / f"{name}.toml", text)
+    return Pipeline.load(repo)
+
+
+def twin_spec() -> str:
+    """A second fused op on the same workspace and the same module-test command."""
+    return SPEC.format(workspace="ws").replace('name = "demo_router"', 'name = "twin"')
+
+
+def test_identical_module_tests_are_one_shared_task(tmp_path):
+    repo = tmp_path / "repo"
+    write(repo / "fused_ops/twin.toml", twin_spec())
+    pipeline = fake_pipeline(tmp_path, ("demo_router", SPEC.format(workspace="ws")))
+    baselines = [t for t in pipeline.tasks("baseline") if t.get("actions")]
+    assert len(baselines) == 2  # decode + prefill, shared by both fused ops
+    assert all("(used by demo_router, twin)" in t["doc"] for t in baselines)
+    assert baselines[0]["name"].startswith("test_block-") and baselines[0]["name"].endswith(":decode")
+    unit = [t for t in pipeline.tasks("unit_test") if t.get("actions")]
+    assert [t["name"] for t in unit] == ["demo_router", "twin"]
+
+
+def test_task_dicts_use_repo_relative_paths_and_content_deps(tmp_path):
+    pipeline = fake_pipeline(tmp_path, ("demo_router", SPEC.format(workspace="ws")))
+    unit = next(t for t in pipeline.tasks("unit_test") if t.get("actions"))
+    assert unit["targets"] == ["artifacts/demo_router/unit_test/result.json"]
+    assert "ws/models/demo/tests/fused/test_demo_router.py" in unit["file_dep"]
+    assert "ws/models/demo/tt/unused.py" not in unit["file_dep"]
+    assert not any(Path(d).is_absolute() and "/ws/" in d for d in unit["file_dep"])
+    verify = next(t for t in pipeline.tasks("patch_verify") if t.get("actions"))
+    assert any(d.startswith("artifacts/_module_tests/test_block-") and d.endswith("/baseline/decode/result.json")
+               for d in verify["file_dep"])  # fmt: skip
+    compare = next(t for t in pipeline.tasks("config_compare") if t.get("actions"))
+    assert "artifacts/demo_router/unit_perf/decode/result.json" in compare["file_dep"]
+
+
+def test_every_step_has_a_guide_doc(tmp_path):
+    pipeline = fake_pipeline(tmp_path, ("demo_router", SPEC.format(workspace="ws")))
+    for step in ("baseline", "patch_verify", "unit_test", "unit_perf", "module_perf", "config_compare",
+                 "single_device", "single_perf", "shape_check", "summary", "index"):  # fmt: skip
+        first = next(pipeline.tasks(step))
+        assert first["doc"].startswith("[guide "), step
+    assert pipeline.tasks_of(pipeline.specs[0])[-2:] == ["summary:demo_router", "index"]
