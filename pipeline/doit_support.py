@@ -13,6 +13,7 @@
 """
 
 import atexit
+import fnmatch
 import hashlib
 import json
 import os
@@ -90,6 +91,14 @@ def passed_before(result_path: Path):
 
     check.__name__ = "passed_before"
     return check
+
+
+def named_on_command_line(task: str, argv: list[str] | None = None) -> bool:
+    """Whether the user asked for `task` by name (exactly, by its group, or by a doit wildcard)."""
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-") and "=" not in a]
+    if words and words[0] in WRITING_COMMANDS | READ_ONLY_COMMANDS:
+        words = words[1:]
+    return any(w == task or w == task.split(":")[0] or fnmatch.fnmatchcase(task, w) for w in words)
 
 
 def doit_command(argv: list[str]) -> str:

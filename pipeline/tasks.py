@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from pipeline import artifacts, backends, doit_support, sources
@@ -342,9 +343,19 @@ def _doc(step: str, spec: FusedOpSpec, mode: str | None, ops) -> str:
 
 
 def _execute(step: str, job: Job, *args):
-    """The doit action of every task: run the step; only the index step reports failure to doit."""
+    """The doit action of every task: run the step.
+
+    In a graph run a step that does not pass still counts as done for doit, so everything after it
+    (reports included) gets written; its `passed_before` check makes the next run retry it, and the
+    index step fails the run. A step named on the command line fails doit itself.
+    """
     result = importlib.import_module(f"pipeline.steps.{step}").run(job, *args)
-    return result if step == "index" else None
+    if step == "index":
+        return result
+    if isinstance(result, dict) and result["verdict"] not in artifacts.GOOD_VERDICTS:
+        if doit_support.named_on_command_line(job.task):
+            return TaskFailed(f"{job.task}: {result['verdict']}: {result['message']}")
+    return None
 
 
 def _remove(*paths: Path) -> None:

@@ -7,7 +7,7 @@ from pipeline.steps._common import Job, finish, relative_files, run_device, star
 DOC = "[guide 1] baseline: run the module test per mode; record every PCC line, junit and pass/fail"
 
 
-def run(job: Job) -> None:
+def run(job: Job) -> dict:
     clock = start(job)
     spec = job.spec
     select = spec.module_test.select[job.mode]

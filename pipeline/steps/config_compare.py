@@ -22,7 +22,7 @@ MATCH, MISMATCH, NO_MATCH, AMBIGUOUS = "match", "mismatch", "no match", "ambiguo
 _DEVICE_IN_MEMORY = re.compile(r"^DEV_\d+_")
 
 
-def run(job: Job) -> None:
+def run(job: Job) -> dict:
     clock = start(job)
     unit, module = job.upstream_result("unit_perf"), job.upstream_result("module_perf")
     for name, result in (("unit_perf", unit), ("module_perf", module)):

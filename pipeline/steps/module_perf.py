@@ -6,7 +6,7 @@ from pipeline.steps._common import Job, start
 DOC = "[guide 10.2] module-test device perf under tracy (one iteration), the ground truth for config_compare"
 
 
-def run(job: Job) -> None:
+def run(job: Job) -> dict:
     clock = start(job)
     select = job.spec.module_test.select[job.mode]
     profiled = _perf.profile(job, [*job.spec.module_test.argv, "-k", select])

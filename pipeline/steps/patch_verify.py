@@ -14,7 +14,7 @@ from pipeline.steps._common import Job, finish, relative_files, run_device, star
 DOC = "[guide 6] patched-module verification: module test with the sequence replaced by <op>_ttnn; PCCs must equal the baseline"
 
 
-def run(job: Job) -> None:
+def run(job: Job) -> dict:
     clock = start(job)
     spec = job.spec
     baseline = job.upstream_result("baseline")

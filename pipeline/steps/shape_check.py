@@ -24,7 +24,7 @@ SHAPE_SUFFIXES = (
 )
 
 
-def run(job: Job) -> None:
+def run(job: Job) -> dict:
     clock = start(job)
     single = job.upstream_result("single_perf")
     multi = job.upstream_result("unit_perf")

@@ -6,5 +6,5 @@ from pipeline.steps._common import Job
 DOC = "[guide 11] single-device test: run test_<op>_single_device (or record its CCL skip and the reason)"
 
 
-def run(job: Job) -> None:
-    unit_test.run(job, job.spec.names.single_device)
+def run(job: Job) -> dict:
+    return unit_test.run(job, job.spec.names.single_device)

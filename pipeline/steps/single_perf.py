@@ -8,5 +8,5 @@ DOC = (
 )
 
 
-def run(job: Job) -> None:
-    unit_perf.run(job, job.spec.names.single_device)
+def run(job: Job) -> dict:
+    return unit_perf.run(job, job.spec.names.single_device)

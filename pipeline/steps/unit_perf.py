@@ -16,7 +16,7 @@ def selection(mode: str, seq_len: int) -> str:
     return f"program_cache and not no_program_cache and {run_kind} and {mode} and {seq_len}"
 
 
-def run(job: Job, function: str | None = None) -> None:
+def run(job: Job, function: str | None = None) -> dict:
     clock = start(job)
     spec = job.spec
     function = function or spec.names.test

@@ -18,7 +18,7 @@ PCC_FLOOR = 0.99
 PERF_TOLERANCE = 0.2  # tt-metal asserts perf_us <= expected * 1.2
 
 
-def run(job: Job, function: str | None = None) -> None:
+def run(job: Job, function: str | None = None) -> dict:
     clock = start(job)
     spec = job.spec
     function = function or spec.names.test
