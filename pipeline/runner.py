@@ -156,10 +156,15 @@ def _final_verdict(attempts: list[Attempt]) -> str:
 
 def _attempt(number: int, request: Request, timeouts: Timeouts, log: "_Log") -> tuple[Attempt, str]:
     started = time.monotonic()
-    child = subprocess.Popen(
-        request.argv, cwd=request.cwd, env=request.env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    try:
+        child = subprocess.Popen(
+            request.argv, cwd=request.cwd, env=request.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    except OSError as error:  # a wrong interpreter path is a set-up problem, not a machine problem
+        reason = f"cannot start {request.argv[0]}: {error.strerror or error}"
+        log.say(reason)
+        return Attempt(number, None, artifacts.FAILED, reason, 0.0), ""
     pump = _Pump(child.stdout, log)
     pump.start()
     killed_because = None

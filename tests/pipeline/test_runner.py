@@ -192,6 +192,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def test_missing_interpreter_is_a_failure_with_the_reason(tmp_path):
+    request = runner.Request("step:op", [str(tmp_path / "no-python"), "-c", "pass"], tmp_path, dict(os.environ),
+                             tmp_path / "log.txt")  # fmt: skip
+    outcome = runner.run(
+        request, backend(), runner.Timeouts(5, 5), lock_path=tmp_path / "device.lock", out=io.StringIO()
+    )
+    assert outcome.verdict == artifacts.FAILED and outcome.message.startswith(
+        f"cannot start {tmp_path / 'no-python'}"
+    )
+
+
 def test_classify_pytest_exit_codes():
     assert runner.classify(5, "") == (artifacts.FAILED, "exit 5 (no tests collected)")
     assert runner.classify(-9, "")[0] == artifacts.INFRA_FAILURE

@@ -75,3 +75,18 @@ def test_every_step_has_a_guide_doc(tmp_path):
         first = next(pipeline.tasks(step))
         assert first["doc"].startswith("[guide "), step
     assert pipeline.tasks_of(pipeline.specs[0])[-2:] == ["summary:demo_router", "index"]
+
+
+def test_the_orchestrator_never_imports_a_device_stack():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nsys.argv = ['doit', 'list']\nimport dodo\n"
+        "import pipeline.steps.baseline, pipeline.steps.unit_perf, pipeline.steps.config_compare, pipeline.steps.summary\n"
+        "print(sorted(m for m in ('torch', 'ttnn', 'ttnn_sim', 'tracy') if m in sys.modules))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True,
+                          env={"PATH": "", "PYTHONPATH": str(repo)})  # fmt: skip
+    assert done.stdout.strip() == "[]"
