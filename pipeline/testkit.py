@@ -877,6 +877,7 @@ class FusedOpTest:
     run_type: str  # e.g. "gpt_oss_mini_fused_ops"
     warmup_iters: int = PERF_WARMUP_ITERS
     measure_iters: int = PERF_MEASURE_ITERS
+    device_perf_iters: int = DEVICE_PERF_ITERS
 
     @property
     def op(self) -> str:
@@ -893,6 +894,16 @@ class FusedOpTest:
     @property
     def test_path(self) -> str:
         return Path(self.test_file).resolve().relative_to(self.workspace_root).as_posix()
+
+    def measure(self, mesh_device, op_fn, case: FusedOpCase, batch_size: int, single_device: bool = False):
+        """The perf tail of ``_run_<op>_test``: inside the profiled child of ``test_<op>_device_perf`` (the
+        DEVICE_PERF_ENV_VAR is set) the signposted device-perf iterations, otherwise the e2e measurement."""
+        if device_perf_requested(self.env_var):
+            run_device_perf_iterations(
+                mesh_device, op_fn, self.warmup_iters, case.trace_mode, self.device_perf_iters
+            )
+            return None
+        return self.report_e2e(mesh_device, op_fn, case, batch_size, single_device)
 
     def report_e2e(self, mesh_device, op_fn, case: FusedOpCase, batch_size: int, single_device: bool = False):
         """e2e timing of ``op_fn`` with its BenchmarkData record (step ``<op>_<mode>_seq<S>[_single_device]_...``)."""

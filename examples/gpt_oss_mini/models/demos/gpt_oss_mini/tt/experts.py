@@ -117,15 +117,9 @@ def decode_forward(hidden_states, topk_indices, topk_weights, weights, args, exp
     k = args.experts_per_token
     indices_rm = ttnn.to_layout(ttnn.reshape(topk_indices, (1, 1, tokens, k)), ttnn.ROW_MAJOR_LAYOUT)
     dispatch_output, dispatch_metadata = ttnn.all_to_all_dispatch(
-        hidden_rm,
-        indices_rm,
-        expert_mapping,
-        cluster_axis=args.dispatch_axis,
-        memory_config=memory_config,
-        num_links=1,
-        topology=ttnn.Topology.Linear,
-        output_concat_dim=2,
-    )
+        hidden_rm, indices_rm, expert_mapping, cluster_axis=args.dispatch_axis, memory_config=memory_config,
+        num_links=1, topology=ttnn.Topology.Linear, output_concat_dim=2,
+    )  # fmt: skip
     ttnn.deallocate(hidden_rm)
     ttnn.deallocate(indices_rm)
     remap_mask = ttnn.reshape(ttnn.repeat(remap_topk_mask, ttnn.Shape((1, 1, tokens, 1))), (1, 1, total_tokens, args.num_experts))
@@ -136,15 +130,9 @@ def decode_forward(hidden_states, topk_indices, topk_weights, weights, args, exp
     expert_output = expert_mlp_forward(experts_input, sparsity, weights, args, memory_config)
     ttnn.deallocate(experts_input)
     combine_output = ttnn.all_to_all_combine(
-        expert_output,
-        dispatch_metadata,
-        expert_mapping,
-        cluster_axis=args.dispatch_axis,
-        memory_config=memory_config,
-        num_links=1,
-        topology=ttnn.Topology.Linear,
-        output_shard_dim=2,
-    )
+        expert_output, dispatch_metadata, expert_mapping, cluster_axis=args.dispatch_axis, memory_config=memory_config,
+        num_links=1, topology=ttnn.Topology.Linear, output_shard_dim=2,
+    )  # fmt: skip
     ttnn.deallocate(expert_output)
     ttnn.deallocate(dispatch_metadata)
     post_combine = ttnn.to_layout(combine_output, ttnn.TILE_LAYOUT)  # [k, 1, T, H]: output of each chosen expert

@@ -32,7 +32,8 @@ DEVICE_PERF_MARGIN = 0.1
 # TODO: Set device perf targets from theoretical numbers; keys (mode, seq_len) -> {"kernel": us, "op_to_op": us}.
 DEVICE_PERF_TARGETS_US = {}
 
-OP = testkit.FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, MODEL_NAME, FUSED_OP_RUN_TYPE, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS)
+OP = testkit.FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, MODEL_NAME, FUSED_OP_RUN_TYPE, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS,
+                        DEVICE_PERF_ITERS)
 
 
 def gpt_oss_mini_experts_mlp_reference(tokens, gate_up_proj, gate_up_proj_bias, down_proj, down_proj_bias, alpha, limit):
@@ -132,10 +133,8 @@ def _run_experts_mlp_test(mesh_device, setup, case: testkit.FusedOpCase, num_dev
     assert passing, f"Experts MLP test failed. PCC: {pcc} < {case.expected_pcc}"
     ttnn.deallocate(tt_output)
 
-    if testkit.device_perf_requested(DEVICE_PERF_ENV_VAR):
-        testkit.run_device_perf_iterations(mesh_device, op_fn, PERF_WARMUP_ITERS, case.trace_mode, DEVICE_PERF_ITERS)
-    else:
-        OP.report_e2e(mesh_device, op_fn, case, tokens, single_device=num_devices == 1)
+    # DEVICE_PERF_ENV_VAR set (the profiled child of the device-perf test): signposted iterations; else e2e perf.
+    OP.measure(mesh_device, op_fn, case, tokens, single_device=num_devices == 1)
     return pcc
 
 
