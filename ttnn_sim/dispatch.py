@@ -1,0 +1,246 @@
+"""launch(): the one code path every device op goes through, and trace capture / replay.
+
+Per op: fault check -> program-cache lookup -> impl (torch on shards) -> cost -> timelines -> profiler rows
+(one per device) -> trace recording. Replaying a trace re-runs the recorded impls on the recorded input
+tensors and writes the results into the recorded output tensors, so consumers of those tensors see the
+new values exactly as with a real trace.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ttnn_sim import clock, cost, faults, numerics, profiler
+from ttnn_sim.cost import OpCost
+from ttnn_sim.tensor import Tensor, to_storage
+from ttnn_sim.types import DataType, Layout, MemoryConfig, TensorMemoryLayout
+
+TRACE_BYTES_PER_OP = 4096  # command-queue bytes one traced program occupies per device
+
+
+@dataclass(frozen=True)
+class OpDef:
+    impl: Callable  # impl(ctx, *args, **kwargs) -> Tensor | tuple[Tensor, ...]
+    cost: Callable  # cost(ctx, inputs, outputs, kwargs) -> OpCost
+    op_code: str  # OP CODE in the profiler CSV, as tt-metal names the device operation
+    attributes: Callable = lambda kwargs, outputs: {}  # -> dict for the ATTRIBUTES cell
+
+
+class Context:
+    """What an op implementation sees: the mesh, and helpers to compute per device and make outputs."""
+
+    def __init__(self, mesh, replay: bool):
+        self.mesh = mesh
+        self.replay = replay
+
+    @property
+    def num_devices(self) -> int:
+        return self.mesh.get_num_devices()
+
+    def per_device(self, fn, *tensors, **kwargs) -> list:
+        """fn(*shards_of_device_i) for each device; non-tensor arguments pass through."""
+        results = []
+        for i in range(self.num_devices):
+            args = [t.shards[i] if isinstance(t, Tensor) else t for t in tensors]
+            results.append(fn(*args, **kwargs))
+        return results
+
+    def output(self, shards, dtype: DataType, layout: Layout = Layout.TILE,
+               memory_config: MemoryConfig | None = None) -> Tensor:
+        memory_config = memory_config or _DRAM
+        stored = [to_storage(s, dtype, layout) for s in shards]
+        tensor = Tensor(stored, dtype, layout, self.mesh, memory_config)
+        if not self.replay:
+            self.mesh.allocate(tensor)
+        return tensor
+
+
+_DRAM = MemoryConfig(TensorMemoryLayout.INTERLEAVED)
+
+
+def _tensors_in(args, kwargs) -> list[Tensor]:
+    """Input tensors in profiler order: positional first, then optional (keyword) tensors."""
+    found = []
+
+    def visit(value):
+        if isinstance(value, Tensor):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                visit(v)
+
+    for a in args:
+        visit(a)
+    for v in kwargs.values():
+        visit(v)
+    return found
+
+
+def _as_tuple(outputs) -> tuple:
+    if isinstance(outputs, Tensor):
+        return (outputs,)
+    return tuple(o for o in outputs if isinstance(o, Tensor))
+
+
+def _cache_key(name, inputs, kwargs) -> tuple:
+    plain = tuple(sorted((k, repr(v)) for k, v in kwargs.items() if not isinstance(v, (Tensor, list, tuple))))
+    return (name, tuple(t.spec_key() for t in inputs), plain)
+
+
+def launch(name: str, opdef: OpDef, args: tuple, kwargs: dict):
+    inputs = _tensors_in(args, kwargs)
+    if not inputs or inputs[0].device() is None:
+        raise RuntimeError(f"TT_FATAL: ttnn.{name} expects device tensors")
+    mesh = inputs[0].device()
+    for t in inputs:
+        t.check_alive()
+    faults.on_device_op(name)
+    hit = mesh.lookup_program(_cache_key(name, inputs, kwargs))
+    if mesh.capturing is not None and not mesh.program_cache_enabled:
+        raise RuntimeError("TT_FATAL: Trace capture requires the program cache to be enabled")
+    ctx = Context(mesh, replay=False)
+    outputs = opdef.impl(ctx, *args, **kwargs)
+    op_cost = opdef.cost(ctx, inputs, _as_tuple(outputs), kwargs)
+    if mesh.capturing is not None:
+        mesh.capturing.calls.append((name, opdef, args, kwargs, _as_tuple(outputs), op_cost))
+        return outputs
+    host_ns = cost.HOST_DISPATCH_NS + (0 if hit else cost.HOST_COMPILE_NS)
+    host_start = clock.host_time_ns()
+    clock.advance_host(host_ns)
+    _run_on_devices(mesh, name, opdef, inputs, _as_tuple(outputs), kwargs, op_cost, hit,
+                    host_start, clock.host_time_ns(), op_to_op_floor=0)
+    return outputs
+
+
+def _run_on_devices(mesh, name, opdef, inputs, outputs, kwargs, op_cost: OpCost, hit, host_start, host_end,
+                    op_to_op_floor, trace_id=None, replay_session=None, sort_ts=None):
+    system_calls = _next_call_count()
+    for chip in mesh.chips:
+        start = max(chip.idle_at, host_end if trace_id is None else 0)
+        if chip.last_kernel_end is not None:
+            start = max(start, chip.last_kernel_end + op_to_op_floor)
+        end = start + op_cost.kernel_ns
+        gap = 0 if chip.last_kernel_end is None else start - chip.last_kernel_end
+        chip.idle_at = end
+        chip.last_kernel_end = end
+        if profiler.enabled():
+            profiler.emit(_record(mesh, chip, name, opdef, inputs, outputs, kwargs, op_cost, hit, system_calls,
+                                  host_start, host_end, start, end, gap, trace_id, replay_session,
+                                  sort_ts if sort_ts is not None else host_start))
+
+
+def _next_call_count() -> int:
+    from ttnn_sim.device import system
+
+    system().global_call_count += 1024  # tt-metal's sample CSVs step host op ids by 1024
+    return system().global_call_count
+
+
+def _tensor_record(t: Tensor, chip_id: int) -> dict:
+    config = t.memory_config()
+    memory = "HOST" if config is None else f"DEV_{chip_id}_{config.buffer_type.name}_{config.memory_layout.name}"
+    return {"shape": list(t.shape), "padded_shape": list(t.padded_shape), "layout": t.layout.name,
+            "dtype": t.dtype.name, "memory": memory}
+
+
+def _attributes_text(opdef: OpDef, kwargs, outputs) -> dict:
+    attrs = {k: str(v) for k, v in opdef.attributes(kwargs, outputs).items()}
+    if outputs:
+        attrs.setdefault("output_dtype", f"DataType::{outputs[0].dtype.name}")
+        attrs.setdefault("output_mem_config", str(outputs[0].memory_config()).replace(",", ";"))
+    return attrs
+
+
+def _record(mesh, chip, name, opdef, inputs, outputs, kwargs, op_cost, hit, call_count, host_start, host_end,
+            start, end, gap, trace_id, replay_session, sort_ts) -> dict:
+    attrs = _attributes_text(opdef, kwargs, outputs)
+    program_hash = zlib.crc32(repr((opdef.op_code, sorted(attrs.items()),
+                                    [t.spec_key() for t in inputs])).encode())
+    return {
+        "kind": "op", "op_code": opdef.op_code, "op_type": "tt_dnn_device", "global_call_count": call_count,
+        "device_id": chip.id, "arch": "wormhole_b0", "attributes": attrs, "math_fidelity": op_cost.math_fidelity,
+        "core_count": op_cost.core_count, "available_worker_core_count": cost.CORES, "sub_device_id": 0,
+        "host_start_ts": host_start, "host_end_ts": host_end,
+        "fw_start_cycle": start - 200, "fw_end_cycle": end + 100, "kernel_start_cycle": start,
+        "kernel_end_cycle": end, "kernel_duration_ns": op_cost.kernel_ns, "op_to_op_latency_ns": gap,
+        "inputs": [_tensor_record(t, chip.id) for t in inputs],
+        "outputs": [_tensor_record(t, chip.id) for t in outputs],
+        "trace_id": trace_id, "replay_session_id": replay_session, "program_cache_hit": hit,
+        "program_hash": program_hash,
+        "compute_kernel_source": [f"ttnn_sim/kernels/{name}/compute.cpp"] if op_cost.math_fidelity else [],
+        "dm_kernel_source": [f"ttnn_sim/kernels/{name}/reader.cpp", f"ttnn_sim/kernels/{name}/writer.cpp"],
+        "sort_ts": sort_ts,
+    }
+
+
+# --- trace ---------------------------------------------------------------------------------------
+def begin_trace_capture(mesh, cq_id: int = 0) -> int:
+    from ttnn_sim.device import Trace
+
+    if not mesh.program_cache_enabled:
+        raise RuntimeError("TT_FATAL: Trace capture requires the program cache to be enabled")
+    trace = Trace(mesh.next_trace_id)
+    mesh.next_trace_id += 1
+    mesh.traces[trace.id] = trace
+    mesh.capturing = trace
+    return trace.id
+
+
+def end_trace_capture(mesh, trace_id: int, cq_id: int = 0) -> None:
+    trace = mesh.traces[trace_id]
+    mesh.capturing = None
+    needed = TRACE_BYTES_PER_OP * len(trace.calls)
+    if needed > mesh.trace_region_size:
+        del mesh.traces[trace_id]
+        raise RuntimeError(
+            f"TT_FATAL @ mesh_trace.cpp: false\nCreating trace buffers of size {needed}B on MeshDevice "
+            f"{mesh.mesh_id}, but only {mesh.trace_region_size}B is allocated for trace region."
+        )
+
+
+def execute_trace(mesh, trace_id: int, cq_id: int = 0, blocking: bool = True) -> None:
+    trace = mesh.traces[trace_id]
+    trace.replays += 1
+    host_start = clock.host_time_ns()
+    clock.advance_host(cost.HOST_EXECUTE_TRACE_NS)
+    for name, opdef, args, kwargs, outputs, op_cost in trace.calls:
+        faults.on_device_op(name)
+        fresh = _as_tuple(opdef.impl(Context(mesh, replay=True), *args, **kwargs))
+        for recorded, new in zip(outputs, fresh):
+            recorded.shards = new.shards
+        inputs = _tensors_in(args, kwargs)
+        _run_on_devices(mesh, name, opdef, inputs, outputs, kwargs, op_cost, True, host_start,
+                        clock.host_time_ns(), cost.TRACE_OP_TO_OP_NS, trace_id=trace_id,
+                        replay_session=trace.replays, sort_ts=clock.host_time_ns())
+        clock.advance_host(1)  # keeps replay rows in execution order when sorted by time
+    if blocking:
+        mesh.synchronize()
+
+
+def release_trace(mesh, trace_id: int) -> None:
+    mesh.traces.pop(trace_id, None)
+
+
+def copy_host_to_device_tensor(host_tensor: Tensor, device_tensor: Tensor, cq_id: int = 0) -> None:
+    """Overwrite a device tensor's contents in place (the way inputs are fed to a captured trace)."""
+    if tuple(host_tensor.shape) != tuple(device_tensor.shape):
+        raise RuntimeError("TT_FATAL: copy_host_to_device_tensor needs matching shapes")
+    shards = host_tensor.shards
+    if len(shards) == 1:
+        shards = shards * len(device_tensor.shards)
+    device_tensor.shards = [to_storage(s, device_tensor.dtype, device_tensor.layout) for s in shards]
+    clock.advance_host(cost.host_transfer_ns(device_tensor.buffer_bytes() * len(shards)))
+
+
+def deallocate(tensor: Tensor, force: bool = True) -> None:
+    if tensor.device() is not None:
+        tensor._free()
+        tensor.deallocated = True
+
+
+def default_fidelity_output(t: torch.Tensor) -> torch.Tensor:
+    return numerics.quantize(t, "BFLOAT16")

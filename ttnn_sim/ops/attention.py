@@ -1,0 +1,3 @@
+"""attention ops (being written)."""
+
+TABLE = {}

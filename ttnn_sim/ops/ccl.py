@@ -1,0 +1,3 @@
+"""ccl ops (being written)."""
+
+TABLE = {}

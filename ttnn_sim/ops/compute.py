@@ -1,0 +1,3 @@
+"""compute ops (being written)."""
+
+TABLE = {}

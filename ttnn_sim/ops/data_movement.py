@@ -1,0 +1,3 @@
+"""data_movement ops (being written)."""
+
+TABLE = {}

@@ -1,0 +1,3 @@
+"""moe ops (being written)."""
+
+TABLE = {}
