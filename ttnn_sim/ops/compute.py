@@ -1,3 +1,245 @@
-"""compute ops (being written)."""
+"""Compute ops: matmul/linear, element-wise binary and unary ops, softmax, topk, norms, reductions.
 
-TABLE = {}
+Results are computed in float32 from the stored (already dtype-rounded) operands and rounded to the
+output dtype by ctx.output. Matmul operands pass through numerics.apply_math_fidelity first, so the math
+fidelity of `compute_kernel_config` changes accuracy as on hardware. Default fidelity is LoFi, ttnn's
+default for matmul when no compute_kernel_config is given.
+"""
+
+import torch
+
+from ttnn_sim import cost, numerics
+from ttnn_sim.dispatch import OpDef
+from ttnn_sim.ops.common import eltwise_cost, fidelity_name, memcfg, memory_cost, output_dtype
+from ttnn_sim.tensor import Tensor
+from ttnn_sim.types import DataType, Layout, MathFidelity, UnaryWithParam
+
+_ACTIVATIONS = {
+    "relu": torch.relu,
+    "silu": torch.nn.functional.silu,
+    "gelu": torch.nn.functional.gelu,
+    "sigmoid": torch.sigmoid,
+}
+
+
+def _f32(x):
+    return x.to(torch.float32) if isinstance(x, torch.Tensor) else x
+
+
+def _as_tensor(x):
+    return _f32(x) if isinstance(x, torch.Tensor) else torch.tensor(float(x))
+
+
+def _activation(name):
+    if name is None:
+        return lambda x: x
+    if isinstance(name, UnaryWithParam):
+        name = name.op_type.name
+    return _ACTIVATIONS[str(name).lower()]
+
+
+# --- matmul / linear ---------------------------------------------------------------------------
+def _matmul_impl(ctx, a, b, *, bias=None, transpose_a=False, transpose_b=False, memory_config=None, dtype=None,
+                 program_config=None, activation=None, compute_kernel_config=None, core_grid=None,
+                 output_tile=None, optional_output_tensor=None, **_ignored):
+    fidelity = fidelity_name(compute_kernel_config, MathFidelity.LoFi)
+    act = _activation(activation or getattr(program_config, "fused_activation", None))
+
+    def one(x, w, bias_shard=None):
+        x, w = _f32(x), _f32(w)
+        if transpose_a:
+            x = x.transpose(-1, -2)
+        if transpose_b:
+            w = w.transpose(-1, -2)
+        x, w = numerics.apply_math_fidelity(x, w, fidelity)
+        y = torch.matmul(x, w)
+        if bias_shard is not None:
+            y = y + _f32(bias_shard)
+        return act(y)
+
+    shards = ctx.per_device(one, a, b, bias)
+    return ctx.output(shards, output_dtype({"dtype": dtype}, a.dtype), Layout.TILE, memcfg({"memory_config": memory_config}, None))
+
+
+def _linear_impl(ctx, a, b, *, bias=None, **kwargs):
+    return _matmul_impl(ctx, a, b, bias=bias, **kwargs)
+
+
+def _matmul_cost(ctx, inputs, outputs, kwargs):
+    a, b = inputs[0], inputs[1]
+    m_k = a.padded_shape
+    n = b.padded_shape[-2] if kwargs.get("transpose_b") else b.padded_shape[-1]
+    batch = m_k.volume() // m_k[-1]
+    flops = 2 * batch * m_k[-1] * n
+    fidelity = fidelity_name(kwargs.get("compute_kernel_config"), MathFidelity.LoFi)
+    grid = kwargs.get("core_grid")
+    cores = grid.num_cores if grid is not None else cost.CORES
+    compute = cost.matmul_ns(flops, fidelity) * cost.CORES / cores
+    moved = memory_cost(inputs, outputs).kernel_ns
+    return cost.kernel(max(compute, moved), cores, fidelity)
+
+
+def _matmul_attrs(kwargs, outputs):
+    return {
+        "program_config": kwargs.get("program_config") or "std::nullopt",
+        "transpose_a": str(bool(kwargs.get("transpose_a"))).lower(),
+        "transpose_b": str(bool(kwargs.get("transpose_b"))).lower(),
+        "math_fidelity": f"MathFidelity::{fidelity_name(kwargs.get('compute_kernel_config'), MathFidelity.LoFi)}",
+        "fused_activation": kwargs.get("activation") or "std::nullopt",
+    }
+
+
+# --- element-wise --------------------------------------------------------------------------------
+def _binary(torch_fn, name):
+    def impl(ctx, a, b, *, memory_config=None, dtype=None, output_tensor=None, activations=None,
+             use_legacy=None, queue_id=None, **_ignored):
+        like = a if isinstance(a, Tensor) else b
+        shards = ctx.per_device(lambda x, y: torch_fn(_as_tensor(x), _as_tensor(y)), a, b)
+        out_dtype = dtype or like.dtype
+        if not out_dtype.is_float:
+            shards = [s.round() for s in shards]
+        return ctx.output(shards, out_dtype, like.layout, memory_config or like.memory_config())
+
+    impl.__name__ = name
+    return impl
+
+
+def _unary(torch_fn, name):
+    def impl(ctx, x, *args, memory_config=None, dtype=None, output_tensor=None, queue_id=None, **kwargs):
+        shards = ctx.per_device(lambda s: torch_fn(_f32(s), *args, **kwargs), x)
+        return ctx.output(shards, dtype or x.dtype, x.layout, memory_config or x.memory_config())
+
+    impl.__name__ = name
+    return impl
+
+
+def _clamp(x, min=None, max=None):  # noqa: A002  (ttnn's keyword names)
+    return torch.clamp(x, min=min, max=max)
+
+
+def _gelu(x, fast_and_approximate_mode=False):
+    return torch.nn.functional.gelu(x, approximate="tanh" if fast_and_approximate_mode else "none")
+
+
+def _isfinite(x):
+    return torch.isfinite(x).to(torch.float32)
+
+
+def _where_impl(ctx, cond, a, b, *, memory_config=None, **_ignored):
+    like = next(t for t in (a, b, cond) if isinstance(t, Tensor))
+    shards = ctx.per_device(lambda c, x, y: torch.where(_f32(c) != 0, _f32(x), _f32(y)), cond, a, b)
+    return ctx.output(shards, like.dtype, like.layout, memory_config or like.memory_config())
+
+
+def _typecast_impl(ctx, x, dtype, *, memory_config=None, **_ignored):
+    return ctx.output([_f32(s) for s in x.shards], dtype, x.layout, memory_config or x.memory_config())
+
+
+# --- softmax / topk / norms / reductions --------------------------------------------------------------
+def _softmax_impl(ctx, x, dim=-1, *, memory_config=None, compute_kernel_config=None, numeric_stable=True,
+                  **_ignored):
+    shards = ctx.per_device(lambda s: torch.softmax(_f32(s), dim=dim), x)
+    return ctx.output(shards, x.dtype, x.layout, memory_config or x.memory_config())
+
+
+def _topk_impl(ctx, x, k, dim=-1, largest=True, sorted=True, *, memory_config=None, **_ignored):  # noqa: A002
+    pairs = ctx.per_device(lambda s: torch.topk(_f32(s), k, dim=dim, largest=largest, sorted=sorted), x)
+    config = memory_config or x.memory_config()
+    values = ctx.output([p.values for p in pairs], x.dtype, x.layout, config)
+    indices = ctx.output([p.indices for p in pairs], DataType.UINT16, x.layout, config)
+    return values, indices
+
+
+def _norm(kind):
+    def impl(ctx, x, *, epsilon=1e-12, weight=None, bias=None, residual_input_tensor=None, memory_config=None,
+             program_config=None, compute_kernel_config=None, **_ignored):
+        def one(s, w, b, r):
+            s = _f32(s) if r is None else _f32(s) + _f32(r)
+            if kind == "rms":
+                y = s * torch.rsqrt(s.pow(2).mean(-1, keepdim=True) + epsilon)
+            else:
+                y = torch.nn.functional.layer_norm(s, s.shape[-1:], eps=epsilon)
+            if w is not None:
+                y = y * _f32(w).reshape(-1)[: y.shape[-1]]
+            if b is not None:
+                y = y + _f32(b).reshape(-1)[: y.shape[-1]]
+            return y
+
+        shards = ctx.per_device(one, x, weight, bias, residual_input_tensor)
+        return ctx.output(shards, x.dtype, x.layout, memory_config or x.memory_config())
+
+    return impl
+
+
+def _reduce(torch_fn):
+    def impl(ctx, x, dim=None, keepdim=False, *, memory_config=None, **_ignored):
+        def one(s):
+            s = _f32(s)
+            if dim is None:
+                return torch_fn(s.reshape(-1), 0, keepdim=False).reshape([1] * s.dim() if keepdim else [])
+            return torch_fn(s, dim, keepdim=keepdim)
+
+        return ctx.output(ctx.per_device(one, x), x.dtype, x.layout, memory_config or x.memory_config())
+
+    return impl
+
+
+def _max_values(s, dim, keepdim):
+    return torch.amax(s, dim=dim, keepdim=keepdim)
+
+
+def _eltwise_attrs(kwargs, outputs):
+    return {}
+
+
+def _table():
+    binary = {
+        "add": (torch.add, "BinaryNgDeviceOperation"),
+        "sub": (torch.sub, "BinaryNgDeviceOperation"),
+        "mul": (torch.mul, "BinaryNgDeviceOperation"),
+        "div": (torch.div, "BinaryNgDeviceOperation"),
+        "maximum": (torch.maximum, "BinaryNgDeviceOperation"),
+        "minimum": (torch.minimum, "BinaryNgDeviceOperation"),
+    }
+    unary = {
+        "silu": (torch.nn.functional.silu, 2.0),
+        "sigmoid": (torch.sigmoid, 2.0),
+        "gelu": (_gelu, 3.0),
+        "relu": (torch.relu, 1.0),
+        "exp": (torch.exp, 2.0),
+        "neg": (torch.neg, 1.0),
+        "reciprocal": (torch.reciprocal, 2.0),
+        "sqrt": (torch.sqrt, 2.0),
+        "rsqrt": (torch.rsqrt, 2.0),
+        "clamp": (_clamp, 1.0),
+        "isfinite": (_isfinite, 1.0),
+    }
+    table = {name: OpDef(_binary(fn, name), eltwise_cost(), code, _eltwise_attrs) for name, (fn, code) in binary.items()}
+    for name, (fn, weight) in unary.items():
+        table[name] = OpDef(_unary(fn, name), eltwise_cost(weight), "UnaryDeviceOperation",
+                            lambda kwargs, outputs, n=name: {"op_chain": f"[UnaryWithParam(op_type=UnaryOpType::{n.upper()})]"})
+    table.update({
+        "matmul": OpDef(_matmul_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs),
+        "linear": OpDef(_linear_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs),
+        "where": OpDef(_where_impl, eltwise_cost(), "TernaryDeviceOperation"),
+        "typecast": OpDef(_typecast_impl, eltwise_cost(), "TypecastDeviceOperation",
+                          lambda kwargs, outputs: {"output_dtype": f"DataType::{outputs[0].dtype.name}"}),
+        "softmax": OpDef(_softmax_impl, eltwise_cost(4.0), "SoftmaxDeviceOperation",
+                         lambda kwargs, outputs: {"dim": kwargs.get("dim", -1)}),
+        "topk": OpDef(_topk_impl, eltwise_cost(8.0), "TopKDeviceOperation",
+                      lambda kwargs, outputs: {"k": outputs[0].shape[-1], "largest": "true", "sorted": "true"}),
+        "rms_norm": OpDef(_norm("rms"), eltwise_cost(3.0), "LayerNormDeviceOperation",
+                          lambda kwargs, outputs: {"norm_type": "LayerNormType::RMSNORM", "eps": kwargs.get("epsilon", 1e-12)}),
+        "layer_norm": OpDef(_norm("layer"), eltwise_cost(4.0), "LayerNormDeviceOperation",
+                            lambda kwargs, outputs: {"norm_type": "LayerNormType::LAYERNORM", "eps": kwargs.get("epsilon", 1e-12)}),
+        "sum": OpDef(_reduce(torch.sum), eltwise_cost(), "ReduceDeviceOperation",
+                     lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM"}),
+        "mean": OpDef(_reduce(torch.mean), eltwise_cost(), "ReduceDeviceOperation",
+                      lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM", "scaler": "mean"}),
+        "max": OpDef(_reduce(_max_values), eltwise_cost(), "ReduceDeviceOperation",
+                     lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::MAX"}),
+    })
+    return table
+
+
+TABLE = _table()
