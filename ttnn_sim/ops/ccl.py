@@ -1,3 +1,123 @@
-"""ccl ops (being written)."""
+"""Collective ops over the mesh: all_gather, reduce_scatter, all_reduce.
 
-TABLE = {}
+Semantics (ttnn docs for ttnn.all_gather / ttnn.reduce_scatter / ttnn.all_reduce):
+- Devices are numbered row-major in the mesh (rows, cols). With ``cluster_axis=0`` a collective runs among the
+  devices of one mesh column (same column index, varying row); with ``cluster_axis=1`` among the devices of one
+  mesh row; with ``cluster_axis=None`` among all devices of the mesh (in row-major order).
+- all_gather(x, dim): every member receives the members' shards concatenated along ``dim`` in group order.
+- reduce_scatter(x, dim): the members' shards are summed, split into group-size equal chunks along ``dim``;
+  the member at group position g keeps chunk g.
+- all_reduce(x): every member receives the sum of the members' shards.
+Sums are taken in float32 and rounded once to the output dtype. Topology, num_links, semaphores, sub-devices and
+persistent buffers change nothing observable in the sim and are accepted and ignored.
+"""
+
+import torch
+
+from ttnn_sim import cost
+from ttnn_sim.dispatch import OpDef
+from ttnn_sim.ops.common import memcfg
+from ttnn_sim.types import Topology
+
+
+def mesh_rows_cols(mesh) -> tuple[int, int]:
+    shape = tuple(mesh.shape)
+    return (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1])
+
+
+def cluster_groups(mesh, cluster_axis) -> list[list[int]]:
+    """Device indices of each collective group, each in group order (the order results are concatenated in)."""
+    rows, cols = mesh_rows_cols(mesh)
+    if cluster_axis is None:
+        return [list(range(rows * cols))]
+    if cluster_axis == 0:
+        return [[r * cols + c for r in range(rows)] for c in range(cols)]
+    if cluster_axis == 1:
+        return [[r * cols + c for c in range(cols)] for r in range(rows)]
+    raise RuntimeError(f"TT_FATAL: cluster_axis must be 0, 1 or None, got {cluster_axis}")
+
+
+def group_size(mesh, cluster_axis) -> int:
+    return len(cluster_groups(mesh, cluster_axis)[0])
+
+
+def _per_group(ctx, tensor, cluster_axis, combine) -> list[torch.Tensor]:
+    """combine(list of the group's float32 shards, position in group) -> the shard of that member."""
+    results = [None] * ctx.num_devices
+    for group in cluster_groups(ctx.mesh, cluster_axis):
+        members = [tensor.shards[d].to(torch.float32) for d in group]
+        for position, device in enumerate(group):
+            results[device] = combine(members, position)
+    return results
+
+
+def _output(ctx, tensor, shards, kwargs):
+    return ctx.output(shards, tensor.dtype, tensor.layout, memcfg(kwargs, tensor.memory_config()))
+
+
+def _all_gather(ctx, input_tensor, dim, *, cluster_axis=None, **kwargs):
+    shards = _per_group(ctx, input_tensor, cluster_axis, lambda members, _: torch.cat(members, dim=dim))
+    return _output(ctx, input_tensor, shards, kwargs)
+
+
+def _reduce_scatter(ctx, input_tensor, dim, *, cluster_axis=None, **kwargs):
+    size = group_size(ctx.mesh, cluster_axis)
+    if input_tensor.shape[dim] % size:
+        raise RuntimeError(f"TT_FATAL: reduce_scatter dim {dim} of size {input_tensor.shape[dim]} "
+                           f"is not divisible by the {size} devices of the cluster axis")
+
+    def scatter(members, position):
+        return torch.stack(members).sum(0).chunk(size, dim=dim)[position]
+
+    return _output(ctx, input_tensor, _per_group(ctx, input_tensor, cluster_axis, scatter), kwargs)
+
+
+def _all_reduce(ctx, input_tensor, *, cluster_axis=None, **kwargs):
+    shards = _per_group(ctx, input_tensor, cluster_axis, lambda members, _: torch.stack(members).sum(0))
+    return _output(ctx, input_tensor, shards, kwargs)
+
+
+# --- cost and profiler attributes ----------------------------------------------------------------
+def _ccl_cost(bytes_of, hops_of):
+    """Ethernet time: bytes_of(inputs, outputs, n) bytes per device over hops_of(n) hops in a group of n."""
+
+    def op_cost(ctx, inputs, outputs, kwargs):
+        n = group_size(ctx.mesh, kwargs.get("cluster_axis"))
+        if n == 1:
+            return cost.kernel(0)
+        return cost.kernel(cost.ccl_ns(bytes_of(inputs, outputs, n), hops_of(n)))
+
+    return op_cost
+
+
+def _gather_bytes(inputs, outputs, n):
+    return inputs[0].buffer_bytes()
+
+
+def _reduce_bytes(inputs, outputs, n):
+    return inputs[0].buffer_bytes() / n  # ring reduce: each hop moves one chunk
+
+
+def _attributes(kwargs, outputs, dim_arg=True):
+    attrs = {
+        "cluster_axis": kwargs.get("cluster_axis"),
+        "num_links": kwargs.get("num_links", 1),
+        "topology": kwargs.get("topology") or Topology.Linear,
+    }
+    if dim_arg:
+        attrs["dim"] = kwargs.get("dim")
+    return attrs
+
+
+def _dim_attributes(kwargs, outputs):
+    return _attributes(kwargs, outputs)  # a positional dim is not visible here: attributes() only sees kwargs
+
+
+TABLE = {
+    "all_gather": OpDef(_all_gather, _ccl_cost(_gather_bytes, lambda n: n - 1),
+                        "AllGatherDeviceOperation", _dim_attributes),
+    "reduce_scatter": OpDef(_reduce_scatter, _ccl_cost(_reduce_bytes, lambda n: n - 1),
+                            "ReduceScatterDeviceOperation", _dim_attributes),
+    "all_reduce": OpDef(_all_reduce, _ccl_cost(_reduce_bytes, lambda n: 2 * (n - 1)),
+                        "AllReduceDeviceOperation", lambda kwargs, outputs: _attributes(kwargs, outputs, False)),
+}
