@@ -210,7 +210,7 @@ def execute_trace(mesh, trace_id: int, cq_id: int = 0, blocking: bool = True) ->
     for name, opdef, args, kwargs, outputs, op_cost in trace.calls:
         faults.on_device_op(name)
         fresh = _as_tuple(opdef.impl(Context(mesh, replay=True), *args, **kwargs))
-        for recorded, new in zip(outputs, fresh):
+        for recorded, new in zip(outputs, fresh, strict=True):
             recorded.shards = new.shards
         inputs = _tensors_in(args, kwargs)
         _run_on_devices(mesh, name, opdef, inputs, outputs, kwargs, op_cost, True, host_start,
