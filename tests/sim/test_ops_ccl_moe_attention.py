@@ -8,7 +8,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ttnn_sim" / "shim"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
 import ttnn  # noqa: E402
 
 ROWS, COLS = 2, 4
@@ -99,7 +98,7 @@ def test_ccl_trace_replay_equals_eager(mesh):
         assert torch.equal(got, bf16(sum(fresh[d] for d in group_of(device, 1))))
     ttnn.copy_host_to_device_tensor(per_device(mesh, host, device=False), tensor)
     ttnn.execute_trace(mesh, trace_id, cq_id=0, blocking=True)
-    assert all(torch.equal(a, b) for a, b in zip(shards(traced), eager))
+    assert all(torch.equal(a, b) for a, b in zip(shards(traced), eager, strict=True))
     ttnn.release_trace(mesh, trace_id)
 
 
@@ -134,14 +133,14 @@ def test_dispatch_remap_combine_round_trip(mesh):
                                                 topology=ttnn.Topology.Linear, output_concat_dim=2)
     assert tuple(tokens.shape) == (1, 1, TOKENS * ROWS, HIDDEN)
     all_tokens, all_indices = torch.cat(hidden, dim=2)[0, 0], torch.cat(indices)
-    for device, (got, meta) in enumerate(zip(shards(tokens), shards(metadata))):
+    for device, (got, meta) in enumerate(zip(shards(tokens), shards(metadata), strict=True)):
         assert torch.equal(meta.reshape(-1, K).long(), all_indices)
         wanted = (all_indices == device).any(dim=-1, keepdim=True)
         assert torch.equal(got[0, 0], torch.where(wanted, all_tokens, torch.zeros(())))
 
     mask = replicated(mesh, torch.ones(1, 1, TOKENS * ROWS, EXPERTS), layout=ttnn.ROW_MAJOR_LAYOUT)
     local, sparsity = ttnn.moe_expert_token_remap(mask, mapping, metadata, reduction_size=8)
-    for device, (got, sparse) in enumerate(zip(shards(local), shards(sparsity))):
+    for device, (got, sparse) in enumerate(zip(shards(local), shards(sparsity), strict=True)):
         chosen = (all_indices == device).any(dim=-1).float()
         assert torch.equal(got.reshape(-1), chosen)
         assert torch.equal(sparse.reshape(-1), chosen.reshape(-1, 8).amax(dim=1))
