@@ -8,6 +8,7 @@ new values exactly as with a real trace.
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,9 +82,27 @@ def _tensors_in(args, kwargs) -> list[Tensor]:
 
 
 def _as_tuple(outputs) -> tuple:
+    if outputs is None:
+        return ()
     if isinstance(outputs, Tensor):
         return (outputs,)
     return tuple(o for o in outputs if isinstance(o, Tensor))
+
+
+def _named_arguments(opdef: OpDef, args, kwargs) -> dict:
+    """Every argument by parameter name (positional ones too), so attributes and cost see e.g. `dim`."""
+    try:
+        bound = inspect.signature(opdef.impl).bind_partial(None, *args, **kwargs).arguments
+    except TypeError:
+        return dict(kwargs)
+    named = {}
+    for key, value in list(bound.items())[1:]:  # skip ctx
+        parameter = inspect.signature(opdef.impl).parameters[key]
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
+            named[key] = value
+    return named
 
 
 def _cache_key(name, inputs, kwargs) -> tuple:
@@ -99,19 +118,20 @@ def launch(name: str, opdef: OpDef, args: tuple, kwargs: dict):
     for t in inputs:
         t.check_alive()
     faults.on_device_op(name)
-    hit = mesh.lookup_program(_cache_key(name, inputs, kwargs))
+    named = _named_arguments(opdef, args, kwargs)
+    hit = mesh.lookup_program(_cache_key(name, inputs, named))
     if mesh.capturing is not None and not mesh.program_cache_enabled:
         raise RuntimeError("TT_FATAL: Trace capture requires the program cache to be enabled")
     ctx = Context(mesh, replay=False)
     outputs = opdef.impl(ctx, *args, **kwargs)
-    op_cost = opdef.cost(ctx, inputs, _as_tuple(outputs), kwargs)
+    op_cost = opdef.cost(ctx, inputs, _as_tuple(outputs), named)
     if mesh.capturing is not None:
         mesh.capturing.calls.append((name, opdef, args, kwargs, _as_tuple(outputs), op_cost))
         return outputs
     host_ns = cost.HOST_DISPATCH_NS + (0 if hit else cost.HOST_COMPILE_NS)
     host_start = clock.host_time_ns()
     clock.advance_host(host_ns)
-    _run_on_devices(mesh, name, opdef, inputs, _as_tuple(outputs), kwargs, op_cost, hit,
+    _run_on_devices(mesh, name, opdef, inputs, _as_tuple(outputs), named, op_cost, hit,
                     host_start, clock.host_time_ns(), op_to_op_floor=0)
     return outputs
 
@@ -213,8 +233,8 @@ def execute_trace(mesh, trace_id: int, cq_id: int = 0, blocking: bool = True) ->
         for recorded, new in zip(outputs, fresh, strict=True):
             recorded.shards = new.shards
         inputs = _tensors_in(args, kwargs)
-        _run_on_devices(mesh, name, opdef, inputs, outputs, kwargs, op_cost, True, host_start,
-                        clock.host_time_ns(), cost.TRACE_OP_TO_OP_NS, trace_id=trace_id,
+        _run_on_devices(mesh, name, opdef, inputs, outputs, _named_arguments(opdef, args, kwargs), op_cost, True,
+                        host_start, clock.host_time_ns(), cost.TRACE_OP_TO_OP_NS, trace_id=trace_id,
                         replay_session=trace.replays, sort_ts=clock.host_time_ns())
         clock.advance_host(1)  # keeps replay rows in execution order when sorted by time
     if blocking:
