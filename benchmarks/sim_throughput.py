@@ -19,11 +19,11 @@ WORKSPACE = REPO / "examples" / "gpt_oss_mini"
 
 def _measure(steps: int) -> None:
     import torch
-
     import ttnn
     from models.demos.gpt_oss_mini.tests.test_factory import MESH_SHAPE, TestFactory, to_mesh
     from models.demos.gpt_oss_mini.tt.layer import DecoderLayer
     from models.demos.gpt_oss_mini.tt.rope import RotarySetup
+
     from ttnn_sim.device import system
 
     mesh = ttnn.open_mesh_device(ttnn.MeshShape(*MESH_SHAPE), trace_region_size=64 << 20)
