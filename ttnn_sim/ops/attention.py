@@ -105,15 +105,21 @@ def _rotary_embedding_llama(ctx, input_tensor, cos_cache, sin_cache, trans_mat, 
 
 
 # --- KV cache (in place) ----------------------------------------------------------------------------
-def _write_rows(cache, device: int, rows: torch.Tensor, index) -> None:
-    """cache.shards[device][index] = rows, rounded to the cache dtype.
+def _own_shard(cache, device: int) -> torch.Tensor:
+    """The device's shard, copied first only if its storage is shared with another device's (a replicated host
+    tensor becomes one torch tensor on every device), so each device sees only its own in-place updates."""
+    shard = cache.shards[device]
+    pointer = shard.untyped_storage().data_ptr()
+    if any(other.untyped_storage().data_ptr() == pointer for i, other in enumerate(cache.shards) if i != device):
+        shard = shard.clone()
+        cache.shards[device] = shard
+    return shard
 
-    The shard is replaced by an updated copy rather than written through: replicated tensors may share one torch
-    tensor between devices, and each device must see only its own update.
-    """
-    updated = cache.shards[device].clone()
-    updated[index] = to_storage(rows, cache.dtype, cache.layout).to(updated.dtype)
-    cache.shards[device] = updated
+
+def _write_rows(cache, device: int, rows: torch.Tensor, index) -> None:
+    """cache.shards[device][index] = rows, rounded to the cache dtype."""
+    shard = _own_shard(cache, device)
+    shard[index] = to_storage(rows, cache.dtype, cache.layout).to(shard.dtype)
 
 
 def _fill_cache(ctx, cache_tensor, input_tensor, batch_idx, **kwargs):
@@ -132,9 +138,12 @@ def _positions(ctx, update_idxs, update_idxs_tensor, device: int) -> list[int]:
 def _paged_update_cache(ctx, cache_tensor, input_tensor, *, update_idxs=None, update_idxs_tensor=None,
                         page_table=None, batch_offset=0, **kwargs):
     for device in range(ctx.num_devices):
-        x = input_tensor.shards[device][0]  # [B, nkv, d]
+        # Block-float exponents are shared along a row's last dim only, so rounding the new rows together
+        # equals rounding each in place; one copy per device keeps this linear in the number of users.
+        x = to_storage(input_tensor.shards[device][0], cache_tensor.dtype, cache_tensor.layout)  # [B, nkv, d]
         table = None if page_table is None else page_table.shards[device].to(torch.int64)
-        block_size = cache_tensor.shards[device].shape[-2]
+        updated = _own_shard(cache_tensor, device)
+        block_size = updated.shape[-2]
         for user, position in enumerate(_positions(ctx, update_idxs, update_idxs_tensor, device)):
             if position < 0 or user >= x.shape[0]:
                 continue  # -1 marks a user that does not update this step
@@ -142,7 +151,7 @@ def _paged_update_cache(ctx, cache_tensor, input_tensor, *, update_idxs=None, up
                 index = (user + batch_offset, slice(None), position)
             else:
                 index = (int(table[user, position // block_size]), slice(None), position % block_size)
-            _write_rows(cache_tensor, device, x[user], index)
+            updated[index] = x[user].to(updated.dtype)
     return cache_tensor
 
 
@@ -156,17 +165,23 @@ def sink_logits(sink: torch.Tensor, num_heads: int) -> torch.Tensor:
 
 
 def attend(q, k, v, mask, scale, sink=None) -> torch.Tensor:
-    """softmax([q k^T * scale + mask, sink]) v without the sink column; q [B, nh, Sq, d], k/v [B, nkv, Sk, d]."""
-    groups = q.shape[1] // k.shape[1]
-    k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    scores = (q @ k.transpose(-1, -2)) * scale + mask
+    """softmax([q k^T * scale + mask, sink]) v without the sink column; q [B, nh, Sq, d], k/v [B, nkv, Sk, d].
+
+    Query heads are grouped over their shared KV head (GQA) with a view, not copies of k and v; `mask` broadcasts
+    against [B, nh, Sq, Sk].
+    """
+    batch, heads, queries, dim = q.shape
+    kv_heads, keys = k.shape[1], k.shape[-2]
+    grouped = q.reshape(batch, kv_heads, heads // kv_heads, queries, dim)
+    scores = (grouped @ k.unsqueeze(2).transpose(-1, -2)).reshape(batch, heads, queries, keys) * scale + mask
     if sink is not None:
         sink_column = sink.reshape(1, -1, 1, 1).expand(*scores.shape[:-1], 1)
         scores = torch.cat([scores, sink_column], dim=-1)
     probs = torch.softmax(scores, dim=-1)
     if sink is not None:
         probs = probs[..., :-1]
-    return probs @ v
+    grouped_probs = probs.reshape(batch, kv_heads, heads // kv_heads, queries, keys)
+    return (grouped_probs @ v.unsqueeze(2)).reshape(batch, heads, queries, dim)
 
 
 def window_mask(query_positions, key_positions, causal: bool, window) -> torch.Tensor:
@@ -205,22 +220,22 @@ def _sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, *, is_caus
         q = _f32(input_tensor_q.shards[device])[0]  # [B, nh, d]
         k, v = _f32(input_tensor_k.shards[device]), _f32(input_tensor_v.shards[device])
         sink = None if attention_sink is None else sink_logits(attention_sink.shards[device], q.shape[1])
-        positions = _positions(ctx, cur_pos, cur_pos_tensor, device)
-        users = [_decode_user(q[b], k[b], v[b], positions[b], sliding_window_size, scale, sink)
-                 for b in range(q.shape[0])]
-        outputs.append(torch.stack(users).unsqueeze(0))
+        positions = torch.tensor(_positions(ctx, cur_pos, cur_pos_tensor, device)[: q.shape[0]])
+        outputs.append(_decode_users(q, k[: q.shape[0]], v[: q.shape[0]], positions, sliding_window_size, scale,
+                                     sink).unsqueeze(0))
     return _like(ctx, input_tensor_q, outputs, kwargs)
 
 
-def _decode_user(q, k, v, position, window, scale, sink):
-    """One user's heads q [nh, d] against its cache k/v [nkv, S_max, d] up to ``position``."""
-    if position < 0:
-        return torch.zeros_like(q)  # a skipped user
-    keys = torch.arange(k.shape[-2])
-    mask = window_mask(torch.tensor([position]), keys, True, window)
-    out = attend(q.unsqueeze(0).unsqueeze(2), k.unsqueeze(0), v.unsqueeze(0), mask,
-                 scale or 1 / math.sqrt(q.shape[-1]), sink)
-    return out[0, :, 0]
+def _decode_users(q, k, v, positions, window, scale, sink):
+    """Every user's heads q [B, nh, d] against its cache k/v [B, nkv, S_max, d] up to its own position.
+
+    Keys past the furthest position are masked for every user, so they are cut before the product.
+    """
+    keys = int(max(positions.max().item(), 0)) + 1
+    k, v = k[:, :, :keys], v[:, :, :keys]
+    masks = torch.stack([window_mask(p.reshape(1), torch.arange(keys), True, window) for p in positions])
+    out = attend(q.unsqueeze(2), k, v, masks.unsqueeze(1), scale or 1 / math.sqrt(q.shape[-1]), sink)[:, :, 0]
+    return torch.where((positions < 0).reshape(-1, 1, 1), torch.zeros_like(out), out)  # -1: a skipped user
 
 
 # --- cost and attributes ---------------------------------------------------------------------------
