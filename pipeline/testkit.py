@@ -572,7 +572,9 @@ def run_device_profiler(
     reports_before = _report_csvs(output_dir)
     logger.info(f"Running device profiler: {shlex.join(argv)}")
     output = _stream(argv, cwd=cwd, env=env)
-    return find_ops_csv(output, output_dir, reports_before)
+    csv_path = find_ops_csv(output, output_dir, reports_before)
+    logger.info(f"Device perf ops CSV: {csv_path}")
+    return csv_path
 
 
 def find_ops_csv(output: str, output_dir: Path, reports_before: set[Path] = frozenset()) -> Path:
@@ -894,6 +896,15 @@ class FusedOpTest:
     @property
     def test_path(self) -> str:
         return Path(self.test_file).resolve().relative_to(self.workspace_root).as_posix()
+
+    def case(self, mesh_device, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
+             program_cache_enabled, trace_mode) -> FusedOpCase:  # fmt: skip
+        """The case's parameters; first, as tt-metal's tests do, the program cache of the mesh the ops will run on
+        is disabled and cleared for no_program_cache cases (it is on by default)."""
+        if not program_cache_enabled:
+            mesh_device.disable_and_clear_program_cache()
+        return FusedOpCase(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled,
+                           trace_mode)  # fmt: skip
 
     def measure(self, mesh_device, op_fn, case: FusedOpCase, batch_size: int, single_device: bool = False):
         """The perf tail of ``_run_<op>_test``: inside the profiled child of ``test_<op>_device_perf`` (the

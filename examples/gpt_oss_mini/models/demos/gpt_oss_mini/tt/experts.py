@@ -17,7 +17,7 @@ import torch
 
 import ttnn
 
-from .model_config import replicated, weight_tensor
+from .model_config import weight_tensor
 
 
 @dataclass(frozen=True)
@@ -52,26 +52,14 @@ def load_expert_weights(mesh_device, state_dict) -> ExpertWeights:
 def expert_mapping_tensor(mesh_device, args):
     """[1, 1, E, D] one-hot: mapping[e, d] = 1 when expert e lives on device d."""
     mapping = torch.eye(args.num_devices, dtype=torch.int32).repeat_interleave(args.experts_per_device, dim=0)
-    return ttnn.from_torch(
-        mapping.reshape(1, 1, args.num_experts, args.num_devices),
-        dtype=ttnn.uint16,
-        layout=ttnn.ROW_MAJOR_LAYOUT,
-        device=mesh_device,
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
-        mesh_mapper=replicated(mesh_device),
-    )
+    shape = (1, 1, args.num_experts, args.num_devices)
+    return weight_tensor(mapping.reshape(shape), mesh_device, dtype=ttnn.uint16, layout=ttnn.ROW_MAJOR_LAYOUT)
 
 
 def remap_topk_mask_tensor(mesh_device, args):
     """[1, dispatch_rows, 1, E] ones: every (token, expert) pair the metadata names counts as active."""
-    return ttnn.from_torch(
-        torch.ones(1, args.dispatch_devices, 1, args.num_experts),
-        dtype=ttnn.bfloat16,
-        layout=ttnn.ROW_MAJOR_LAYOUT,
-        device=mesh_device,
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
-        mesh_mapper=replicated(mesh_device),
-    )
+    ones = torch.ones(1, args.dispatch_devices, 1, args.num_experts)
+    return weight_tensor(ones, mesh_device, layout=ttnn.ROW_MAJOR_LAYOUT)
 
 
 def expert_mlp_forward(experts_input, sparsity, weights: ExpertWeights, args, memory_config):
@@ -185,14 +173,9 @@ class Experts:
         self.weights = load_expert_weights(mesh_device, state_dict)
         self.expert_mapping = expert_mapping_tensor(mesh_device, args)
         self.remap_topk_mask = remap_topk_mask_tensor(mesh_device, args)
-        self.routing_zeros = ttnn.from_torch(
-            torch.zeros(1, 1, args.max_seq_len, args.num_experts),
-            dtype=ttnn.bfloat16,
-            layout=ttnn.ROW_MAJOR_LAYOUT,
-            device=mesh_device,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
-            mesh_mapper=replicated(mesh_device),
-        )
+        # scatter's canvas for the prefill path's dense routing weights, sliced to the sequence length
+        zeros = torch.zeros(1, 1, args.max_seq_len, args.num_experts)
+        self.routing_zeros = weight_tensor(zeros, mesh_device, layout=ttnn.ROW_MAJOR_LAYOUT)
 
     def __call__(self, hidden_states, topk_indices, topk_weights, mode: str):
         if mode == "decode":

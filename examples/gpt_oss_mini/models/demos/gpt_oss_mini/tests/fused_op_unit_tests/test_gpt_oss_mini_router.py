@@ -30,15 +30,10 @@ from pipeline import testkit
 logger = logging.getLogger(__name__)
 
 DEVICE_PERF_ENV_VAR = "GPT_OSS_MINI_ROUTER_DEVICE_PERF"
-PERF_WARMUP_ITERS = 10
-PERF_MEASURE_ITERS = 100
-DEVICE_PERF_ITERS = 10
-DEVICE_PERF_MARGIN = 0.1
-# TODO: Set device perf targets from theoretical numbers; keys (mode, seq_len) -> {"kernel": us, "op_to_op": us}.
-DEVICE_PERF_TARGETS_US = {}
+PERF_WARMUP_ITERS, PERF_MEASURE_ITERS = 10, 100
+DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"kernel": us, "op_to_op": us} per iteration
 
-OP = testkit.FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, MODEL_NAME, FUSED_OP_RUN_TYPE, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS,
-                        DEVICE_PERF_ITERS)
+OP = testkit.FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, MODEL_NAME, FUSED_OP_RUN_TYPE, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS)
 
 # Performance methodology (as in tt-metal's fused-op tests): kernel duration is the production-representative
 # figure. Op-to-op latency is inflated by the ttnn.synchronize_device() after every measured iteration.
@@ -73,12 +68,16 @@ def _compare_routing(tt_indices, tt_weights, ref_indices, ref_weights, expected_
     return indices_pcc, weights_pcc
 
 
-def _run_router_test(mesh_device, setup, case: testkit.FusedOpCase, num_tokens: int, single_device: bool = False):
-    """Reference vs ttnn on the first ``num_tokens`` tokens of the multi-device input (all of them, or the chunk
-    the first device of the mesh processes); then device perf or e2e perf."""
+def _run_router_test(mesh_device, case: testkit.FusedOpCase, single_device_mesh=None):
+    """Reference vs ttnn on the 2x4 mesh, or on ``single_device_mesh`` (its first device) with the chunk of the same
+    input that device processes; then device perf or e2e perf."""
+    setup = TestFactory.setup_test(mesh_device, case.use_real_weights)
     config = setup["config"]
     router = setup["reference_layer"].mlp.router
-    hidden_states = torch.randn(tokens_for(case.mode, case.seq_len), config.hidden_size)[:num_tokens]
+    hidden_states = torch.randn(tokens_for(case.mode, case.seq_len), config.hidden_size)
+    if single_device_mesh is not None:
+        hidden_states = hidden_states[: tokens_per_device(case.mode, case.seq_len, mesh_device)]
+        mesh_device = single_device_mesh
 
     # Op parameters exactly as the module uses them.
     top_k = config.num_experts_per_tok
@@ -95,49 +94,36 @@ def _run_router_test(mesh_device, setup, case: testkit.FusedOpCase, num_tokens: 
     pccs = _compare_routing(
         from_mesh(tt_indices, mesh_device, case.mode, token_dim=0),
         from_mesh(tt_weights, mesh_device, case.mode, token_dim=0),
-        ref_indices, ref_weights, case.expected_pcc, "_single_device" if single_device else "",
+        ref_indices, ref_weights, case.expected_pcc, "" if mesh_device.get_num_devices() > 1 else "_single_device",
     )  # fmt: skip
     testkit.deallocate_outputs((tt_indices, tt_weights))
 
     # DEVICE_PERF_ENV_VAR set (the profiled child of the device-perf test): signposted iterations; else e2e perf.
-    OP.measure(mesh_device, op_fn, case, len(hidden_states), single_device)
+    OP.measure(mesh_device, op_fn, case, len(hidden_states), single_device=single_device_mesh is not None)
     return pccs
 
 
-# Measured on ttnn_sim: indices match exactly; weights carry bf16 logits/softmax rounding.
-ROUTER_CASES = [
-    # TODO: Replace expected_perf_us (0.0 = no target yet) with theoretical targets.
-    ("decode", 1, 0.99, 0.0),
-    ("prefill", 128, 0.99, 0.0),
-    ("prefill", 1024, 0.99, 0.0),
-]
+# expected_pcc = the PCC measured on ttnn_sim (random weights), rounded down. The logits are bf16: at 1024 tokens a
+# few tokens have their 2nd and 3rd logits within one bf16 step, so top-k keeps the other expert and both the
+# sorted indices and their weights drop to ~0.98 (tt-metal's router test expects 0.90 for the same reason).
+# TODO: Replace expected_perf_us (0.0 = no target; the e2e figure is logged and saved) with theoretical targets.
+ROUTER_CASES = [("decode", 1, 0.998, 0.0), ("prefill", 128, 0.997, 0.0), ("prefill", 1024, 0.98, 0.0)]
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", ROUTER_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_router(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled,
-                             trace_mode, mesh_device):  # fmt: skip
-    """Router on the 2x4 mesh: decode users sharded over rows, prefill tokens replicated."""
-    if not program_cache_enabled:
-        mesh_device.disable_and_clear_program_cache()
-    case = testkit.FusedOpCase(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode)
-    setup = TestFactory.setup_test(mesh_device, use_real_weights)
-    indices_pcc, weights_pcc = _run_router_test(mesh_device, setup, case, tokens_for(mode, seq_len))
+def test_gpt_oss_mini_router(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode, mesh_device):
+    case = OP.case(mesh_device, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode)
+    indices_pcc, weights_pcc = _run_router_test(mesh_device, case)
     logger.info(f"Test passed with indices PCC: {indices_pcc}, weights PCC: {weights_pcc}")
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", ROUTER_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_router_single_device(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
-                                           program_cache_enabled, trace_mode, mesh_device):  # fmt: skip
-    """Router on the first device alone, with the chunk of the multi-device input that device processes."""
+def test_gpt_oss_mini_router_single_device(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode, mesh_device):
     single_device_mesh = mesh_device.create_submesh(ttnn.MeshShape((1, 1)))
-    if not program_cache_enabled:
-        single_device_mesh.disable_and_clear_program_cache()
-    case = testkit.FusedOpCase(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode)
-    setup = TestFactory.setup_test(mesh_device, use_real_weights)
-    chunk = tokens_per_device(mode, seq_len, mesh_device)
-    indices_pcc, weights_pcc = _run_router_test(single_device_mesh, setup, case, chunk, single_device=True)
+    case = OP.case(single_device_mesh, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode)
+    indices_pcc, weights_pcc = _run_router_test(mesh_device, case, single_device_mesh)
     logger.info(f"Single device test passed with PCC: {weights_pcc} (indices PCC: {indices_pcc})")
 
 
