@@ -55,11 +55,13 @@ def test_workspace_runs_on_real_weights(checkpoint):
 
     fused = run_workspace_pytest(
         "models/demos/gpt_oss_mini/tests/fused_op_unit_tests",
-        "-k", "real_weights and program_cache and not no_program_cache and eager and not device_perf",
+        "-k", "real_weights and program_cache and not no_program_cache and eager and not device_perf and not 1024",
         "-rA",
         HF_MODEL=str(folder),
     )  # fmt: skip
     assert fused.returncode == 0, fused.output[-3000:]
-    passed = fused.lines("PASSED")
-    assert passed and all("real_weights" in line for line in passed)
-    assert not fused.lines("SKIPPED") or all("CCL" in line for line in fused.lines("SKIPPED"))
+    summary = [line for line in fused.output.splitlines() if line.startswith(("PASSED ", "SKIPPED ")) and "::" in line]
+    passed = [line for line in summary if line.startswith("PASSED ")]
+    # router and experts_mlp: decode + prefill_128, multi- and single-device; experts: decode, multi-device only
+    assert len(passed) == 9 and all("real_weights" in line for line in passed), summary
+    assert all("CCL ops" in line for line in summary if line.startswith("SKIPPED "))

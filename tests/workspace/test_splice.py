@@ -80,3 +80,19 @@ def test_spliced_module_keeps_the_baseline_pcc(op, mode, workspace_copy, baselin
     assert spliced, "the module test printed no PCC line"
     for name, pcc in spliced.items():
         assert baseline[mode][name] == pcc, f"{op} {mode}: {name} PCC {pcc} != baseline {baseline[mode][name]}"
+
+
+def test_a_wrong_call_changes_the_result(workspace_copy, baseline):
+    """Control: the copy really runs the spliced module (a call with top-1 routing must not reproduce the baseline)."""
+    spec = tomllib.loads((SPECS / "router.toml").read_text())
+    sequence = spec["sequence"]["decode"]
+    wrong_call = sequence["call"].replace("self.top_k", "1")
+    target = workspace_copy / sequence["file"]
+    original = target.read_text()
+    import_line = "from models.demos.gpt_oss_mini.tests.fused_op_unit_tests.test_gpt_oss_mini_router import gpt_oss_mini_router_ttnn"
+    target.write_text(splice(original, sequence["start"], sequence["end"], wrong_call, import_line))
+    try:
+        run = run_workspace_pytest(MODULE_TEST, "-k", SELECT["decode"], "--test-modules", "router", workspace=workspace_copy)
+    finally:
+        target.write_text(original)
+    assert run.returncode != 0 or pcc_lines(run.output) != {k: v for k, v in baseline["decode"].items() if "Router" in k}

@@ -73,9 +73,9 @@ def test_device_perf_profiles_the_signpost_window(test_id, traced):
     assert run.returncode == 0, run.output[-3000:]
     assert run.lines("Device perf totals (10 iterations): kernel=")
     assert run.lines("Device perf per-iteration averages: kernel=")
-    reported = run.lines("OPs csv generated at: ")
+    reported = run.lines("Device perf ops CSV: ")  # the path the tracy run reported (its own output is captured)
     assert len(reported) == 1
-    csv_path = reported[0].split("OPs csv generated at: ")[1].strip()
+    csv_path = reported[0].split("Device perf ops CSV: ")[1].strip()
     assert csv_path.startswith(str(WORKSPACE / "generated" / "profiler"))
     window = _window_rows(csv_path)
     assert window

@@ -103,11 +103,12 @@ def _run_router_test(mesh_device, case: testkit.FusedOpCase, single_device_mesh=
     return pccs
 
 
-# expected_pcc = the PCC measured on ttnn_sim (random weights), rounded down. The logits are bf16: at 1024 tokens a
-# few tokens have their 2nd and 3rd logits within one bf16 step, so top-k keeps the other expert and both the
-# sorted indices and their weights drop to ~0.98 (tt-metal's router test expects 0.90 for the same reason).
+# expected_pcc = the lowest PCC measured on ttnn_sim (random and checkpoint weights), rounded down. The logits are
+# bf16: in prefill a few tokens have their 2nd and 3rd logits within one bf16 step, so top-k keeps the other expert
+# and the sorted-indices PCC drops to ~0.989 (one swapped expert among 128 tokens is enough; tt-metal's router test
+# expects 0.90 for the same reason). Decode's 32 tokens match exactly.
 # TODO: Replace expected_perf_us (0.0 = no target; the e2e figure is logged and saved) with theoretical targets.
-ROUTER_CASES = [("decode", 1, 0.998, 0.0), ("prefill", 128, 0.997, 0.0), ("prefill", 1024, 0.98, 0.0)]
+ROUTER_CASES = [("decode", 1, 0.998, 0.0), ("prefill", 128, 0.98, 0.0), ("prefill", 1024, 0.98, 0.0)]
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", ROUTER_CASES)
