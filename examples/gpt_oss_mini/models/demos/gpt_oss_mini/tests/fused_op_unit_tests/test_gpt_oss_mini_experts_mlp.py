@@ -138,7 +138,7 @@ def _run_experts_mlp_test(mesh_device, case: testkit.FusedOpCase, single_device_
     return pcc
 
 
-# expected_pcc = the PCC measured on ttnn_sim (random weights), rounded down: bfloat8_b expert weights (one shared
+# expected_pcc = the PCC measured on ttnn_sim (random and checkpoint weights), rounded down: bfloat8_b expert weights (one shared
 # exponent per 16 values) and bf16 activations keep it near 0.9995, the same in every mode.
 # TODO: Replace expected_perf_us (0.0 = no target; the e2e figure is logged and saved) with theoretical targets.
 EXPERTS_MLP_CASES = [("decode", 1, 0.999, 0.0), ("prefill", 128, 0.999, 0.0), ("prefill", 1024, 0.999, 0.0)]

@@ -17,6 +17,7 @@ from models.demos.gpt_oss_mini.reference.model import MODEL_NAME
 from models.demos.gpt_oss_mini.tests.test_factory import (
     FUSED_OP_MATRIX,
     FUSED_OP_RUN_TYPE,
+    MESH_SHAPE,
     TestFactory,
     from_mesh,
     to_mesh,
@@ -135,5 +136,5 @@ def test_gpt_oss_mini_router_device_perf(mode, seq_len):
 
 @pytest.mark.parametrize("mode, seq_len", [("decode", 1), ("prefill", 128)])
 def test_gpt_oss_mini_router_single_device_device_perf(mode, seq_len):
-    per_device = tokens_for(mode, seq_len) // 2 if mode == "decode" else seq_len  # 2 mesh rows share the batch
+    per_device = tokens_for(mode, seq_len) // MESH_SHAPE[0] if mode == "decode" else seq_len  # rows share the batch
     OP.device_perf(mode, seq_len, per_device, DEVICE_PERF_TARGETS_US, single_device=True)
