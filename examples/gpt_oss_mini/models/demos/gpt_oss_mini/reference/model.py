@@ -3,7 +3,8 @@
 Random weights follow tt-metal's gpt_oss tests: a fresh ``GptOssDecoderLayer`` whose router, experts and attention
 sinks are re-drawn from N(0, 1) (the default init leaves the expert tensors uninitialised). Real weights come from
 the directory in ``HF_MODEL`` (``config.json`` + ``*.safetensors``, as ``save_pretrained`` writes them); nothing is
-ever downloaded.
+ever downloaded. The tensors must be plain (the MXFP4 expert blocks of the published gpt-oss checkpoints would need
+dequantizing first) and the config must put one expert per device of the 2x4 mesh.
 """
 
 import os
