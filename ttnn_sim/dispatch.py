@@ -8,14 +8,13 @@ new values exactly as with a real trace.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
-from ttnn_sim import clock, cost, faults, numerics, profiler
+from ttnn_sim import clock, cost, faults, profiler
 from ttnn_sim.cost import OpCost
 from ttnn_sim.tensor import Tensor, to_storage
 from ttnn_sim.types import DataType, Layout, MemoryConfig, TensorMemoryLayout
@@ -89,15 +88,21 @@ def _as_tuple(outputs) -> tuple:
     return tuple(o for o in outputs if isinstance(o, Tensor))
 
 
+@functools.cache
+def _signature(impl) -> inspect.Signature:
+    return inspect.signature(impl)
+
+
 def _named_arguments(opdef: OpDef, args, kwargs) -> dict:
     """Every argument by parameter name (positional ones too), so attributes and cost see e.g. `dim`."""
+    signature = _signature(opdef.impl)
     try:
-        bound = inspect.signature(opdef.impl).bind_partial(None, *args, **kwargs).arguments
+        bound = signature.bind_partial(None, *args, **kwargs).arguments
     except TypeError:
         return dict(kwargs)
     named = {}
     for key, value in list(bound.items())[1:]:  # skip ctx
-        parameter = inspect.signature(opdef.impl).parameters[key]
+        parameter = signature.parameters[key]
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
             named.update(value)
         elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
@@ -260,7 +265,3 @@ def deallocate(tensor: Tensor, force: bool = True) -> None:
     if tensor.device() is not None:
         tensor._free()
         tensor.deallocated = True
-
-
-def default_fidelity_output(t: torch.Tensor) -> torch.Tensor:
-    return numerics.quantize(t, "BFLOAT16")

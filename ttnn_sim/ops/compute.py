@@ -10,7 +10,7 @@ import torch
 
 from ttnn_sim import cost, numerics
 from ttnn_sim.dispatch import OpDef
-from ttnn_sim.ops.common import eltwise_cost, fidelity_name, memcfg, memory_cost, output_dtype
+from ttnn_sim.ops.common import eltwise_cost, fidelity_name, memory_cost
 from ttnn_sim.tensor import Tensor
 from ttnn_sim.types import DataType, Layout, MathFidelity, UnaryWithParam
 
@@ -58,7 +58,7 @@ def _matmul_impl(ctx, a, b, *, bias=None, transpose_a=False, transpose_b=False, 
         return act(y)
 
     shards = ctx.per_device(one, a, b, bias)
-    return ctx.output(shards, output_dtype({"dtype": dtype}, a.dtype), Layout.TILE, memcfg({"memory_config": memory_config}, None))
+    return ctx.output(shards, dtype or a.dtype, Layout.TILE, memory_config)
 
 
 def _linear_impl(ctx, a, b, *, bias=None, **kwargs):
