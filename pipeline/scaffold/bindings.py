@@ -1,0 +1,94 @@
+"""Where the names a region uses come from: the enclosing function, the module, or builtins.
+
+The extracted function lives in another file (the unit test), so every module-level name it uses
+needs an import there; ``import_lines`` writes them with absolute module paths.
+"""
+
+import ast
+import builtins
+
+BUILTINS = frozenset(dir(builtins))
+
+
+def bound_names(statements) -> set[str]:
+    """Names `statements` bind in their own scope: assignments, loop and with targets, imports, the
+    names of nested functions and classes (not their insides), exception names. Comprehension
+    variables are the comprehension's own."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            return
+        if isinstance(node, ast.Lambda):
+            return
+        if isinstance(node, ast.comprehension):
+            for part in [node.iter, *node.ifs]:
+                visit(part)
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(node.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update(a.asname or a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    for statement in statements:
+        visit(statement)
+    return names
+
+
+def parameter_names(function) -> list[str]:
+    arguments = function.args
+    every = [
+        *arguments.posonlyargs,
+        *arguments.args,
+        arguments.vararg,
+        *arguments.kwonlyargs,
+        arguments.kwarg,
+    ]
+    return [a.arg for a in every if a is not None]
+
+
+def function_locals(function) -> set[str]:
+    """Parameters and names bound in the function's own scope."""
+    return set(parameter_names(function)) | bound_names(function.body)
+
+
+def import_lines(tree: ast.Module, module: str, names) -> list[str]:
+    """One import statement per name, as the unit test needs it (absolute), in `names` order.
+
+    `module` is the dotted path of the module the region comes from (relative imports resolve
+    against it; its own functions and classes are imported from it)."""
+    sources = _module_sources(tree, module)
+    lines = [sources.get(name, f"from {module} import {name}") for name in names]
+    return list(dict.fromkeys(lines))
+
+
+def _module_sources(tree: ast.Module, module: str) -> dict[str, str]:
+    package = module.rpartition(".")[0]
+    sources = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    sources[alias.asname] = f"import {alias.name} as {alias.asname}"
+                else:
+                    top = alias.name.split(".")[0]
+                    sources[top] = f"import {top}" if alias.name == top else f"import {alias.name}"
+        elif isinstance(node, ast.ImportFrom):
+            origin = _absolute(node.module or "", node.level, package)
+            for alias in node.names:
+                as_part = f" as {alias.asname}" if alias.asname else ""
+                sources[alias.asname or alias.name] = f"from {origin} import {alias.name}{as_part}"
+    return sources
+
+
+def _absolute(module: str, level: int, package: str) -> str:
+    if level == 0:
+        return module
+    parts = package.split(".")
+    base = parts[: len(parts) - (level - 1)] if level > 1 else parts
+    return ".".join([*base, module] if module else base)
