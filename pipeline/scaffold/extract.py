@@ -38,6 +38,7 @@ class Extraction:
     source: str  # the function definition
     call: str  # the statement that replaces the region in the module
     ops: tuple[str, ...]  # ttnn ops in first-call order
+    op_sequence: tuple[str, ...]  # every ttnn call in execution order (loop bodies once)
     ccl_ops: tuple[str, ...]
     deallocated: tuple[str, ...]  # parameters the region deallocates (a test must make them afresh)
     imports: tuple[str, ...]  # what the function needs from the module's namespace
@@ -106,7 +107,8 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
     renames = [(node, names[key]) for node, key in found]
     source = _function_source(region, function_name, parameters, returns, hoisted, renames)
     used_globals = [k for k in flow.reads if k in globals_ and k not in bindings.BUILTINS]
-    region_ops = ops.called_ops(hoisted + region.statements, region.tree, region.cls, receiver)
+    sequence = ops.op_sequence(hoisted + region.statements, region.tree, region.cls, receiver)
+    region_ops = list(dict.fromkeys(sequence))
     return Extraction(
         function_name=function_name,
         parameters=parameters,
@@ -116,6 +118,7 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
             function_name, [p.argument for p in parameters], returns, region.final_return is not None
         ),
         ops=tuple(region_ops),
+        op_sequence=tuple(sequence),
         ccl_ops=tuple(op for op in region_ops if ops.is_ccl(op)),
         deallocated=_deallocated(region, parameters, keys, flow),
         imports=tuple(bindings.import_lines(region.tree, module, used_globals) if module else used_globals),

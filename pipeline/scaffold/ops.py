@@ -27,14 +27,14 @@ def ttnn_aliases(tree: ast.Module) -> set[str]:
     return aliases
 
 
-def called_ops(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None) -> list[str]:
-    """`ttnn.<op>` names called by `statements` (and what they call in this module), first call first;
-    types (`ttnn.Shape(...)`, `ttnn.Tile(...)`) are not ops."""
+def op_sequence(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None) -> list[str]:
+    """`ttnn.<op>` calls of `statements` (and of what they call in this module) in execution order, as
+    written (each loop body once); types (`ttnn.Shape(...)`, `ttnn.Tile(...)`) are not ops."""
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     methods = {
         n.name: n for n in (cls.body if cls else []) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
     }
-    aliases, ops, visited = ttnn_aliases(tree), [], set()
+    aliases, ops, active = ttnn_aliases(tree), [], set()
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):  # arguments run before the call
@@ -50,14 +50,15 @@ def called_ops(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver:
             follow(methods[dotted[1]])
 
     def follow(function) -> None:
-        if id(function) not in visited:
-            visited.add(id(function))
+        if id(function) not in active:  # recursion runs the function's ops once
+            active.add(id(function))
             for statement in function.body:
                 visit(statement)
+            active.discard(id(function))
 
     for statement in statements:
         visit(statement)
-    return list(dict.fromkeys(ops))
+    return ops
 
 
 def _dotted(node: ast.expr) -> list[str] | None:

@@ -1,0 +1,160 @@
+"""The module's own tensors, from its profiled run (the module_perf CSV): what the scaffolded test builds.
+
+The region's first op is found among one device's ops: between `start`/`stop` signposts when the run
+has them, else where the region's ttnn ops (in execution order) line up best with the CSV's OP CODEs
+(most ops matched, then the tightest span). Its input tensors, and `input_tensor_b` of every matmul in
+the span, are read per device: shape (logical), layout, dtype and memory, as the profiler wrote them.
+"""
+
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipeline import opsperf
+
+# Source op names whose OP CODE does not contain the name itself.
+_CODE_WORDS = {"linear": "matmul", "to_layout": "tilize", "squeeze": "reshape", "unsqueeze": "reshape"}
+_BINARY = {"add", "sub", "subtract", "mul", "multiply", "div", "divide", "maximum", "minimum", "pow"}
+_SHAPE_CELL = re.compile(r"^\s*(\d+)(?:\[(\d+)\])?\s*$")
+_DIMS = ("W", "Z", "Y", "X")
+
+
+class InputsError(Exception):
+    """The CSV cannot say what the region's inputs are (one line, with what to do)."""
+
+
+@dataclass(frozen=True)
+class TensorFact:
+    shape: tuple[int, ...]  # logical, per device
+    layout: str  # TILE | ROW_MAJOR
+    dtype: str  # BFLOAT16, BFLOAT8_B, ...
+    memory: str  # DEV_<id>_<BUFFER>_<LAYOUT>, e.g. DEV_0_L1_INTERLEAVED
+
+    @property
+    def buffer_type(self) -> str:
+        """DRAM or L1 (HOST for host tensors)."""
+        parts = self.memory.split("_")
+        return parts[2] if len(parts) > 2 and parts[0] == "DEV" else self.memory
+
+    @property
+    def memory_layout(self) -> str:
+        parts = self.memory.split("_")
+        return "_".join(parts[3:]) if len(parts) > 3 and parts[0] == "DEV" else ""
+
+
+@dataclass(frozen=True)
+class RegionInputs:
+    first_op: str  # OP CODE of the region's first op in the module run
+    row: int  # its row in the CSV (0 = first data row)
+    inputs: tuple[TensorFact, ...]  # its input tensors, in the profiler's order
+    matmul_weights: tuple[tuple[str, TensorFact], ...]  # (OP CODE, input_tensor_b) per matmul, in order
+    how: str  # how the row was found
+
+
+def region_inputs(csv_path, region_ops) -> RegionInputs:
+    """`region_ops`: the region's ttnn ops in execution order (repeats included)."""
+    df = opsperf.read_ops_csv(csv_path)
+    for column in (opsperf.OP_CODE, opsperf.OP_TYPE, opsperf.DEVICE_ID):
+        if column not in df.columns:
+            raise InputsError(f"{csv_path}: no {column!r} column; give an ops_perf_results CSV")
+    signposted = (df[opsperf.OP_TYPE] == opsperf.SIGNPOST).any()
+    window = opsperf.signpost_window(df) if signposted else df
+    rows = _first_device_rows(window)
+    if rows.empty:
+        raise InputsError(f"{csv_path}: no device ops{' between the signposts' if signposted else ''}")
+    if signposted:
+        first, last, how = 0, len(rows) - 1, "first device op between the signposts"
+    else:
+        first, last, how = _align(
+            list(rows[opsperf.OP_CODE]), [op for op in region_ops if _is_device_op(op)], csv_path
+        )
+    matmuls = [
+        (rows[opsperf.OP_CODE].iloc[i], _fact(rows.iloc[i], 1))
+        for i in range(first, last + 1)
+        if "matmul" in rows[opsperf.OP_CODE].iloc[i].lower()
+    ]
+    first_row = rows.iloc[first]
+    return RegionInputs(
+        first_op=first_row[opsperf.OP_CODE],
+        row=int(rows.index[first]),
+        inputs=tuple(f for f in (_fact(first_row, i) for i in range(_input_count(rows))) if f is not None),
+        matmul_weights=tuple((code, fact) for code, fact in matmuls if fact is not None),
+        how=how,
+    )
+
+
+def op_matches(op: str, op_code: str) -> bool:
+    """Does the source op `ttnn.<name>` plausibly run as the device op `op_code`?"""
+    name = op.rsplit(".", 1)[-1]
+    code = op_code.lower()
+    if name.replace("_", "") in code.replace("_", ""):
+        return True
+    if name in _BINARY:
+        return "binary" in code
+    word = _CODE_WORDS.get(name)
+    return ("unary" in code) if word is None else (word in code)
+
+
+def _is_device_op(op: str) -> bool:
+    return op.rsplit(".", 1)[-1] not in {"deallocate", "synchronize_device", "from_torch", "to_torch"}
+
+
+def _first_device_rows(df: pd.DataFrame) -> pd.DataFrame:
+    device_rows = df[(df[opsperf.OP_TYPE] == opsperf.DEVICE_OP) & (df[opsperf.DEVICE_ID].str.strip() != "")]
+    if device_rows.empty:
+        return device_rows
+    ids = pd.to_numeric(device_rows[opsperf.DEVICE_ID], errors="coerce")
+    return device_rows[ids == ids.min()]
+
+
+def _align(codes: list[str], ops: list[str], csv_path) -> tuple[int, int, str]:
+    """(first, last) row positions where `ops` match `codes` best: most ops in order, then tightest."""
+    best = None
+    for start in (i for i, code in enumerate(codes) if ops and op_matches(ops[0], code)):
+        matched, position = 1, start
+        for op in ops[1:]:
+            following = next((k for k in range(position + 1, len(codes)) if op_matches(op, codes[k])), None)
+            if following is not None:
+                matched, position = matched + 1, following
+        score = (matched, -(position - start))
+        if best is None or score > best[0]:
+            best = (score, start, position)
+    if best is None:
+        listed = ", ".join(dict.fromkeys(codes))
+        first = ops[0] if ops else "(none)"
+        raise InputsError(
+            f"{csv_path}: no device op matches the region's first op {first}; the module ran: {listed}"
+        )
+    (matched, _), start, end = best
+    return start, end, f"{matched} of the region's {len(ops)} ops line up from here"
+
+
+def _input_count(rows: pd.DataFrame) -> int:
+    count = 0
+    while f"INPUT_{count}_LAYOUT" in rows.columns:
+        count += 1
+    return count
+
+
+def _fact(row: pd.Series, index: int) -> TensorFact | None:
+    prefix = f"INPUT_{index}_"
+    if f"{prefix}LAYOUT" not in row.index or not str(row[f"{prefix}LAYOUT"]).strip():
+        return None
+    shape = tuple(
+        _logical(row.get(f"{prefix}{dim}_PAD[LOGICAL]", row.get(f"{prefix}{dim}", ""))) for dim in _DIMS
+    )
+    return TensorFact(
+        shape=shape,
+        layout=str(row[f"{prefix}LAYOUT"]).strip(),
+        dtype=str(row.get(f"{prefix}DATATYPE", "")).strip(),
+        memory=str(row.get(f"{prefix}MEMORY", "")).strip(),
+    )
+
+
+def _logical(cell) -> int:
+    """`96[65]` (padded[logical]) -> 65; `32` (older CSVs) -> 32."""
+    match = _SHAPE_CELL.match(str(cell))
+    if not match:
+        raise InputsError(f"shape cell {cell!r} is not padded[logical]; give an ops_perf_results CSV")
+    return int(match.group(2) or match.group(1))
