@@ -44,6 +44,9 @@ class Extraction:
     imports: tuple[str, ...]  # what the function needs from the module's namespace
     file: str
     lines: tuple[int, int]
+    where: str = ""  # the enclosing function, e.g. TopKRouter.__call__
+    first_call_arguments: tuple[str, ...] = ()  # the first ttnn op's arguments, positional then keyword
+    matmul_b_arguments: tuple[str, ...] = ()  # input_tensor_b of each matmul/linear the region calls
 
     @property
     def parameter_names(self) -> list[str]:
@@ -124,6 +127,8 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
         imports=tuple(bindings.import_lines(region.tree, module, used_globals) if module else used_globals),
         file=region.file,
         lines=region.lines,
+        where=_where(region),
+        **_tensor_arguments(source, ops.ttnn_aliases(region.tree)),
     )
 
 
@@ -319,3 +324,38 @@ def _deallocated(region: Region, parameters, keys, flow: Flow) -> tuple[str, ...
             if key in by_key and not rebound:
                 found.append(by_key[key])
     return tuple(dict.fromkeys(found))
+
+
+def _tensor_arguments(function_source: str, aliases: set[str]) -> dict:
+    """Which arguments the CSV's tensor columns describe: the first op's inputs, the matmuls' `b`."""
+    calls = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):  # arguments run before the call
+            visit(child)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root = node.func.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            name = node.func.attr
+            if (
+                isinstance(root, ast.Name)
+                and root.id in aliases
+                and name[:1].islower()
+                and name != "deallocate"
+            ):
+                calls.append(node)
+
+    visit(ast.parse(function_source).body[0])
+    first = calls[0] if calls else None
+    arguments = (
+        [ast.unparse(a) for a in first.args] + [ast.unparse(k.value) for k in first.keywords] if first else []
+    )
+    weights = []
+    for call in calls:
+        if "matmul" in call.func.attr or call.func.attr == "linear":
+            keyword_b = [k.value for k in call.keywords if k.arg == "input_tensor_b"]
+            b = call.args[1] if len(call.args) > 1 else (keyword_b[0] if keyword_b else None)
+            if b is not None:
+                weights.append(ast.unparse(b))
+    return {"first_call_arguments": tuple(arguments), "matmul_b_arguments": tuple(weights)}

@@ -1,0 +1,225 @@
+"""The unit-test file of a fused op, in tt-metal's dialect, from the extraction and the module's tensors.
+
+The file imports only ttnn, torch, pytest, loguru, the model's own code and the per-model helper
+module beside it (`fused_op_test_utils`, `test_factory`), never `pipeline`. It is rendered from
+templates/scaffold/fused_op_test.py.j2, then ruff sorts its imports and formats it with the
+workspace's configuration; a result ruff still complains about is an error, not a file.
+"""
+
+import keyword
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from pipeline.scaffold.extract import Extraction
+from pipeline.scaffold.inputs import RegionInputs, TensorFact
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "scaffold"
+_RESERVED = {"OP", "INPUT_TENSORS", "SINGLE_DEVICE_SKIP", "DEVICE_PERF_ENV_VAR", "DEVICE_PERF_TARGETS_US"}
+_MEMORY = {"DRAM": "ttnn.DRAM_MEMORY_CONFIG", "L1": "ttnn.L1_MEMORY_CONFIG"}
+
+
+class GenerateError(Exception):
+    """The test cannot be written (one line, with what to do)."""
+
+
+@dataclass(frozen=True)
+class TestPlan:
+    """What the test file is about: the spec's three inputs plus what extraction and profiling found."""
+
+    name: str  # the spec's fused-op name (router)
+    unit_test: str  # workspace-relative path, test_<op>.py
+    modes: tuple[str, ...]
+    prefill_seqlens: tuple[int, ...]
+    extraction: Extraction
+    inputs: dict = field(default_factory=dict)  # (mode, seq_len) -> RegionInputs
+    reference: str = ""  # "package.module:callable", or "" for a NotImplementedError TODO
+
+
+def render(plan: TestPlan, workspace: Path) -> str:
+    """The formatted, ruff-clean test source."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )  # fmt: skip  -- Python source, not HTML: values go in through the `py` filter (repr)
+    environment.filters["py"] = repr
+    text = environment.get_template("fused_op_test.py.j2").render(**context(plan))
+    return ruff_clean(text, workspace, plan.unit_test)
+
+
+def context(plan: TestPlan) -> dict:
+    extraction = plan.extraction
+    op = Path(plan.unit_test).stem.removeprefix("test_")
+    tensors = _tensor_parameters(extraction, plan.inputs)
+    constants = _constants(extraction, tensors)
+    by_name = {c["parameter"]: c["name"] for c in constants}
+    deallocated = set(extraction.deallocated)
+    ttnn_arguments = [
+        (f'ttnn.clone(tt_inputs["{p}"])' if p in deallocated else f'tt_inputs["{p}"]')
+        if p in tensors
+        else by_name[p]
+        for p in extraction.parameter_names
+    ]
+    reference_arguments = [
+        f'torch_inputs["{p}"]' if p in tensors else by_name[p] for p in extraction.parameter_names
+    ]
+    rows = [(mode, 1) if mode == "decode" else (mode, s) for mode in plan.modes for s in _seqlens(plan, mode)]
+    return {
+        "name": plan.name,
+        "op": _identifier(op, "unit_test"),
+        "short": _identifier(plan.name, "name"),
+        "title": plan.name.replace("_", " ").capitalize(),
+        "where": extraction.where,
+        "file": extraction.file,
+        "lines": extraction.lines,
+        "ops": extraction.ops,
+        "ccl": [o.rsplit(".", 1)[-1] for o in extraction.ccl_ops],
+        "modes_text": _modes_text(plan, rows),
+        "imports": [line for line in extraction.imports if line != "import ttnn"],
+        "helper_module": _module(Path(plan.unit_test).parent / "fused_op_test_utils.py"),
+        "factory_module": _module(_model_dir(plan.unit_test) / "tests" / "test_factory.py"),
+        "reference": _reference(plan.reference),
+        "env_var": f"{op.upper()}_DEVICE_PERF",
+        "constants": constants,
+        "input_tensors": _input_tensors(plan, rows, tensors),
+        "parameters": extraction.parameter_names,
+        "function_source": extraction.source,
+        "reference_arguments": reference_arguments,
+        "ttnn_arguments": ttnn_arguments,
+        "returns": list(extraction.returns) or ["output"],
+        "cases_name": f"{plan.name.upper()}_CASES",
+        "rows": rows,
+        "perf_rows": [rows[0]] + [r for r in rows if r[0] == "prefill"][:1]
+        if rows[0][0] == "decode"
+        else rows[:1],
+    }
+
+
+def ruff_clean(text: str, workspace: Path, unit_test: str) -> str:
+    """Sort imports and format with the workspace's ruff settings; then it must pass `ruff check`."""
+    ruff = [sys.executable, "-m", "ruff"]
+    name = ["--stdin-filename", unit_test]
+    text = _ruff([*ruff, "check", "--fix", "--select", "I", "--quiet", *name, "-"], text, workspace)
+    text = _ruff([*ruff, "format", "--quiet", *name, "-"], text, workspace)
+    result = subprocess.run([*ruff, "check", "--quiet", *name, "-"], input=text, capture_output=True, text=True,
+                            cwd=workspace, timeout=60)  # fmt: skip
+    if result.returncode != 0:
+        first = (result.stdout or result.stderr).strip().splitlines()[:1]
+        raise GenerateError(f"{unit_test}: the generated test does not pass ruff check: {first}")
+    return text
+
+
+def _ruff(argv: list[str], text: str, workspace: Path) -> str:
+    result = subprocess.run(argv, input=text, capture_output=True, text=True, cwd=workspace, timeout=60)
+    if result.returncode not in (0, 1) or not result.stdout:
+        raise GenerateError(f"ruff failed on the generated test: {result.stderr.strip()[:200]}")
+    return result.stdout
+
+
+def _tensor_parameters(extraction: Extraction, inputs: dict) -> set[str]:
+    """Parameters the module's CSV describes: the first op's tensor arguments and the matmuls' weights."""
+    found = set()
+    for region_inputs in inputs.values():
+        found.update(name for name, _ in _named_facts(extraction, region_inputs))
+    return found
+
+
+def _named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tuple[str, TensorFact]]:
+    parameters = set(extraction.parameter_names)
+    first, matmul_b = extraction.first_call_arguments, extraction.matmul_b_arguments
+    named = [(a, f) for a, f in zip(first, region_inputs.inputs, strict=False) if a in parameters]
+    weights = [fact for _, fact in region_inputs.matmul_weights]
+    named += [(a, f) for a, f in zip(matmul_b, weights, strict=False) if a in parameters]
+    return list(dict(named).items())
+
+
+def _input_tensors(plan: TestPlan, rows, tensors: set[str]) -> list:
+    table = []
+    for key in rows:
+        region_inputs = plan.inputs.get(key)
+        if region_inputs is None:
+            continue
+        facts = _named_facts(plan.extraction, region_inputs)
+        note = f"module_perf CSV row {region_inputs.row} ({region_inputs.first_op})"
+        table.append(
+            (key, [_tensor_entry(name, fact, note if i == 0 else "") for i, (name, fact) in enumerate(facts)])
+        )
+    return table
+
+
+def _tensor_entry(name: str, fact: TensorFact, note: str) -> dict:
+    memory = _MEMORY.get(fact.buffer_type) if fact.memory_layout == "INTERLEAVED" else None
+    if memory is None:
+        memory = "ttnn.DRAM_MEMORY_CONFIG"
+        note = f"TODO: the module has {fact.memory} (shard spec not in the CSV)"
+    return {
+        "name": name,
+        "shape": fact.shape,
+        "dtype": f"ttnn.{fact.dtype.lower()}",
+        "layout": f"ttnn.{fact.layout.upper()}_LAYOUT",
+        "memory": memory,
+        "note": note,
+    }
+
+
+def _constants(extraction: Extraction, tensors: set[str]) -> list[dict]:
+    constants, taken = [], set(_RESERVED)
+    for parameter in extraction.parameters:
+        if parameter.name in tensors:
+            continue
+        name = parameter.name.upper()
+        while name in taken:
+            name = f"MODULE_{name}"
+        taken.add(name)
+        constants.append({"name": name, "parameter": parameter.name, "argument": parameter.argument})
+    return constants
+
+
+def _seqlens(plan: TestPlan, mode: str):
+    return (1,) if mode == "decode" else plan.prefill_seqlens
+
+
+def _modes_text(plan: TestPlan, rows) -> str:
+    listed = ", ".join(f"{mode} {seq_len}" for mode, seq_len in rows)
+    return f"Modes: {listed}."
+
+
+def _model_dir(unit_test: str) -> Path:
+    """models/demos/<model>/tests/fused_op_unit_tests/test_x.py -> models/demos/<model>."""
+    path = Path(unit_test)
+    for parent in path.parents:
+        if parent.name == "tests":
+            return parent.parent
+    raise GenerateError(
+        f"unit_test {unit_test}: not under a tests/ directory of a model; use tt-metal's layout"
+    )
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.with_suffix("").parts)
+
+
+def _reference(reference: str) -> dict | None:
+    if not reference:
+        return None
+    module, _, name = reference.partition(":")
+    if not name or not all(_is_identifier(part) for part in [*module.split("."), name]):
+        raise GenerateError(f"reference {reference!r}: give package.module:callable")
+    return {"module": module, "name": name}
+
+
+def _identifier(text: str, what: str) -> str:
+    if not _is_identifier(text):
+        raise GenerateError(f"{what} {text!r} is not a Python identifier")
+    return text
+
+
+def _is_identifier(text: str) -> bool:
+    return text.isidentifier() and not keyword.iskeyword(text)
