@@ -147,15 +147,15 @@ def _input_tensors(plan: TestPlan, rows, tensors: set[str]) -> list:
         if region_inputs is None:
             continue
         facts = _named_facts(plan.extraction, region_inputs)
-        note = f"module_perf CSV row {region_inputs.row} ({region_inputs.first_op})"
-        table.append(
-            (key, [_tensor_entry(name, fact, note if i == 0 else "") for i, (name, fact) in enumerate(facts)])
+        source = (
+            f"module_perf CSV row {region_inputs.row} ({region_inputs.first_op}) and the matmuls after it"
         )
+        table.append((key, source, [_tensor_entry(name, fact) for name, fact in facts]))
     return table
 
 
-def _tensor_entry(name: str, fact: TensorFact, note: str) -> dict:
-    memory = _MEMORY.get(fact.buffer_type) if fact.memory_layout == "INTERLEAVED" else None
+def _tensor_entry(name: str, fact: TensorFact) -> dict:
+    memory, note = _MEMORY.get(fact.buffer_type) if fact.memory_layout == "INTERLEAVED" else None, ""
     if memory is None:
         memory = "ttnn.DRAM_MEMORY_CONFIG"
         note = f"TODO: the module has {fact.memory} (shard spec not in the CSV)"

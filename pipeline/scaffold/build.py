@@ -1,0 +1,175 @@
+"""One scaffold: a spec with the guide's three inputs -> the unit-test file and the spec's `call` lines.
+
+Never overwrites: an existing unit test makes it stop, unless `force`, which writes `<file>.new`
+beside it. The spec only gains the fields it lacks (`call` of each sequence), in place.
+"""
+
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import artifacts
+from pipeline.patching import module_name
+from pipeline.scaffold import inputs as module_inputs
+from pipeline.scaffold.extract import extract_file
+from pipeline.scaffold.region import ExtractError
+from pipeline.scaffold.testgen import GenerateError, TestPlan, render
+from pipeline.spec import MODES, NAME_PATTERN
+
+
+class ScaffoldError(Exception):
+    """One line naming the file or field and what to do; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Options:
+    reference: str = ""  # package.module:callable, else the spec's `reference`, else a TODO
+    csvs: tuple[tuple[str, str], ...] = ()  # (mode, module_perf CSV path) given on the command line
+    force: bool = False
+    artifacts_dir: str = "artifacts"  # where `doit run` left the module test's profiled runs
+
+
+def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
+    """Write the files; return one line per thing done or left to do."""
+    if not NAME_PATTERN.fullmatch(name or ""):
+        raise ScaffoldError(
+            f"fused_op={name!r}: give the name of a fused_ops/<name>.toml spec ([a-z][a-z0-9_]*)"
+        )
+    spec_path = repo_root / "fused_ops" / f"{name}.toml"
+    spec = _read_spec(spec_path)
+    workspace = _workspace(spec, spec_path, repo_root)
+    unit_test = _field(spec, "unit_test", spec_path)
+    op = Path(unit_test).stem.removeprefix("test_")
+    modes = tuple(spec.get("modes", ["decode"]))
+    extractions = {mode: _extract(spec, mode, workspace, f"{op}_ttnn", spec_path) for mode in modes}
+    if len({e.source for e in extractions.values()}) > 1:
+        raise ScaffoldError(
+            f"{spec_path}: decode and prefill sequences differ; give both modes the same region"
+        )
+    extraction = extractions[modes[0]]
+    seqlens = tuple(spec.get("prefill_seqlens", ()))
+    found, notes = _inputs(repo_root, spec, extraction, modes, seqlens, options)
+    reference = options.reference or spec.get("reference", "")
+    plan = TestPlan(name, unit_test, modes, seqlens, extraction, found, reference)
+    try:
+        text = render(plan, workspace)
+    except GenerateError as error:
+        raise ScaffoldError(str(error)) from None
+    return notes + [
+        _write_test(workspace / unit_test, text, options.force),
+        *_write_calls(spec_path, extractions),
+    ]
+
+
+def _read_spec(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        known = sorted(p.stem for p in path.parent.glob("*.toml"))
+        raise ScaffoldError(
+            f"{path}: no such spec; write it (name, sequence, module_test) or pick one of {known}"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ScaffoldError(f"{path}: not valid TOML ({error})") from None
+
+
+def _field(spec: dict, key: str, spec_path: Path):
+    if key not in spec:
+        raise ScaffoldError(f"{spec_path}: field '{key}' missing; add it")
+    return spec[key]
+
+
+def _workspace(spec: dict, spec_path: Path, repo_root: Path) -> Path:
+    path = Path(os.path.expandvars(_field(spec, "workspace", spec_path)))
+    path = path if path.is_absolute() else repo_root / path
+    if not path.is_dir():
+        raise ScaffoldError(f"{spec_path}: field 'workspace': {path} is not a directory")
+    return path
+
+
+def _extract(spec: dict, mode: str, workspace: Path, function: str, spec_path: Path):
+    if mode not in MODES:
+        raise ScaffoldError(f"{spec_path}: field 'modes': unknown mode {mode!r}; use {list(MODES)}")
+    sequence = spec.get("sequence", {}).get(mode)
+    if not isinstance(sequence, dict) or "file" not in sequence:
+        raise ScaffoldError(
+            f"{spec_path}: [sequence.{mode}] missing; add file and start/end (or lines, or function)"
+        )
+    way = {k: sequence[k] for k in ("start", "end", "function") if k in sequence}
+    if "lines" in sequence:
+        way["lines"] = tuple(sequence["lines"])
+    try:
+        return extract_file(workspace / sequence["file"], function, file=sequence["file"],
+                            module=module_name(sequence["file"]), **way)  # fmt: skip
+    except ExtractError as error:
+        raise ScaffoldError(f"[sequence.{mode}] {error}") from None
+
+
+def _inputs(repo_root: Path, spec: dict, extraction, modes, seqlens, options: Options):
+    given = dict(options.csvs)
+    found, notes = {}, []
+    for mode in modes:
+        key = (mode, 1) if mode == "decode" else (mode, min(seqlens, default=0))
+        csv = given.get(mode) or _profiled_csv(repo_root / options.artifacts_dir, spec, mode)
+        if csv is None:
+            notes.append(f"no module_perf CSV for {mode}: the test's inputs are TODOs; after `doit run` profiles "
+                         f"the module, scaffold again with --force (or give {mode}_csv=PATH)")  # fmt: skip
+            continue
+        try:
+            found[key] = module_inputs.region_inputs(csv, list(extraction.op_sequence))
+        except module_inputs.InputsError as error:
+            raise ScaffoldError(str(error)) from None
+        notes.append(
+            f"{mode} inputs from {csv} row {found[key].row} ({found[key].first_op}): {found[key].how}"
+        )
+    return found, notes
+
+
+def _profiled_csv(artifacts_root: Path, spec: dict, mode: str) -> str | None:
+    """The module test's profiled run with this spec's selection, if exactly one is in the artifacts."""
+    selection = spec.get("module_test", {}).get("select", {}).get(mode)
+    layout = artifacts.Layout(artifacts_root)
+    pattern = layout.module_dir("*", "module_perf", mode).relative_to(layout.root) / artifacts.RESULT
+    matches = []
+    for result_path in layout.root.glob(str(pattern)):
+        result = artifacts.read_result(result_path.parent) or {}
+        csv = result.get("files", {}).get("csv")
+        if csv and result.get("figures", {}).get("selection") == selection:
+            matches.append(str(result_path.parent / csv))
+    return matches[0] if len(matches) == 1 else None
+
+
+def _write_test(path: Path, text: str, force: bool) -> str:
+    if path.exists():
+        if not force:
+            raise ScaffoldError(
+                f"{path} exists; move it aside, or add --force to write {path.name}.new beside it"
+            )
+        path = path.with_name(path.name + ".new")
+    artifacts.write_text(path, text)
+    return f"wrote {path}"
+
+
+def _write_calls(spec_path: Path, extractions: dict) -> list[str]:
+    """Add `call = ...` to each [sequence.<mode>] table that lacks one."""
+    text = spec_path.read_text()
+    spec = tomllib.loads(text)
+    done = []
+    for mode, extraction in extractions.items():
+        if "call" in spec["sequence"][mode]:
+            continue
+        header = re.search(rf"^\[sequence\.{mode}\][ \t]*(#.*)?$", text, flags=re.MULTILINE)
+        if header is None:
+            done.append(f"{spec_path}: add call = {json.dumps(extraction.call)} to [sequence.{mode}]")
+            continue
+        line = f"call = {json.dumps(extraction.call)}\n"  # a JSON string is a TOML basic string
+        if header.end() == len(text):
+            text += "\n"
+        text = text[: header.end() + 1] + line + text[header.end() + 1 :]
+        done.append(f"{spec_path}: [sequence.{mode}] call = {extraction.call}")
+    if done:
+        artifacts.write_text(spec_path, text)
+    return done

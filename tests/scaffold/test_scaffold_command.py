@@ -1,0 +1,151 @@
+"""`doit scaffold fused_op=NAME` on a copy of the bundled workspace with specs holding only the three inputs
+(issue 12, acceptance 3 and 4): the test file is written once, ruff-clean, imports nothing from `pipeline`,
+and skips its single-device tests naming the CCLs when the sequence has any."""
+
+import ast
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from doit.doit_cmd import DoitMain
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = {"COMMAND": {"scaffold": "pipeline.scaffold.command:Scaffold"}}
+GROUP = (
+    "W_PAD[LOGICAL]",
+    "Z_PAD[LOGICAL]",
+    "Y_PAD[LOGICAL]",
+    "X_PAD[LOGICAL]",
+    "LAYOUT",
+    "DATATYPE",
+    "MEMORY",
+)
+ROUTER_CSV = [  # the router module's run on one device: reshape, linear (x, weight, bias), topk, softmax
+    ["ReshapeViewDeviceOperation", "32[32]", "1[1]", "32[32]", "64[64]", "TILE", "BFLOAT16", "DEV_0_L1_INTERLEAVED"],
+    ["MatmulDeviceOperation", "1[1]", "1[1]", "32[32]", "64[64]", "TILE", "BFLOAT16", "DEV_0_L1_INTERLEAVED",
+     "1[1]", "1[1]", "64[64]", "32[8]", "TILE", "BFLOAT8_B", "DEV_0_DRAM_INTERLEAVED",
+     "1[1]", "1[1]", "32[1]", "32[8]", "TILE", "BFLOAT16", "DEV_0_DRAM_INTERLEAVED"],
+    ["TopKDeviceOperation", "1[1]", "1[1]", "32[32]", "32[8]", "TILE", "BFLOAT16", "DEV_0_L1_INTERLEAVED"],
+    ["SoftmaxDeviceOperation", "1[1]", "1[1]", "32[32]", "32[4]", "TILE", "BFLOAT16", "DEV_0_L1_INTERLEAVED"],
+]  # fmt: skip
+
+
+def _three_inputs_spec(name: str, unit_test: str) -> str:
+    """The bundled spec with a new unit-test path and no `call` lines (what scaffolding starts from)."""
+    text = (REPO / "fused_ops" / f"{name}.toml").read_text()
+    kept = [line for line in text.splitlines() if not line.startswith(("call =", "unit_test ="))]
+    return "\n".join([f'unit_test = "{unit_test}"', *kept]) + "\n"
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A repo root holding pyproject.toml (the workspace's ruff.toml extends it), the workspace and specs."""
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    ignore = shutil.ignore_patterns("__pycache__", "generated", ".pytest_cache")
+    shutil.copytree(REPO / "examples" / "gpt_oss_mini", tmp_path / "examples" / "gpt_oss_mini", ignore=ignore)
+    (tmp_path / "fused_ops").mkdir()
+    for name in ("router", "experts"):
+        unit_test = f"models/demos/gpt_oss_mini/tests/fused_op_unit_tests/test_scaffolded_{name}.py"
+        (tmp_path / "fused_ops" / f"{name}.toml").write_text(_three_inputs_spec(name, unit_test))
+    header = ["OP CODE", "OP TYPE", "DEVICE ID"] + [f"INPUT_{i}_{f}" for i in range(3) for f in GROUP]
+    rows = [
+        ",".join([row[0], "tt_dnn_device", "0", *row[1:]] + [""] * (len(header) - 2 - len(row)))
+        for row in ROUTER_CSV
+    ]
+    (tmp_path / "router_decode.csv").write_text("\n".join([",".join(header), *rows]) + "\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def scaffold(*args) -> int:
+    return DoitMain(extra_config=PLUGIN).run(["scaffold", *args])
+
+
+def _unit_test(repo: Path, name: str) -> Path:
+    return (
+        repo
+        / f"examples/gpt_oss_mini/models/demos/gpt_oss_mini/tests/fused_op_unit_tests/test_scaffolded_{name}.py"
+    )
+
+
+def _ruff(repo: Path, *args) -> subprocess.CompletedProcess:
+    workspace = repo / "examples" / "gpt_oss_mini"
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args], cwd=workspace, capture_output=True, text=True
+    )
+
+
+def test_scaffold_writes_a_ruff_clean_test_and_the_spec_calls_once(repo, capsys):
+    assert scaffold("fused_op=router", f"decode_csv={repo / 'router_decode.csv'}") == 0
+    path = _unit_test(repo, "router")
+    text = path.read_text()
+    tree = ast.parse(text)
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.split(".")[0] == "pipeline"]
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for suffix in ("reference", "ttnn"):
+        assert f"scaffolded_router_{suffix}" in functions
+    for suffix in ("", "_single_device", "_device_perf", "_single_device_device_perf"):
+        assert f"test_scaffolded_router{suffix}" in functions
+    assert '"x": ((1, 1, 32, 64), ttnn.bfloat16, ttnn.TILE_LAYOUT, ttnn.L1_MEMORY_CONFIG)' in text
+    assert '"weight": ((1, 1, 64, 8), ttnn.bfloat8_b, ttnn.TILE_LAYOUT, ttnn.DRAM_MEMORY_CONFIG)' in text
+    reference = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.endswith("_reference"))
+    assert isinstance(reference.body[-1], ast.Raise) and "TODO" in ast.unparse(reference.body[-1])
+    assert "pytest.skip" not in text  # no CCL: the single-device tests run
+    relative = str(path.relative_to(repo / "examples" / "gpt_oss_mini"))
+    assert _ruff(repo, "check", relative).returncode == 0
+    assert _ruff(repo, "format", "--check", relative).returncode == 0
+
+    spec = tomllib.loads((repo / "fused_ops" / "router.toml").read_text())
+    expected = (
+        "indices, weights = scaffolded_router_ttnn(x, self.weight, self.bias, memory_config, self.top_k, "
+    )
+    assert spec["sequence"]["decode"]["call"].startswith(expected)
+    assert spec["sequence"]["prefill"]["call"] == spec["sequence"]["decode"]["call"]
+    assert "row 1 (MatmulDeviceOperation)" in capsys.readouterr().out
+
+    # Never overwrite: a second scaffold stops (exit 2, one line); --force writes <file>.new beside it.
+    path.write_text(text + "# edited by hand\n")
+    assert scaffold("fused_op=router") == 2
+    assert "exists; move it aside, or add --force" in capsys.readouterr().err
+    assert scaffold("fused_op=router", "--force") == 0
+    assert path.read_text().endswith("# edited by hand\n")
+    assert path.with_name(path.name + ".new").is_file()
+    assert (repo / "fused_ops" / "router.toml").read_text().count("call =") == 2  # not added twice
+
+
+def test_a_sequence_with_ccls_skips_the_single_device_tests_naming_them(repo):
+    assert scaffold("fused_op=experts") == 0
+    text = _unit_test(repo, "experts").read_text()
+    names = "all_to_all_dispatch, all_to_all_combine, all_reduce"
+    assert f"because scaffolded_experts includes CCL ops ({names})." in text
+    tree = ast.parse(text)
+    bodies = {n.name: n.body for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for test in (
+        "test_scaffolded_experts_single_device",
+        "test_scaffolded_experts_single_device_device_perf",
+    ):
+        assert ast.unparse(bodies[test][0]) == "pytest.skip(SINGLE_DEVICE_SKIP)"
+    assert "pytest.skip" not in ast.unparse(bodies["test_scaffolded_experts"])
+    relative = str(_unit_test(repo, "experts").relative_to(repo / "examples" / "gpt_oss_mini"))
+    assert _ruff(repo, "check", relative).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fused_op=missing"], "no such spec; write it"),
+        (["fused_op=../x"], "fused_op='../x': give the name of a fused_ops/<name>.toml spec"),
+        (["fused_op=router", "reference=not a path"], "reference 'not a path': give package.module:callable"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(repo, capsys, args, message):
+    before = sorted(p for p in repo.rglob("*") if p.is_file())
+    assert scaffold(*args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p for p in repo.rglob("*") if p.is_file()) == before
