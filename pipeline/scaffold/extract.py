@@ -79,23 +79,24 @@ def extract_file(
 def extract(region: Region, function_name: str, module: str = "") -> Extraction:
     _refuse_control_flow(region)
     receiver = region.receiver
-    chain = receiver_chain(receiver, _mutated_attributes(region.statements, receiver))
+    tail = [region.final_return] if region.final_return is not None else []
+    attributes = receiver_chain(receiver, _mutated_attributes(region.statements, receiver))
     function_locals = bindings.function_locals(region.function) if region.function else set()
     globals_ = bindings.bound_names(region.tree.body) - function_locals
-    hoisted = _hoisted(region, chain, function_locals, globals_)
+    hoisted = _hoisted(region, attributes, function_locals, globals_)
+    configs = _config_arguments(region, hoisted + region.statements + tail, attributes, globals_)
+    chain = _either(configs, attributes)
 
     flow = Flow(chain=chain).block(hoisted)
     flow.written = {}
-    flow.block(region.statements)
-    if region.final_return is not None:
-        flow.expr(region.final_return.value)
+    flow.block(region.statements + tail)
     after = Flow(chain=chain)
     for segment in region.after:
         after.block(segment)
     _refuse_attribute_stores(region, flow, after, receiver)
 
     is_parameter = {key: _is_parameter(key, function_locals, globals_) for key in flow.reads}
-    returns = [key for key in after.reads if key in flow.written and "." not in key]
+    returns = [key for key in after.reads if key in flow.written and key.isidentifier()]
     order = [n for n in bindings.parameter_names(region.function) if n != receiver] if region.function else []
     keys = sorted(
         (k for k in flow.reads if is_parameter[k]), key=lambda k: order.index(k) if k in order else len(order)
@@ -103,14 +104,16 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
     # A returned name the region binds on some paths only keeps its earlier value on the others.
     keys += [k for k in returns if k not in flow.defined and k not in keys]
 
-    found = chain_nodes(hoisted + region.statements, chain)
+    code = hoisted + region.statements + tail
+    found = chain_nodes(code, chain)
     nodes = {key: node for node, key in reversed(found)}  # the first occurrence of each
-    names = _chain_names(nodes, hoisted + region.statements, function_name)
+    preferred = {key: keyword for key, keyword in configs.values()}
+    names = _chain_names(nodes, preferred, code, function_name)
     parameters = tuple(Parameter(names.get(k, k), _argument(region, nodes.get(k), k)) for k in keys)
     renames = [(node, names[key]) for node, key in found]
     source = _function_source(region, function_name, parameters, returns, hoisted, renames)
     used_globals = [k for k in flow.reads if k in globals_ and k not in bindings.BUILTINS]
-    sequence = ops.op_sequence(hoisted + region.statements, region.tree, region.cls, receiver)
+    sequence = ops.op_sequence(code, region.tree, region.cls, receiver)
     region_ops = list(dict.fromkeys(sequence))
     return Extraction(
         function_name=function_name,
@@ -167,7 +170,7 @@ def _refuse_attribute_stores(region: Region, flow: Flow, after: Flow, receiver: 
                 "end the region before that assignment"
             )
     for key, node in flow.written.items():
-        if "." in key and (key in after.reads or _read_elsewhere(region, receiver, node)):
+        if not key.isidentifier() and (key in after.reads or _read_elsewhere(region, receiver, node)):
             raise ExtractError(
                 f"{region.file}:{node.lineno}: the region assigns {key}, which later code reads; "
                 "end the region before that assignment"
@@ -209,7 +212,7 @@ def _mutated_attributes(statements, receiver: str | None) -> set[str]:
 
 def _hoisted(region: Region, chain, function_locals: set[str], globals_: set[str]) -> list[ast.stmt]:
     """Pure definitions before the region, at the top of the function, of names the region needs."""
-    if region.function is None or region.function.body[0] is region.statements[0]:
+    if region.function is None or region.function.body[0] is region.first:
         return []
     body = region.function.body
     counts = _binding_counts(region.function)
@@ -218,7 +221,7 @@ def _hoisted(region: Region, chain, function_locals: set[str], globals_: set[str
         s.targets[0].id: s
         for s in body
         if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
-        and s.end_lineno < region.statements[0].lineno
+        and s.end_lineno < region.first.lineno
     }  # fmt: skip
     chosen: dict[str, ast.stmt] = {}
 
@@ -230,7 +233,7 @@ def _hoisted(region: Region, chain, function_locals: set[str], globals_: set[str
             return False
         reads = Flow(chain=chain).block([ast.Expr(statement.value)]).reads
         for read in reads:
-            if "." in read or read == region.receiver:
+            if not read.isidentifier() or read == region.receiver:
                 return False
             allowed = (
                 read in globals_ or read in bindings.BUILTINS or (read in parameters and not counts.get(read))
@@ -243,6 +246,39 @@ def _hoisted(region: Region, chain, function_locals: set[str], globals_: set[str
     for name in Flow(chain=chain).block(region.statements).reads:
         hoistable(name, frozenset())
     return sorted(chosen.values(), key=lambda s: s.lineno)
+
+
+def _config_arguments(region: Region, code, chain, globals_: set[str]) -> dict[int, tuple[str, str]]:
+    """Keyword arguments of ttnn ops computed by a call from the caller's values
+    (`memory_config=activation_memory_config(mode)`): id(node) -> (key, keyword). They become parameters
+    named after the keyword, because the test chooses them per mode, like a conditional definition."""
+    outer = Flow(chain=chain).block(code)
+    aliases = ops.ttnn_aliases(region.tree)
+    found = {}
+    for call in (n for statement in code for n in ast.walk(statement) if isinstance(n, ast.Call)):
+        root = call.func
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if not (isinstance(root, ast.Name) and root.id in aliases):
+            continue
+        for keyword in call.keywords:
+            if not (keyword.arg and isinstance(keyword.value, ast.Call)):
+                continue
+            reads = Flow(chain=chain).block([ast.Expr(keyword.value)]).reads
+            outside = [
+                r for r in reads if r in outer.reads and r not in globals_ and r not in bindings.BUILTINS
+            ]
+            if outside and not any(r in outer.written for r in reads):
+                found[id(keyword.value)] = (ast.unparse(keyword.value), keyword.arg)
+    return found
+
+
+def _either(configs: dict, chain):
+    def named(node: ast.expr) -> str | None:
+        config = configs.get(id(node))
+        return config[0] if config else chain(node)
+
+    return named
 
 
 def _binding_counts(function) -> dict[str, int]:
@@ -263,16 +299,16 @@ def _own_scope_nodes(node: ast.AST):
 
 
 def _is_parameter(key: str, function_locals: set[str], globals_: set[str]) -> bool:
-    if "." in key or key in function_locals:
+    if not key.isidentifier() or key in function_locals:
         return True
     return key not in globals_ and key not in bindings.BUILTINS  # a closure's variable
 
 
-def _chain_names(nodes: dict, statements, function_name: str) -> dict[str, str]:
+def _chain_names(nodes: dict, preferred: dict, statements, function_name: str) -> dict[str, str]:
     taken = {n.id for s in statements for n in ast.walk(s) if isinstance(n, ast.Name)} | {function_name}
     names = {}
     for key, node in nodes.items():
-        name = readable_name(node)
+        name = preferred.get(key) or readable_name(node)
         candidate, suffix = name, 2
         while candidate in taken:
             candidate, suffix = f"{name}_{suffix}", suffix + 1
@@ -290,7 +326,8 @@ def _argument(region: Region, node: ast.expr | None, key: str) -> str:
 def _function_source(region: Region, name: str, parameters, returns, hoisted, renames) -> str:
     source_lines = region.source.splitlines()
     body = [line for s in hoisted for line in render.statement_lines(source_lines, [s], renames)]
-    body += render.statement_lines(source_lines, region.statements, renames)
+    if region.statements:
+        body += render.statement_lines(source_lines, region.statements, renames)
     tail = ""
     if region.final_return is not None:
         tail = "\n".join(render.statement_lines(source_lines, [region.final_return], renames))

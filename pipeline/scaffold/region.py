@@ -42,9 +42,13 @@ class Region:
         return positional[0].arg
 
     @property
+    def first(self) -> ast.stmt:
+        return (self.statements or [self.final_return])[0]
+
+    @property
     def lines(self) -> tuple[int, int]:
         last = self.final_return or self.statements[-1]
-        return self.statements[0].lineno, last.end_lineno
+        return self.first.lineno, last.end_lineno
 
 
 def anchor_lines(source: str, start: str, end: str, file: str) -> tuple[int, int]:
@@ -92,7 +96,7 @@ def by_function(source: str, name: str, file: str) -> Region:
     final_return = None
     if body and isinstance(body[-1], ast.Return) and body[-1].value is not None:
         final_return = body.pop()
-    if not body:
+    if not body and final_return is None:
         raise ExtractError(f"{file}: function {name} has no statements to extract")
     return Region(file, source, tree, body, function, owner, [], final_return)
 
@@ -144,6 +148,10 @@ def _descend(region: Region, block: list[ast.stmt], first: int, last: int, level
     _refuse_partial(region.file, block[lo], block[hi], first, last)
     region.statements = block[lo : hi + 1]
     region.after = _after(levels, block, hi)
+    closing = region.statements[-1]
+    if region.function is not None and block is region.function.body and closing is block[-1]:
+        if isinstance(closing, ast.Return) and closing.value is not None:  # the function's own last word
+            region.final_return = region.statements.pop()
 
 
 def _inner_block(statement: ast.stmt, first: int, last: int) -> list[ast.stmt] | None:

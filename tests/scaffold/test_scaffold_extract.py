@@ -281,3 +281,22 @@ def test_an_attribute_of_self_that_another_method_reads_is_refused(extract_regio
         extract_region(source, "self.last =", "self.last =")
     unread = source.replace("return self.last", "return None")
     assert extract_region(unread, "self.last =", "self.last =").returns == ()
+
+
+def test_a_config_computed_from_the_callers_values_becomes_a_parameter(extract_region):
+    source = """
+    import ttnn
+
+    from .config import memory_for
+
+
+    class Norm:
+        def __call__(self, x, mode):
+            return ttnn.rms_norm(x, epsilon=self.eps, weight=self.weight, memory_config=memory_for(mode),
+                                 compute_kernel_config=ttnn.Config(fidelity=2))
+    """
+    e = extract_region(source, "return ttnn.rms_norm(", "return ttnn.rms_norm(")
+    assert e.parameter_names == ["x", "eps", "weight", "memory_config"]
+    assert e.call == "return op_ttnn(x, self.eps, self.weight, memory_for(mode))"
+    assert "memory_config=memory_config" in e.source and "ttnn.Config(fidelity=2)" in e.source
+    assert e.imports == ("import ttnn",)  # memory_for stays at the call site

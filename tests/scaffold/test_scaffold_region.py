@@ -52,8 +52,14 @@ def test_the_end_anchor_is_the_first_match_after_the_start():
     prefill = regions.by_anchors(TWO_PATHS, "    y = tt.matmul(x, w)\n    out", "out = tt.relu(y)", "m.py")
     assert [s.lineno for s in prefill.statements] == [14, 15]
     assert prefill.function.name == "prefill"
-    with pytest.raises(ExtractError, match="returns from prefill"):
-        extract(regions.by_anchors(TWO_PATHS, "    y = tt.matmul(x, w)\n    out", "return out", "m.py"), "f")
+    # Ending on the function's closing return is allowed: the call returns what the function returns.
+    closing = extract(
+        regions.by_anchors(TWO_PATHS, "    y = tt.matmul(x, w)\n    out", "return out", "m.py"), "f"
+    )
+    assert closing.call == "return f(x, w)" and closing.source.rstrip().endswith("return out")
+    early = "def f(x):\n    if x:\n        return 1\n    y = x\n    return y\n"
+    with pytest.raises(ExtractError, match="returns from f"):
+        extract(regions.by_anchors(early, "if x:", "return y", "m.py"), "g")
 
 
 def test_anchors_may_span_lines_and_a_statement_is_taken_whole():
