@@ -79,7 +79,7 @@ def context(plan: TestPlan) -> dict:
         "where": extraction.where,
         "file": extraction.file,
         "lines": extraction.lines,
-        "ops": extraction.ops,
+        "ops": [o for o in extraction.ops if o != "ttnn.deallocate"],
         "ccl": [o.rsplit(".", 1)[-1] for o in extraction.ccl_ops],
         "modes_text": _modes_text(plan, rows),
         "imports": [line for line in extraction.imports if line != "import ttnn"],
