@@ -335,7 +335,7 @@ def _function_source(region: Region, name: str, parameters, returns, hoisted, re
     docstring = f"Lines {first}-{last} of {region.file} ({_where(region)}), as a function."
     text = render.function_text(name, [p.name for p in parameters], docstring, body, returns, tail)
     try:
-        ast.parse(text)
+        compile(text, region.file, "exec", dont_inherit=True)
     except SyntaxError as error:
         raise ExtractError(f"{region.file}: the extracted function does not parse ({error.msg}); "
                            "choose a region of whole statements") from None  # fmt: skip
