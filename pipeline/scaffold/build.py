@@ -115,8 +115,10 @@ def _inputs(repo_root: Path, spec: dict, extraction, modes, seqlens, options: Op
         key = (mode, 1) if mode == "decode" else (mode, min(seqlens, default=0))
         csv = given.get(mode) or _profiled_csv(repo_root / options.artifacts_dir, spec, mode)
         if csv is None:
-            notes.append(f"no module_perf CSV for {mode}: the test's inputs are TODOs; after `doit run` profiles "
-                         f"the module, scaffold again with --force (or give {mode}_csv=PATH)")  # fmt: skip
+            notes.append(
+                f"no module_perf CSV for {mode}: the test's inputs are TODOs; after `doit run` "
+                f"profiles the module, scaffold again with --force (or give {mode}_csv=PATH)"
+            )
             continue
         try:
             found[key] = module_inputs.region_inputs(csv, list(extraction.op_sequence))

@@ -166,7 +166,8 @@ def _refuse_attribute_stores(region: Region, flow: Flow, after: Flow, receiver: 
     for target in flow.attribute_stores:
         if ast.unparse(target) in later:
             raise ExtractError(
-                f"{region.file}:{target.lineno}: the region assigns {ast.unparse(target)}, which later code reads; "
+                f"{region.file}:{target.lineno}: the region assigns {ast.unparse(target)}, "
+                "which later code reads; "
                 "end the region before that assignment"
             )
     for key, node in flow.written.items():
@@ -354,8 +355,9 @@ def _deallocated(region: Region, parameters, keys, flow: Flow) -> tuple[str, ...
     by_key = {key: parameter.name for key, parameter in zip(keys, parameters, strict=True)}
     found = []
     for node in (n for s in region.statements for n in ast.walk(s)):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "deallocate"
-                and isinstance(node.func.value, ast.Name) and node.func.value.id in aliases and node.args):  # fmt: skip
+        function = getattr(node, "func", None)
+        is_ttnn = isinstance(function, ast.Attribute) and isinstance(function.value, ast.Name)
+        if is_ttnn and function.attr == "deallocate" and function.value.id in aliases and node.args:
             key = ast.unparse(node.args[0])
             rebound = key in flow.written and flow.written[key].lineno < node.lineno
             if key in by_key and not rebound:

@@ -108,8 +108,8 @@ def ruff_clean(text: str, workspace: Path, unit_test: str) -> str:
     name = ["--stdin-filename", unit_test]
     text = _ruff([*ruff, "check", "--fix", "--select", "I", "--quiet", *name, "-"], text, workspace)
     text = _ruff([*ruff, "format", "--quiet", *name, "-"], text, workspace)
-    result = subprocess.run([*ruff, "check", "--quiet", *name, "-"], input=text, capture_output=True, text=True,
-                            cwd=workspace, timeout=60)  # fmt: skip
+    check = [*ruff, "check", "--quiet", *name, "-"]
+    result = subprocess.run(check, input=text, capture_output=True, text=True, cwd=workspace, timeout=60)
     if result.returncode != 0:
         first = (result.stdout or result.stderr).strip().splitlines()[:1]
         raise GenerateError(f"{unit_test}: the generated test does not pass ruff check: {first}")

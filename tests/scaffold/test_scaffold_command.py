@@ -13,6 +13,7 @@ import pytest
 from doit.doit_cmd import DoitMain
 
 REPO = Path(__file__).resolve().parents[2]
+UNIT_TESTS = "examples/gpt_oss_mini/models/demos/gpt_oss_mini/tests/fused_op_unit_tests"
 PLUGIN = {"COMMAND": {"scaffold": "pipeline.scaffold.command:Scaffold"}}
 GROUP = (
     "W_PAD[LOGICAL]",
@@ -24,7 +25,8 @@ GROUP = (
     "MEMORY",
 )
 ROUTER_CSV = [  # the router module's run on one device: reshape, linear (x, weight, bias), topk, softmax
-    ["ReshapeViewDeviceOperation", "32[32]", "1[1]", "32[32]", "64[64]", "TILE", "BFLOAT16", "DEV_0_L1_INTERLEAVED"],
+    ["ReshapeViewDeviceOperation", "32[32]", "1[1]", "32[32]", "64[64]", "TILE", "BFLOAT16",
+     "DEV_0_L1_INTERLEAVED"],
     ["MatmulDeviceOperation", "1[1]", "1[1]", "32[32]", "64[64]", "TILE", "BFLOAT16", "DEV_0_L1_INTERLEAVED",
      "1[1]", "1[1]", "64[64]", "32[8]", "TILE", "BFLOAT8_B", "DEV_0_DRAM_INTERLEAVED",
      "1[1]", "1[1]", "32[1]", "32[8]", "TILE", "BFLOAT16", "DEV_0_DRAM_INTERLEAVED"],
@@ -65,10 +67,7 @@ def scaffold(*args) -> int:
 
 
 def _unit_test(repo: Path, name: str) -> Path:
-    return (
-        repo
-        / f"examples/gpt_oss_mini/models/demos/gpt_oss_mini/tests/fused_op_unit_tests/test_scaffolded_{name}.py"
-    )
+    return repo / UNIT_TESTS / f"test_scaffolded_{name}.py"
 
 
 def _ruff(repo: Path, *args) -> subprocess.CompletedProcess:

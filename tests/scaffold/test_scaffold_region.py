@@ -123,7 +123,8 @@ def test_a_region_starting_inside_a_loop_and_ending_after_it_is_refused():
 
 
 def test_a_value_only_the_next_iteration_reads_is_returned(run_both):
-    source = "def f(xs):\n    prev, out = 0, []\n    for x in xs:\n        out.append(prev)\n        prev = x * 2\n    return out\n"
+    source = "def f(xs):\n    prev, out = 0, []\n    for x in xs:\n        out.append(prev)\n"
+    source += "        prev = x * 2\n    return out\n"
     extraction = extract(regions.by_anchors(source, "prev = x * 2", "prev = x * 2", "m.py"), "op")
     assert extraction.returns == ("prev",)
     assert run_both(source, extraction, "f", [1, 2, 3]) == [[0, 2, 4]] * 2
