@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from pipeline.scaffold import expected
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
 
@@ -95,6 +96,9 @@ def context(plan: TestPlan) -> dict:
         "ttnn_arguments": ttnn_arguments,
         "returns": list(extraction.returns) or ["output"],
         "cases_name": f"{plan.name.upper()}_CASES",
+        "placeholder_note": expected.PLACEHOLDER_NOTE,
+        "placeholder_pcc": expected.PLACEHOLDER_PCC,
+        "placeholder_perf_us": expected.PLACEHOLDER_PERF_US,
         "rows": rows,
         "perf_rows": [rows[0]] + [r for r in rows if r[0] == "prefill"][:1]
         if rows[0][0] == "decode"

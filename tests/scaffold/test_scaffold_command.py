@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from doit.doit_cmd import DoitMain
 
+from pipeline.scaffold import expected
+
 REPO = Path(__file__).resolve().parents[2]
 UNIT_TESTS = "examples/gpt_oss_mini/models/demos/gpt_oss_mini/tests/fused_op_unit_tests"
 PLUGIN = {"COMMAND": {"scaffold": "pipeline.scaffold.command:Scaffold"}}
@@ -152,3 +154,29 @@ def test_bad_input_is_one_line_and_writes_nothing(repo, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert sorted(p for p in repo.rglob("*") if p.is_file()) == before
+
+
+def test_placeholders_are_reported_and_measured_values_accepted(repo):
+    assert scaffold("fused_op=router", f"decode_csv={repo / 'router_decode.csv'}") == 0
+    path = _unit_test(repo, "router")
+    before = path.read_text()
+    assert expected.placeholder_rows(path) == [("decode", 1), ("prefill", 128), ("prefill", 1024)]
+    lines = expected.accept_measured(
+        path, {("decode", 1): (0.99874, 12.34), ("prefill", 128): (0.9912, 40.01)}
+    )
+    assert len(lines) == 2 and "expected_pcc=0.998 expected_perf_us=12.4" in lines[0]
+    assert expected.placeholder_rows(path) == [("prefill", 1024)]
+    text = path.read_text()
+    assert '("decode", 1, 0.998, 12.4),' in text and '("prefill", 1024, 1.0, 0.0),' in text
+    assert expected.PLACEHOLDER_NOTE in text  # one row is still a placeholder
+    # Only the rows changed; the file stays ruff-clean.
+    assert [a for a in before.splitlines() if a not in text.splitlines()] == [
+        '    ("decode", 1, 1.0, 0.0),', '    ("prefill", 128, 1.0, 0.0),'
+    ]  # fmt: skip
+    relative = str(path.relative_to(repo / "examples" / "gpt_oss_mini"))
+    assert _ruff(repo, "check", relative).returncode == 0
+    assert _ruff(repo, "format", "--check", relative).returncode == 0
+    expected.accept_measured(path, {("prefill", 1024): (0.97, 300.0)})
+    assert expected.placeholder_rows(path) == [] and expected.ACCEPTED_NOTE in path.read_text()
+    with pytest.raises(expected.ExpectedError, match="no rows for"):
+        expected.accept_measured(path, {("prefill", 4096): (0.9, 1.0)})
