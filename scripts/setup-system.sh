@@ -4,7 +4,8 @@
 # archive through apt-get, never from a download of its own.
 set -euo pipefail
 
-if [ -x /usr/bin/chromium ]; then
+PACKAGES=(chromium fonts-dejavu-core fonts-noto-color-emoji)
+if [ -x /usr/bin/chromium ] && [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -13,4 +14,4 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-apt-get install -y -q --no-install-recommends chromium
+apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
