@@ -9,7 +9,7 @@ if [ -x /usr/bin/chromium ] && [ -f /usr/share/fonts/truetype/noto/NotoColorEmoj
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-    echo "scripts/setup-system.sh: /usr/bin/chromium is missing; run this script as root (it uses apt-get)" >&2
+    echo "scripts/setup-system.sh: /usr/bin/chromium is missing; run it as root (it uses apt-get)" >&2
     exit 2
 fi
 export DEBIAN_FRONTEND=noninteractive

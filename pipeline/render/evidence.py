@@ -149,7 +149,8 @@ def load(summary_json: Path) -> OpEvidence:
             op=data["op"], description=data.get("description", ""), unit_test=data.get("unit_test", ""),
             workspace=data.get("workspace", ""), modes=list(data.get("modes") or []),
             decode_only=bool(data.get("decode_only")), verdict=data.get("verdict", "failed"),
-            environment=data.get("environment") or {}, steps=steps, unexpected=list(data.get("unexpected") or []),
+            environment=data.get("environment") or {}, steps=steps,
+            unexpected=list(data.get("unexpected") or []),
             directory=path.parent, spec=data.get("spec", ""),
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -198,11 +199,11 @@ def _case(raw: dict) -> Case:
     return Case(id=raw["id"], outcome=raw.get("outcome", ""), message=raw.get("message", ""),
                 pcc=dict(raw.get("pcc") or {}), atol=dict(raw.get("atol") or {}),
                 e2e_us=list(raw.get("e2e_us") or []), e2e_iters=list(raw.get("e2e_iters") or []), mode=mode,
-                seq_len=int(seq_len) if isinstance(seq_len, int | float | str) and str(seq_len).isdigit() else None)  # fmt: skip
+                seq_len=int(seq_len) if str(seq_len).isdigit() else None)  # fmt: skip
 
 
 def _mode_from_id(case_id: str) -> tuple[str | None, int | None]:
-    """A case without an expected row: its mode from the id's parameters (`decode-1-...`, `prefill-128-...`)."""
+    """A case without an expected row: its mode from the id's parameters (`decode-1-..`, `prefill-128-..`)."""
     parts = case_id.partition("[")[2].rstrip("]").split("-")
     for i, part in enumerate(parts):
         if part in MODES:

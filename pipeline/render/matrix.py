@@ -40,7 +40,8 @@ def entries(op: OpEvidence, step: str, now: datetime) -> list[Entry]:
     for entry in op.steps_of(step):
         link = entry.links.get("log") or entry.links.get("result")
         found.append(Entry(mode=entry.mode or "", state=state_of(entry), verdict=entry.verdict,
-                           title=f"{entry.task}: {entry.verdict}: {entry.message}", age=age(entry.finished, now),
+                           title=f"{entry.task}: {entry.verdict}: {entry.message}",
+                           age=age(entry.finished, now),
                            href=f"{op.op}/{link}" if link else None))  # fmt: skip
     return found
 

@@ -102,7 +102,8 @@ def _config(step: Step) -> dict:
              "module": str(m.get("module", "")), "differs": str(m.get("unit")) != str(m.get("module"))}
             for m in step.mismatches]  # fmt: skip
     return {"task": step.task, "mode": step.mode, "verdict": step.verdict, "message": step.message,
-            "result": step.figures.get("result", ""), "ops": step.figures.get("unit_ops") or [], "rows": rows}  # fmt: skip
+            "result": step.figures.get("result", ""), "ops": step.figures.get("unit_ops") or [],
+            "rows": rows}  # fmt: skip
 
 
 def _single_vs_multi(step: Step) -> dict:
@@ -119,7 +120,8 @@ def _single_vs_multi(step: Step) -> dict:
                      "differs": ours != theirs})  # fmt: skip
     shapes = [{"op": m.get("op", ""), "field": m.get("field", ""), "multi": str(m.get("multi", "")),
                "single": str(m.get("single", ""))} for m in step.mismatches]  # fmt: skip
-    return {"task": step.task, "mode": step.mode, "verdict": step.verdict, "message": step.message, "rows": rows,
+    return {"task": step.task, "mode": step.mode, "verdict": step.verdict, "message": step.message,
+            "rows": rows,
             "shapes": shapes, "compared": step.figures.get("compared_ops") or []}  # fmt: skip
 
 

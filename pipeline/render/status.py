@@ -1,7 +1,7 @@
 """tt-metal's fused-op status table, every cell derived from the stored evidence.
 
-Columns as the model teams' hand-kept table has them (one row per fused op). Legend: ✅ verified and
-passing, ❌ verified and failing, ⛔️ verified not to exist, ❓ cannot be verified. A cell is ❓ only when
+Columns as the model teams' hand-kept table has them (one row per fused op). Legend: ✅ verified
+and passing, ❌ verified and failing, ⛔️ verified not to exist, ❓ cannot be verified. A cell is ❓ only when
 no step produced its evidence, and then its `reason` says which step or record is missing. Figures
 are per iteration (device perf: kernel / op-to-op, in µs), PCC to 4 decimals.
 """

@@ -9,7 +9,8 @@ from pipeline.render import evidence, findings, pages, status
 
 
 def write_summary(root, op, steps, **extra):
-    data = {"op": op, "description": "d", "unit_test": f"tests/test_{op}.py", "workspace": "ws", "modes": ["decode"],
+    data = {"op": op, "description": "d", "unit_test": f"tests/test_{op}.py", "workspace": "ws",
+            "modes": ["decode"],
             "decode_only": True, "verdict": "passed", "environment": {"backend": "sim"}, "steps": steps,
             "unexpected": [], **extra}  # fmt: skip
     path = root / op / "summary.json"
@@ -58,7 +59,8 @@ def test_index_reports_an_unreadable_summary_and_renders_the_rest(tmp_path):
 
 
 def test_findings_repeated_per_case_are_one_line_listing_the_cases():
-    notes = ["unit_test:x: test_x[decode-1] PCC a went down", "unit_test:x: test_x[prefill-128] PCC a went down",
+    notes = ["unit_test:x: test_x[decode-1] PCC a went down",
+             "unit_test:x: test_x[prefill-128] PCC a went down",
              "retried once"]  # fmt: skip
     grouped = findings.group(notes)
     assert [(g.text, g.cases) for g in grouped] == [
