@@ -39,7 +39,7 @@ def device_time(op: OpEvidence) -> str | None:
         axis.bar(labels, gap, bottom=kernel, color=OP_TO_OP_COLOR, label="op-to-op latency")
         axis.set_title(f"{mode}: average per op (µs)", fontsize=9)
         _style(axis, rotate=True)
-    axes[0][0].legend(fontsize=7, frameon=False)
+    _legend(fig, axes[0][0], columns=2)
     return _svg(fig, "device-time")
 
 
@@ -59,7 +59,7 @@ def unit_vs_module(op: OpEvidence) -> str | None:
         axis.set_xticks(list(positions), [_short(c) for c in codes])
         axis.set_title(f"{unit.mode}: average kernel duration per op (µs)", fontsize=9)
         _style(axis, rotate=True)
-    axes[0][0].legend(fontsize=7, frameon=False)
+    _legend(fig, axes[0][0], columns=2)
     return _svg(fig, "unit-vs-module")
 
 
@@ -68,22 +68,32 @@ def trend(series: dict[str, list[dict]]) -> str | None:
     drawn = {task: lines for task, lines in series.items() if any(line.get("kernel_us") for line in lines)}
     if not drawn:
         return None
-    fig, (kernel_axis, gap_axis) = plt.subplots(1, 2, figsize=(8.4, 3.0))
+    fig, (kernel_axis, gap_axis) = plt.subplots(1, 2, figsize=(8.4, 3.6))
     for task, lines in sorted(drawn.items()):
         runs = range(1, len(lines) + 1)
         kernel_axis.plot(runs, [line.get("kernel_us") for line in lines], marker="o", label=task)
         gap_axis.plot(runs, [line.get("op_to_op_us") for line in lines], marker="o", label=task)
     kernel_axis.set_title("total kernel duration per iteration (µs)", fontsize=9)
     gap_axis.set_title("total op-to-op latency per iteration (µs)", fontsize=9)
+    runs = max(len(lines) for lines in drawn.values())
     for axis in (kernel_axis, gap_axis):
-        axis.set_xlabel("stored run", fontsize=8)
+        axis.set_xlabel("stored run (oldest first)", fontsize=8)
+        axis.set_xticks(range(1, runs + 1))
+        axis.set_xlim(0.5, runs + 0.5)
         _style(axis)
-    kernel_axis.legend(fontsize=6, frameon=False)
+    _legend(fig, kernel_axis, columns=3)
     return _svg(fig, "trend")
 
 
 def _short(op_code: str) -> str:
     return op_code.removesuffix("DeviceOperation").removesuffix("Operation") or op_code
+
+
+def _legend(fig, axis, columns: int) -> None:
+    """Below the panels, so it never hides a bar or a point."""
+    handles, labels = axis.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    fig.subplots_adjust(bottom=0.3)
 
 
 def _style(axis, rotate: bool = False) -> None:
@@ -96,7 +106,7 @@ def _style(axis, rotate: bool = False) -> None:
 def _svg(fig, name: str) -> str:
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
     return _XML_PROLOGUE.sub("", buffer.getvalue(), count=1)
