@@ -110,3 +110,18 @@ def test_html_in_a_log_and_in_a_description_is_shown_as_text(merged, visit):
     assert HTML_DESCRIPTION in index.page.locator('#status-table tr[data-op="demo_other"] td.op').inner_text()
     raw = (merged.root / "demo_other" / "summary.html").read_text()
     assert SCRIPT not in raw and "&lt;script&gt;alert(1)&lt;/script&gt;" in raw
+
+
+def test_each_perf_csv_has_its_tt_perf_report_or_the_reason(merged, visit):
+    page = visit(merged.root / "demo_router" / "summary.html").page
+    perf = [s for s in summary(merged, "demo_router")["steps"] if s["links"].get("csv")]
+    assert perf
+    for entry in perf:
+        row = page.locator(f'#steps-table tr[data-task="{entry["task"]}"]')
+        link = row.locator("a.perf-report")
+        if link.count():
+            report = merged.root / "demo_router" / link.get_attribute("href")
+            assert report.read_text().startswith("ID,")  # tt-perf-report's per-op table
+        else:  # the fake workspace's CSVs lack columns tt-perf-report needs: the page says why
+            reason = row.locator("span[title]").get_attribute("title")
+            assert "tt-perf-report" in reason and reason.strip()
