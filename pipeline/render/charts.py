@@ -32,8 +32,8 @@ def device_time(op: OpEvidence) -> str | None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
     for axis, (mode, step) in zip(axes[0], panels, strict=True):
         codes = list(dict.fromkeys(step.fused_ops))
-        kernel = [step.op_stats.get(c, {}).get("avg_kernel_duration_ns", 0) / 1000 for c in codes]
-        gap = [step.op_stats.get(c, {}).get("avg_op_to_op_latency_ns", 0) / 1000 for c in codes]
+        kernel = [step.op_time(c)[0] for c in codes]
+        gap = [step.op_time(c)[1] for c in codes]
         labels = [_short(c) for c in codes]
         axis.bar(labels, kernel, color=KERNEL_COLOR, label="kernel duration")
         axis.bar(labels, gap, bottom=kernel, color=OP_TO_OP_COLOR, label="op-to-op latency")
@@ -52,8 +52,8 @@ def unit_vs_module(op: OpEvidence) -> str | None:
     for axis, (unit, module) in zip(axes[0], pairs, strict=True):
         codes = list(dict.fromkeys(unit.fused_ops or unit.op_stats))
         positions = range(len(codes))
-        ours = [unit.op_stats.get(c, {}).get("avg_kernel_duration_ns", 0) / 1000 for c in codes]
-        theirs = [module.op_stats.get(c, {}).get("avg_kernel_duration_ns", 0) / 1000 for c in codes]
+        ours = [unit.op_time(c)[0] for c in codes]
+        theirs = [module.op_time(c)[0] for c in codes]
         axis.bar([p - 0.2 for p in positions], ours, width=0.4, color=KERNEL_COLOR, label="unit test")
         axis.bar([p + 0.2 for p in positions], theirs, width=0.4, color=MODULE_COLOR, label="module test")
         axis.set_xticks(list(positions), [_short(c) for c in codes])

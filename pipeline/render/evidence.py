@@ -18,7 +18,10 @@ FIGURE_KEYS = {
     "printed_kernel_us": ("printed_total_kernel_duration_us",),
     "printed_op_to_op_us": ("printed_total_op_to_op_latency_us",),
     "iterations": ("iterations",),
+    "min_pcc": ("min_pcc",),
 }
+# The two sides of a compare step's difference rows, per step.
+DIFFERENCE_SIDES = {"config_compare": ("unit", "module"), "shape_check": ("multi", "single")}
 PERF_STEPS = ("unit_perf", "module_perf", "single_perf")
 GOOD = ("passed", "skipped")
 MODES = ("decode", "prefill")
@@ -43,6 +46,16 @@ class Case:
         return self.id.partition("[")[2].rstrip("]").split("-")
 
 
+@dataclass(frozen=True)
+class Difference:
+    """One field of one op that differs between the two sides a compare step looked at."""
+
+    op: str
+    field: str
+    ours: str  # the unit test (config_compare) or the multi-device run (shape_check)
+    theirs: str  # the module (config_compare) or the single-device run (shape_check)
+
+
 @dataclass
 class Step:
     """One task of a fused op as summary.json records it, plus its result.json's run record."""
@@ -65,6 +78,47 @@ class Step:
     def op_stats(self) -> dict:
         return self.figures.get("op_stats") or {}
 
+    def op_time(self, op_code: str) -> tuple[float, float]:
+        """(average kernel duration, average op-to-op latency) of one op code, in µs."""
+        stats = self.op_stats.get(op_code) or {}
+        return stats.get("avg_kernel_duration_ns", 0) / 1000, stats.get("avg_op_to_op_latency_ns", 0) / 1000
+
+    @property
+    def per_mode(self) -> list[tuple[str, float | None, float | None]]:
+        """(`<mode> <seq_len>`, lowest PCC, e2e µs) per mode and sequence length the test step ran."""
+        return [(key.replace("_", " ").strip(), entry.get("min_pcc"), entry.get("e2e_us"))
+                for key, entry in sorted(self.by_mode.items())]  # fmt: skip
+
+    @property
+    def pcc_lines(self) -> list[tuple[str, float]]:
+        """A module test's printed PCC lines (baseline): (name, value)."""
+        lines = self.figures.get("pcc") or []
+        return [
+            (p.get("name", ""), p["value"])
+            for p in lines
+            if isinstance(p, dict) and p.get("value") is not None
+        ]
+
+    @property
+    def compare_result(self) -> str:
+        return str(self.figures.get("result") or "")
+
+    @property
+    def compared_ops(self) -> list[str]:
+        return list(self.figures.get("unit_ops") or self.figures.get("compared_ops") or [])
+
+    @property
+    def differences(self) -> list[Difference]:
+        ours, theirs = DIFFERENCE_SIDES.get(self.step, ("unit", "module"))
+        return [Difference(*(str(m.get(key, "")) for key in ("op", "field", ours, theirs)))
+                for m in self.figures.get("mismatches") or []]  # fmt: skip
+
+    @property
+    def sides(self) -> tuple[dict, dict]:
+        """shape_check's figures of the (multi-device, single-device) runs, read with `figure()`."""
+        sides = self.figures.get("side_by_side") or {}
+        return sides.get("multi_device") or {}, sides.get("single_device") or {}
+
     @property
     def fused_ops(self) -> list[str]:
         return list(self.figures.get("one_iteration_ops") or [])
@@ -76,14 +130,6 @@ class Step:
     @property
     def by_mode(self) -> dict:
         return self.figures.get("by_mode") or {}
-
-    @property
-    def mismatches(self) -> list[dict]:
-        return list(self.figures.get("mismatches") or [])
-
-    @property
-    def side_by_side(self) -> dict:
-        return self.figures.get("side_by_side") or {}
 
     @property
     def finished(self) -> str | None:

@@ -72,20 +72,18 @@ def figures_of(step: Step) -> list[tuple[str, str]]:
     shown = [
         (label, _number(step.figure(name))) for label, name in PERF_FIGURES if step.figure(name) is not None
     ]
-    for key, entry in sorted(step.by_mode.items()):
-        if entry.get("min_pcc") is not None:
-            shown.append((f"lowest PCC {key.replace('_', ' ').strip()}", f"{entry['min_pcc']:.4f}"))
-        if entry.get("e2e_us") is not None:
-            shown.append((f"e2e perf {key.replace('_', ' ').strip()} (µs)", f"{entry['e2e_us']:.3f}"))
-    for line in step.figures.get("pcc") or []:
-        if isinstance(line, dict) and line.get("value") is not None:
-            shown.append((f"PCC {line.get('name', '')}", f"{line['value']:.4f}"))
+    for key, min_pcc, e2e_us in step.per_mode:
+        if min_pcc is not None:
+            shown.append((f"lowest PCC {key}", f"{min_pcc:.4f}"))
+        if e2e_us is not None:
+            shown.append((f"e2e perf {key} (µs)", f"{e2e_us:.3f}"))
+    shown += [(f"PCC {name}", f"{value:.4f}") for name, value in step.pcc_lines]
     cases = step.cases
     if cases:
         passed = sum(c.outcome == "passed" for c in cases)
         shown.append(("cases passed", f"{passed}/{len(cases)}"))
-    if step.figures.get("result"):
-        shown.append(("result", str(step.figures["result"])))
+    if step.compare_result:
+        shown.append(("result", step.compare_result))
     return shown
 
 
@@ -98,31 +96,21 @@ def reproducer(op: OpEvidence, step: Step) -> list[str]:
 
 
 def _config(step: Step) -> dict:
-    rows = [{"op": m.get("op", ""), "field": m.get("field", ""), "unit": str(m.get("unit", "")),
-             "module": str(m.get("module", "")), "differs": str(m.get("unit")) != str(m.get("module"))}
-            for m in step.mismatches]  # fmt: skip
     return {"task": step.task, "mode": step.mode, "verdict": step.verdict, "message": step.message,
-            "result": step.figures.get("result", ""), "ops": step.figures.get("unit_ops") or [],
-            "rows": rows}  # fmt: skip
+            "result": step.compare_result, "ops": step.compared_ops, "rows": step.differences}  # fmt: skip
 
 
 def _single_vs_multi(step: Step) -> dict:
-    sides = step.side_by_side
-    multi, single = sides.get("multi_device") or {}, sides.get("single_device") or {}
+    multi, single = step.sides
     rows = []
     for label, name in SIDE_FIGURES:
-        ours = multi.get(name) if name == "min_pcc" else figure(multi, name)
-        theirs = single.get(name) if name == "min_pcc" else figure(single, name)
+        ours, theirs = figure(multi, name), figure(single, name)
         if ours is None and theirs is None:
             continue
         digits = 4 if name == "min_pcc" else 3
-        rows.append({"label": label, "multi": _number(ours, digits), "single": _number(theirs, digits),
-                     "differs": ours != theirs})  # fmt: skip
-    shapes = [{"op": m.get("op", ""), "field": m.get("field", ""), "multi": str(m.get("multi", "")),
-               "single": str(m.get("single", ""))} for m in step.mismatches]  # fmt: skip
+        rows.append({"label": label, "multi": _number(ours, digits), "single": _number(theirs, digits)})
     return {"task": step.task, "mode": step.mode, "verdict": step.verdict, "message": step.message,
-            "rows": rows,
-            "shapes": shapes, "compared": step.figures.get("compared_ops") or []}  # fmt: skip
+            "rows": rows, "shapes": step.differences, "compared": step.compared_ops}  # fmt: skip
 
 
 def _number(value, digits: int = 3) -> str:
