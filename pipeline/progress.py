@@ -22,6 +22,8 @@ from doit.reporter import ConsoleReporter
 from pipeline import artifacts
 
 REFRESH_S = 1.0
+LOCK_WAIT = "waiting for the device lock"  # the runner's log line while another holds the lock
+LOCK_TAKEN = "pipeline: $ "  # the runner logs the command once it holds the lock
 FAILING = ("failed", "infra_failure", "profiler_failure", "missing")
 
 
@@ -104,13 +106,14 @@ class StatusLine:
         self.task: str | None = None
         self.log: Path | None = None
         self.since = 0.0
+        self.locked = False  # the running step holds the device lock
         self.rows = shutil.get_terminal_size().lines
         self.columns = shutil.get_terminal_size().columns
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def show(self, task: str, log: Path | None) -> None:
-        self.task, self.log, self.since = task, log, time.monotonic()
+        self.task, self.log, self.since, self.locked = task, log, time.monotonic(), False
         if self._thread is None:
             # one blank row, then keep the last row out of the scroll region for the status
             self._write(f"\n\0337\033[1;{self.rows - 1}r\0338\033[{self.rows - 1};1H")
@@ -134,7 +137,12 @@ class StatusLine:
             return "doit: between steps"
         elapsed = time.monotonic() - self.since
         last = last_line(self.log) if self.log else ""
-        return f"▶ {self.task}  {elapsed:5.0f} s  {last}"
+        if self.log and not self.locked:
+            self.locked = LOCK_TAKEN in _head(self.log)
+        if LOCK_WAIT in last:  # name the holder first: the lock's path is long
+            return f"▶ {self.task}  {elapsed:5.0f} s  {LOCK_WAIT}, held by {last.partition('held by ')[2]}"
+        where = "under the device lock · " if self.locked else ""
+        return f"▶ {self.task}  {elapsed:5.0f} s  {where}{last}"
 
     def draw(self) -> None:
         if self._thread is not None:
@@ -164,6 +172,14 @@ def last_line(path: Path, tail: int = 4096) -> str:
     except OSError:
         return ""
     return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
+def _head(path: Path, size: int = 8192) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size).decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _result_path(task) -> Path | None:

@@ -1,15 +1,20 @@
 """The progress reporter under doit: doit's own lines kept, one line per step without a terminal,
 a live status line on a terminal, the final table (run / up to date / failed / blocked)."""
 
+import io
 import os
 import pty
 import re
 import select
 import subprocess
 import sys
+import threading
 
 import pytest
 from fakes import make_doit_env, make_fake_repo
+
+from pipeline.lock import DeviceLock
+from pipeline.progress import StatusLine
 
 HOOK = 'DOIT_CONFIG["reporter"] = __import__("pipeline.progress").progress.ProgressReporter\n'
 TASK = "unit_test:demo_router"
@@ -79,3 +84,29 @@ def test_on_a_terminal_a_live_status_line_names_the_running_step(repo):
     assert "\x1b[1;29r" in out and "\x1b[r" in out  # scroll region set, then reset
     ran, up_to_date, failed, blocked = counts(out)
     assert (ran, failed, blocked) == (1, 0, 0)
+
+
+def test_on_a_terminal_the_status_line_says_who_holds_the_device_lock(repo):
+    run_doit(repo, "forget", TASK)
+    holder = DeviceLock(repo.parent / "device.lock", task="someone_else:holding")  # make_doit_env's lock
+    holder.acquire()
+    release = threading.Timer(4.0, holder.release)
+    release.start()
+    try:
+        code, out = run_doit(repo, "run", TASK, tty=True)
+    finally:
+        release.join()
+    assert code == 0, out[-3000:]
+    status_lines = re.findall(r"\x1b\[7m([^\x1b]*)\x1b\[0m", out)
+    assert any(f"▶ {TASK}" in s and "waiting for the device lock, held by someone_else:holding" in s
+               for s in status_lines), status_lines[-5:]  # fmt: skip
+
+
+def test_status_text_says_when_the_step_holds_the_device_lock(tmp_path):
+    log = tmp_path / "log.txt"
+    log.write_text("[   0.001s] # command: pytest x\n")
+    line = StatusLine(io.StringIO())
+    line.task, line.log = TASK, log
+    assert "under the device lock" not in line.text()  # not yet: a host step never says it
+    log.write_text(log.read_text() + "[   0.020s] pipeline: $ pytest x\n[   0.500s] PASSED\n")
+    assert line.text().endswith("under the device lock · [   0.500s] PASSED")
