@@ -67,3 +67,44 @@ def test_findings_repeated_per_case_are_one_line_listing_the_cases():
         ("unit_test:x: <case> PCC a went down", ["test_x[decode-1]", "test_x[prefill-128]"]),
         ("retried once", []),
     ]
+
+
+def with_result(tmp_path, op, step, environment, started="2026-11-30T10:00:00+0000"):
+    """A step entry whose result.json (linked from summary.json) ran under `environment`."""
+    result = tmp_path / op / step["task"].replace(":", "_") / "result.json"
+    result.parent.mkdir(parents=True, exist_ok=True)
+    result.write_text(json.dumps({"run": {"environment": environment, "started": started,
+                                          "finished": started, "duration_s": 1.0}}))  # fmt: skip
+    return {**step, "links": {"result": result.relative_to(tmp_path / op).as_posix()}}
+
+
+def test_matrix_states_stale_and_not_run(tmp_path):
+    from datetime import datetime
+
+    from pipeline.render import matrix
+
+    steps = [with_result(tmp_path, "x", perf_step({"total_kernel_duration_us": 1.0}), {"backend": "ttnn"}),
+             {**perf_step({}, "missing", "no result.json"), "task": "unit_perf:x:prefill", "mode": "prefill"}]  # fmt: skip
+    op = evidence.load(write_summary(tmp_path, "x", steps))  # the summary's environment: backend sim
+    now = datetime.strptime("2026-11-30T12:30:00+0000", "%Y-%m-%dT%H:%M:%S%z")
+    entries = matrix.entries(op, "unit_perf", now)
+    assert [(e.mode, e.state, e.age) for e in entries] == [
+        ("decode", "stale", "2 h"),
+        ("prefill", "not run", ""),
+    ]
+
+
+def test_history_records_each_run_once_and_keeps_the_last_lines(tmp_path, monkeypatch):
+    from pipeline.render import history
+
+    monkeypatch.setattr(history, "KEEP", 3)
+    figures = {"total_kernel_duration_us": 1.0, "total_op_to_op_latency_us": 0.5, "iterations": 10}
+    for minute in range(5):
+        started = f"2026-11-30T10:0{minute}:00+0000"
+        step = with_result(tmp_path, "x", perf_step(figures), {"backend": "sim"}, started)
+        op = evidence.load(write_summary(tmp_path, "x", [step]))
+        history.record(op, None)
+        history.record(op, None)  # the summary reran without the step: nothing new
+    lines = history.read(history.path_for(tmp_path / "x", "unit_perf:x:decode"))
+    assert [line["started"][11:16] for line in lines] == ["10:02", "10:03", "10:04"]
+    assert lines[-1]["kernel_us"] == 1.0 and lines[-1]["environment"] == {"backend": "sim"}
