@@ -11,12 +11,13 @@ from pathlib import Path
 from doit import get_var
 
 from pipeline import doit_support, runner
+from pipeline.progress import ProgressReporter
 from pipeline.tasks import Pipeline
 
 PIPELINE = Pipeline.from_doit_vars(
     get_var, Path(__file__).resolve().parent
 )  # a bad spec exits 2 here, before anything is written
-DOIT_CONFIG = PIPELINE.doit_config()
+DOIT_CONFIG = {**PIPELINE.doit_config(), "reporter": ProgressReporter}  # live progress, final table
 
 if doit_support.doit_command(sys.argv[1:]) in doit_support.WRITING_COMMANDS:
     runner.install_termination_handler()  # SIGTERM unwinds like Ctrl-C: child killed, locks released, db saved

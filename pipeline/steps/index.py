@@ -9,7 +9,7 @@ from pathlib import Path
 
 from doit.exceptions import TaskFailed
 
-from pipeline import artifacts
+from pipeline import artifacts, render
 from pipeline.steps import STEPS
 from pipeline.steps._common import Job
 
@@ -21,6 +21,7 @@ def run(job: Job, ops: tuple[str, ...]) -> TaskFailed | None:
     layout = job.ctx.layout
     summaries = collect(layout.root)
     artifacts.write_text(layout.index_md, render_md(summaries))
+    render.write_index(layout.root)  # index.html, junit.xml, $GITHUB_STEP_SUMMARY
     print(f"[{job.task}] wrote {layout.index_md} ({len(summaries)} fused ops)", flush=True)
     failed = [s["op"] for s in summaries if s["op"] in ops and s["verdict"] != "passed"]
     if failed:

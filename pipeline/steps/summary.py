@@ -6,7 +6,7 @@ merge warnings, flagged expected values)."""
 import os
 from pathlib import Path
 
-from pipeline import artifacts
+from pipeline import artifacts, render
 from pipeline.steps._common import Job
 
 DOC = "[guide 14-15] summary: summary.json + summary.md with every verdict, figure and log link, and what was unexpected"
@@ -22,6 +22,7 @@ def run(job: Job) -> None:
     data = build(job, steps)
     artifacts.write_json(layout.summary_json(job.spec.name), data)
     artifacts.write_text(layout.summary_md(job.spec.name), render_md(data))
+    render.write_op_page(layout.summary_json(job.spec.name), job.spec.workspace)  # summary.html
     print(f"[{job.task}] {data['verdict'].upper()}: {layout.summary_md(job.spec.name)}", flush=True)
 
 

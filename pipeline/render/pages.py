@@ -1,0 +1,63 @@
+"""Writes the HTML pages from the templates in pipeline/templates/html/ (jinja2, autoescaped).
+
+Pages are self-contained: styles inline, charts as inline SVG, links relative, no script, nothing
+fetched; they open from file:// and read the same with JavaScript off.
+"""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from pipeline import artifacts
+from pipeline.render import ci, history, matrix, oppage, status
+from pipeline.render.evidence import OpEvidence, collect, load
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "html"
+OP_PAGE = "summary.html"
+INDEX_PAGE = "index.html"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,  # every value is text unless wrapped in Markup (the charts' SVG only)
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["svg"] = lambda text: Markup(text) if text else ""
+    return env
+
+
+def write_op_page(summary_json: Path, workspace: Path | None = None) -> Path:
+    """artifacts/<op>/summary.html (and the op's history line and tt-perf-report tables)."""
+    op = load(summary_json)
+    history.record(op, workspace)
+    context = oppage.context(op, oppage.make_reports(op))
+    html = environment().get_template("op.html").render(**context, generated=_now_text())
+    return artifacts.write_text(op.directory / OP_PAGE, html)
+
+
+def write_index(root: Path, environ=None) -> list[Path]:
+    """artifacts/index.html and junit.xml from artifacts/*/summary.json; appends the CI job summary."""
+    ops, problems = collect(root)
+    now = datetime.now(UTC)
+    html = environment().get_template("index.html").render(
+        status_columns=status.COLUMNS, legend=status.LEGEND, status_rows=[(op, status.row(op)) for op in ops],
+        matrix_steps=matrix.STEPS, matrix_rows=matrix.rows(ops, now), problems=problems,
+        op_pages={op.op: _op_page_href(op) for op in ops}, generated=_now_text(now),
+    )  # fmt: skip
+    written = [artifacts.write_text(Path(root) / INDEX_PAGE, html), ci.write_junit(root, ops)]
+    summary = ci.append_step_summary(ops, environ)
+    return written + ([summary] if summary else [])
+
+
+def _op_page_href(op: OpEvidence) -> str:
+    page = OP_PAGE if (op.directory / OP_PAGE).is_file() else "summary.md"
+    return f"{op.op}/{page}"
+
+
+def _now_text(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")

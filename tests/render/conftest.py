@@ -1,0 +1,112 @@
+"""Fixtures: two pipeline runs on the fake workspace of tests/pipeline merged into one artifacts tree,
+and a headless Debian chromium (Playwright driving /usr/bin/chromium; never a downloaded browser).
+
+Run A builds `demo_router` as it is. Run B builds `demo_other`, whose spec's description holds HTML,
+whose unit test's ops use another memory config than the module (a config mismatch) and whose
+single-device test fails with `<script>alert(1)</script>`. Both `artifacts/<op>` directories are
+copied into a fresh tree and indexed there with GITHUB_STEP_SUMMARY pointing at a file.
+"""
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))  # the fake workspace
+
+from fakes import doit, make_doit_env, make_fake_repo  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+SCRIPT = "<script>alert(1)</script>"
+HTML_DESCRIPTION = "<b>bold</b> & <i>x + 1</i>"
+PREVIOUS_SUMMARY = "## an earlier step's summary\n"
+UNIT_DIR = "examples/demo/models/demo/tests/fused"
+
+
+@dataclass
+class Merged:
+    repo: Path
+    root: Path  # the merged artifacts tree
+    step_summary: Path
+    index_run: object  # the CompletedProcess of `doit run index`
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path}: {old!r} not found (the fake workspace changed?)"
+    path.write_text(text.replace(old, new))
+
+
+def add_other_op(repo: Path) -> None:
+    """`demo_other`: demo_router's files renamed, with the three injected problems."""
+    unit = repo / UNIT_DIR / "test_demo_other.py"
+    unit.write_text(
+        (repo / UNIT_DIR / "test_demo_router.py").read_text().replace("demo_router", "demo_other")
+    )
+    edit(unit, "    return mul(a, 2)", '    return mul(a, 2, memory="L1_INTERLEAVED")')
+    edit(unit, "    _run(single_device=True)", f'    assert False, "{SCRIPT}"')
+    spec = (repo / "fused_ops" / "demo_router.toml").read_text().replace("demo_router", "demo_other")
+    (repo / "fused_ops" / "demo_other.toml").write_text(spec.replace('"x + 1, * 2"', f'"{HTML_DESCRIPTION}"'))
+
+
+@pytest.fixture(scope="session")
+def merged(tmp_path_factory) -> Merged:
+    base = tmp_path_factory.mktemp("render")
+    repo = make_fake_repo(base / "repo")
+    add_other_op(repo)
+    env = make_doit_env(base)
+    for op, tree in (("demo_router", "A"), ("demo_other", "B")):
+        run = doit(repo, env, "run", f"fused_op={op}", f"artifacts={base / tree}")
+        assert (base / tree / op / "summary.json").is_file(), run.stdout[-3000:] + run.stderr[-3000:]
+    root = base / "merged"
+    shutil.copytree(base / "A" / "demo_router", root / "demo_router")
+    shutil.copytree(base / "B" / "demo_other", root / "demo_other")
+    step_summary = base / "step_summary.md"
+    step_summary.write_text(PREVIOUS_SUMMARY)
+    index_run = doit(repo, {**env, "GITHUB_STEP_SUMMARY": str(step_summary)}, "run", "-s", "index",
+                     f"artifacts={root}")  # fmt: skip
+    return Merged(repo, root, step_summary, index_run)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    assert CHROMIUM.is_file(), (
+        f"{CHROMIUM} is missing: run scripts/setup-system.sh (installs Debian's chromium)"
+    )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Visit:
+    page: object
+    console_errors: list
+    requests: list
+    dialogs: list
+
+
+@pytest.fixture
+def visit(browser):
+    """visit(path) -> Visit: the page loaded from file://, with every console error, request and dialog."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+
+    def load(path: Path) -> Visit:
+        page = context.new_page()
+        seen = Visit(page, [], [], [])
+        page.on("console", lambda m: seen.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: seen.console_errors.append(str(e)))
+        page.on("request", lambda r: seen.requests.append(r.url))
+        page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))
+        page.goto(Path(path).resolve().as_uri(), wait_until="load")
+        return seen
+
+    yield load
+    context.close()
