@@ -4,10 +4,10 @@ Each module here exports TABLE: {ttnn name: OpDef(impl, cost, op_code, attribute
 refuses a name defined twice, so one place says what an op does, what it costs and how it is profiled.
 """
 
-from ttnn_sim.ops import attention, ccl, compute, data_movement, moe
+from ttnn_sim.ops import attention, ccl, compute, creation, data_movement, moe
 
 OPS = {}
-for _module in (compute, data_movement, ccl, moe, attention):
+for _module in (compute, creation, data_movement, ccl, moe, attention):
     for _name, _opdef in _module.TABLE.items():
         if _name in OPS:
             raise ImportError(f"ttnn_sim op {_name!r} is defined twice")
