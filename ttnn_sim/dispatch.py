@@ -123,8 +123,8 @@ def _named_arguments(opdef: OpDef, args, kwargs) -> dict:
         parameter = signature.parameters[key]
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
             named.update(value)
-        elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
-            named[key] = value
+        else:
+            named[key] = value  # extra positionals stay together under the *args name
     return named
 
 
@@ -133,15 +133,18 @@ def _cache_key(name, inputs, kwargs) -> tuple:
     return (name, tuple(t.spec_key() for t in inputs), plain)
 
 
+_OUTPUT_KEYWORDS = ("output_tensor", "optional_output_tensor", "optional_tensor", "persistent_output_buffer")
+
+
 def _output_target(name: str, opdef: OpDef, args: tuple, kwargs: dict):
     """(preallocated output or None, kwargs without it): what ttnn writes the result into."""
     if opdef.in_place:
         return args[0], kwargs
-    for key in ("output_tensor", "optional_output_tensor", "optional_tensor"):
+    if opdef.output_arg and kwargs.get(opdef.output_arg) is not None:
+        return kwargs[opdef.output_arg], {k: v for k, v in kwargs.items() if k != opdef.output_arg}
+    for key in _OUTPUT_KEYWORDS:
         if kwargs.get(key) is not None:
-            if key != opdef.output_arg:
-                raise TypeError(f"ttnn.{name}() got an unexpected keyword argument '{key}'")
-            return kwargs[key], {k: v for k, v in kwargs.items() if k != key}
+            raise TypeError(f"ttnn.{name}() got an unexpected keyword argument '{key}'")
     return None, kwargs
 
 
