@@ -295,7 +295,7 @@ TABLE = {
                                                   "NLPConcatHeadsDecodeDeviceOperation", _pick("num_heads")),
     "experimental.rotary_embedding_llama": OpDef(_rotary_embedding_llama, _rotary_cost,
                                                  "RotaryEmbeddingLlamaDeviceOperation", _pick("is_decode_mode")),
-    "fill_cache": OpDef(_fill_cache, _update_cost, "UpdateCacheDeviceOperation", _pick("batch_idx")),
+    "fill_cache": OpDef(_fill_cache, _update_cost, "UpdateKVCacheOperation", _pick("batch_idx")),
     "experimental.paged_update_cache": OpDef(_paged_update_cache, _update_cost, "PagedUpdateCacheDeviceOperation",
                                              _pick("batch_offset")),
     "transformer.scaled_dot_product_attention": OpDef(_sdpa, _sdpa_cost, "SDPAOperation",

@@ -155,7 +155,18 @@ def _to_layout_impl(ctx, x, layout, *, dtype=None, memory_config=None, **_ignore
 
 
 def _to_memory_config_impl(ctx, x, memory_config, dtype=None, **_ignored):
+    if ctx.as_view:
+        return x.view(list(x.shards))  # already there: ttnn returns the tensor itself
     return _same(ctx, x, list(x.shards), dtype=dtype, memory_config=memory_config)
+
+
+def _to_memory_config_code(named) -> str:
+    """tt-metal's to_memory_config (core/to_memory_config/to_memory_config_op.hpp): reshard between sharded
+    configs, interleaved<->sharded conversions, a copy between interleaved buffers."""
+    source, target = named["x"].memory_config(), named["memory_config"]
+    if target.is_sharded():
+        return "ReshardDeviceOperation" if source.is_sharded() else "InterleavedToShardedDeviceOperation"
+    return "ShardedToInterleavedDeviceOperation" if source.is_sharded() else "CopyDeviceOperation"
 
 
 def _clone_impl(ctx, x, *, dtype=None, memory_config=None, **_ignored):
@@ -200,7 +211,10 @@ TABLE = {
                        view=lambda named: named["x"].layout is named["layout"],
                        op_codes=("TilizeDeviceOperation", "TilizeWithValPaddingDeviceOperation",
                                  "UntilizeDeviceOperation", "UntilizeWithUnpaddingDeviceOperation")),
-    "to_memory_config": OpDef(_to_memory_config_impl, move_cost, "CopyDeviceOperation", _attrs()),
+    "to_memory_config": OpDef(_to_memory_config_impl, move_cost, _to_memory_config_code, _attrs(),
+                              view=lambda named: named["x"].memory_config() == named["memory_config"],
+                              op_codes=("CopyDeviceOperation", "InterleavedToShardedDeviceOperation",
+                                        "ShardedToInterleavedDeviceOperation", "ReshardDeviceOperation")),
     "interleaved_to_sharded": OpDef(_to_memory_config_impl, move_cost, "InterleavedToShardedDeviceOperation",
                                     _attrs()),
     "sharded_to_interleaved": OpDef(_to_memory_config_impl, move_cost, "ShardedToInterleavedDeviceOperation",

@@ -206,5 +206,6 @@ TABLE = {
                                 _ccl_attributes("output_shard_dim", "local_reduce")),
     "moe_expert_token_remap": OpDef(_token_remap, _move_cost, "MoeExpertTokenRemapDeviceOperation",
                                     lambda kwargs, outputs: {"reduction_size": kwargs.get("reduction_size", 32)}),
-    "sparse_matmul": OpDef(_sparse_matmul, _sparse_matmul_cost, "SparseMatmulDeviceOperation", _sparse_attributes),
+    "sparse_matmul": OpDef(_sparse_matmul, _sparse_matmul_cost, "SparseMatmulDeviceOperation", _sparse_attributes,
+                           output_arg="optional_output_tensor"),
 }
