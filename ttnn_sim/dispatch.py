@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 from ttnn_sim import clock, cost, faults, profiler
 from ttnn_sim.cost import OpCost
-from ttnn_sim.tensor import Tensor, to_storage
+from ttnn_sim.tensor import Tensor, shared_storage, to_storage
 from ttnn_sim.types import DataType, Layout, MemoryConfig, TensorMemoryLayout
 
 TRACE_BYTES_PER_OP = 4096  # command-queue bytes one traced program occupies per device
+# Compute once what every chip would compute alike (Context.per_device); off only to prove it changes nothing.
+SHARE_REPLICATED = True
 
 
 @dataclass(frozen=True)
@@ -60,17 +62,24 @@ class Context:
         return self.mesh.get_num_devices()
 
     def per_device(self, fn, *tensors, **kwargs) -> list:
-        """fn(*shards_of_device_i) for each device; non-tensor arguments pass through."""
-        results = []
+        """fn(*shards_of_device_i) for each device; non-tensor arguments pass through.
+
+        Devices whose shards are the same torch tensors (a replicated tensor is stored once) would compute the
+        same thing, so fn runs once for them and they share the result; each chip still gets its own timeline
+        and profiler rows."""
+        results, done = [], {}
         for i in range(self.num_devices):
             args = [t.shards[i] if isinstance(t, Tensor) else t for t in tensors]
-            results.append(fn(*args, **kwargs))
+            key = tuple(id(a) for a, t in zip(args, tensors, strict=True) if isinstance(t, Tensor))
+            if not SHARE_REPLICATED or key not in done:
+                done[key] = fn(*args, **kwargs)
+            results.append(done[key])
         return results
 
     def output(self, shards, dtype: DataType, layout: Layout = Layout.TILE,
                memory_config: MemoryConfig | None = None) -> Tensor:
         memory_config = memory_config or _DRAM
-        stored = [to_storage(s, dtype, layout) for s in shards]
+        stored = shared_storage(shards, dtype, layout)
         tensor = Tensor(stored, dtype, layout, self.mesh, memory_config)
         if not self.replay:
             self.mesh.allocate(tensor)
@@ -208,6 +217,7 @@ def _launch_view(mesh, name, opdef, args, kwargs):
 def _run_on_devices(mesh, name, opdef, inputs, outputs, kwargs, op_cost: OpCost, hit, host_start, host_end,
                     op_to_op_floor, trace_id=None, replay_session=None, sort_ts=None):
     system_calls = _next_call_count()
+    per_op = _op_fields(name, opdef, inputs, outputs, kwargs, op_cost) if profiler.enabled() else None
     for chip in mesh.chips:
         start = max(chip.idle_at, host_end if trace_id is None else 0)
         if chip.last_kernel_end is not None:
@@ -216,9 +226,9 @@ def _run_on_devices(mesh, name, opdef, inputs, outputs, kwargs, op_cost: OpCost,
         gap = 0 if chip.last_kernel_end is None else start - chip.last_kernel_end
         chip.idle_at = end
         chip.last_kernel_end = end
-        if profiler.enabled():
-            profiler.emit(_record(mesh, chip, name, opdef, inputs, outputs, kwargs, op_cost, hit, system_calls,
-                                  host_start, host_end, start, end, gap, trace_id, replay_session,
+        if per_op is not None:
+            profiler.emit(_record(per_op, chip, inputs, outputs, op_cost, hit, system_calls, host_start, host_end,
+                                  start, end, gap, trace_id, replay_session,
                                   sort_ts if sort_ts is not None else host_start))
 
 
@@ -257,14 +267,24 @@ def _host_record(mesh, name, opdef, inputs, outputs, kwargs, hit, host_start) ->
     }
 
 
-def _record(mesh, chip, name, opdef, inputs, outputs, kwargs, op_cost, hit, call_count, host_start, host_end,
-            start, end, gap, trace_id, replay_session, sort_ts) -> dict:
+def _op_fields(name, opdef, inputs, outputs, kwargs, op_cost) -> dict:
+    """The record fields every chip's row of one op shares (computed once per op, not once per chip)."""
     attrs = _attributes_text(opdef, kwargs, outputs)
     op_code = opdef.code_for(kwargs)
-    program_hash = zlib.crc32(repr((op_code, sorted(attrs.items()), [t.spec_key() for t in inputs])).encode())
     return {
-        "kind": "op", "op_code": op_code, "op_type": "tt_dnn_device", "global_call_count": call_count,
-        "device_id": chip.id, "arch": "wormhole_b0", "attributes": attrs, "math_fidelity": op_cost.math_fidelity,
+        "op_code": op_code, "attributes": attrs,
+        "program_hash": zlib.crc32(repr((op_code, sorted(attrs.items()), [t.spec_key() for t in inputs])).encode()),
+        "compute_kernel_source": [f"ttnn_sim/kernels/{name}/compute.cpp"] if op_cost.math_fidelity else [],
+        "dm_kernel_source": [f"ttnn_sim/kernels/{name}/reader.cpp", f"ttnn_sim/kernels/{name}/writer.cpp"],
+    }
+
+
+def _record(per_op, chip, inputs, outputs, op_cost, hit, call_count, host_start, host_end, start, end, gap,
+            trace_id, replay_session, sort_ts) -> dict:
+    return {
+        "kind": "op", "op_code": per_op["op_code"], "op_type": "tt_dnn_device", "global_call_count": call_count,
+        "device_id": chip.id, "arch": "wormhole_b0", "attributes": per_op["attributes"],
+        "math_fidelity": op_cost.math_fidelity,
         "core_count": op_cost.core_count, "available_worker_core_count": cost.CORES, "sub_device_id": 0,
         "host_start_ts": host_start, "host_end_ts": host_end,
         "fw_start_cycle": start - 200, "fw_end_cycle": end + 100, "kernel_start_cycle": start,
@@ -272,10 +292,8 @@ def _record(mesh, chip, name, opdef, inputs, outputs, kwargs, op_cost, hit, call
         "inputs": [_tensor_record(t, chip.id) for t in inputs],
         "outputs": [_tensor_record(t, chip.id) for t in outputs],
         "trace_id": trace_id, "replay_session_id": replay_session, "program_cache_hit": hit,
-        "program_hash": program_hash,
-        "compute_kernel_source": [f"ttnn_sim/kernels/{name}/compute.cpp"] if op_cost.math_fidelity else [],
-        "dm_kernel_source": [f"ttnn_sim/kernels/{name}/reader.cpp", f"ttnn_sim/kernels/{name}/writer.cpp"],
-        "sort_ts": sort_ts,
+        "program_hash": per_op["program_hash"], "compute_kernel_source": per_op["compute_kernel_source"],
+        "dm_kernel_source": per_op["dm_kernel_source"], "sort_ts": sort_ts,
     }
 
 

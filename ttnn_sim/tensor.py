@@ -50,6 +50,18 @@ class Tile:
         return f"Tile with shape: [{self.tile_shape[0]}, {self.tile_shape[1]}]"
 
 
+def shared_storage(shards, dtype: DataType, layout: Layout) -> list[torch.Tensor]:
+    """to_storage for each shard, converting a shard object that several devices share only once, so a
+    replicated tensor stays one torch tensor that every device's shard refers to (the ops then compute it once)."""
+    converted: dict[int, torch.Tensor] = {}
+    stored = []
+    for shard in shards:
+        if id(shard) not in converted:
+            converted[id(shard)] = to_storage(shard, dtype, layout)
+        stored.append(converted[id(shard)])
+    return stored
+
+
 def to_storage(t: torch.Tensor, dtype: DataType, layout: Layout) -> torch.Tensor:
     """Round a torch tensor to what `dtype` can hold, in the sim's storage dtype."""
     if dtype.is_float:
@@ -254,7 +266,7 @@ def from_torch(
         torch_shards = [tensor] * device.get_num_devices()  # no mapper on a mesh: replicate
     else:
         torch_shards = [tensor]
-    shards = [to_storage(s, dtype, layout) for s in torch_shards]
+    shards = shared_storage(torch_shards, dtype, layout)
     host = Tensor(shards, dtype, layout)
     if device is None:
         return host

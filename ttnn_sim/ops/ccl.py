@@ -21,7 +21,7 @@ persistent buffers change nothing observable in the sim and are accepted and ign
 
 import torch
 
-from ttnn_sim import cost
+from ttnn_sim import cost, dispatch
 from ttnn_sim.dispatch import OpDef
 from ttnn_sim.ops.common import memcfg
 from ttnn_sim.types import Topology
@@ -48,13 +48,22 @@ def group_size(mesh, cluster_axis) -> int:
     return len(cluster_groups(mesh, cluster_axis)[0])
 
 
-def _per_group(ctx, tensor, cluster_axis, combine) -> list[torch.Tensor]:
-    """combine(list of the group's float32 shards, position in group) -> the shard of that member."""
+def _per_group(ctx, tensor, cluster_axis, combine, same_for_all=False) -> list[torch.Tensor]:
+    """combine(list of the group's float32 shards, position in group) -> the shard of that member.
+
+    same_for_all: the result does not depend on the position (gather, all-reduce), so it is computed once per
+    group, and once for groups whose members hold the same (replicated) shards."""
     results = [None] * ctx.num_devices
+    done = {}
     for group in cluster_groups(ctx.mesh, cluster_axis):
-        members = [tensor.shards[d].to(torch.float32) for d in group]
+        key = tuple(id(tensor.shards[d]) for d in group)
+        members = None
         for position, device in enumerate(group):
-            results[device] = combine(members, position)
+            shared = (key, None if same_for_all else position)
+            if shared not in done or not dispatch.SHARE_REPLICATED:
+                members = members or [tensor.shards[d].to(torch.float32) for d in group]
+                done[shared] = combine(members, position)
+            results[device] = done[shared]
     return results
 
 
@@ -63,7 +72,7 @@ def _output(ctx, tensor, shards, kwargs):
 
 
 def _all_gather(ctx, input_tensor, dim, *, cluster_axis=None, **kwargs):
-    shards = _per_group(ctx, input_tensor, cluster_axis, lambda members, _: torch.cat(members, dim=dim))
+    shards = _per_group(ctx, input_tensor, cluster_axis, lambda members, _: torch.cat(members, dim=dim), True)
     return _output(ctx, input_tensor, shards, kwargs)
 
 
