@@ -142,9 +142,8 @@ def _round_bfloat16(t: torch.Tensor) -> torch.Tensor:
     """Round to nearest even on the upper 16 bits, as torch's own float32 -> bfloat16 conversion does
     (vectorised); NaN then becomes the canonical 0x7FC00000, whatever its sign and payload."""
     out = t.to(torch.bfloat16).to(torch.float32)
-    nan = torch.isnan(out)
-    if nan.any():
-        out.view(torch.int32).masked_fill_(nan, _CANONICAL_NAN)
+    if not torch.isfinite(out.sum()):  # one reduction rules out NaNs in the common case
+        out.view(torch.int32).masked_fill_(torch.isnan(out), _CANONICAL_NAN)
     return out
 
 
