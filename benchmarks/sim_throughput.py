@@ -17,6 +17,20 @@ REPO = Path(__file__).resolve().parents[1]
 WORKSPACE = REPO / "examples" / "gpt_oss_mini"
 
 
+def _config_for(mesh, chips: int):
+    import math
+
+    import torch
+    from models.demos.gpt_oss_mini.reference import model as reference
+    from models.demos.gpt_oss_mini.tt.model_config import ModelArgs
+
+    torch.manual_seed(0)
+    config = reference.load_config(False)
+    config.num_local_experts = math.lcm(config.num_local_experts, chips)
+    layer = reference.decoder_layer(config, 0, False)
+    return config, ModelArgs.from_hf(config, mesh), layer.state_dict()
+
+
 def _measure(steps: int, mesh_shape) -> None:
     import torch
     import ttnn
@@ -28,9 +42,12 @@ def _measure(steps: int, mesh_shape) -> None:
 
     mesh_shape = tuple(mesh_shape or MESH_SHAPE)
     mesh = ttnn.open_mesh_device(ttnn.MeshShape(*mesh_shape), trace_region_size=64 << 20)
-    setup = TestFactory.setup_test(mesh)
-    config, args = setup["config"], setup["args"]
-    layer = DecoderLayer(mesh, config, setup["state_dict"], args, batch_size=32)
+    if mesh_shape == tuple(MESH_SHAPE):
+        setup = TestFactory.setup_test(mesh)
+        config, args, state = setup["config"], setup["args"], setup["state_dict"]
+    else:  # another mesh: the toy config with at least one expert per chip
+        config, args, state = _config_for(mesh, mesh_shape[0] * mesh_shape[1])
+    layer = DecoderLayer(mesh, config, state, args, batch_size=32)
     rope = RotarySetup(mesh, config, args)
     x = to_mesh(torch.randn(32, config.hidden_size), mesh, "decode")
 
