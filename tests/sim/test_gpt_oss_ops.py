@@ -170,3 +170,15 @@ def test_distributed_rms_norm_equals_the_full_norm(mesh):
     ]
     expected = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * gamma
     torch.testing.assert_close(full, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_of_mostly_zero_rows_equals_the_dense_product(single):
+    x = torch.zeros(1, 4, 128, 64)
+    x[0, :, ::9] = torch.randn(4, 15, 64)  # the rows a dispatch sent here; the rest are zero
+    w = torch.randn(1, 4, 64, 96)
+    config = ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi4)
+    out = ttnn.matmul(_put(single, x), _put(single, w), compute_kernel_config=config)
+    torch.testing.assert_close(_first(out), x @ w, rtol=1e-5, atol=1e-5)
+    w[0, 1, 3, 5] = float("inf")  # 0 * inf is NaN: the dense product must be taken then
+    out = ttnn.matmul(_put(single, x), _put(single, w), compute_kernel_config=config)
+    assert torch.isnan(_first(out)[0, 1, 1:9, 5]).all()

@@ -14,6 +14,8 @@ from ttnn_sim.ops.common import eltwise_cost, fidelity_name, memory_cost
 from ttnn_sim.tensor import Tensor
 from ttnn_sim.types import DataType, Layout, MathFidelity, UnaryWithParam
 
+TILE = 32
+
 _ACTIVATIONS = {
     "relu": torch.relu,
     "silu": torch.nn.functional.silu,
@@ -52,13 +54,35 @@ def _matmul_impl(ctx, a, b, *, bias=None, transpose_a=False, transpose_b=False, 
         if transpose_b:
             w = w.transpose(-1, -2)
         x, w = numerics.apply_math_fidelity(x, w, fidelity)
-        y = torch.matmul(x, w)
+        y = _matmul_live_rows(x, w)
         if bias_shard is not None:
             y = y + _f32(bias_shard)
         return act(y)
 
     shards = ctx.per_device(one, a, b, bias)
     return ctx.output(shards, dtype or a.dtype, Layout.TILE, memory_config)
+
+
+def _matmul_live_rows(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x @ w, multiplying only the rows of x that are not all zero when most are (tokens an all_to_all_dispatch
+    did not send to this device): a zero row times finite weights is a zero row, so the result is the same."""
+    if x.dim() < 2 or x.shape[-2] < 2 * TILE or w.dim() > 2 and w.shape[:-2] != x.shape[:-2]:
+        return torch.matmul(x, w)
+    rows = x.reshape(-1, x.shape[-2], x.shape[-1])
+    live = torch.nonzero((rows != 0).any(-1).any(0)).reshape(-1)  # rows live in any batch entry
+    if len(live) * 2 > rows.shape[1] or not _finite(w):
+        return torch.matmul(x, w)
+    weights = w.reshape(-1, *w.shape[-2:]) if w.dim() > 2 else w
+    out = torch.zeros(rows.shape[0], rows.shape[1], w.shape[-1])
+    out.index_copy_(1, live, torch.matmul(rows.index_select(1, live), weights))
+    return out.reshape(*x.shape[:-1], w.shape[-1])
+
+
+def _finite(w: torch.Tensor) -> bool:
+    """Whether w holds no inf/NaN, remembered on the tensor (weights are never written in place)."""
+    if "_sim_finite" not in w.__dict__:
+        w.__dict__["_sim_finite"] = bool(torch.isfinite(w).all())
+    return w.__dict__["_sim_finite"]
 
 
 def _linear_impl(ctx, a, b, *, bias=None, **kwargs):
