@@ -93,14 +93,18 @@ def buffer_bytes(padded_shape, dtype, layout) -> int:
     return math.prod(int(d) for d in padded_shape) * _ELEMENT_BYTES[name]
 
 
-def quantize(t: torch.Tensor, dtype, layout="TILE") -> torch.Tensor:
-    """float32 in, float32 out (same shape): the values `t` reads back as after being stored as `dtype`."""
+def quantize(t: torch.Tensor, dtype, layout="TILE", canonical_nan: bool = True) -> torch.Tensor:
+    """float32 in, float32 out (same shape): the values `t` reads back as after being stored as `dtype`.
+
+    canonical_nan=False leaves a bfloat16 NaN's sign and payload as rounding gives them; no op result depends on
+    them, so the simulator stores values that way and canonicalises (canonical_nans) when a tensor is read back."""
     name = _name(dtype)
     t = t.to(torch.float32)
     if name == "FLOAT32":
         return t
     if name == "BFLOAT16":
-        return _round_bfloat16(t)
+        rounded = t.to(torch.bfloat16).to(torch.float32)
+        return canonical_nans(rounded) if canonical_nan else rounded
     if name in _BLOCK_MAGNITUDE_BITS:
         return _round_block_float(t, _BLOCK_MAGNITUDE_BITS[name])
     if name in _INT_RANGES:
@@ -138,13 +142,11 @@ def _round_up(n: int) -> int:
     return max(TILE, -(-n // TILE) * TILE)
 
 
-def _round_bfloat16(t: torch.Tensor) -> torch.Tensor:
-    """Round to nearest even on the upper 16 bits, as torch's own float32 -> bfloat16 conversion does
-    (vectorised); NaN then becomes the canonical 0x7FC00000, whatever its sign and payload."""
-    out = t.to(torch.bfloat16).to(torch.float32)
-    if not torch.isfinite(out.sum()):  # one reduction rules out NaNs in the common case
-        out.view(torch.int32).masked_fill_(torch.isnan(out), _CANONICAL_NAN)
-    return out
+def canonical_nans(t: torch.Tensor) -> torch.Tensor:
+    """Every NaN as the canonical 0x7FC00000 (bfloat16 rounding keeps a NaN's sign and payload bits), in place."""
+    if t.is_floating_point() and not torch.isfinite(t.sum()):  # one reduction rules out NaNs in the common case
+        t.view(torch.int32).masked_fill_(torch.isnan(t), _CANONICAL_NAN)
+    return t
 
 
 def _truncate_fraction(t: torch.Tensor, fraction_bits: int) -> torch.Tensor:

@@ -65,7 +65,7 @@ def shared_storage(shards, dtype: DataType, layout: Layout) -> list[torch.Tensor
 def to_storage(t: torch.Tensor, dtype: DataType, layout: Layout) -> torch.Tensor:
     """Round a torch tensor to what `dtype` can hold, in the sim's storage dtype."""
     if dtype.is_float:
-        return numerics.quantize(t.detach().to(torch.float32), dtype, layout.name)
+        return numerics.quantize(t.detach().to(torch.float32), dtype, layout.name, canonical_nan=False)
     low_high = {DataType.UINT8: (0, 255), DataType.UINT16: (0, 65535), DataType.UINT32: (0, 2**32 - 1),
                 DataType.INT32: (-(2**31), 2**31 - 1)}[dtype]
     return t.detach().to(torch.float64).trunc().clamp(*low_high).to(torch.int64)
@@ -296,7 +296,10 @@ def from_device(tensor: Tensor, blocking: bool = True, cq_id=None) -> Tensor:
     tensor.check_alive()
     tensor.device().synchronize()
     clock.advance_host(cost.host_transfer_ns(tensor.buffer_bytes() * len(tensor.shards)))
-    return Tensor([s.clone() for s in tensor.shards], tensor.dtype, tensor.layout)
+    shards = [s.clone() for s in tensor.shards]
+    if tensor.dtype is DataType.BFLOAT16:  # stored NaNs keep rounding's bits; the host reads tt-metal's canonical one
+        shards = [numerics.canonical_nans(s) for s in shards]
+    return Tensor(shards, tensor.dtype, tensor.layout)
 
 
 def to_torch(tensor: Tensor, dtype=None, *, mesh_composer=None, device=None, cq_id=None) -> torch.Tensor:
