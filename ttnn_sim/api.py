@@ -7,7 +7,7 @@
 import types as _pytypes
 
 from ttnn_sim.dispatch import launch
-from ttnn_sim.ops import OPS
+from ttnn_sim.ops import COMPOSITES, OPS
 
 
 def _op_function(name: str, opdef):
@@ -30,6 +30,10 @@ for _name, _opdef in OPS.items():
         setattr(_NAMESPACES[_space], _leaf, _fn)
     else:
         globals()[_name] = _fn
+
+
+for _name, _fn in COMPOSITES.items():
+    globals()[_name] = _fn
 
 
 def getitem(tensor, key):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from ttnn_sim import clock, profiler
+from ttnn_sim.host import SubDeviceState
 from ttnn_sim.mesh import MeshShape
 from ttnn_sim.types import Arch, BufferType, CoreCoord
 
@@ -76,7 +77,7 @@ def system() -> System:
 class Trace:
     def __init__(self, trace_id: int):
         self.id = trace_id
-        self.calls: list = []  # (OpDef name, args, kwargs, outputs, OpCost) recorded at capture
+        self.calls: list = []  # (name, OpDef, output target, args, kwargs, outputs, OpCost) at capture
         self.replays = 0
 
 
@@ -95,6 +96,7 @@ class MeshDevice:
         self.capturing: Trace | None = None
         self.next_trace_id = 0
         self.closed = False
+        self.sub_devices = SubDeviceState()
 
     # --- queries -----------------------------------------------------------------------------
     def get_num_devices(self) -> int:
@@ -140,6 +142,28 @@ class MeshDevice:
             self.program_cache[key] = True
         return False
 
+    # --- sub-devices (state only: every op runs on the whole grid) ---------------------------------
+    def create_sub_device_manager(self, sub_devices, local_l1_size: int = 0):
+        return self.sub_devices.create(sub_devices, local_l1_size)
+
+    def load_sub_device_manager(self, manager) -> None:
+        self.sub_devices.load(manager)
+
+    def clear_loaded_sub_device_manager(self) -> None:
+        self.sub_devices.clear()
+
+    def remove_sub_device_manager(self, manager) -> None:
+        self.sub_devices.remove(manager)
+
+    def set_sub_device_stall_group(self, sub_device_ids) -> None:
+        self.sub_devices.stall_group = list(sub_device_ids)
+
+    def reset_sub_device_stall_group(self) -> None:
+        self.sub_devices.stall_group = []
+
+    def get_sub_device_ids(self) -> list:
+        return self.sub_devices.sub_device_ids()
+
     # --- memory --------------------------------------------------------------------------------
     def allocate(self, tensor) -> None:
         config = tensor.memory_config()
@@ -152,7 +176,7 @@ class MeshDevice:
             for chip, buffer_type, per_bank in done:
                 chip.allocator(buffer_type).free(per_bank)
             raise
-        tensor._allocations = done
+        tensor.buffer.allocations = done
 
     # --- submeshes and time --------------------------------------------------------------------
     def create_submesh(self, shape: MeshShape, offset=None) -> MeshDevice:

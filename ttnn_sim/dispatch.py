@@ -16,43 +16,70 @@ from dataclasses import dataclass
 
 from ttnn_sim import clock, cost, faults, profiler
 from ttnn_sim.cost import OpCost
-from ttnn_sim.tensor import Tensor, to_storage
+from ttnn_sim.tensor import Tensor, shared_storage, to_storage
 from ttnn_sim.types import DataType, Layout, MemoryConfig, TensorMemoryLayout
 
 TRACE_BYTES_PER_OP = 4096  # command-queue bytes one traced program occupies per device
+# Compute once what every chip would compute alike (Context.per_device); off only to prove it changes nothing.
+SHARE_REPLICATED = True
 
 
 @dataclass(frozen=True)
 class OpDef:
     impl: Callable  # impl(ctx, *args, **kwargs) -> Tensor | tuple[Tensor, ...]
     cost: Callable  # cost(ctx, inputs, outputs, kwargs) -> OpCost
-    op_code: str  # OP CODE in the profiler CSV, as tt-metal names the device operation
+    # OP CODE in the profiler CSV, as tt-metal names the device operation; an op that runs one of several
+    # device operations (to_layout) gives a function of its named arguments and lists them all in op_codes.
+    op_code: str | Callable
     attributes: Callable = lambda kwargs, outputs: {}  # -> dict for the ATTRIBUTES cell
+    # The keyword ttnn takes a preallocated output under ("output_tensor" for element-wise ops,
+    # "optional_output_tensor" for matmul); the result is written into it and it is returned.
+    output_arg: str | None = None
+    in_place: bool = False  # ttnn.add_ and friends: the result is written into the first argument
+    # view(named arguments) -> True when ttnn performs this call as a view (no device op, no profiler row,
+    # the result shares the input's buffer); ctx.as_view tells the impl.
+    view: Callable | None = None
+    op_codes: tuple = ()
+
+    def codes(self) -> tuple:
+        """Every OP CODE this op can write."""
+        return self.op_codes or (self.op_code,)
+
+    def code_for(self, named: dict) -> str:
+        return self.op_code(named) if callable(self.op_code) else self.op_code
 
 
 class Context:
     """What an op implementation sees: the mesh, and helpers to compute per device and make outputs."""
 
-    def __init__(self, mesh, replay: bool):
+    def __init__(self, mesh, replay: bool, as_view: bool = False):
         self.mesh = mesh
         self.replay = replay
+        self.as_view = as_view
 
     @property
     def num_devices(self) -> int:
         return self.mesh.get_num_devices()
 
     def per_device(self, fn, *tensors, **kwargs) -> list:
-        """fn(*shards_of_device_i) for each device; non-tensor arguments pass through."""
-        results = []
+        """fn(*shards_of_device_i) for each device; non-tensor arguments pass through.
+
+        Devices whose shards are the same torch tensors (a replicated tensor is stored once) would compute the
+        same thing, so fn runs once for them and they share the result; each chip still gets its own timeline
+        and profiler rows."""
+        results, done = [], {}
         for i in range(self.num_devices):
             args = [t.shards[i] if isinstance(t, Tensor) else t for t in tensors]
-            results.append(fn(*args, **kwargs))
+            key = tuple(id(a) for a, t in zip(args, tensors, strict=True) if isinstance(t, Tensor))
+            if not SHARE_REPLICATED or key not in done:
+                done[key] = fn(*args, **kwargs)
+            results.append(done[key])
         return results
 
     def output(self, shards, dtype: DataType, layout: Layout = Layout.TILE,
                memory_config: MemoryConfig | None = None) -> Tensor:
         memory_config = memory_config or _DRAM
-        stored = [to_storage(s, dtype, layout) for s in shards]
+        stored = shared_storage(shards, dtype, layout)
         tensor = Tensor(stored, dtype, layout, self.mesh, memory_config)
         if not self.replay:
             self.mesh.allocate(tensor)
@@ -105,8 +132,8 @@ def _named_arguments(opdef: OpDef, args, kwargs) -> dict:
         parameter = signature.parameters[key]
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
             named.update(value)
-        elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
-            named[key] = value
+        else:
+            named[key] = value  # extra positionals stay together under the *args name
     return named
 
 
@@ -115,35 +142,82 @@ def _cache_key(name, inputs, kwargs) -> tuple:
     return (name, tuple(t.spec_key() for t in inputs), plain)
 
 
+_OUTPUT_KEYWORDS = ("output_tensor", "optional_output_tensor", "optional_tensor", "persistent_output_buffer")
+
+
+def _output_target(name: str, opdef: OpDef, args: tuple, kwargs: dict):
+    """(preallocated output or None, kwargs without it): what ttnn writes the result into."""
+    if opdef.in_place:
+        return args[0], kwargs
+    if opdef.output_arg and kwargs.get(opdef.output_arg) is not None:
+        return kwargs[opdef.output_arg], {k: v for k, v in kwargs.items() if k != opdef.output_arg}
+    for key in _OUTPUT_KEYWORDS:
+        if kwargs.get(key) is not None:
+            raise TypeError(f"ttnn.{name}() got an unexpected keyword argument '{key}'")
+    return None, kwargs
+
+
+def write_into(target: Tensor, result: Tensor) -> Tensor:
+    """Store `result`'s values in `target` (its dtype, layout and buffer stay), as a preallocated output."""
+    if tuple(target.shape) != tuple(result.shape) or len(target.shards) != len(result.shards):
+        raise RuntimeError(f"TT_FATAL: output tensor shape {target.shape} does not match the result shape "
+                           f"{result.shape}")
+    target.check_alive()
+    if result is not target:
+        target.shards = [to_storage(s, target.dtype, target.layout) for s in result.shards]
+        result._free()
+    return target
+
+
+def _run_impl(ctx, opdef: OpDef, target, args, kwargs):
+    outputs = opdef.impl(ctx, *args, **kwargs)
+    return outputs if target is None else write_into(target, outputs)
+
+
 def launch(name: str, opdef: OpDef, args: tuple, kwargs: dict):
+    target, kwargs = _output_target(name, opdef, args, kwargs)
     inputs = _tensors_in(args, kwargs)
     if not inputs or inputs[0].device() is None:
         raise RuntimeError(f"TT_FATAL: ttnn.{name} expects device tensors")
     mesh = inputs[0].device()
     for t in inputs:
         t.check_alive()
-    faults.on_device_op(name)
     named = _named_arguments(opdef, args, kwargs)
+    if opdef.view is not None and opdef.view(named):
+        return _launch_view(mesh, name, opdef, args, kwargs)
+    faults.on_device_op(name)
     hit = mesh.lookup_program(_cache_key(name, inputs, named))
     if mesh.capturing is not None and not mesh.program_cache_enabled:
         raise RuntimeError("TT_FATAL: Trace capture requires the program cache to be enabled")
     ctx = Context(mesh, replay=False)
-    outputs = opdef.impl(ctx, *args, **kwargs)
+    outputs = _run_impl(ctx, opdef, target, args, kwargs)
     op_cost = opdef.cost(ctx, inputs, _as_tuple(outputs), named)
-    if mesh.capturing is not None:
-        mesh.capturing.calls.append((name, opdef, args, kwargs, _as_tuple(outputs), op_cost))
-        return outputs
     host_ns = cost.HOST_DISPATCH_NS + (0 if hit else cost.HOST_COMPILE_NS)
     host_start = clock.host_time_ns()
     clock.advance_host(host_ns)
+    if mesh.capturing is not None:
+        mesh.capturing.calls.append((name, opdef, target, args, kwargs, _as_tuple(outputs), op_cost))
+        if profiler.enabled():
+            profiler.emit(_host_record(mesh, name, opdef, inputs, _as_tuple(outputs), named, hit, host_start))
+        return outputs
     _run_on_devices(mesh, name, opdef, inputs, _as_tuple(outputs), named, op_cost, hit,
                     host_start, clock.host_time_ns(), op_to_op_floor=0)
+    return outputs
+
+
+def _launch_view(mesh, name, opdef, args, kwargs):
+    """A call ttnn performs as a view: host metadata only. Inside a trace it is recorded so a replay re-derives
+    the view from the replayed input."""
+    outputs = opdef.impl(Context(mesh, replay=False, as_view=True), *args, **kwargs)
+    if mesh.capturing is not None:
+        mesh.capturing.calls.append((name, opdef, None, args, kwargs, _as_tuple(outputs), None))
     return outputs
 
 
 def _run_on_devices(mesh, name, opdef, inputs, outputs, kwargs, op_cost: OpCost, hit, host_start, host_end,
                     op_to_op_floor, trace_id=None, replay_session=None, sort_ts=None):
     system_calls = _next_call_count()
+    per_op = _op_fields(name, opdef, inputs, outputs, kwargs, op_cost) if profiler.enabled() else None
     for chip in mesh.chips:
         start = max(chip.idle_at, host_end if trace_id is None else 0)
         if chip.last_kernel_end is not None:
@@ -152,9 +226,9 @@ def _run_on_devices(mesh, name, opdef, inputs, outputs, kwargs, op_cost: OpCost,
         gap = 0 if chip.last_kernel_end is None else start - chip.last_kernel_end
         chip.idle_at = end
         chip.last_kernel_end = end
-        if profiler.enabled():
-            profiler.emit(_record(mesh, chip, name, opdef, inputs, outputs, kwargs, op_cost, hit, system_calls,
-                                  host_start, host_end, start, end, gap, trace_id, replay_session,
+        if per_op is not None:
+            profiler.emit(_record(per_op, chip, inputs, outputs, op_cost, hit, system_calls, host_start, host_end,
+                                  start, end, gap, trace_id, replay_session,
                                   sort_ts if sort_ts is not None else host_start))
 
 
@@ -180,14 +254,37 @@ def _attributes_text(opdef: OpDef, kwargs, outputs) -> dict:
     return attrs
 
 
-def _record(mesh, chip, name, opdef, inputs, outputs, kwargs, op_cost, hit, call_count, host_start, host_end,
-            start, end, gap, trace_id, replay_session, sort_ts) -> dict:
-    attrs = _attributes_text(opdef, kwargs, outputs)
-    program_hash = zlib.crc32(repr((opdef.op_code, sorted(attrs.items()),
-                                    [t.spec_key() for t in inputs])).encode())
+def _host_record(mesh, name, opdef, inputs, outputs, kwargs, hit, host_start) -> dict:
+    """A captured op's host record: tt-metal keeps it in the CSV with empty device columns (the device runs the
+    op only on replay), at capture time, with no trace id."""
+    chip = mesh.chips[0]
     return {
-        "kind": "op", "op_code": opdef.op_code, "op_type": "tt_dnn_device", "global_call_count": call_count,
-        "device_id": chip.id, "arch": "wormhole_b0", "attributes": attrs, "math_fidelity": op_cost.math_fidelity,
+        "kind": "op", "op_code": opdef.code_for(kwargs), "op_type": "tt_dnn_device",
+        "global_call_count": _next_call_count(),
+        "attributes": _attributes_text(opdef, kwargs, outputs), "host_start_ts": host_start,
+        "host_end_ts": clock.host_time_ns(), "inputs": [_tensor_record(t, chip.id) for t in inputs],
+        "outputs": [_tensor_record(t, chip.id) for t in outputs], "program_cache_hit": hit, "sort_ts": host_start,
+    }
+
+
+def _op_fields(name, opdef, inputs, outputs, kwargs, op_cost) -> dict:
+    """The record fields every chip's row of one op shares (computed once per op, not once per chip)."""
+    attrs = _attributes_text(opdef, kwargs, outputs)
+    op_code = opdef.code_for(kwargs)
+    return {
+        "op_code": op_code, "attributes": attrs,
+        "program_hash": zlib.crc32(repr((op_code, sorted(attrs.items()), [t.spec_key() for t in inputs])).encode()),
+        "compute_kernel_source": [f"ttnn_sim/kernels/{name}/compute.cpp"] if op_cost.math_fidelity else [],
+        "dm_kernel_source": [f"ttnn_sim/kernels/{name}/reader.cpp", f"ttnn_sim/kernels/{name}/writer.cpp"],
+    }
+
+
+def _record(per_op, chip, inputs, outputs, op_cost, hit, call_count, host_start, host_end, start, end, gap,
+            trace_id, replay_session, sort_ts) -> dict:
+    return {
+        "kind": "op", "op_code": per_op["op_code"], "op_type": "tt_dnn_device", "global_call_count": call_count,
+        "device_id": chip.id, "arch": "wormhole_b0", "attributes": per_op["attributes"],
+        "math_fidelity": op_cost.math_fidelity,
         "core_count": op_cost.core_count, "available_worker_core_count": cost.CORES, "sub_device_id": 0,
         "host_start_ts": host_start, "host_end_ts": host_end,
         "fw_start_cycle": start - 200, "fw_end_cycle": end + 100, "kernel_start_cycle": start,
@@ -195,10 +292,8 @@ def _record(mesh, chip, name, opdef, inputs, outputs, kwargs, op_cost, hit, call
         "inputs": [_tensor_record(t, chip.id) for t in inputs],
         "outputs": [_tensor_record(t, chip.id) for t in outputs],
         "trace_id": trace_id, "replay_session_id": replay_session, "program_cache_hit": hit,
-        "program_hash": program_hash,
-        "compute_kernel_source": [f"ttnn_sim/kernels/{name}/compute.cpp"] if op_cost.math_fidelity else [],
-        "dm_kernel_source": [f"ttnn_sim/kernels/{name}/reader.cpp", f"ttnn_sim/kernels/{name}/writer.cpp"],
-        "sort_ts": sort_ts,
+        "program_hash": per_op["program_hash"], "compute_kernel_source": per_op["compute_kernel_source"],
+        "dm_kernel_source": per_op["dm_kernel_source"], "sort_ts": sort_ts,
     }
 
 
@@ -232,11 +327,16 @@ def execute_trace(mesh, trace_id: int, cq_id: int = 0, blocking: bool = True) ->
     trace.replays += 1
     host_start = clock.host_time_ns()
     clock.advance_host(cost.HOST_EXECUTE_TRACE_NS)
-    for name, opdef, args, kwargs, outputs, op_cost in trace.calls:
-        faults.on_device_op(name)
-        fresh = _as_tuple(opdef.impl(Context(mesh, replay=True), *args, **kwargs))
+    for name, opdef, target, args, kwargs, outputs, op_cost in trace.calls:
+        is_view = op_cost is None
+        if not is_view:
+            faults.on_device_op(name)
+        fresh = _as_tuple(_run_impl(Context(mesh, replay=True, as_view=is_view), opdef, target, args, kwargs))
         for recorded, new in zip(outputs, fresh, strict=True):
-            recorded.shards = new.shards
+            if recorded is not new:
+                recorded.shards = [to_storage(s, recorded.dtype, recorded.layout) for s in new.shards]
+        if is_view:
+            continue
         inputs = _tensors_in(args, kwargs)
         _run_on_devices(mesh, name, opdef, inputs, outputs, _named_arguments(opdef, args, kwargs), op_cost, True,
                         host_start, clock.host_time_ns(), cost.TRACE_OP_TO_OP_NS, trace_id=trace_id,
@@ -262,6 +362,4 @@ def copy_host_to_device_tensor(host_tensor: Tensor, device_tensor: Tensor, cq_id
 
 
 def deallocate(tensor: Tensor, force: bool = True) -> None:
-    if tensor.device() is not None:
-        tensor._free()
-        tensor.deallocated = True
+    tensor.deallocate(force)

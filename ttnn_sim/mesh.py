@@ -45,6 +45,8 @@ def _mesh_rows_cols(mesh_device, mesh_shape=None) -> tuple[int, int]:
 
 
 class ReplicateTensorToMesh:
+    replicates = True  # as_tensor caches a replicated tensor once, unsharded
+
     def __init__(self, mesh_device):
         self.num_devices = mesh_device.get_num_devices()
 

@@ -93,14 +93,18 @@ def buffer_bytes(padded_shape, dtype, layout) -> int:
     return math.prod(int(d) for d in padded_shape) * _ELEMENT_BYTES[name]
 
 
-def quantize(t: torch.Tensor, dtype, layout="TILE") -> torch.Tensor:
-    """float32 in, float32 out (same shape): the values `t` reads back as after being stored as `dtype`."""
+def quantize(t: torch.Tensor, dtype, layout="TILE", canonical_nan: bool = True) -> torch.Tensor:
+    """float32 in, float32 out (same shape): the values `t` reads back as after being stored as `dtype`.
+
+    canonical_nan=False leaves a bfloat16 NaN's sign and payload as rounding gives them; no op result depends on
+    them, so the simulator stores values that way and canonicalises (canonical_nans) when a tensor is read back."""
     name = _name(dtype)
     t = t.to(torch.float32)
     if name == "FLOAT32":
         return t
     if name == "BFLOAT16":
-        return _round_bfloat16(t)
+        rounded = t.to(torch.bfloat16).to(torch.float32)
+        return canonical_nans(rounded) if canonical_nan else rounded
     if name in _BLOCK_MAGNITUDE_BITS:
         return _round_block_float(t, _BLOCK_MAGNITUDE_BITS[name])
     if name in _INT_RANGES:
@@ -117,41 +121,38 @@ def apply_math_fidelity(a: torch.Tensor, b: torch.Tensor, fidelity) -> tuple[tor
     if name == "HiFi4":
         return a, b
     a_hi = _truncate_fraction(a, 6)
-    b8 = _truncate_fraction(b, 8)
     if name == "LoFi":
-        return a_hi, _truncate_fraction(b, 4)
+        return a_hi, _truncated_operand(b, 4)
     if name == "HiFi2":
-        return a_hi, b8
+        return a_hi, _truncated_operand(b, 8)
     a_lo = _truncate_fraction(a, 12) - a_hi
-    return torch.cat([a_hi, a_lo], dim=-1), torch.cat([b8, _truncate_fraction(b, 4)], dim=-2)
+    return torch.cat([a_hi, a_lo], dim=-1), torch.cat([_truncated_operand(b, 8), _truncated_operand(b, 4)], dim=-2)
+
+
+def _truncated_operand(b: torch.Tensor, fraction_bits: int) -> torch.Tensor:
+    """_truncate_fraction of the second matmul operand, kept on that tensor: it is usually a weight that every
+    call multiplies by again (stored tensors are never written in place, so the copy stays valid)."""
+    cache = b.__dict__.setdefault("_sim_truncated", {})
+    if fraction_bits not in cache:
+        cache[fraction_bits] = _truncate_fraction(b, fraction_bits)
+    return cache[fraction_bits]
 
 
 def _round_up(n: int) -> int:
     return max(TILE, -(-n // TILE) * TILE)
 
 
-def _bits(t: torch.Tensor) -> torch.Tensor:
-    """float32 -> its bit pattern as a non-negative int64 (uint32 semantics, no sign games)."""
-    return t.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-
-
-def _from_bits(bits: torch.Tensor) -> torch.Tensor:
-    """uint32 patterns held in int64 -> float32."""
-    signed = (bits ^ 0x80000000) - 0x80000000
-    return signed.to(torch.int32).view(torch.float32)
-
-
-def _round_bfloat16(t: torch.Tensor) -> torch.Tensor:
-    bits = t.contiguous().view(torch.int32)
-    # int32 wrap-around only happens for NaN patterns, which are replaced below.
-    rounded = (bits + (0x7FFF + ((bits >> 16) & 1))) & ~0xFFFF
-    rounded = rounded.masked_fill_(torch.isnan(t), _CANONICAL_NAN)
-    return rounded.view(torch.float32)
+def canonical_nans(t: torch.Tensor) -> torch.Tensor:
+    """Every NaN as the canonical 0x7FC00000 (bfloat16 rounding keeps a NaN's sign and payload bits), in place."""
+    if t.is_floating_point() and not torch.isfinite(t.sum()):  # one reduction rules out NaNs in the common case
+        t.view(torch.int32).masked_fill_(torch.isnan(t), _CANONICAL_NAN)
+    return t
 
 
 def _truncate_fraction(t: torch.Tensor, fraction_bits: int) -> torch.Tensor:
-    mask = (0xFFFFFFFF << (23 - fraction_bits)) & 0xFFFFFFFF
-    return _from_bits(_bits(t.to(torch.float32)) & mask)
+    keep = (0xFFFFFFFF << (23 - fraction_bits)) & 0xFFFFFFFF
+    signed_keep = keep - (1 << 32) if keep >= 1 << 31 else keep  # the same bits as an int32 constant
+    return (t.to(torch.float32).contiguous().view(torch.int32) & signed_keep).view(torch.float32)
 
 
 def _pad_to_tiles(t: torch.Tensor) -> torch.Tensor:

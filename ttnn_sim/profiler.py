@@ -158,8 +158,9 @@ def emit(record: dict) -> None:
     """Buffer one op or signpost record (docs/internals.md §1.4); a no-op unless profiling is on."""
     if not enabled():
         return
-    if record.get("kind", "op") == "op" and not _device_has_room(int(record.get("device_id") or 0)):
-        return
+    on_device = record.get("kind", "op") == "op" and record.get("device_id") is not None
+    if on_device and not _device_has_room(int(record["device_id"])):
+        return  # a captured op's host record (no device id) uses no device buffer
     _register_atexit_flush()
     _pending.append(record)
 

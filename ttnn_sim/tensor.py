@@ -50,24 +50,52 @@ class Tile:
         return f"Tile with shape: [{self.tile_shape[0]}, {self.tile_shape[1]}]"
 
 
+def shared_storage(shards, dtype: DataType, layout: Layout) -> list[torch.Tensor]:
+    """to_storage for each shard, converting a shard object that several devices share only once, so a
+    replicated tensor stays one torch tensor that every device's shard refers to (the ops then compute it once)."""
+    converted: dict[int, torch.Tensor] = {}
+    stored = []
+    for shard in shards:
+        if id(shard) not in converted:
+            converted[id(shard)] = to_storage(shard, dtype, layout)
+        stored.append(converted[id(shard)])
+    return stored
+
+
 def to_storage(t: torch.Tensor, dtype: DataType, layout: Layout) -> torch.Tensor:
     """Round a torch tensor to what `dtype` can hold, in the sim's storage dtype."""
     if dtype.is_float:
-        return numerics.quantize(t.detach().to(torch.float32), dtype, layout.name)
+        return numerics.quantize(t.detach().to(torch.float32), dtype, layout.name, canonical_nan=False)
     low_high = {DataType.UINT8: (0, 255), DataType.UINT16: (0, 65535), DataType.UINT32: (0, 2**32 - 1),
                 DataType.INT32: (-(2**31), 2**31 - 1)}[dtype]
     return t.detach().to(torch.float64).trunc().clamp(*low_high).to(torch.int64)
 
 
+class Buffer:
+    """A device buffer: its allocations on each chip, shared by the tensors that view it."""
+
+    def __init__(self):
+        self.allocations: list = []  # (chip, buffer type, bytes per bank)
+        self.owners = 0
+        self.freed = False
+
+    def free(self) -> None:
+        for chip, buffer_type, per_bank in self.allocations:
+            chip.allocator(buffer_type).free(per_bank)
+        self.allocations = []
+        self.freed = True
+
+
 class Tensor:
-    def __init__(self, shards, dtype: DataType, layout: Layout, device=None, memory_config=None):
+    def __init__(self, shards, dtype: DataType, layout: Layout, device=None, memory_config=None, buffer=None):
         self.shards = list(shards)
         self.dtype = dtype
         self.layout = layout
         self._device = device
         self._memory_config = memory_config if device is not None else None
-        self._allocations: list = []
-        self.deallocated = False
+        self.buffer = buffer or Buffer()
+        self.buffer.owners += 1
+        self._released = False
 
     # --- attributes ttnn exposes -------------------------------------------------------------
     @property
@@ -99,8 +127,22 @@ class Tensor:
     def storage_type(self) -> StorageType:
         return StorageType.DEVICE if self._device is not None else StorageType.HOST
 
+    @property
+    def deallocated(self) -> bool:
+        return self._released or self.buffer.freed
+
     def is_allocated(self) -> bool:
         return not self.deallocated
+
+    def deallocate(self, force: bool = False) -> None:
+        """ttnn's rule: the buffer is freed when forced or when this tensor is its only owner (a view shares
+        its buffer with the tensor it views); either way this tensor can no longer be used."""
+        if self._device is None or self._released:
+            return
+        self._released = True
+        if force or self.buffer.owners == 1:
+            self.buffer.free()
+        self._drop_ownership()
 
     def volume(self) -> int:
         return self.padded_shape.volume()
@@ -119,16 +161,26 @@ class Tensor:
         if self.deallocated:
             raise RuntimeError("TT_FATAL @ tensor.cpp: tensor.is_allocated()\nBuffer is not allocated")
 
+    def view(self, shards) -> Tensor:
+        """A tensor over the same buffer with other per-device shapes (a reshape that moves no data)."""
+        return Tensor(shards, self.dtype, self.layout, self._device, self._memory_config, buffer=self.buffer)
+
     def __del__(self):
         try:
-            self._free()
+            if not self._released:
+                self._drop_ownership()
         except Exception:  # interpreter shutdown: allocators may already be gone
             pass
 
+    def _drop_ownership(self) -> None:
+        self.buffer.owners -= 1
+        if self.buffer.owners <= 0 and not self.buffer.freed:
+            self.buffer.free()
+
     def _free(self) -> None:
-        for chip, buffer_type, per_bank in self._allocations:
-            chip.allocator(buffer_type).free(per_bank)
-        self._allocations = []
+        """Free the buffer now (a result that was copied into a preallocated output)."""
+        self._released = True
+        self.buffer.free()
 
     # --- conveniences ttnn offers on tensors ---------------------------------------------------
     def cpu(self, blocking: bool = True):
@@ -214,7 +266,7 @@ def from_torch(
         torch_shards = [tensor] * device.get_num_devices()  # no mapper on a mesh: replicate
     else:
         torch_shards = [tensor]
-    shards = [to_storage(s, dtype, layout) for s in torch_shards]
+    shards = shared_storage(torch_shards, dtype, layout)
     host = Tensor(shards, dtype, layout)
     if device is None:
         return host
@@ -244,7 +296,10 @@ def from_device(tensor: Tensor, blocking: bool = True, cq_id=None) -> Tensor:
     tensor.check_alive()
     tensor.device().synchronize()
     clock.advance_host(cost.host_transfer_ns(tensor.buffer_bytes() * len(tensor.shards)))
-    return Tensor([s.clone() for s in tensor.shards], tensor.dtype, tensor.layout)
+    shards = [s.clone() for s in tensor.shards]
+    if tensor.dtype is DataType.BFLOAT16:  # stored NaNs keep rounding's bits; the host reads tt-metal's canonical one
+        shards = [numerics.canonical_nans(s) for s in shards]
+    return Tensor(shards, tensor.dtype, tensor.layout)
 
 
 def to_torch(tensor: Tensor, dtype=None, *, mesh_composer=None, device=None, cq_id=None) -> torch.Tensor:

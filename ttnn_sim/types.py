@@ -359,6 +359,12 @@ SDPAProgramConfig = _config(
     "compute_with_storage_grid_size sub_core_grids q_chunk_size k_chunk_size exp_approx_mode max_cores_per_head_batch",
     q_chunk_size=32, k_chunk_size=32, exp_approx_mode=True,
 )
+LayerNormShardedMultiCoreProgramConfig = _config(
+    "LayerNormShardedMultiCoreProgramConfig",
+    "compute_with_storage_grid_size subblock_w block_h block_w inplace",
+    inplace=False,
+)
+LayerNormDefaultProgramConfig = _config("LayerNormDefaultProgramConfig", "legacy_reduction legacy_rsqrt")
 WormholeComputeKernelConfig = _config(
     "WormholeComputeKernelConfig",
     "math_fidelity math_approx_mode fp32_dest_acc_en packer_l1_acc dst_full_sync_en",

@@ -21,6 +21,10 @@ Semantics and shapes (ttnn docs for each op; tt-metal's models/demos/gpt_oss/tt/
   is_causal, an additive attn_mask otherwise, sliding_window_size w limiting query i to keys i-w < j <= i.
 - scaled_dot_product_attention_decode(q [1, B, nh, d], k, v caches [B, nkv, S_max, d], cur_pos / cur_pos_tensor
   [B]): user b attends to cache positions 0..cur_pos[b] (inclusive) -> [1, B, nh, d].
+- paged_scaled_dot_product_attention_decode(q, k, v, page_table_tensor, cur_pos_tensor=...) and
+  scaled_dot_product_attention_decode(..., page_table_tensor=...): the caches are [num_blocks, nkv, block_size, d];
+  user b's position p lives in block page_table[b, p // block_size] at row p % block_size, so user b's keys are
+  its blocks concatenated in page-table order; the result equals the unpaged op on those keys.
 - attention_sink (gpt-oss): one extra logit per head joins the softmax and is then dropped, so it absorbs part
   of the probability mass. Prefill passes it as [1, nh, 1, 1], decode as [nh, 32] (value in column 0).
 """
@@ -113,6 +117,8 @@ def _own_shard(cache, device: int) -> torch.Tensor:
     if any(other.untyped_storage().data_ptr() == pointer for i, other in enumerate(cache.shards) if i != device):
         shard = shard.clone()
         cache.shards[device] = shard
+    for derived in ("_sim_truncated", "_sim_finite"):  # about to be written: facts cached on it go stale
+        shard.__dict__.pop(derived, None)
     return shard
 
 
@@ -213,17 +219,31 @@ def _sdpa(ctx, input_tensor_q, input_tensor_k, input_tensor_v, *, is_causal=True
 def _sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, *, is_causal=True, attn_mask=None,
                  cur_pos=None, cur_pos_tensor=None, attention_sink=None, scale=None, sliding_window_size=None,
                  page_table_tensor=None, **kwargs):
-    if page_table_tensor is not None:
-        raise NotImplementedError("ttnn_sim: paged scaled_dot_product_attention_decode is not simulated")
     outputs = []
     for device in range(ctx.num_devices):
         q = _f32(input_tensor_q.shards[device])[0]  # [B, nh, d]
         k, v = _f32(input_tensor_k.shards[device]), _f32(input_tensor_v.shards[device])
+        if page_table_tensor is not None:
+            table = page_table_tensor.shards[device].to(torch.int64)[: q.shape[0]]
+            k, v = _unpage(k, table), _unpage(v, table)
         sink = None if attention_sink is None else sink_logits(attention_sink.shards[device], q.shape[1])
         positions = torch.tensor(_positions(ctx, cur_pos, cur_pos_tensor, device)[: q.shape[0]])
         outputs.append(_decode_users(q, k[: q.shape[0]], v[: q.shape[0]], positions, sliding_window_size, scale,
                                      sink).unsqueeze(0))
     return _like(ctx, input_tensor_q, outputs, kwargs)
+
+
+def _unpage(cache: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """[num_blocks, nkv, block, d] paged by table [B, blocks_per_user] -> [B, nkv, blocks_per_user * block, d]."""
+    blocks = cache[table.reshape(-1)]  # [B * blocks_per_user, nkv, block, d]
+    users, per_user = table.shape
+    _, heads, block, dim = cache.shape
+    return blocks.reshape(users, per_user, heads, block, dim).transpose(1, 2).reshape(users, heads, -1, dim)
+
+
+def _paged_sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tensor, **kwargs):
+    return _sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tensor=page_table_tensor,
+                        **kwargs)
 
 
 def _decode_users(q, k, v, positions, window, scale, sink):
@@ -241,7 +261,11 @@ def _decode_users(q, k, v, positions, window, scale, sink):
 # --- cost and attributes ---------------------------------------------------------------------------
 def _sdpa_cost(ctx, inputs, outputs, kwargs):
     q, k = inputs[0], inputs[1]
-    flops = 4 * q.padded_shape.volume() * k.padded_shape[-2]  # q k^T and p v, 2 flops per MAC
+    keys = k.padded_shape[-2]
+    table = kwargs.get("page_table_tensor")
+    if table is not None:  # a paged cache: each user reads its page table's blocks
+        keys = keys * table.shape[-1]
+    flops = 4 * q.padded_shape.volume() * keys  # q k^T and p v, 2 flops per MAC
     return memory_cost(inputs[:3], outputs, cost.matmul_ns(flops, "HiFi2"), fidelity="HiFi2")
 
 
@@ -273,11 +297,15 @@ TABLE = {
                                                   "NLPConcatHeadsDecodeDeviceOperation", _pick("num_heads")),
     "experimental.rotary_embedding_llama": OpDef(_rotary_embedding_llama, _rotary_cost,
                                                  "RotaryEmbeddingLlamaDeviceOperation", _pick("is_decode_mode")),
-    "fill_cache": OpDef(_fill_cache, _update_cost, "UpdateCacheDeviceOperation", _pick("batch_idx")),
+    "fill_cache": OpDef(_fill_cache, _update_cost, "UpdateKVCacheOperation", _pick("batch_idx")),
     "experimental.paged_update_cache": OpDef(_paged_update_cache, _update_cost, "PagedUpdateCacheDeviceOperation",
                                              _pick("batch_offset")),
     "transformer.scaled_dot_product_attention": OpDef(_sdpa, _sdpa_cost, "SDPAOperation",
                                                       _pick("is_causal", "scale", "sliding_window_size")),
     "transformer.scaled_dot_product_attention_decode": OpDef(_sdpa_decode, _sdpa_cost, "SdpaDecodeDeviceOperation",
                                                              _pick("is_causal", "scale", "sliding_window_size")),
+    "transformer.paged_scaled_dot_product_attention_decode": OpDef(
+        _paged_sdpa_decode, _sdpa_cost, "SdpaDecodeDeviceOperation",
+        lambda kwargs, outputs: {**_pick("is_causal", "scale", "sliding_window_size")(kwargs, outputs),
+                                 "paged_attention": "true"}),
 }

@@ -7,14 +7,21 @@ Semantics (ttnn docs for ttnn.all_gather / ttnn.reduce_scatter / ttnn.all_reduce
 - all_gather(x, dim): every member receives the members' shards concatenated along ``dim`` in group order.
 - reduce_scatter(x, dim): the members' shards are summed, split into group-size equal chunks along ``dim``;
   the member at group position g keeps chunk g.
-- all_reduce(x): every member receives the sum of the members' shards.
+- all_reduce(x): every member receives the sum of the members' shards. tt-metal runs it as a composite
+  (ccl/all_reduce/all_reduce.cpp -> experimental/ccl/all_reduce_async/all_reduce_async.cpp): reduce_scatter_minimal_async
+  then all_gather_async along the scatter dim, the last dim (counted in tiles for TILE tensors) divisible by the
+  group size, searching from the last dim; with no such dim, an all_gather_async of a [1, ...] view along dim 0
+  followed by a local sum over it. The simulator issues the same ops, so the profiler shows those rows.
+- experimental.all_gather_async / experimental.reduce_scatter_minimal_async: the same results as all_gather /
+  reduce_scatter (the "async" refers to fabric and semaphore handling); all_gather_async writes into
+  persistent_output_buffer when one is given.
 Sums are taken in float32 and rounded once to the output dtype. Topology, num_links, semaphores, sub-devices and
 persistent buffers change nothing observable in the sim and are accepted and ignored.
 """
 
 import torch
 
-from ttnn_sim import cost
+from ttnn_sim import cost, dispatch
 from ttnn_sim.dispatch import OpDef
 from ttnn_sim.ops.common import memcfg
 from ttnn_sim.types import Topology
@@ -41,13 +48,22 @@ def group_size(mesh, cluster_axis) -> int:
     return len(cluster_groups(mesh, cluster_axis)[0])
 
 
-def _per_group(ctx, tensor, cluster_axis, combine) -> list[torch.Tensor]:
-    """combine(list of the group's float32 shards, position in group) -> the shard of that member."""
+def _per_group(ctx, tensor, cluster_axis, combine, same_for_all=False) -> list[torch.Tensor]:
+    """combine(list of the group's float32 shards, position in group) -> the shard of that member.
+
+    same_for_all: the result does not depend on the position (gather, all-reduce), so it is computed once per
+    group, and once for groups whose members hold the same (replicated) shards."""
     results = [None] * ctx.num_devices
+    done = {}
     for group in cluster_groups(ctx.mesh, cluster_axis):
-        members = [tensor.shards[d].to(torch.float32) for d in group]
+        key = tuple(id(tensor.shards[d]) for d in group)
+        members = None
         for position, device in enumerate(group):
-            results[device] = combine(members, position)
+            shared = (key, None if same_for_all else position)
+            if shared not in done or not dispatch.SHARE_REPLICATED:
+                members = members or [tensor.shards[d].to(torch.float32) for d in group]
+                done[shared] = combine(members, position)
+            results[device] = done[shared]
     return results
 
 
@@ -56,7 +72,7 @@ def _output(ctx, tensor, shards, kwargs):
 
 
 def _all_gather(ctx, input_tensor, dim, *, cluster_axis=None, **kwargs):
-    shards = _per_group(ctx, input_tensor, cluster_axis, lambda members, _: torch.cat(members, dim=dim))
+    shards = _per_group(ctx, input_tensor, cluster_axis, lambda members, _: torch.cat(members, dim=dim), True)
     return _output(ctx, input_tensor, shards, kwargs)
 
 
@@ -72,9 +88,55 @@ def _reduce_scatter(ctx, input_tensor, dim, *, cluster_axis=None, **kwargs):
     return _output(ctx, input_tensor, _per_group(ctx, input_tensor, cluster_axis, scatter), kwargs)
 
 
-def _all_reduce(ctx, input_tensor, *, cluster_axis=None, **kwargs):
-    shards = _per_group(ctx, input_tensor, cluster_axis, lambda members, _: torch.stack(members).sum(0))
-    return _output(ctx, input_tensor, shards, kwargs)
+def _dim_argument(args, dim):
+    """The gather/scatter dim of an async CCL, given by keyword or as the first int among the positionals."""
+    if dim is not None:
+        return dim
+    found = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
+    if not found:
+        raise RuntimeError("TT_FATAL: the CCL needs a dim")
+    return found[0]
+
+
+def _all_gather_async(ctx, input_tensor, *args, dim=None, cluster_axis=None, **kwargs):
+    return _all_gather(ctx, input_tensor, _dim_argument(args, dim), cluster_axis=cluster_axis, **kwargs)
+
+
+def _reduce_scatter_async(ctx, input_tensor, *args, dim=None, cluster_axis=None, persistent_output_buffers=None,
+                          **kwargs):
+    return _reduce_scatter(ctx, input_tensor, _dim_argument(args, dim), cluster_axis=cluster_axis, **kwargs)
+
+
+def scatter_dim(tensor, members: int) -> int | None:
+    """tt-metal's finding_scatter_dim: the last dim (in tiles for TILE tensors) divisible by the group size."""
+    dims = list(tensor.padded_shape)
+    if tensor.layout.name == "TILE":
+        dims[-2:] = [d // 32 for d in dims[-2:]]
+    for dim in range(len(dims) - 1, -1, -1):
+        if dims[dim] % members == 0:
+            return dim
+    return None
+
+
+def all_reduce(input_tensor, cluster_axis=None, subdevice_id=None, memory_config=None, num_links=None,
+               topology=None, **_ignored):
+    """The composite tt-metal runs for ttnn.all_reduce (module docstring); the result is the group sum."""
+    from ttnn_sim import api
+
+    ccl = {"cluster_axis": cluster_axis, "memory_config": memory_config, "num_links": num_links,
+           "topology": topology}
+    members = group_size(input_tensor.device(), cluster_axis)
+    dim = scatter_dim(input_tensor, members)
+    if dim is not None:
+        scattered = api.experimental.reduce_scatter_minimal_async(input_tensor, dim=dim, **ccl)
+        gathered = api.experimental.all_gather_async(scattered, dim=dim, **ccl)
+        scattered.deallocate(True)
+        return gathered
+    stacked = api.reshape(input_tensor, [1, *input_tensor.shape])
+    gathered = api.experimental.all_gather_async(stacked, dim=0, **ccl)
+    summed = api.sum(gathered, 0, keepdim=True, memory_config=memory_config)
+    gathered.deallocate(True)
+    return api.reshape(summed, list(input_tensor.shape))
 
 
 # --- cost and profiler attributes ----------------------------------------------------------------
@@ -110,7 +172,13 @@ def _attributes(kwargs, outputs, dim_arg=True):
 
 
 def _dim_attributes(kwargs, outputs):
-    return _attributes(kwargs, outputs)  # a positional dim is not visible here: attributes() only sees kwargs
+    return _attributes(kwargs, outputs)
+
+
+def _async_attributes(kwargs, outputs):
+    attrs = _attributes(kwargs, outputs)
+    attrs["dim"] = _dim_argument(kwargs.get("args", ()), kwargs.get("dim"))
+    return attrs
 
 
 TABLE = {
@@ -118,6 +186,12 @@ TABLE = {
                         "AllGatherDeviceOperation", _dim_attributes),
     "reduce_scatter": OpDef(_reduce_scatter, _ccl_cost(_reduce_bytes, lambda n: n - 1),
                             "ReduceScatterDeviceOperation", _dim_attributes),
-    "all_reduce": OpDef(_all_reduce, _ccl_cost(_reduce_bytes, lambda n: 2 * (n - 1)),
-                        "AllReduceDeviceOperation", lambda kwargs, outputs: _attributes(kwargs, outputs, False)),
+    "experimental.all_gather_async": OpDef(_all_gather_async, _ccl_cost(_gather_bytes, lambda n: n - 1),
+                                           "AllGatherAsyncDeviceOperation", _async_attributes,
+                                           output_arg="persistent_output_buffer"),
+    "experimental.reduce_scatter_minimal_async": OpDef(_reduce_scatter_async,
+                                                       _ccl_cost(_reduce_bytes, lambda n: n - 1),
+                                                       "ReduceScatterMinimalAsyncDeviceOperation",
+                                                       _async_attributes),
 }
+COMPOSITES = {"all_reduce": all_reduce}

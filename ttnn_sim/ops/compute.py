@@ -14,6 +14,8 @@ from ttnn_sim.ops.common import eltwise_cost, fidelity_name, memory_cost
 from ttnn_sim.tensor import Tensor
 from ttnn_sim.types import DataType, Layout, MathFidelity, UnaryWithParam
 
+TILE = 32
+
 _ACTIVATIONS = {
     "relu": torch.relu,
     "silu": torch.nn.functional.silu,
@@ -41,7 +43,7 @@ def _activation(name):
 # --- matmul / linear ---------------------------------------------------------------------------
 def _matmul_impl(ctx, a, b, *, bias=None, transpose_a=False, transpose_b=False, memory_config=None, dtype=None,
                  program_config=None, activation=None, compute_kernel_config=None, core_grid=None,
-                 output_tile=None, optional_output_tensor=None, **_ignored):
+                 output_tile=None, **_ignored):
     fidelity = fidelity_name(compute_kernel_config, MathFidelity.LoFi)
     act = _activation(activation or getattr(program_config, "fused_activation", None))
 
@@ -52,13 +54,35 @@ def _matmul_impl(ctx, a, b, *, bias=None, transpose_a=False, transpose_b=False, 
         if transpose_b:
             w = w.transpose(-1, -2)
         x, w = numerics.apply_math_fidelity(x, w, fidelity)
-        y = torch.matmul(x, w)
+        y = _matmul_live_rows(x, w)
         if bias_shard is not None:
             y = y + _f32(bias_shard)
         return act(y)
 
     shards = ctx.per_device(one, a, b, bias)
     return ctx.output(shards, dtype or a.dtype, Layout.TILE, memory_config)
+
+
+def _matmul_live_rows(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x @ w, multiplying only the rows of x that are not all zero when most are (tokens an all_to_all_dispatch
+    did not send to this device): a zero row times finite weights is a zero row, so the result is the same."""
+    if x.dim() < 2 or x.shape[-2] < 2 * TILE or w.dim() > 2 and w.shape[:-2] != x.shape[:-2]:
+        return torch.matmul(x, w)
+    rows = x.reshape(-1, x.shape[-2], x.shape[-1])
+    live = torch.nonzero((rows != 0).any(-1).any(0)).reshape(-1)  # rows live in any batch entry
+    if len(live) * 2 > rows.shape[1] or not _finite(w):
+        return torch.matmul(x, w)
+    weights = w.reshape(-1, *w.shape[-2:]) if w.dim() > 2 else w
+    out = torch.zeros(rows.shape[0], rows.shape[1], w.shape[-1])
+    out.index_copy_(1, live, torch.matmul(rows.index_select(1, live), weights))
+    return out.reshape(*x.shape[:-1], w.shape[-1])
+
+
+def _finite(w: torch.Tensor) -> bool:
+    """Whether w holds no inf/NaN, remembered on the tensor (weights are never written in place)."""
+    if "_sim_finite" not in w.__dict__:
+        w.__dict__["_sim_finite"] = bool(torch.isfinite(w).all())
+    return w.__dict__["_sim_finite"]
 
 
 def _linear_impl(ctx, a, b, *, bias=None, **kwargs):
@@ -91,8 +115,8 @@ def _matmul_attrs(kwargs, outputs):
 
 # --- element-wise --------------------------------------------------------------------------------
 def _binary(torch_fn, name):
-    def impl(ctx, a, b, *, memory_config=None, dtype=None, output_tensor=None, activations=None,
-             use_legacy=None, queue_id=None, **_ignored):
+    def impl(ctx, a, b, *, memory_config=None, dtype=None, activations=None, use_legacy=None, queue_id=None,
+             **_ignored):
         like = a if isinstance(a, Tensor) else b
         shards = ctx.per_device(lambda x, y: torch_fn(_as_tensor(x), _as_tensor(y)), a, b)
         out_dtype = dtype or like.dtype
@@ -105,7 +129,7 @@ def _binary(torch_fn, name):
 
 
 def _unary(torch_fn, name):
-    def impl(ctx, x, *args, memory_config=None, dtype=None, output_tensor=None, queue_id=None, **kwargs):
+    def impl(ctx, x, *args, memory_config=None, dtype=None, queue_id=None, **kwargs):
         shards = ctx.per_device(lambda s: torch_fn(_f32(s), *args, **kwargs), x)
         return ctx.output(shards, dtype or x.dtype, x.layout, memory_config or x.memory_config())
 
@@ -136,9 +160,17 @@ def _typecast_impl(ctx, x, dtype, *, memory_config=None, **_ignored):
 
 
 # --- softmax / topk / norms / reductions --------------------------------------------------------------
+def _softmax(s, dim, numeric_stable):
+    """Unstable softmax (the kernel without its max-reduce pass) overflows where exp(x) does."""
+    if numeric_stable:
+        return torch.softmax(s, dim=dim)
+    e = torch.exp(s)
+    return e / e.sum(dim=dim, keepdim=True)
+
+
 def _softmax_impl(ctx, x, dim=-1, *, memory_config=None, compute_kernel_config=None, numeric_stable=True,
                   **_ignored):
-    shards = ctx.per_device(lambda s: torch.softmax(_f32(s), dim=dim), x)
+    shards = ctx.per_device(lambda s: _softmax(_f32(s), dim, numeric_stable), x)
     return ctx.output(shards, x.dtype, x.layout, memory_config or x.memory_config())
 
 
@@ -192,40 +224,67 @@ def _eltwise_attrs(kwargs, outputs):
     return {}
 
 
+# tt-metal's binary ops: the BinaryNg device operation; `ttnn.sub` / `ttnn.mul` / `ttnn.div` are aliases of
+# subtract / multiply / divide; the `_` variants (ttnn.add_) write into their first argument.
+_BINARY = {
+    "add": (torch.add, ("add",)),
+    "subtract": (torch.sub, ("sub",)),
+    "multiply": (torch.mul, ("mul",)),
+    "divide": (torch.div, ("div",)),
+    "maximum": (torch.maximum, ()),
+    "minimum": (torch.minimum, ()),
+}
+_UNARY = {
+    "silu": (torch.nn.functional.silu, 2.0),
+    "sigmoid": (torch.sigmoid, 2.0),
+    "gelu": (_gelu, 3.0),
+    "relu": (torch.relu, 1.0),
+    "exp": (torch.exp, 2.0),
+    "neg": (torch.neg, 1.0),
+    "reciprocal": (torch.reciprocal, 2.0),
+    "sqrt": (torch.sqrt, 2.0),
+    "rsqrt": (torch.rsqrt, 2.0),
+    "clamp": (_clamp, 1.0),
+    "isfinite": (_isfinite, 1.0),
+}
+
+
+def _binary_ops() -> dict:
+    table = {}
+    for name, (fn, aliases) in _BINARY.items():
+        impl = _binary(fn, name)
+        for spelling in (name, *aliases):
+            table[spelling] = OpDef(impl, eltwise_cost(), "BinaryNgDeviceOperation", _eltwise_attrs,
+                                    output_arg="output_tensor")
+        if name not in ("maximum", "minimum"):
+            table[f"{name}_"] = OpDef(impl, eltwise_cost(), "BinaryNgDeviceOperation", _eltwise_attrs, in_place=True)
+    return table
+
+
+def _unary_attrs(name):
+    return lambda kwargs, outputs: {"op_chain": f"[UnaryWithParam(op_type=UnaryOpType::{name.upper()})]"}
+
+
+def _softmax_attrs(kwargs, outputs):
+    return {"dim": kwargs.get("dim", -1), "numeric_stable": str(kwargs.get("numeric_stable", True)).lower(),
+            "compute_kernel_config": kwargs.get("compute_kernel_config") or "std::nullopt"}
+
+
 def _table():
-    binary = {
-        "add": (torch.add, "BinaryNgDeviceOperation"),
-        "sub": (torch.sub, "BinaryNgDeviceOperation"),
-        "mul": (torch.mul, "BinaryNgDeviceOperation"),
-        "div": (torch.div, "BinaryNgDeviceOperation"),
-        "maximum": (torch.maximum, "BinaryNgDeviceOperation"),
-        "minimum": (torch.minimum, "BinaryNgDeviceOperation"),
-    }
-    unary = {
-        "silu": (torch.nn.functional.silu, 2.0),
-        "sigmoid": (torch.sigmoid, 2.0),
-        "gelu": (_gelu, 3.0),
-        "relu": (torch.relu, 1.0),
-        "exp": (torch.exp, 2.0),
-        "neg": (torch.neg, 1.0),
-        "reciprocal": (torch.reciprocal, 2.0),
-        "sqrt": (torch.sqrt, 2.0),
-        "rsqrt": (torch.rsqrt, 2.0),
-        "clamp": (_clamp, 1.0),
-        "isfinite": (_isfinite, 1.0),
-    }
-    table = {name: OpDef(_binary(fn, name), eltwise_cost(), code, _eltwise_attrs) for name, (fn, code) in binary.items()}
-    for name, (fn, weight) in unary.items():
-        table[name] = OpDef(_unary(fn, name), eltwise_cost(weight), "UnaryDeviceOperation",
-                            lambda kwargs, outputs, n=name: {"op_chain": f"[UnaryWithParam(op_type=UnaryOpType::{n.upper()})]"})
+    table = _binary_ops()
+    for name, (fn, weight) in _UNARY.items():
+        table[name] = OpDef(_unary(fn, name), eltwise_cost(weight), "UnaryDeviceOperation", _unary_attrs(name),
+                            output_arg="output_tensor")
     table.update({
-        "matmul": OpDef(_matmul_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs),
-        "linear": OpDef(_linear_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs),
-        "where": OpDef(_where_impl, eltwise_cost(), "TernaryDeviceOperation"),
+        "matmul": OpDef(_matmul_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs,
+                        output_arg="optional_output_tensor"),
+        "linear": OpDef(_linear_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs,
+                        output_arg="optional_output_tensor"),
+        "where": OpDef(_where_impl, eltwise_cost(), "TernaryDeviceOperation", output_arg="output_tensor"),
         "typecast": OpDef(_typecast_impl, eltwise_cost(), "TypecastDeviceOperation",
-                          lambda kwargs, outputs: {"output_dtype": f"DataType::{outputs[0].dtype.name}"}),
-        "softmax": OpDef(_softmax_impl, eltwise_cost(4.0), "SoftmaxDeviceOperation",
-                         lambda kwargs, outputs: {"dim": kwargs.get("dim", -1)}),
+                          lambda kwargs, outputs: {"output_dtype": f"DataType::{outputs[0].dtype.name}"},
+                          output_arg="output_tensor"),
+        "softmax": OpDef(_softmax_impl, eltwise_cost(4.0), "SoftmaxDeviceOperation", _softmax_attrs),
         "topk": OpDef(_topk_impl, eltwise_cost(8.0), "TopKDeviceOperation",
                       lambda kwargs, outputs: {"k": outputs[0].shape[-1], "largest": "true", "sorted": "true"}),
         "rms_norm": OpDef(_norm("rms"), eltwise_cost(3.0), "LayerNormDeviceOperation",

@@ -110,12 +110,16 @@ def _combine(ctx, input_tensor, expert_metadata_tensor, expert_mapping_tensor, *
 def _gather_expert_rows(expert_out, mapping, group, chosen_experts, rows, hidden) -> torch.Tensor:
     """[K, T, H]: for each of T tokens (flat rows ``rows``) the output of its k-th expert, 0 outside the group."""
     owners, local = expert_devices(mapping), local_index(mapping)
-    stacked = torch.stack([expert_out.shards[d].reshape(expert_out.shards[d].shape[0], -1, hidden)
-                           for d in group]).to(torch.float32)  # [G, E_local, N, H]
     position_of = {device: p for p, device in enumerate(group)}
     member = torch.tensor([position_of.get(int(d), -1) for d in owners])[chosen_experts.T]  # [K, T]
-    picked = stacked[member.clamp(min=0), local[chosen_experts.T], rows.expand_as(member)]
-    return torch.where((member >= 0).unsqueeze(-1), picked, torch.zeros(()))
+    slot = local[chosen_experts.T]  # [K, T] the expert's index on its device
+    picked = torch.zeros(*member.shape, hidden)
+    for position, device in enumerate(group):  # read only the rows each member contributes
+        k, t = torch.nonzero(member == position, as_tuple=True)
+        if len(k):
+            source = expert_out.shards[device].reshape(expert_out.shards[device].shape[0], -1, hidden)
+            picked[k, t] = source[slot[k, t], rows[t]].to(torch.float32)
+    return picked
 
 
 # --- moe_expert_token_remap --------------------------------------------------------------------------
@@ -206,5 +210,6 @@ TABLE = {
                                 _ccl_attributes("output_shard_dim", "local_reduce")),
     "moe_expert_token_remap": OpDef(_token_remap, _move_cost, "MoeExpertTokenRemapDeviceOperation",
                                     lambda kwargs, outputs: {"reduction_size": kwargs.get("reduction_size", 32)}),
-    "sparse_matmul": OpDef(_sparse_matmul, _sparse_matmul_cost, "SparseMatmulDeviceOperation", _sparse_attributes),
+    "sparse_matmul": OpDef(_sparse_matmul, _sparse_matmul_cost, "SparseMatmulDeviceOperation", _sparse_attributes,
+                           output_arg="optional_output_tensor"),
 }

@@ -26,6 +26,16 @@ from ttnn_sim.dispatch import (  # noqa: F401
     execute_trace,
     release_trace,
 )
+from ttnn_sim.host import (  # noqa: F401
+    SubDevice,
+    SubDeviceId,
+    SubDeviceManagerId,
+    as_tensor,
+    divup,
+    empty_like,
+    get_arch_name,
+    roundup,
+)
 from ttnn_sim.mesh import (  # noqa: F401
     ConcatMesh2dToTensor,
     ConcatMeshToTensor,
@@ -50,6 +60,9 @@ uint32 = DataType.UINT32  # noqa: F405
 int32 = DataType.INT32  # noqa: F405
 ROW_MAJOR_LAYOUT = Layout.ROW_MAJOR  # noqa: F405
 TILE_LAYOUT = Layout.TILE  # noqa: F405
+
+# ttnn.core holds the integer helpers models call as ttnn.core.divup.
+core = _types.SimpleNamespace(divup=divup, roundup=roundup)
 
 # Simulator-only extras; real ttnn has no `ttnn.sim`, so code that uses it checks hasattr(ttnn, "sim").
 sim = _types.SimpleNamespace(host_time_ns=_host_time_ns)
