@@ -1,5 +1,6 @@
-"""OP CODEs and the row set as tt-metal writes them: docs/sim-opcodes.md covers every simulated op, and a workload
-with to_layout both ways, reshapes and a traced window gives tt-metal's rows, which tt-perf-report reads."""
+"""OP CODEs and the row set as tt-metal writes them: docs/sim-opcodes.md covers every simulated op, and a
+workload with to_layout both ways, reshapes and a traced window gives tt-metal's rows, which tt-perf-report
+reads."""
 
 import csv
 import re

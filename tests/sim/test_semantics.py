@@ -183,3 +183,22 @@ def test_softmax_numeric_stable_changes_the_result(mesh):
     unstable = _back(ttnn.softmax(_put(mesh, x), dim=-1, numeric_stable=False))
     torch.testing.assert_close(stable, torch.softmax(x, dim=-1))
     assert torch.isnan(unstable[:, ::2]).all()  # exp(100) overflows float32 without the max subtraction
+
+
+def test_a_traced_output_tensor_released_after_capture_is_still_written_on_replay(mesh):
+    x = _put(mesh, torch.ones(32, 32))
+    ttnn.add(ttnn.clone(x), x)  # compile
+
+    def step():
+        y = ttnn.clone(x)
+        ttnn.add(y, x, output_tensor=y)
+        out = ttnn.mul(y, 2.0)
+        ttnn.deallocate(y)  # the host lets go of the intermediate inside the captured window
+        return out
+
+    step()
+    trace = ttnn.begin_trace_capture(mesh)
+    out = step()
+    ttnn.end_trace_capture(mesh, trace)
+    ttnn.execute_trace(mesh, trace)
+    torch.testing.assert_close(_back(out), torch.full((32, 32), 4.0))

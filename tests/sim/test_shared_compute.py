@@ -43,7 +43,8 @@ WORKLOAD = textwrap.dedent(
     ttnn.execute_trace(mesh, trace)
     probe = ttnn.matmul(r, w)
     distinct = len({id(shard) for shard in probe.shards})
-    values = [ttnn.to_torch(t).flatten().tolist() for t in ttnn.get_device_tensors(out) + ttnn.get_device_tensors(traced)]
+    shards = ttnn.get_device_tensors(out) + ttnn.get_device_tensors(traced)
+    values = [ttnn.to_torch(t).flatten().tolist() for t in shards]
     ttnn.close_mesh_device(mesh)
     profiler.flush()
     records = profiler.load_records(profiler.ops_log_path().parent)
