@@ -28,8 +28,9 @@ SIM_PACKAGE = REPO_ROOT / "ttnn_sim"
 SIM_SHIM = SIM_PACKAGE / "shim"
 DEFAULT_OP_SUPPORT_COUNT = 10000  # what tt-metal's fused tests pass (ref §1.4)
 
-# pytest's cache would write .pytest_cache into the user's checkout.
-PYTEST_OPTIONS = ("-p", "no:cacheprovider")
+# pytest's cache would write .pytest_cache into the user's checkout; case_clock restarts the runner's
+# wall timeout at each test case.
+PYTEST_OPTIONS = ("-p", "no:cacheprovider", "-p", "pipeline.case_clock")
 # Profiler switches the parent may have set; a plain test run must not inherit them.
 _PROFILER_ENV = (
     "TT_METAL_DEVICE_PROFILER",

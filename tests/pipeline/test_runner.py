@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import artifacts, runner
 from pipeline.backends import Backend
-from pipeline.lock import read_lock_log
+from pipeline.lock import DeviceLock, read_lock_log
 
 PY = sys.executable
 HEALTHY = (PY, "-c", "print('devices: 8')")
@@ -118,7 +118,7 @@ def test_wall_timeout_kills_a_chatty_process(tmp_path):
         tmp_path, "import time\nwhile True:\n    print('.', flush=True); time.sleep(0.1)", wall=1.0
     )
     assert outcome.verdict == artifacts.INFRA_FAILURE
-    assert outcome.attempts[0].reason == "wall timeout: still running after 1 s"
+    assert outcome.attempts[0].reason == "wall timeout: process still running after 1 s"
 
 
 def test_partial_lines_count_as_output(tmp_path):
@@ -150,7 +150,9 @@ SUPERVISOR = textwrap.dedent(
     runner.install_termination_handler()
     tmp = Path(sys.argv[1])
     be = Backend("fake", sys.executable, (), (), None, "test")
-    child = "import os, time; print(os.getpid(), flush=True); time.sleep(600)"
+    child = ("import os, subprocess, sys, time; "
+             "kid = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True); "
+             "print(os.getpid(), kid.pid, flush=True); time.sleep(600)")
     request = runner.Request("step:op", [sys.executable, "-c", child], tmp, dict(os.environ), tmp / "log.txt")
     try:
         runner.run(request, be, runner.Timeouts(60, 60), lock_path=tmp / "device.lock")
@@ -161,23 +163,52 @@ SUPERVISOR = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_kills_the_child_group_and_releases_the_lock(tmp_path, sig):
+def start_supervisor(tmp_path, child=None):
+    """A process running runner.run on a tracy-like child: it starts a grandchild in a new session."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     supervisor = subprocess.Popen(
         [PY, "-c", SUPERVISOR, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
     )
-    line = supervisor.stdout.readline()  # "[step:op] $ ..." then the child's pid
+    line = supervisor.stdout.readline()  # "[step:op] $ ..." then the child's and grandchild's pids
     while "$ " in line or "pipeline:" in line:
         line = supervisor.stdout.readline()
-    child_pid = int(line.split()[-1])
+    return supervisor, [int(pid) for pid in line.split()[-2:]]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_kills_the_child_group_and_releases_the_lock(tmp_path, sig):
+    supervisor, pids = start_supervisor(tmp_path)
     supervisor.send_signal(sig)
     rest = supervisor.communicate(timeout=30)[0]
-    assert not _alive(child_pid)
+    assert not any(_alive(pid) for pid in pids)
     events = [e["event"] for e in read_lock_log(tmp_path / "device.lock.log")]
     assert events == ["acquire", "release"]
-    if sig == signal.SIGTERM:
+    if sig != signal.SIGINT:
         assert supervisor.returncode == 143 and "terminated cleanly" in rest
+
+
+def test_kill_9_of_the_orchestrator_kills_the_tree_and_frees_the_lock(tmp_path):
+    """The child (tracy-like) and its grandchild in a session of its own die within 5 s; lock free."""
+    supervisor, pids = start_supervisor(tmp_path)
+    supervisor.kill()
+    killed = time.monotonic()
+    supervisor.wait()
+    with DeviceLock(tmp_path / "device.lock", task="next", say=lambda message: None):
+        assert not any(_alive(pid) for pid in pids)  # the lock is free only once the tree is gone
+    assert time.monotonic() - killed < 5
+
+
+def test_leftover_daemon_of_a_finished_child_is_killed(tmp_path):
+    pid_file = tmp_path / "daemon.pid"
+    code = f"""
+        import subprocess, sys
+        kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True,
+                               stdout=subprocess.DEVNULL)
+        open({str(pid_file)!r}, "w").write(str(kid.pid))
+    """
+    outcome, _, _ = run(tmp_path, code)
+    assert outcome.verdict == artifacts.PASSED
+    assert not _alive(int(pid_file.read_text()))
 
 
 def _alive(pid: int) -> bool:
@@ -203,8 +234,44 @@ def test_missing_interpreter_is_a_failure_with_the_reason(tmp_path):
     )
 
 
-def test_classify_pytest_exit_codes():
+def test_classify_pytest_and_tracy_exit_codes():
     assert runner.classify(5, "") == (artifacts.FAILED, "exit 5 (no tests collected)")
+    assert runner.classify(4, "", argv=[PY, "-m", "pytest"]) == (artifacts.FAILED, "exit 4 (usage error)")
+    tracy = [PY, "-m", "tracy", "-r", "--check-exit-code", "-m", "pytest x.py"]
+    assert runner.classify(4, "", argv=tracy) == (artifacts.FAILED, "exit 4 (test failed under tracy)")
+    assert runner.classify(3, "", argv=tracy) == (artifacts.FAILED, "exit 3 (tracy interrupted)")
     assert runner.classify(-9, "")[0] == artifacts.INFRA_FAILURE
     assert runner.classify(0, "Fatal Python error: x") == (artifacts.PASSED, "exit 0")
     json.dumps(runner.classify(1, ""))
+
+
+def test_multibyte_character_split_across_reads_is_written_intact(tmp_path):
+    code = """
+        import os, time
+        data = "PCC é 0.99 ✓\\n".encode()
+        cut = data.index(b"\\xc3") + 1  # inside the two bytes of é
+        os.write(1, data[:cut]); time.sleep(0.3); os.write(1, data[cut:])
+    """
+    outcome, terminal, log = run(tmp_path, code)
+    assert outcome.output == "PCC é 0.99 ✓\n"
+    assert "] PCC é 0.99 ✓\n" in log and "[step:op] PCC é 0.99 ✓\n" in terminal
+    assert "\ufffd" not in log
+
+
+def test_wall_timeout_is_per_test_case(tmp_path):
+    """Three 0.6 s cases under a 1 s wall timeout pass; one 2.5 s case is stopped as that case's timeout."""
+    tests = tmp_path / "test_cases.py"
+    tests.write_text(
+        "import os, time, pytest\n"
+        "@pytest.mark.parametrize('n', [1, 2, 3])\n"
+        "def test_case(n):\n"
+        "    time.sleep(2.5 if os.environ.get('SLOW_CASE') == str(n) else 0.6)\n"
+    )
+    argv = [*Backend("f", PY, (), (), None, "t").pytest_argv(["pytest", str(tests), "-q"])]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for slow, verdict in (("", artifacts.PASSED), ("2", artifacts.INFRA_FAILURE)):
+        request = runner.Request("step:op", argv, tmp_path, {**env, "SLOW_CASE": slow}, tmp_path / "log.txt")
+        outcome = runner.run(request, backend(), runner.Timeouts(wall=1.0, silence=60),
+                             lock_path=tmp_path / "device.lock", out=io.StringIO())  # fmt: skip
+        assert outcome.verdict == verdict, outcome.message
+    assert outcome.attempts[0].reason == "wall timeout: test case still running after 1 s"
