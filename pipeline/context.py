@@ -1,5 +1,6 @@
 """What every task of one doit invocation shares: where things are, the backend, the environment key."""
 
+import dataclasses
 import os
 import platform
 import re
@@ -33,6 +34,12 @@ class Context:
         except ValueError:
             return str(path)
 
+    def for_spec(self, spec_timeouts: dict) -> "Context":
+        """This context with a spec's own timeouts (the environment's still win)."""
+        if not spec_timeouts:
+            return self
+        return dataclasses.replace(self, timeouts=Timeouts.from_env(spec_timeouts))
+
     def key_for(self, env_vars: tuple[str, ...] = ()) -> dict:
         """The environment key plus the values of a spec's extra variables."""
         if not env_vars:
@@ -42,7 +49,7 @@ class Context:
 
 
 def make_context(repo_root: Path, artifacts_dir: Path, backend_name: str, workspace: Path) -> Context:
-    backend = backends.get_backend(backend_name, workspace)
+    backend = backends.get_backend(backend_name, workspace, artifacts_dir)
     op_support_count = int(os.environ.get("PIPELINE_OP_SUPPORT_COUNT") or backends.DEFAULT_OP_SUPPORT_COUNT)
     return Context(
         repo_root=Path(repo_root).resolve(),

@@ -11,10 +11,10 @@
 4. after a hang or a crash: the backend's reset, then its health check, still holding the lock;
 5. classify the attempt: passed / failed / infrastructure failure; retry an infrastructure failure once;
 6. release the lock. SIGINT/SIGTERM/SIGHUP (a KeyboardInterrupt here) stop the child tree and release
-   it too. Reset and health commands run the same supervised way, bounded by HOUSEKEEPING_TIMEOUT.
+   it too. Reset and health commands run the same supervised way, bounded by the reset timeout.
 
-Timeouts: ``PIPELINE_WALL_TIMEOUT`` (default 900 s) and ``PIPELINE_SILENCE_TIMEOUT`` (default 300 s),
-the guide's 15 minutes and 5 minutes. Whether a finished run is a profiler failure is the perf
+Timeouts (``Timeouts``): wall (default 900 s, per test case) and no output (default 300 s), the guide's
+15 minutes and 5 minutes; a spec's ``[timeouts]`` table and ``PIPELINE_*_TIMEOUT`` override them. Whether a finished run is a profiler failure is the perf
 steps' call: they know which report they expected.
 """
 
@@ -32,13 +32,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import artifacts, guard
+from pipeline import artifacts, devices, guard
 from pipeline.backends import Backend
 from pipeline.lock import DeviceLock
 
 DEFAULT_WALL_TIMEOUT = 15 * 60.0
 DEFAULT_SILENCE_TIMEOUT = 5 * 60.0
-HOUSEKEEPING_TIMEOUT = 300.0  # reset and health commands
+HOUSEKEEPING_TIMEOUT = 300.0  # each reset and health command
 GUARD_SCRIPT = Path(guard.__file__)
 # Stopping takes the guard's SIGTERM grace and SIGKILL grace; past this the guard itself is stuck.
 GUARD_STOP_SECONDS = 2 * guard.KILL_GRACE_SECONDS + 5
@@ -73,15 +73,21 @@ def install_termination_handler() -> None:
 
 @dataclass(frozen=True)
 class Timeouts:
-    wall: float = DEFAULT_WALL_TIMEOUT
+    """Defaults < the spec's ``[timeouts]`` < ``PIPELINE_{WALL,SILENCE,RESET}_TIMEOUT`` in the environment."""
+
+    wall: float = DEFAULT_WALL_TIMEOUT  # per pytest test case (per process when it runs no pytest)
     silence: float = DEFAULT_SILENCE_TIMEOUT
+    reset: float = HOUSEKEEPING_TIMEOUT  # each reset / health command
 
     @classmethod
-    def from_env(cls) -> "Timeouts":
-        return cls(
-            wall=float(os.environ.get("PIPELINE_WALL_TIMEOUT") or DEFAULT_WALL_TIMEOUT),
-            silence=float(os.environ.get("PIPELINE_SILENCE_TIMEOUT") or DEFAULT_SILENCE_TIMEOUT),
-        )
+    def from_env(cls, spec: dict | None = None) -> "Timeouts":
+        spec = spec or {}
+
+        def pick(name: str, default: float) -> float:
+            return float(os.environ.get(f"PIPELINE_{name.upper()}_TIMEOUT") or spec.get(name) or default)
+
+        return cls(wall=pick("wall", DEFAULT_WALL_TIMEOUT), silence=pick("silence", DEFAULT_SILENCE_TIMEOUT),
+                   reset=pick("reset", HOUSEKEEPING_TIMEOUT))  # fmt: skip
 
 
 @dataclass
@@ -134,7 +140,7 @@ def run(request: Request, backend: Backend, timeouts: Timeouts | None = None, lo
     out = out or sys.stdout
     log = _Log(request, out)
     attempts: list[Attempt] = []
-    output = ""
+    output, healthy = "", True
     try:
         log.header(request, backend, timeouts)
         with DeviceLock(lock_path or backend.lock_path, task=request.task, say=log.say) as lock:
@@ -147,7 +153,7 @@ def run(request: Request, backend: Backend, timeouts: Timeouts | None = None, lo
                 attempts.append(attempt)
                 if attempt.verdict != artifacts.INFRA_FAILURE:
                     break
-                healthy = _recover(backend, request, attempt, log, lock.fd)
+                healthy = _recover(backend, request, attempt, log, lock.fd, timeouts)
                 if not healthy:
                     break
             log.say(f"=== {_final_verdict(attempts)}: {attempts[-1].reason} ===")
@@ -159,6 +165,8 @@ def run(request: Request, backend: Backend, timeouts: Timeouts | None = None, lo
         message = f"infrastructure failure after {len(attempts)} attempt(s): " + "; ".join(
             a.reason for a in attempts
         )
+        if not healthy and attempts[-1].housekeeping:
+            message += f"; not retried: {attempts[-1].housekeeping[-1]}"
     return Outcome(verdict, message, output, attempts, request.log_path)
 
 
@@ -306,35 +314,50 @@ def classify(returncode: int | None, output: str, killed_because: str | None = N
     return artifacts.FAILED, f"exit {returncode} ({exit_meaning(list(argv), returncode)})"
 
 
-def _recover(backend: Backend, request: Request, attempt: Attempt, log: "_Log", lock_fd: int | None) -> bool:
+def _recover(backend: Backend, request: Request, attempt: Attempt, log: "_Log", lock_fd: int | None,
+             timeouts: Timeouts) -> bool:  # fmt: skip
     """Reset the device and check its health, still holding the lock; False: do not retry."""
-    if not backend.reset_commands:
-        line = f"reset: {backend.name} backend has no device to reset (no-op)"
-        log.say(line)
-        attempt.housekeeping.append(line)
-    for command in backend.reset_commands:
-        ok, line = _housekeeping("reset", command, request, log, lock_fd)
-        attempt.housekeeping.append(line)
+    commands, before = backend.reset_commands, None
+    if backend.reset_by_machine and backend.health_command:
+        ok, text = _housekeeping("devices", backend.health_command, request, log, lock_fd, attempt, timeouts)
         if not ok:
             return False
-    if backend.health_command:
-        ok, line = _housekeeping("health", backend.health_command, request, log, lock_fd)
-        attempt.housekeeping.append(line)
-        return ok
-    return True
+        before = devices.parse_listing(text)
+        commands = devices.reset_for(before)
+        _note(attempt, log, f"reset: found {before.describe()}; resetting with {shlex.join(commands[0])}")
+    if not commands:
+        _note(attempt, log, f"reset: {backend.name} backend has no device to reset (no-op)")
+    for command in commands:
+        if not _housekeeping("reset", command, request, log, lock_fd, attempt, timeouts)[0]:
+            return False
+    if not backend.health_command:
+        return True
+    ok, text = _housekeeping("health", backend.health_command, request, log, lock_fd, attempt, timeouts)
+    missing = devices.came_back(before, devices.parse_listing(text)) if ok and before else None
+    if missing:
+        _note(attempt, log, f"health: {missing}")
+    return ok and not missing
 
 
-def _housekeeping(kind: str, command, request: Request, log: "_Log", lock_fd: int | None) -> tuple[bool, str]:
+def _note(attempt: Attempt, log: "_Log", line: str) -> None:
+    log.say(line)
+    attempt.housekeeping.append(line)
+
+
+def _housekeeping(kind: str, command, request: Request, log: "_Log", lock_fd: int | None, attempt: Attempt,
+                  timeouts: Timeouts) -> tuple[bool, str]:  # fmt: skip
+    """Run a reset / health command, bounded by the reset timeout; (ok, its output)."""
     log.say(f"{kind}: {shlex.join(command)}")
-    bound = Timeouts(wall=HOUSEKEEPING_TIMEOUT, silence=HOUSEKEEPING_TIMEOUT)
+    bound = Timeouts(wall=timeouts.reset, silence=timeouts.reset)
     done = supervise(list(command), request.cwd, request.env, bound, log, lock_fd, echo=False,
                      prefix=f"{kind}| ")  # fmt: skip
     if done.start_error or done.killed_because:
-        line = f"{kind}: {shlex.join(command)} failed: {done.start_error or done.killed_because}"
-    else:
-        line = f"{kind}: {shlex.join(command)} exit {done.returncode}"
-    log.say(line)
-    return done.returncode == 0 and not done.killed_because, line
+        _note(
+            attempt, log, f"{kind}: {shlex.join(command)} failed: {done.start_error or done.killed_because}"
+        )
+        return False, done.output
+    _note(attempt, log, f"{kind}: {shlex.join(command)} exit {done.returncode}")
+    return done.returncode == 0, done.output
 
 
 class _Pump(threading.Thread):

@@ -274,8 +274,8 @@ class Pipeline:
                 "op_support_count": self.ctx.op_support_count}  # fmt: skip
 
     def _job(self, step, spec, mode, name, step_dir, upstream, deps=(), config=None, ops=()) -> Job:
-        return Job(ctx=self.ctx, spec=spec, step=step, task=name, step_dir=Path(step_dir), mode=mode, ops=tuple(ops),
-                   upstream=dict(upstream), inputs=tuple(deps), config=config or {})  # fmt: skip
+        return Job(ctx=self.ctx.for_spec(spec.timeouts), spec=spec, step=step, task=name, step_dir=Path(step_dir),
+                   mode=mode, ops=tuple(ops), upstream=dict(upstream), inputs=tuple(deps), config=config or {})  # fmt: skip
 
     def _group_module_tests(self) -> None:
         for spec in self.specs:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes import make_tt_smi
 
 from pipeline import artifacts, runner
 from pipeline.backends import Backend
@@ -20,18 +21,18 @@ PY = sys.executable
 HEALTHY = (PY, "-c", "print('devices: 8')")
 
 
-def backend(reset=(), health=HEALTHY):
+def backend(reset=(), health=HEALTHY, by_machine=False):
     return Backend(name="fake", python=PY, extra_pythonpath=(), reset_commands=reset, health_command=health,
-                   device_set="test")  # fmt: skip
+                   device_set="test", reset_by_machine=by_machine)  # fmt: skip
 
 
-def run(tmp_path, code, *, silence=30.0, wall=60.0, be=None, env=None):
+def run(tmp_path, code, *, silence=30.0, wall=60.0, be=None, env=None, reset=300.0):
     out = io.StringIO()
     request = runner.Request(
         task="step:op", argv=[PY, "-c", textwrap.dedent(code)], cwd=tmp_path, env={**os.environ, **(env or {})},
         log_path=tmp_path / "step" / "log.txt", environment_key={"backend": "fake", "pipeline": "test"},
     )  # fmt: skip
-    outcome = runner.run(request, be or backend(), runner.Timeouts(wall=wall, silence=silence),
+    outcome = runner.run(request, be or backend(), runner.Timeouts(wall=wall, silence=silence, reset=reset),
                          lock_path=tmp_path / "device.lock", out=out)  # fmt: skip
     return outcome, out.getvalue(), request.log_path.read_text()
 
@@ -275,3 +276,41 @@ def test_wall_timeout_is_per_test_case(tmp_path):
                              lock_path=tmp_path / "device.lock", out=io.StringIO())  # fmt: skip
         assert outcome.verdict == verdict, outcome.message
     assert outcome.attempts[0].reason == "wall timeout: test case still running after 1 s"
+
+
+TT_SMI_LS = ("tt-smi", "-ls")
+
+
+@pytest.mark.parametrize("devices, reset", [(8, "tt-smi -r"), (32, "tt-smi -glx_reset")])
+def test_reset_is_chosen_by_the_devices_found(tmp_path, devices, reset):
+    smi = make_tt_smi(tmp_path / "smi", devices)
+    outcome, _, log = run(
+        tmp_path, "import os; os.abort()", be=backend(health=TT_SMI_LS, by_machine=True), env=smi
+    )
+    calls = Path(smi["TT_SMI_CALLS"]).read_text().splitlines()
+    assert calls == ["tt-smi -ls", reset, "tt-smi -ls"] * 2  # after each crash: list, reset, list again
+    assert f"reset: found {devices} " in log and len(outcome.attempts) == 2
+
+
+def test_fewer_devices_after_reset_is_an_infrastructure_failure_not_retried(tmp_path):
+    smi = make_tt_smi(tmp_path / "smi", 8, fault="fewer")
+    outcome, _, _ = run(
+        tmp_path, "import os; os.abort()", be=backend(health=TT_SMI_LS, by_machine=True), env=smi
+    )
+    assert outcome.verdict == artifacts.INFRA_FAILURE and len(outcome.attempts) == 1
+    assert outcome.message.endswith(
+        "not retried: health: 7 of 8 devices came back after the reset (missing: 7)"
+    )
+
+
+@pytest.mark.parametrize("fault, why", [("fail", "reset: tt-smi -r exit 1"),
+                                        ("hang", "reset: tt-smi -r failed: wall timeout: process still running after 1 s")])  # fmt: skip
+def test_reset_that_fails_or_hangs_is_bounded_reported_and_frees_the_lock(tmp_path, fault, why):
+    smi = make_tt_smi(tmp_path / "smi", 8, fault=fault)
+    started = time.monotonic()
+    outcome, _, _ = run(tmp_path, "import os; os.abort()", be=backend(health=TT_SMI_LS, by_machine=True), env=smi,
+                        reset=1.0)  # fmt: skip
+    assert time.monotonic() - started < 15
+    assert outcome.verdict == artifacts.INFRA_FAILURE and len(outcome.attempts) == 1
+    assert outcome.message.endswith(f"not retried: {why}")
+    assert [e["event"] for e in read_lock_log(tmp_path / "device.lock.log")] == ["acquire", "release"]

@@ -92,6 +92,9 @@ ERRORS = [
     ("test_demo_router.py", "test_missing.py", "unit_test", "does not exist"),
     ('description = "x + 1, * 2"', 'description = "d"\nbogus = 1', "bogus", "unknown field"),
     ("[sequence.prefill]", "[sequence.prefil]", "sequence.prefil", "unknown mode"),
+    ('description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wall = -1 }', "timeouts.wall", "> 0"),
+    ('description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wal = 5 }', "timeouts.wal", "unknown field"),
+    ('description = "x + 1, * 2"', 'description = "d"\ntimeouts = 5', "timeouts", "not a table"),
 ]  # fmt: skip
 
 
@@ -149,3 +152,16 @@ def test_load_specs_selection_and_doit_vars(spec_dir):
 def test_name_pattern():
     assert specmod.NAME_PATTERN.fullmatch("experts_mlp")
     assert not specmod.NAME_PATTERN.fullmatch("_x")
+
+
+def test_spec_timeouts_apply_unless_the_environment_sets_them(spec_dir, monkeypatch):
+    from pipeline.runner import DEFAULT_SILENCE_TIMEOUT, Timeouts
+
+    edit(spec_dir, 'description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wall = 1800, reset = 60 }')
+    spec = load(spec_dir)
+    monkeypatch.delenv("PIPELINE_WALL_TIMEOUT", raising=False)
+    monkeypatch.delenv("PIPELINE_RESET_TIMEOUT", raising=False)
+    monkeypatch.delenv("PIPELINE_SILENCE_TIMEOUT", raising=False)
+    assert Timeouts.from_env(spec.timeouts) == Timeouts(wall=1800, silence=DEFAULT_SILENCE_TIMEOUT, reset=60)
+    monkeypatch.setenv("PIPELINE_WALL_TIMEOUT", "99")
+    assert Timeouts.from_env(spec.timeouts).wall == 99
