@@ -8,6 +8,9 @@
   content (without the per-execution ``run`` record), so a step that reran and found the same thing
   does not rerun what depends on it.
 - ``passed_before``: an ``uptodate`` check that reruns a step whose last result did not pass.
+- ``outputs_intact``: an ``uptodate`` check that reruns a step whose outputs were edited, truncated or
+  removed by hand since it wrote them (their digest is saved as the task's doit value).
+- ``digests`` / ``changed_since``: a step whose input file changed while it ran is not recorded as done.
 - ``hold_state_lock``: a second doit on the same artifacts dir waits, saying who holds it, instead
   of racing on doit's database.
 """
@@ -66,6 +69,46 @@ def content_digest(path) -> str:
 
 def _is_result(path) -> bool:
     return Path(path).name == artifacts.RESULT
+
+
+OUTPUTS_VALUE = "outputs_digest"  # the doit value a step's action saves
+
+
+def folder_digest(folder) -> str:
+    """Every file under `folder`, by relative path and content."""
+    combined = hashlib.md5()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        combined.update(f"{path.relative_to(folder).as_posix()}\0{content_digest(path)}\0".encode())
+    return combined.hexdigest()
+
+
+def outputs_intact(step_dir: Path):
+    """uptodate: False when the step's folder is not what its last run left there."""
+
+    def check(task, values):
+        return values.get(OUTPUTS_VALUE) == folder_digest(step_dir)
+
+    check.__name__ = "outputs_intact"
+    return check
+
+
+def digests(paths) -> dict[Path, str]:
+    return {Path(p): _digest_or_missing(p) for p in paths}
+
+
+def changed_since(before: dict[Path, str]) -> Path | None:
+    """The first input whose content differs from `before`, else None."""
+    for path, digest in before.items():
+        if _digest_or_missing(path) != digest:
+            return path
+    return None
+
+
+def _digest_or_missing(path) -> str:
+    try:
+        return content_digest(path)
+    except OSError:
+        return "missing"
 
 
 def doit_config(layout: artifacts.Layout, repo_root: Path) -> dict:

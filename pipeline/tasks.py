@@ -250,7 +250,8 @@ class Pipeline:
             "actions": [(_execute, [step, job])],
             "file_dep": sorted(set(file_dep)),
             "targets": [self._display(result)],
-            "uptodate": [config_changed(config), doit_support.passed_before(result)],
+            "uptodate": [config_changed(config), doit_support.passed_before(result),
+                         doit_support.outputs_intact(step_dir)],
             "clean": [(artifacts.clear_dir, [step_dir])],
         }  # fmt: skip
 
@@ -349,12 +350,18 @@ def _execute(step: str, job: Job, *args):
     (reports included) gets written; its `passed_before` check makes the next run retry it, and the
     index step fails the run. A step named on the command line fails doit itself.
     """
+    inputs_before = doit_support.digests(job.inputs)
     result = importlib.import_module(f"pipeline.steps.{step}").run(job, *args)
     if step == "index":
         return result
+    changed = doit_support.changed_since(inputs_before)
+    if changed:  # what ran saw a mix of old and new: don't let doit record the new file as done
+        return TaskFailed(f"{job.task}: {job.ctx.display(changed)} changed while the step ran; run doit again")
     if isinstance(result, dict) and result["verdict"] not in artifacts.GOOD_VERDICTS:
         if doit_support.named_on_command_line(job.task):
             return TaskFailed(f"{job.task}: {result['verdict']}: {result['message']}")
+    if step in STEPS[:-2]:  # summary and index write into shared folders; their targets are checked
+        return {doit_support.OUTPUTS_VALUE: doit_support.folder_digest(job.step_dir)}
     return None
 
 

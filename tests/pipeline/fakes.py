@@ -72,6 +72,8 @@ def forward(x):
 
 MODULE_TEST = """\
 import logging
+import os
+import time
 
 import pytest
 
@@ -82,6 +84,8 @@ logger = logging.getLogger(__name__)
 
 @pytest.mark.parametrize("mode", ["decode_32", "prefill_128"])
 def test_block(mode):
+    if os.environ.get("FAKE_SLOW_MODULE"):
+        time.sleep(float(os.environ["FAKE_SLOW_MODULE"]))
     out = forward(3)
     pcc = 0.9876 if out == 8 else 0.5012
     logger.info(f"Block test passed. Output: {pcc}")
@@ -113,6 +117,10 @@ def demo_router_ttnn(x):
 
 
 def _run(single_device=False):
+    if os.environ.get("FAKE_CRASH"):
+        os.abort()
+    if os.environ.get("FAKE_TT_FATAL"):
+        raise RuntimeError("TT_FATAL @ tt_metal/impl/device.cpp:42: device 0 timed out waiting for the dispatch core")
     if os.environ.get("FAKE_HANG"):
         print("about to hang", flush=True)
         import time
@@ -293,3 +301,26 @@ def make_tt_smi(folder: Path, devices: int = 8, fault: str = "") -> dict:
         "TT_SMI_CALLS": str(folder / "calls.txt"),
         "TT_SMI_STATE": str(folder / "state"),
     }
+
+
+def tree_digest(folder: Path) -> dict:
+    """Every file under `folder` by content (to show a run left the user's workspace as it was)."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Pids whose environment holds PIPELINE_RUN_TAG=`tag` (every process a test's doit run started)."""
+    needle = f"PIPELINE_RUN_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
