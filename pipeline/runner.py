@@ -34,7 +34,7 @@ from pathlib import Path
 
 from pipeline import artifacts, devices, guard
 from pipeline.backends import Backend
-from pipeline.lock import DeviceLock
+from pipeline.lock import DeviceLock, LockError
 
 DEFAULT_WALL_TIMEOUT = 15 * 60.0
 DEFAULT_SILENCE_TIMEOUT = 5 * 60.0
@@ -143,7 +143,14 @@ def run(request: Request, backend: Backend, timeouts: Timeouts | None = None, lo
     output, healthy = "", True
     try:
         log.header(request, backend, timeouts)
-        with DeviceLock(lock_path or backend.lock_path, task=request.task, say=log.say) as lock:
+        lock = DeviceLock(lock_path or backend.lock_path, task=request.task, say=log.say)
+        try:
+            lock.acquire()
+        except LockError as error:  # a lock nobody can use safely: say so in one line, start nothing
+            log.say(f"device lock: {error}")
+            failed = Attempt(1, None, artifacts.INFRA_FAILURE, f"device lock: {error}", 0.0)
+            return Outcome(artifacts.INFRA_FAILURE, failed.reason, "", [failed], request.log_path)
+        try:
             for number in range(1, MAX_ATTEMPTS + 1):
                 if number > 1:
                     log.say(
@@ -157,6 +164,8 @@ def run(request: Request, backend: Backend, timeouts: Timeouts | None = None, lo
                 if not healthy:
                     break
             log.say(f"=== {_final_verdict(attempts)}: {attempts[-1].reason} ===")
+        finally:
+            lock.release()
     finally:
         log.close()
     verdict = _final_verdict(attempts)

@@ -124,3 +124,18 @@ def test_symlinked_lock_directory_is_refused(tmp_path):
     (tmp_path / "locks").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(LockError, match="not a directory"):
         DeviceLock(tmp_path / "locks" / "device.lock", task="t").acquire()
+
+
+def test_sim_lock_is_per_artifacts_dir_and_real_backend_machine_wide(monkeypatch, tmp_path):
+    from pipeline.backends import get_backend
+
+    monkeypatch.delenv("PIPELINE_DEVICE_LOCK", raising=False)
+    monkeypatch.delenv("PIPELINE_LOCK_DIR", raising=False)
+    assert get_backend("sim", tmp_path, tmp_path / "a").lock_path == tmp_path / "a" / ".device.lock"
+    assert get_backend("sim", tmp_path, tmp_path / "b").lock_path == tmp_path / "b" / ".device.lock"
+    monkeypatch.setenv("TT_VISIBLE_DEVICES", "0,1")
+    assert get_backend("ttnn", tmp_path, tmp_path / "a").lock_path == Path(
+        "/tmp/tt-fused-op-pipeline-locks/ttnn-0_1.lock"
+    )
+    monkeypatch.setenv("PIPELINE_DEVICE_LOCK", str(tmp_path / "set.lock"))
+    assert get_backend("sim", tmp_path, tmp_path / "a").lock_path == tmp_path / "set.lock"

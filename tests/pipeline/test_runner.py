@@ -314,3 +314,14 @@ def test_reset_that_fails_or_hangs_is_bounded_reported_and_frees_the_lock(tmp_pa
     assert outcome.verdict == artifacts.INFRA_FAILURE and len(outcome.attempts) == 1
     assert outcome.message.endswith(f"not retried: {why}")
     assert [e["event"] for e in read_lock_log(tmp_path / "device.lock.log")] == ["acquire", "release"]
+
+
+def test_unusable_lock_is_one_line_infrastructure_failure_and_nothing_runs(tmp_path):
+    marker = tmp_path / "ran"
+    (tmp_path / "device.lock").symlink_to(tmp_path / "elsewhere")
+    outcome, terminal, _ = run(tmp_path, f"open({str(marker)!r}, 'w')")
+    assert outcome.verdict == artifacts.INFRA_FAILURE and not marker.exists()
+    assert (
+        outcome.message
+        == f"device lock: {tmp_path / 'device.lock'} is a symlink; refusing to follow it (remove it)"
+    )
