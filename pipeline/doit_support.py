@@ -6,7 +6,8 @@
   a fresh clone has new mtimes but the same contents, so nothing reruns there.
 - ``ContentChecker``: doit's md5 checker, except that a ``result.json`` is compared by its stable
   content (without the per-execution ``run`` record), so a step that reran and found the same thing
-  does not rerun what depends on it.
+  does not rerun what depends on it, and a Python file by its syntax tree (``sources.behaviour_digest``),
+  so a comment, a blank line or reformatting reruns nothing.
 - ``passed_before``: an ``uptodate`` check that reruns a step whose last result did not pass.
 - ``outputs_intact``: an ``uptodate`` check that reruns a step whose outputs were edited, truncated or
   removed by hand since it wrote them (their digest is saved as the task's doit value).
@@ -28,7 +29,7 @@ from pathlib import Path
 import filelock
 from doit.dependency import MD5Checker
 
-from pipeline import artifacts
+from pipeline import artifacts, sources
 
 # doit commands that write doit's database or the artifacts: they take the state lock.
 WRITING_COMMANDS = {"run", "forget", "clean", "ignore", "reset-dep", "auto", "strace"}
@@ -42,7 +43,7 @@ class ContentChecker(MD5Checker):
         timestamp, size, digest = state
         if file_stat.st_mtime == timestamp:
             return False
-        if not _is_result(file_path) and file_stat.st_size != size:
+        if not _by_meaning(file_path) and file_stat.st_size != size:
             return True
         return digest != content_digest(file_path)
 
@@ -60,6 +61,9 @@ def content_digest(path) -> str:
         except (OSError, ValueError):
             return "unreadable"
         return hashlib.md5(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+    if str(path).endswith(".py"):
+        source = Path(path).read_bytes()
+        return sources.behaviour_digest(source) or hashlib.md5(source).hexdigest()
     md5 = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -69,6 +73,11 @@ def content_digest(path) -> str:
 
 def _is_result(path) -> bool:
     return Path(path).name == artifacts.RESULT
+
+
+def _by_meaning(path) -> bool:
+    """Files whose digest ignores some bytes (so a size change alone proves nothing)."""
+    return _is_result(path) or str(path).endswith(".py")
 
 
 OUTPUTS_VALUE = "outputs_digest"  # the doit value a step's action saves

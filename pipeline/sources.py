@@ -8,6 +8,7 @@ the environment key covers them. Lazy imports inside functions count too. Data f
 """
 
 import ast
+import hashlib
 from pathlib import Path
 
 PYTEST_CONFIG_FILES = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml")
@@ -22,6 +23,20 @@ def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list
     roots = [workspace, *(rootdir_of(f) for f in entries), *(Path(r).resolve() for r in extra_roots)]
     found = follow_imports(entries, _unique(roots))
     return sorted(set(found) | set(pytest_config_files(workspace)))
+
+
+def behaviour_digest(source: bytes) -> str | None:
+    """A digest of what a Python file does: its syntax tree, without positions.
+
+    Comments, blank lines and formatting (line breaks, parentheses, quote style) don't change it, so
+    they rerun no device step; docstrings and every other string do (they are code: a docstring can be
+    read at run time). None when the file does not parse: then its bytes count.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    return hashlib.md5(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
 
 
 def conftests(workspace: Path, test_files: list[Path]) -> list[Path]:

@@ -1,6 +1,7 @@
-"""Faults on the fake checkout, with real processes and signals: what a user sees and what the next run does.
+"""The fake checkout after edits and faults: what a user sees and what the next run does (sets of task names).
 
-Hang, profiler overflow and a too-small trace region are in test_flow.py; reset faults in test_runner.py.
+Faults use real processes and signals. Hang, profiler overflow and a too-small trace region are in
+test_flow.py; reset faults in test_runner.py.
 """
 
 import json
@@ -154,3 +155,60 @@ def test_tampered_artifact_is_detected_and_its_step_reruns(repo, artifact, task,
     assert result.returncode == 0, result.stdout[-2000:]
     assert task in executed(result)
     assert path.read_text() != text[: len(text) // 2] or tamper == "edit"
+
+
+# ---- rerun precision: edits that can't change behaviour rerun nothing; others exactly their dependants ----
+
+MODEL = f"{WORKSPACE}/models/demo/tt/model.py"
+UNIT_STEPS = {
+    "unit_test:demo_router", "single_device:demo_router", "unit_perf:demo_router:decode",
+    "unit_perf:demo_router:prefill", "single_perf:demo_router:decode", "single_perf:demo_router:prefill",
+    "patch_verify:demo_router:decode", "patch_verify:demo_router:prefill",
+}  # fmt: skip
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    "path, old, new",
+    [(UNIT_TEST, "import logging\n", "# a comment\nimport logging  # why\n\n\n"),
+     (UNIT_TEST, "CASES = [(", "CASES = [\n    ("),
+     (MODEL, "    a = add(x, 1)\n", "    # the fused part starts here\n\n    a = add(x, 1)  # first op\n"),
+     (MODEL, 'op("LayerNormDeviceOperation")', 'op(\n        "LayerNormDeviceOperation",\n    )'),
+     (MODEL, 'op("EmbeddingsDeviceOperation")', "op('EmbeddingsDeviceOperation')")],
+    ids=["comment+blank lines in the unit test", "reformatted unit test", "comment+blank line in the module",
+         "reformatted module", "quote style in the module"],
+)  # fmt: skip
+def test_edit_that_cannot_change_behaviour_reruns_nothing(repo, path, old, new):
+    edit(repo / path, old, new)
+    result = doit(repo, make_doit_env(repo.parent), "run")
+    assert result.returncode == 0 and executed(result) == set(), result.stdout[-2000:]
+
+
+def test_docstring_edit_counts_as_code(repo):
+    edit(
+        repo / UNIT_TEST,
+        "def demo_router_reference(x):\n",
+        'def demo_router_reference(x):\n    """Docs."""\n',
+    )
+    assert executed(doit(repo, make_doit_env(repo.parent), "run")) == UNIT_STEPS
+
+
+def test_code_edit_in_the_module_reruns_exactly_its_dependants(repo):
+    edit(repo / MODEL, 'op("LayerNormDeviceOperation")', 'op("LayerNormDeviceOperation")\n    op("RMSNorm")')
+    result = doit(repo, make_doit_env(repo.parent), "run")
+    steps_and_modes = {(name.split(":")[0], name.split(":")[-1]) for name in executed(result)}
+    per_mode = {
+        "baseline",
+        "patch_verify",
+        "module_perf",
+        "config_compare",
+    }  # config_compare: module_perf changed
+    expected = {(step, mode) for step in per_mode for mode in ("decode", "prefill")}
+    assert steps_and_modes == expected | {("summary", "demo_router"), ("index", "index")}, result.stdout[
+        -2000:
+    ]
