@@ -32,6 +32,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import anchors
+
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MODES = ("decode", "prefill")
 BACKENDS = ("sim", "ttnn")
@@ -471,16 +473,7 @@ def _check_anchors(sequence: Sequence, workspace: Path, prefix: str, check: _Che
             f"{sequence.file} does not exist in {workspace}",
             "give the module path relative to the workspace",
         )
-    text = path.read_text()
-    positions = {}
-    for key in ("start", "end"):
-        anchor = getattr(sequence, key)
-        count = text.count(anchor)
-        if count != 1:
-            check.fail(prefix + key, f"{anchor!r} matches {count} times in {sequence.file}",
-                       "quote text that occurs exactly once (add more of the line)")  # fmt: skip
-        positions[key] = text.index(anchor)
-    if positions["end"] < positions["start"]:
-        check.fail(
-            prefix + "end", f"{sequence.end!r} comes before start {sequence.start!r}", "swap start and end"
-        )
+    try:
+        anchors.locate(path.read_text(), sequence.start, sequence.end, sequence.file)
+    except anchors.AnchorError as error:
+        check.fail(prefix + error.key, error.problem, error.fix)
