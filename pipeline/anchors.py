@@ -1,7 +1,8 @@
 """Where a fused sequence sits in a module file: the `start` and `end` anchors of a spec's [sequence.<mode>].
 
 `start` must occur exactly once in the file. `end` is searched only after `start`, and its first
-occurrence there is the one meant: decode and prefill paths often end with identical lines. An anchor may span several lines (a TOML multi-line string); its line is the
+occurrence there is the one meant: decode and prefill paths often end with identical lines. An anchor
+may span several lines (a TOML multi-line string); its line is the
 one where it begins. Used by the spec check and by the patch itself, so both agree.
 """
 
@@ -25,8 +26,8 @@ def locate(source: str, start: str, end: str, file: str) -> Span:
         raise AnchorError("start" if not start.strip() else "end", "is empty", "quote text of the line")
     count = source.count(start)
     if count != 1:
-        raise AnchorError("start", f"{start!r} matches {count} times in {file}",
-                          "quote text that occurs exactly once (add more of the line, or a second line)")  # fmt: skip
+        fix = "quote text that occurs exactly once (add more of the line, or a second line)"
+        raise AnchorError("start", f"{start!r} matches {count} times in {file}", fix)
     start_at = source.index(start)
     end_at = source.find(end, start_at + len(start))
     if end_at < 0:

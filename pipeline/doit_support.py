@@ -21,6 +21,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -118,6 +119,26 @@ def _digest_or_missing(path) -> str:
         return content_digest(path)
     except OSError:
         return "missing"
+
+
+def prune_empty(folder: Path, root: Path) -> None:
+    """`doit clean`: remove `folder` and its parents up to `root` (kept) while they are empty."""
+    folder, root = Path(folder).resolve(), Path(root).resolve()
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or already gone
+            if folder.exists():
+                return
+        folder = folder.parent
+
+
+def prune_unused(folder: Path, used: set[str]) -> None:
+    """`doit clean` of every spec: remove the entries of `folder` no spec uses any more, then it if empty."""
+    for entry in Path(folder).glob("*"):
+        if entry.is_dir() and entry.name not in used:
+            shutil.rmtree(entry, ignore_errors=True)
+    prune_empty(folder, Path(folder).parent)
 
 
 def doit_config(layout: artifacts.Layout, repo_root: Path) -> dict:

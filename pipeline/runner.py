@@ -14,8 +14,8 @@
    it too. Reset and health commands run the same supervised way, bounded by the reset timeout.
 
 Timeouts (``Timeouts``): wall (default 900 s, per test case) and no output (default 300 s), the guide's
-15 minutes and 5 minutes; a spec's ``[timeouts]`` table and ``PIPELINE_*_TIMEOUT`` override them. Whether a finished run is a profiler failure is the perf
-steps' call: they know which report they expected.
+15 minutes and 5 minutes; a spec's ``[timeouts]`` table and ``PIPELINE_*_TIMEOUT`` override them.
+Whether a finished run is a profiler failure is the perf steps' call: they know which report they expected.
 """
 
 import codecs

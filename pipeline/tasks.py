@@ -61,6 +61,7 @@ class Pipeline:
     specs: list[FusedOpSpec]
     modules: dict = field(default_factory=dict)  # (key, mode) -> ModuleTest
     _deps_cache: dict = field(default_factory=dict)
+    every_spec: bool = True  # no fused_op selection: `doit clean` may drop module-test dirs no spec uses
 
     @classmethod
     def from_doit_vars(
@@ -92,7 +93,7 @@ class Pipeline:
         root = Path(artifacts_dir) if artifacts_dir else repo_root / "artifacts"
         root = root if root.is_absolute() else repo_root / root
         ctx = make_context(repo_root, root, specs[0].backend, specs[0].workspace)
-        pipeline = cls(ctx, specs)
+        pipeline = cls(ctx, specs, every_spec=selected is None)
         pipeline._group_module_tests()
         return pipeline
 
@@ -199,7 +200,8 @@ class Pipeline:
                 "file_dep": [self._display(Path(d) / artifacts.RESULT) for d in upstream.values()],
                 "targets": [self._display(layout.summary_json(spec.name)), self._display(layout.summary_md(spec.name))],
                 "uptodate": [config_changed({"spec": spec.raw, "env": self.ctx.key_for(spec.env_vars), "tasks": list(upstream)})],
-                "clean": [(_remove, [layout.summary_json(spec.name), layout.summary_md(spec.name)])],
+                "clean": [(_remove, [layout.summary_json(spec.name), layout.summary_md(spec.name)]),
+                          (doit_support.prune_empty, [layout.op_dir(spec.name), layout.root])],
             }  # fmt: skip
 
     def _index(self):
@@ -212,8 +214,14 @@ class Pipeline:
             "file_dep": [self._display(layout.summary_json(op)) for op in ops],
             "targets": [self._display(layout.index_md)],
             "uptodate": [config_changed({"ops": list(ops), "env": self.ctx.environment_key})],
-            "clean": [(_remove, [layout.index_md])],
+            "clean": [(_remove, [layout.index_md]), *self._prune_unused_modules()],
         }  # fmt: skip
+
+    def _prune_unused_modules(self) -> list:
+        if not self.every_spec:  # other specs' module tests are not loaded: keep everything
+            return []
+        used = {test.key for test in self.modules.values()}
+        return [(doit_support.prune_unused, [self.ctx.layout.root / artifacts.MODULE_TESTS, used])]
 
     def tasks_of(self, spec: FusedOpSpec) -> list[str]:
         """Every task name of one fused op's graph (shared module tasks included), in graph order."""
@@ -252,7 +260,8 @@ class Pipeline:
             "targets": [self._display(result)],
             "uptodate": [config_changed(config), doit_support.passed_before(result),
                          doit_support.outputs_intact(step_dir)],
-            "clean": [(artifacts.clear_dir, [step_dir])],
+            "clean": [(artifacts.clear_dir, [step_dir]),
+                      (doit_support.prune_empty, [step_dir.parent, self.ctx.layout.root])],
         }  # fmt: skip
 
     def _host_task(self, step: str, spec: FusedOpSpec, mode: str, upstream: dict, config: dict) -> dict:

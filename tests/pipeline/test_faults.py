@@ -65,7 +65,8 @@ def wait_gone(tag: str, seconds: float) -> list[int]:
 
 @pytest.mark.parametrize(
     "task, slow",
-    [("patch_verify:demo_router:decode", {"FAKE_SLOW_MODULE": "60"}), ("unit_perf:demo_router:decode", {"FAKE_SLOW": "60"})],
+    [("patch_verify:demo_router:decode", {"FAKE_SLOW_MODULE": "60"}),
+     ("unit_perf:demo_router:decode", {"FAKE_SLOW": "60"})],
 )  # fmt: skip
 def test_kill_9_of_doit_mid_step_leaves_nothing_behind_and_the_next_run_recovers(repo, task, slow):
     workspace_before = tree_digest(repo / WORKSPACE)
@@ -212,3 +213,15 @@ def test_code_edit_in_the_module_reruns_exactly_its_dependants(repo):
     assert steps_and_modes == expected | {("summary", "demo_router"), ("index", "index")}, result.stdout[
         -2000:
     ]
+
+
+def test_clean_leaves_no_empty_dirs_and_drops_module_tests_no_spec_uses(repo):
+    env = make_doit_env(repo.parent)
+    stale = repo / "artifacts/_module_tests/test_old-000000/baseline/decode"
+    stale.mkdir(parents=True)
+    (stale / "result.json").write_text("{}")
+    assert doit(repo, env, "clean", "fused_op=demo_router").returncode == 0  # a selection keeps other dirs
+    assert stale.exists()
+    assert doit(repo, env, "clean").returncode == 0
+    left = [p for p in (repo / "artifacts").rglob("*") if p.is_dir()]
+    assert left == [], left

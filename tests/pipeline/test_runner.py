@@ -304,7 +304,8 @@ def test_fewer_devices_after_reset_is_an_infrastructure_failure_not_retried(tmp_
 
 
 @pytest.mark.parametrize("fault, why", [("fail", "reset: tt-smi -r exit 1"),
-                                        ("hang", "reset: tt-smi -r failed: wall timeout: process still running after 1 s")])  # fmt: skip
+                                        ("hang", "reset: tt-smi -r failed: wall timeout: process still running "
+                                                 "after 1 s")])  # fmt: skip
 def test_reset_that_fails_or_hangs_is_bounded_reported_and_frees_the_lock(tmp_path, fault, why):
     smi = make_tt_smi(tmp_path / "smi", 8, fault=fault)
     started = time.monotonic()
