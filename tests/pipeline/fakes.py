@@ -304,11 +304,11 @@ def make_tt_smi(folder: Path, devices: int = 8, fault: str = "") -> dict:
 
 
 def tree_digest(folder: Path) -> dict:
-    """Every file under `folder` by content (to show a run left the user's workspace as it was)."""
+    """Every file (by content) and directory under `folder`: to show a run left a checkout as it was."""
     import hashlib
 
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}  # fmt: skip
 
 
 def tagged_processes(tag: str) -> list[int]:
