@@ -225,3 +225,55 @@ def test_clean_leaves_no_empty_dirs_and_drops_module_tests_no_spec_uses(repo):
     assert doit(repo, env, "clean").returncode == 0
     left = [p for p in (repo / "artifacts").rglob("*") if p.is_dir()]
     assert left == [], left
+
+
+# ---- concurrency: one device set is never held twice; two device sets run side by side ----
+
+RERUN = ("unit_test:demo_router", "unit_perf:demo_router:decode")
+
+
+def held_intervals(log_path: Path) -> list[tuple[float, float, int]]:
+    """(acquired, released, pid) per holder, checking the log alternates acquire/release of one holder."""
+    events, intervals = read_lock_log(log_path), []
+    for acquire, release in zip(events[::2], events[1::2], strict=True):
+        assert (acquire["event"], release["event"]) == ("acquire", "release"), (acquire, release)
+        assert acquire["pid"] == release["pid"]
+        intervals.append((acquire["time"], release["time"], acquire["pid"]))
+    return intervals
+
+
+def start_copy(first_run: Path, folder: Path, env: dict) -> tuple[Path, subprocess.Popen]:
+    repo = Path(shutil.copytree(first_run, folder / "repo", symlinks=True))
+    doit(repo, env, "forget", *RERUN)
+    run = subprocess.Popen([sys.executable, "-m", "doit", "run", *RERUN], cwd=repo, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    return repo, run
+
+
+def test_six_pipelines_on_one_device_set_never_overlap_and_all_finish(first_run, tmp_path):
+    env = {**make_doit_env(tmp_path), "FAKE_SLOW": "0.05"}
+    runs = [start_copy(first_run, tmp_path / f"copy{i}", env) for i in range(4)]
+    same_copy = subprocess.Popen([sys.executable, "-m", "doit", "run", *RERUN], cwd=runs[0][0], env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    runs.append((runs[0][0], same_copy))
+    for _, run in runs:
+        out = run.communicate(timeout=300)[0]
+        assert run.returncode == 0, out[-2000:]
+    intervals = sorted(held_intervals(tmp_path / "device.lock.log"))
+    assert len(intervals) == 4 * len(RERUN)  # the second doit on copy 0 found everything done
+    assert all(earlier[1] <= later[0] for earlier, later in zip(intervals, intervals[1:], strict=False))
+    for repo, _ in runs[:4]:
+        assert executed(doit(repo, make_doit_env(tmp_path), "run", *RERUN)) == set()  # state intact
+
+
+def test_two_device_sets_run_side_by_side(first_run, tmp_path):
+    runs = []
+    for name in ("card0", "card1"):
+        env = {**make_doit_env(tmp_path / name), "FAKE_SLOW": "0.3"}
+        (tmp_path / name).mkdir()
+        runs.append(start_copy(first_run, tmp_path / name, env))
+    for _, run in runs:
+        out = run.communicate(timeout=300)[0]
+        assert run.returncode == 0, out[-2000:]
+    first, second = (held_intervals(tmp_path / name / "device.lock.log") for name in ("card0", "card1"))
+    assert any(a[0] < b[1] and b[0] < a[1] for a in first for b in second)  # some device step ran at once
