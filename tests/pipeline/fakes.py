@@ -324,3 +324,13 @@ def tagged_processes(tag: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def make_tt_metal_home(home: Path, workspace: Path) -> Path:
+    """A stand-in tt-metal checkout: a copy of `workspace` whose python_env/bin/python sees the simulator."""
+    shutil.copytree(workspace, home, symlinks=True)
+    python = write(home / "python_env" / "bin" / "python",
+                   f'#!/bin/sh\nPYTHONPATH="{REPO / "ttnn_sim" / "shim"}${{PYTHONPATH:+:$PYTHONPATH}}" '
+                   f'exec "{sys.executable}" "$@"\n')  # fmt: skip
+    python.chmod(0o755)
+    return home
