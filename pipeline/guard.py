@@ -17,7 +17,8 @@ Protocol: the guard's stdin is a pipe from the runner. EOF on it (the runner ask
 by any signal including ``kill -9``) means: kill the tree (SIGTERM to every process group in it, so
 tracy can stop its own session, then SIGKILL after a grace period), reap it, exit. After the child
 exits on its own, anything it left running is killed too. On STATUS_FD the guard writes JSON lines:
-``{"pid": N}`` once the child runs, then ``{"returncode": N}`` (negative: killed by that signal) or
+``{"pid": N}`` once the child runs, then ``{"returncode": N, "child_s": wall seconds}`` (negative: killed
+by that signal) or
 ``{"error": "cannot start ...: reason"}``.
 """
 
@@ -46,6 +47,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: _stop_requested.append(True))
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     guard_pid = os.getpid()
+    started = time.monotonic()
     try:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True,
                                  preexec_fn=lambda: _die_with(guard_pid))  # fmt: skip
@@ -54,8 +56,9 @@ def main(argv: list[str]) -> int:
         return 0
     _report(status_fd, {"pid": child.pid})
     returncode = _watch(child.pid)
+    wall = time.monotonic() - started
     kill_tree(guard_pid)  # whatever the child left behind, or all of it after a stop
-    _report(status_fd, {"returncode": returncode})
+    _report(status_fd, {"returncode": returncode, "child_s": round(wall, 3)})
     return 0
 
 
