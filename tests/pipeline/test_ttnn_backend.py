@@ -60,3 +60,19 @@ def test_reset_that_brings_back_fewer_devices_is_an_infrastructure_failure(tmp_p
     outcome = json.loads((repo / "artifacts/demo_router/unit_test/result.json").read_text())
     assert outcome["verdict"] == "infra_failure"
     assert "not retried: health: 7 of 8 devices came back after the reset (missing: 7)" in outcome["message"]
+
+
+def test_bundled_router_graph_passes_with_the_ttnn_backend(tmp_path):
+    """The one bundled-workspace run of this file: the whole router graph, backend=ttnn, stand-in tt-metal."""
+    from test_e2e import copy_parts, env_for
+
+    repo = copy_parts(tmp_path / "repo")
+    home = make_tt_metal_home(tmp_path / "tt-metal", repo / "examples/gpt_oss_mini")
+    env = {k: v for k, v in env_for(repo).items() if k != "PIPELINE_HEALTH_COMMAND"}
+    env.update(make_tt_smi(tmp_path / "smi"), TT_METAL_HOME=str(home))
+    result = doit(repo, env, "run", "fused_op=router", "backend=ttnn", f"workspace={home}", timeout=1800)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = json.loads((repo / "artifacts/router/summary.json").read_text())
+    assert summary["verdict"] == "passed", [s for s in summary["steps"] if s["verdict"] != "passed"]
+    log = (repo / "artifacts/router/unit_perf/decode/log.txt").read_text()
+    assert f"# command: {home / 'python_env/bin/python'} -m tracy " in log and "# backend: ttnn\n" in log
