@@ -9,19 +9,59 @@ the environment key covers them. Lazy imports inside functions count too. Data f
 
 import ast
 import hashlib
+import json
 from pathlib import Path
+
+from pipeline import artifacts
 
 PYTEST_CONFIG_FILES = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml")
 
 
-def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list[Path] = ()) -> list[Path]:
+class ImportCache:
+    """Each file's imports, keyed by (mtime, size), kept in a JSON file across doit runs: parsing every
+    module of a checkout is most of what a no-op rerun would otherwise cost."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path
+        self.entries: dict = {}
+        self.dirty = False
+        if path:
+            try:
+                self.entries = json.loads(Path(path).read_text())
+            except (OSError, ValueError):
+                self.entries = {}
+
+    def imports(self, path: Path) -> list[tuple[str, list[Path] | None]]:
+        stat = path.stat()
+        stamp = [stat.st_mtime_ns, stat.st_size]
+        known = self.entries.get(str(path))
+        if known and known[0] == stamp:
+            return [
+                (name, [Path(r) for r in roots] if roots is not None else None) for name, roots in known[1]
+            ]
+        try:
+            found = imported_modules(ast.parse(path.read_bytes(), filename=str(path)), path)
+        except (SyntaxError, ValueError):
+            found = []  # pytest will report it; the file itself is already a dependency
+        self.entries[str(path)] = [stamp, [[n, None if r is None else [str(x) for x in r]] for n, r in found]]
+        self.dirty = True
+        return found
+
+    def save(self) -> None:
+        if self.path and self.dirty:
+            artifacts.write_json(self.path, self.entries)
+            self.dirty = False
+
+
+def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list[Path] = (),
+                      cache: ImportCache | None = None) -> list[Path]:  # fmt: skip
     """Sorted absolute paths: the test files, conftest.py files pytest loads for them, pytest config
     files, and every module reached by following imports from all of those."""
     workspace = Path(workspace).resolve()
     entries = [Path(f).resolve() for f in test_files]
     entries += conftests(workspace, entries)
     roots = [workspace, *(rootdir_of(f) for f in entries), *(Path(r).resolve() for r in extra_roots)]
-    found = follow_imports(entries, _unique(roots))
+    found = follow_imports(entries, _unique(roots), cache or ImportCache())
     return sorted(set(found) | set(pytest_config_files(workspace)))
 
 
@@ -74,7 +114,8 @@ def rootdir_of(test_file: Path) -> Path:
     return folder
 
 
-def follow_imports(entries: list[Path], roots: list[Path]) -> list[Path]:
+def follow_imports(entries: list[Path], roots: list[Path], cache: ImportCache | None = None) -> list[Path]:
+    cache = cache or ImportCache()
     seen: set[Path] = set()
     todo = list(entries)
     while todo:
@@ -82,11 +123,7 @@ def follow_imports(entries: list[Path], roots: list[Path]) -> list[Path]:
         if path in seen or not path.is_file():
             continue
         seen.add(path)
-        try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
-        except (SyntaxError, ValueError):
-            continue  # pytest will report it; the file itself is already a dependency
-        for module, search in imported_modules(tree, path):
+        for module, search in cache.imports(path):
             todo.extend(resolve(module, search or roots))
     return sorted(seen)
 

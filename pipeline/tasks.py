@@ -319,9 +319,12 @@ class Pipeline:
     def _deps(self, spec: FusedOpSpec, test_files: list[Path], extra: list[str]) -> list[Path]:
         key = (str(spec.workspace), tuple(map(str, test_files)), tuple(extra))
         if key not in self._deps_cache:
+            if "imports" not in self._deps_cache:
+                self._deps_cache["imports"] = sources.ImportCache(self.ctx.layout.root / ".imports-cache.json")
             found = sources.test_dependencies(
-                spec.workspace, test_files, [backends.REPO_ROOT]
+                spec.workspace, test_files, [backends.REPO_ROOT], self._deps_cache["imports"]
             )  # pipeline.testkit
+            self._deps_cache["imports"].save()
             self._deps_cache[key] = sorted(set(found) | {(spec.workspace / e).resolve() for e in extra})
         return self._deps_cache[key]
 
