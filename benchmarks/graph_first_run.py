@@ -4,7 +4,7 @@ Not a pass/fail test: it prints figures for the README. It copies this checkout 
 artifacts) to DIR, runs `doit run` there with a private device lock, and leaves DIR in place for
 benchmarks/graph_noop_rerun.py.
 
-Run:  .venv/bin/python benchmarks/graph_first_run.py DIR
+Run:  .venv/bin/python benchmarks/graph_first_run.py DIR [--fused-op NAME]
 
 Figures:
 - wall time and the peak RSS of the largest process (doit or one of its children);
@@ -55,18 +55,21 @@ def bench_env(repo: Path) -> dict:
     return {**env, "PIPELINE_DEVICE_LOCK": str(repo / "bench-device.lock")}
 
 
-def device_tasks(repo: Path) -> list[str]:
-    listing = subprocess.run([sys.executable, "-m", "doit", "list", "--all", "--quiet"], cwd=repo,
+def device_tasks(repo: Path, selection: list[str]) -> list[str]:
+    listing = subprocess.run([sys.executable, "-m", "doit", "list", "--all", "--quiet", *selection], cwd=repo,
                              env=bench_env(repo), capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return [line.split()[0] for line in listing.splitlines() if line.split()[0].split(":")[0] in DEVICE_STEPS]
+    names = [line.split()[0] for line in listing.splitlines() if line.strip()]
+    return [name for name in names if ":" in name and name.split(":")[0] in DEVICE_STEPS]
 
 
-def manual_runs(repo: Path) -> int:
+def manual_runs(repo: Path, fused_op: str | None) -> int:
     """The guide by hand: every device step once per fused op (and mode), nothing shared."""
     import tomllib
 
     total = 0
     for spec in sorted((repo / "fused_ops").glob("*.toml")):
+        if fused_op and spec.stem != fused_op:
+            continue
         modes = len(tomllib.loads(spec.read_text())["modes"])
         total += sum(modes if step in PER_MODE else 1 for step in DEVICE_STEPS)
     return total
@@ -90,20 +93,25 @@ def lock_held_seconds(log: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="where to copy the checkout (must not exist)")
-    repo = copy_checkout(parser.parse_args().dir.resolve())
+    parser.add_argument("--fused-op", help="only this fused op's graph (default: every bundled one)")
+    options = parser.parse_args()
+    repo = copy_checkout(options.dir.resolve())
+    selection = [f"fused_op={options.fused_op}"] if options.fused_op else []
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "doit", "run"], cwd=repo, env=bench_env(repo),
+    done = subprocess.run([sys.executable, "-m", "doit", "run", *selection], cwd=repo, env=bench_env(repo),
                           capture_output=True, text=True)  # fmt: skip
     wall = time.monotonic() - started
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     (repo / "first_run.log").write_text(done.stdout + done.stderr)
-    tasks = device_tasks(repo)
+    tasks = device_tasks(repo, selection)
     held = lock_held_seconds(repo / "bench-device.lock.log")
     children = child_seconds(repo / "artifacts")
     print(f"doit run exit code:              {done.returncode} (output in {repo / 'first_run.log'})")
     print(f"first full run, wall:            {wall:.1f} s")
     print(f"peak RSS of the largest process: {peak_mb:.0f} MB")
-    print(f"device steps in the graph:       {len(tasks)} (by hand, per the guide: {manual_runs(repo)})")
+    print(
+        f"device steps in the graph:       {len(tasks)} (by hand, per the guide: {manual_runs(repo, options.fused_op)})"
+    )
     print(f"device lock held:                {held:.1f} s; children ran {children:.1f} s")
     print(f"runner overhead (children / lock held): {children / held:.3f}" if held else "no lock log")
 

@@ -1,6 +1,7 @@
 """What every task of one doit invocation shares: where things are, the backend, the environment key."""
 
 import dataclasses
+import functools
 import os
 import platform
 import re
@@ -28,11 +29,7 @@ class Context:
 
     def display(self, path: Path) -> str:
         """Repo-relative when inside the repo (stable across clones), else absolute."""
-        path = Path(path).resolve()
-        try:
-            return path.relative_to(self.repo_root).as_posix()
-        except ValueError:
-            return str(path)
+        return _display(self.repo_root, str(path))
 
     def for_spec(self, spec_timeouts: dict) -> "Context":
         """This context with a spec's own timeouts (the environment's still win)."""
@@ -46,6 +43,17 @@ class Context:
             return self.environment_key
         extra = {name: os.environ.get(name, "") for name in env_vars}
         return {**self.environment_key, "env": {**self.environment_key["env"], **extra}}
+
+
+@functools.cache
+def _display(repo_root: Path, path: str) -> str:
+    """Context.display, once per path: resolving is a syscall per component, and a graph names each
+    file many times."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(repo_root).as_posix()
+    except ValueError:
+        return str(resolved)
 
 
 def make_context(repo_root: Path, artifacts_dir: Path, backend_name: str, workspace: Path) -> Context:

@@ -63,13 +63,20 @@ def content_digest(path) -> str:
             return "unreadable"
         return hashlib.md5(json.dumps(stable, sort_keys=True).encode()).hexdigest()
     if str(path).endswith(".py"):
-        source = Path(path).read_bytes()
-        return sources.behaviour_digest(source) or hashlib.md5(source).hexdigest()
+        return SOURCE_CACHE.get("behaviour", path, _python_digest)
     md5 = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             md5.update(block)
     return md5.hexdigest()
+
+
+def _python_digest(source: bytes) -> str:
+    return sources.behaviour_digest(source) or hashlib.md5(source).hexdigest()
+
+
+# Per-file results kept across runs in <artifacts>/.source-cache.json (set by doit_config).
+SOURCE_CACHE = sources.SourceCache()
 
 
 def _is_result(path) -> bool:
@@ -92,14 +99,33 @@ def folder_digest(folder) -> str:
     return combined.hexdigest()
 
 
+def folder_record(folder) -> dict:
+    """The doit value a step saves: its files' (mtime, size) stamps, and their content digest."""
+    return {"stamps": _stamps(folder), "digest": folder_digest(folder)}
+
+
 def outputs_intact(step_dir: Path):
-    """uptodate: False when the step's folder is not what its last run left there."""
+    """uptodate: False when the step's folder is not what its last run left there. Unchanged stamps
+    settle it at the cost of a stat per file; otherwise (a restored copy, a touch) the contents decide."""
 
     def check(task, values):
-        return values.get(OUTPUTS_VALUE) == folder_digest(step_dir)
+        saved = values.get(OUTPUTS_VALUE)
+        saved = saved if isinstance(saved, dict) else {"digest": saved}
+        if saved.get("stamps") == _stamps(step_dir):
+            return True
+        return saved.get("digest") == folder_digest(step_dir)
 
     check.__name__ = "outputs_intact"
     return check
+
+
+def _stamps(folder) -> dict:
+    stamps = {}
+    for path in Path(folder).rglob("*"):
+        info = path.stat()
+        if not path.is_dir():
+            stamps[path.relative_to(folder).as_posix()] = [info.st_mtime_ns, info.st_size]
+    return stamps
 
 
 def digests(paths) -> dict[Path, str]:
@@ -147,6 +173,9 @@ def doit_config(layout: artifacts.Layout, repo_root: Path) -> dict:
         if _inside(layout.doit_db, repo_root)
         else layout.doit_db
     )
+    global SOURCE_CACHE
+    SOURCE_CACHE = sources.SourceCache(layout.root / ".source-cache.json")
+    atexit.register(lambda: SOURCE_CACHE.save())
     return {
         "dep_file": str(db),
         "backend": "sqlite3",

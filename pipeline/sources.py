@@ -17,9 +17,10 @@ from pipeline import artifacts
 PYTEST_CONFIG_FILES = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml")
 
 
-class ImportCache:
-    """Each file's imports, keyed by (mtime, size), kept in a JSON file across doit runs: parsing every
-    module of a checkout is most of what a no-op rerun would otherwise cost."""
+class SourceCache:
+    """What was computed from each source file (its imports, its behaviour digest), keyed by the file's
+    (mtime, size) and kept in a JSON file across doit runs: parsing every module of a checkout is most
+    of what a no-op rerun would otherwise cost."""
 
     def __init__(self, path: Path | None = None):
         self.path = path
@@ -31,21 +32,30 @@ class ImportCache:
             except (OSError, ValueError):
                 self.entries = {}
 
-    def imports(self, path: Path) -> list[tuple[str, list[Path] | None]]:
-        stat = path.stat()
-        stamp = [stat.st_mtime_ns, stat.st_size]
-        known = self.entries.get(str(path))
+    def get(self, kind: str, path: Path, compute):
+        """`compute(source bytes)` for `path`, or what it returned last time for the same (mtime, size)."""
+        stat = Path(path).stat()
+        stamp, key = [stat.st_mtime_ns, stat.st_size], f"{kind}:{path}"
+        known = self.entries.get(key)
         if known and known[0] == stamp:
-            return [
-                (name, [Path(r) for r in roots] if roots is not None else None) for name, roots in known[1]
-            ]
-        try:
-            found = imported_modules(ast.parse(path.read_bytes(), filename=str(path)), path)
-        except (SyntaxError, ValueError):
-            found = []  # pytest will report it; the file itself is already a dependency
-        self.entries[str(path)] = [stamp, [[n, None if r is None else [str(x) for x in r]] for n, r in found]]
+            return known[1]
+        value = compute(Path(path).read_bytes())
+        self.entries[key] = [stamp, value]
         self.dirty = True
-        return found
+        return value
+
+    def imports(self, path: Path) -> list[tuple[str, list[Path] | None]]:
+        def parse(source: bytes) -> list:
+            try:
+                found = imported_modules(ast.parse(source, filename=str(path)), path)
+            except (SyntaxError, ValueError):
+                return []  # pytest will report it; the file itself is already a dependency
+            return [[name, None if roots is None else [str(r) for r in roots]] for name, roots in found]
+
+        return [
+            (name, None if roots is None else [Path(r) for r in roots])
+            for name, roots in self.get("imports", path, parse)
+        ]
 
     def save(self) -> None:
         if self.path and self.dirty:
@@ -54,14 +64,14 @@ class ImportCache:
 
 
 def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list[Path] = (),
-                      cache: ImportCache | None = None) -> list[Path]:  # fmt: skip
+                      cache: "SourceCache | None" = None) -> list[Path]:  # fmt: skip
     """Sorted absolute paths: the test files, conftest.py files pytest loads for them, pytest config
     files, and every module reached by following imports from all of those."""
     workspace = Path(workspace).resolve()
     entries = [Path(f).resolve() for f in test_files]
     entries += conftests(workspace, entries)
     roots = [workspace, *(rootdir_of(f) for f in entries), *(Path(r).resolve() for r in extra_roots)]
-    found = follow_imports(entries, _unique(roots), cache or ImportCache())
+    found = follow_imports(entries, _unique(roots), cache or SourceCache())
     return sorted(set(found) | set(pytest_config_files(workspace)))
 
 
@@ -114,8 +124,8 @@ def rootdir_of(test_file: Path) -> Path:
     return folder
 
 
-def follow_imports(entries: list[Path], roots: list[Path], cache: ImportCache | None = None) -> list[Path]:
-    cache = cache or ImportCache()
+def follow_imports(entries: list[Path], roots: list[Path], cache: "SourceCache | None" = None) -> list[Path]:
+    cache = cache or SourceCache()
     seen: set[Path] = set()
     todo = list(entries)
     while todo:

@@ -319,12 +319,10 @@ class Pipeline:
     def _deps(self, spec: FusedOpSpec, test_files: list[Path], extra: list[str]) -> list[Path]:
         key = (str(spec.workspace), tuple(map(str, test_files)), tuple(extra))
         if key not in self._deps_cache:
-            if "imports" not in self._deps_cache:
-                self._deps_cache["imports"] = sources.ImportCache(self.ctx.layout.root / ".imports-cache.json")
             found = sources.test_dependencies(
-                spec.workspace, test_files, [backends.REPO_ROOT], self._deps_cache["imports"]
+                spec.workspace, test_files, [backends.REPO_ROOT], doit_support.SOURCE_CACHE
             )  # pipeline.testkit
-            self._deps_cache["imports"].save()
+            doit_support.SOURCE_CACHE.save()
             self._deps_cache[key] = sorted(set(found) | {(spec.workspace / e).resolve() for e in extra})
         return self._deps_cache[key]
 
@@ -385,7 +383,7 @@ def _execute(step: str, job: Job, *args):
         if doit_support.named_on_command_line(job.task):
             return TaskFailed(f"{job.task}: {result['verdict']}: {result['message']}")
     if step in STEPS[:-2]:  # summary and index write into shared folders; their targets are checked
-        return {doit_support.OUTPUTS_VALUE: doit_support.folder_digest(job.step_dir)}
+        return {doit_support.OUTPUTS_VALUE: doit_support.folder_record(job.step_dir)}
     return None
 
 

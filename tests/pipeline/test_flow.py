@@ -243,7 +243,7 @@ def test_two_checkouts_never_hold_the_device_together(first_run, tmp_path):
     runs = []
     for name in ("a", "b"):
         copy = Path(shutil.copytree(first_run[0], tmp_path / name, symlinks=True))
-        (copy / UNIT_TEST).write_text((copy / UNIT_TEST).read_text() + f"# {name}\n")
+        (copy / UNIT_TEST).write_text((copy / UNIT_TEST).read_text() + f"\nCHECKOUT = {name!r}\n")
         runs.append(subprocess.Popen([sys.executable, "-m", "doit", "run"], cwd=copy, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True))  # fmt: skip
     for run in runs:
