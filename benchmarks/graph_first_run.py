@@ -16,7 +16,6 @@ Figures:
 
 import argparse
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -75,19 +74,11 @@ def manual_runs(repo: Path, fused_op: str | None) -> int:
     return total
 
 
-def child_seconds(artifacts: Path) -> float:
-    """Sum of the runner's `# child wall: X s` lines (every command, resets and health checks included)."""
-    total = 0.0
-    for log in artifacts.rglob("log*.txt"):
-        total += sum(
-            float(m) for m in re.findall(r"# child wall: ([0-9.]+) s", log.read_text(errors="replace"))
-        )
-    return total
-
-
-def lock_held_seconds(log: Path) -> float:
+def lock_seconds(log: Path) -> tuple[float, float]:
+    """(time the device lock was held, time children ran under it), from the lock log's release lines."""
     events = read_lock_log(log)
-    return sum(r["time"] - a["time"] for a, r in zip(events[::2], events[1::2], strict=False))
+    held = sum(r["time"] - a["time"] for a, r in zip(events[::2], events[1::2], strict=False))
+    return held, sum(r.get("child_s", 0.0) for r in events[1::2])
 
 
 def main() -> None:
@@ -104,8 +95,7 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     (repo / "first_run.log").write_text(done.stdout + done.stderr)
     tasks = device_tasks(repo, selection)
-    held = lock_held_seconds(repo / "bench-device.lock.log")
-    children = child_seconds(repo / "artifacts")
+    held, children = lock_seconds(repo / "bench-device.lock.log")
     print(f"doit run exit code:              {done.returncode} (output in {repo / 'first_run.log'})")
     print(f"first full run, wall:            {wall:.1f} s")
     print(f"peak RSS of the largest process: {peak_mb:.0f} MB")

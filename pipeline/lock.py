@@ -85,10 +85,11 @@ class DeviceLock:
                             "task": self.task, "since": _now()})  # fmt: skip
         self._log("acquire")
 
-    def release(self) -> None:
+    def release(self, **note) -> None:
+        """`note`: extra fields for the log's release line (the runner's child time under this hold)."""
         if self.fd is None:
             return
-        self._log("release")
+        self._log("release", **note)
         self._write_holder(None)
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
@@ -119,9 +120,9 @@ class DeviceLock:
         finally:
             os.close(fd)
 
-    def _log(self, event: str) -> None:
+    def _log(self, event: str, **note) -> None:
         line = json.dumps({"event": event, "user": _user(), "pid": os.getpid(), "task": self.task,
-                           "time": time.time()})  # fmt: skip
+                           "time": time.time(), **note})  # fmt: skip
         shared_directory(self.log_path.parent)
         fd = open_shared(self.log_path, os.O_WRONLY | os.O_APPEND)
         try:

@@ -48,8 +48,9 @@ def test_passing_command_is_teed_with_header_and_prefix(tmp_path):
     )
     assert any(line.endswith("] PCC x test passed. Output: 0.99") and line.startswith("[") for line in lines)
     assert "[step:op] PCC x test passed. Output: 0.99\n" in terminal
-    events = [e["event"] for e in read_lock_log(tmp_path / "device.lock.log")]
-    assert events == ["acquire", "release"]
+    events = read_lock_log(tmp_path / "device.lock.log")
+    assert [e["event"] for e in events] == ["acquire", "release"]
+    assert 0 < events[1]["child_s"] < events[1]["time"] - events[0]["time"]  # the child's share of the hold
 
 
 def test_test_failure_is_not_retried(tmp_path):
