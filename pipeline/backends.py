@@ -3,8 +3,10 @@
 - ``sim``: the orchestrator's own python; ``PYTHONPATH`` gains ``ttnn_sim/shim`` (``ttnn``, ``tracy``);
   no reset (logged as a no-op); health = importing the shim's ttnn and counting devices.
 - ``ttnn``: the tt-metal checkout's ``python_env`` (or ``PIPELINE_PYTHON``); reset =
-  ``PIPELINE_RESET_COMMAND`` (``;``-separated commands) or ``TT_SMI_RESET_COMMAND`` or ``tt-smi -r``;
-  health = ``PIPELINE_HEALTH_COMMAND`` or ``tt-smi -ls``.
+  ``PIPELINE_RESET_COMMAND`` (``;``-separated commands) or ``TT_SMI_RESET_COMMAND``, else chosen by the
+  devices ``tt-smi -ls`` shows (pipeline/devices.py: ``tt-smi -r``, a Galaxy ``tt-smi -glx_reset``);
+  health = ``PIPELINE_HEALTH_COMMAND`` or ``tt-smi -ls``, passing only when every device listed before
+  the reset is listed after it.
 
 Both backends give every child ``PYTHONPATH = <repo root> [+ shim] + <workspace> + $PYTHONPATH`` (the repo
 root for patch_verify's ``-p pipeline.patch_plugin``; tests import nothing of it). This module never imports
@@ -28,8 +30,9 @@ SIM_PACKAGE = REPO_ROOT / "ttnn_sim"
 SIM_SHIM = SIM_PACKAGE / "shim"
 DEFAULT_OP_SUPPORT_COUNT = 10000  # what tt-metal's fused tests pass (ref §1.4)
 
-# pytest's cache would write .pytest_cache into the user's checkout.
-PYTEST_OPTIONS = ("-p", "no:cacheprovider")
+# pytest's cache would write .pytest_cache into the user's checkout; case_clock restarts the runner's
+# wall timeout at each test case.
+PYTEST_OPTIONS = ("-p", "no:cacheprovider", "-p", "pipeline.case_clock")
 # Profiler switches the parent may have set; a plain test run must not inherit them.
 _PROFILER_ENV = (
     "TT_METAL_DEVICE_PROFILER",
@@ -47,6 +50,8 @@ class Backend:
     health_command: tuple[str, ...] | None
     device_set: str
     fixed_env: dict = field(default_factory=dict)  # variables this backend always sets
+    private_lock: Path | None = None  # the sim: nothing is shared between checkouts, lock per artifacts dir
+    reset_by_machine: bool = False  # choose tt-smi -r / -glx_reset from the devices health_command lists
 
     def env(self, workspace: Path, extra: dict | None = None, base: dict | None = None) -> dict[str, str]:
         """The child's environment: the parent's, minus profiler switches, plus PYTHONPATH and `extra`."""
@@ -74,21 +79,25 @@ class Backend:
 
     @property
     def lock_path(self) -> Path:
+        """``PIPELINE_DEVICE_LOCK`` if set; else the sim's per-artifacts lock, or the machine-wide one."""
+        if self.private_lock and not os.environ.get("PIPELINE_DEVICE_LOCK"):
+            return self.private_lock
         return lock.default_lock_path(self.name, self.device_set)
 
 
-def get_backend(name: str, workspace: Path) -> Backend:
+def get_backend(name: str, workspace: Path, artifacts_dir: Path | None = None) -> Backend:
     if name == "sim":
         return Backend(
             name="sim", python=sys.executable, extra_pythonpath=(str(SIM_SHIM),), reset_commands=(),
             health_command=_command_from_env("PIPELINE_HEALTH_COMMAND")
             or (sys.executable, "-c", "import ttnn; print('devices:', ttnn.get_num_devices())"),
-            device_set="sim",
+            device_set="sim", private_lock=Path(artifacts_dir) / ".device.lock" if artifacts_dir else None,
         )  # fmt: skip
     if name == "ttnn":
         return Backend(
             name="ttnn", python=_ttnn_python(workspace), extra_pythonpath=(),
-            reset_commands=_reset_commands(), health_command=_command_from_env("PIPELINE_HEALTH_COMMAND") or ("tt-smi", "-ls"),
+            reset_commands=_reset_commands(), reset_by_machine=not _reset_commands(),
+            health_command=_command_from_env("PIPELINE_HEALTH_COMMAND") or ("tt-smi", "-ls"),
             device_set=os.environ.get("TT_VISIBLE_DEVICES") or os.environ.get("TT_METAL_VISIBLE_DEVICES") or "all",
             fixed_env={"TT_METAL_HOME": os.environ.get("TT_METAL_HOME") or str(workspace)},
         )  # fmt: skip
@@ -122,7 +131,8 @@ def _command_from_env(variable: str) -> tuple[str, ...] | None:
 
 
 def _reset_commands() -> tuple[tuple[str, ...], ...]:
-    value = os.environ.get("PIPELINE_RESET_COMMAND") or os.environ.get("TT_SMI_RESET_COMMAND") or "tt-smi -r"
+    """The configured reset (``;``-separated commands); none: chosen by the devices found."""
+    value = os.environ.get("PIPELINE_RESET_COMMAND") or os.environ.get("TT_SMI_RESET_COMMAND") or ""
     return tuple(tuple(shlex.split(part)) for part in value.split(";") if part.strip())
 
 

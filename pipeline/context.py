@@ -1,5 +1,7 @@
 """What every task of one doit invocation shares: where things are, the backend, the environment key."""
 
+import dataclasses
+import functools
 import os
 import platform
 import re
@@ -27,11 +29,13 @@ class Context:
 
     def display(self, path: Path) -> str:
         """Repo-relative when inside the repo (stable across clones), else absolute."""
-        path = Path(path).resolve()
-        try:
-            return path.relative_to(self.repo_root).as_posix()
-        except ValueError:
-            return str(path)
+        return _display(self.repo_root, str(path))
+
+    def for_spec(self, spec_timeouts: dict) -> "Context":
+        """This context with a spec's own timeouts (the environment's still win)."""
+        if not spec_timeouts:
+            return self
+        return dataclasses.replace(self, timeouts=Timeouts.from_env(spec_timeouts))
 
     def key_for(self, env_vars: tuple[str, ...] = ()) -> dict:
         """The environment key plus the values of a spec's extra variables."""
@@ -41,8 +45,19 @@ class Context:
         return {**self.environment_key, "env": {**self.environment_key["env"], **extra}}
 
 
+@functools.cache
+def _display(repo_root: Path, path: str) -> str:
+    """Context.display, once per path: resolving is a syscall per component, and a graph names each
+    file many times."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(repo_root).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
 def make_context(repo_root: Path, artifacts_dir: Path, backend_name: str, workspace: Path) -> Context:
-    backend = backends.get_backend(backend_name, workspace)
+    backend = backends.get_backend(backend_name, workspace, artifacts_dir)
     op_support_count = int(os.environ.get("PIPELINE_OP_SUPPORT_COUNT") or backends.DEFAULT_OP_SUPPORT_COUNT)
     return Context(
         repo_root=Path(repo_root).resolve(),

@@ -6,8 +6,12 @@
   a fresh clone has new mtimes but the same contents, so nothing reruns there.
 - ``ContentChecker``: doit's md5 checker, except that a ``result.json`` is compared by its stable
   content (without the per-execution ``run`` record), so a step that reran and found the same thing
-  does not rerun what depends on it.
+  does not rerun what depends on it, and a Python file by its syntax tree (``sources.behaviour_digest``),
+  so a comment, a blank line or reformatting reruns nothing.
 - ``passed_before``: an ``uptodate`` check that reruns a step whose last result did not pass.
+- ``outputs_intact``: an ``uptodate`` check that reruns a step whose outputs were edited, truncated or
+  removed by hand since it wrote them (their digest is saved as the task's doit value).
+- ``digests`` / ``changed_since``: a step whose input file changed while it ran is not recorded as done.
 - ``hold_state_lock``: a second doit on the same artifacts dir waits, saying who holds it, instead
   of racing on doit's database.
 """
@@ -17,6 +21,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -25,7 +30,7 @@ from pathlib import Path
 import filelock
 from doit.dependency import MD5Checker
 
-from pipeline import artifacts
+from pipeline import artifacts, sources
 
 # doit commands that write doit's database or the artifacts: they take the state lock.
 WRITING_COMMANDS = {"run", "forget", "clean", "ignore", "reset-dep", "auto", "strace"}
@@ -39,7 +44,7 @@ class ContentChecker(MD5Checker):
         timestamp, size, digest = state
         if file_stat.st_mtime == timestamp:
             return False
-        if not _is_result(file_path) and file_stat.st_size != size:
+        if not _by_meaning(file_path) and file_stat.st_size != size:
             return True
         return digest != content_digest(file_path)
 
@@ -57,6 +62,8 @@ def content_digest(path) -> str:
         except (OSError, ValueError):
             return "unreadable"
         return hashlib.md5(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+    if str(path).endswith(".py"):
+        return SOURCE_CACHE.get("behaviour", path, _python_digest)
     md5 = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -64,8 +71,100 @@ def content_digest(path) -> str:
     return md5.hexdigest()
 
 
+def _python_digest(source: bytes) -> str:
+    return sources.behaviour_digest(source) or hashlib.md5(source).hexdigest()
+
+
+# Per-file results kept across runs in <artifacts>/.source-cache.json (set by doit_config).
+SOURCE_CACHE = sources.SourceCache()
+
+
 def _is_result(path) -> bool:
     return Path(path).name == artifacts.RESULT
+
+
+def _by_meaning(path) -> bool:
+    """Files whose digest ignores some bytes (so a size change alone proves nothing)."""
+    return _is_result(path) or str(path).endswith(".py")
+
+
+OUTPUTS_VALUE = "outputs_digest"  # the doit value a step's action saves
+
+
+def folder_digest(folder) -> str:
+    """Every file under `folder`, by relative path and content."""
+    combined = hashlib.md5()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        combined.update(f"{path.relative_to(folder).as_posix()}\0{content_digest(path)}\0".encode())
+    return combined.hexdigest()
+
+
+def folder_record(folder) -> dict:
+    """The doit value a step saves: its files' (mtime, size) stamps, and their content digest."""
+    return {"stamps": _stamps(folder), "digest": folder_digest(folder)}
+
+
+def outputs_intact(step_dir: Path):
+    """uptodate: False when the step's folder is not what its last run left there. Unchanged stamps
+    settle it at the cost of a stat per file; otherwise (a restored copy, a touch) the contents decide."""
+
+    def check(task, values):
+        saved = values.get(OUTPUTS_VALUE)
+        saved = saved if isinstance(saved, dict) else {"digest": saved}
+        if saved.get("stamps") == _stamps(step_dir):
+            return True
+        return saved.get("digest") == folder_digest(step_dir)
+
+    check.__name__ = "outputs_intact"
+    return check
+
+
+def _stamps(folder) -> dict:
+    stamps = {}
+    for path in Path(folder).rglob("*"):
+        info = path.stat()
+        if not path.is_dir():
+            stamps[path.relative_to(folder).as_posix()] = [info.st_mtime_ns, info.st_size]
+    return stamps
+
+
+def digests(paths) -> dict[Path, str]:
+    return {Path(p): _digest_or_missing(p) for p in paths}
+
+
+def changed_since(before: dict[Path, str]) -> Path | None:
+    """The first input whose content differs from `before`, else None."""
+    for path, digest in before.items():
+        if _digest_or_missing(path) != digest:
+            return path
+    return None
+
+
+def _digest_or_missing(path) -> str:
+    try:
+        return content_digest(path)
+    except OSError:
+        return "missing"
+
+
+def prune_empty(folder: Path, root: Path) -> None:
+    """`doit clean`: remove `folder` and its parents up to `root` (kept) while they are empty."""
+    folder, root = Path(folder).resolve(), Path(root).resolve()
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or already gone
+            if folder.exists():
+                return
+        folder = folder.parent
+
+
+def prune_unused(folder: Path, used: set[str]) -> None:
+    """`doit clean` of every spec: remove the entries of `folder` no spec uses any more, then it if empty."""
+    for entry in Path(folder).glob("*"):
+        if entry.is_dir() and entry.name not in used:
+            shutil.rmtree(entry, ignore_errors=True)
+    prune_empty(folder, Path(folder).parent)
 
 
 def doit_config(layout: artifacts.Layout, repo_root: Path) -> dict:
@@ -74,6 +173,9 @@ def doit_config(layout: artifacts.Layout, repo_root: Path) -> dict:
         if _inside(layout.doit_db, repo_root)
         else layout.doit_db
     )
+    global SOURCE_CACHE
+    SOURCE_CACHE = sources.SourceCache(layout.root / ".source-cache.json")
+    atexit.register(lambda: SOURCE_CACHE.save())
     return {
         "dep_file": str(db),
         "backend": "sqlite3",

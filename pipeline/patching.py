@@ -19,6 +19,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipeline import anchors
+
 ENV_VAR = "PIPELINE_PATCH"  # path of the JSON patch description, read by pipeline.patch_plugin
 PLUGIN = "pipeline.patch_plugin"
 SERVED_MARKER = "pipeline.patching: serving patched"
@@ -49,8 +51,11 @@ def plan(
     path = Path(workspace) / file
     source = path.read_text()
     lines = source.splitlines(keepends=True)
-    start_line = _line_of(source, start, file, "start")
-    end_line = _line_of(source, end, file, "end")
+    try:
+        span = anchors.locate(source, start, end, file)
+    except anchors.AnchorError as error:
+        raise PatchError(f"{file}: {error.key} anchor: {error}") from None
+    start_line, end_line = span.start_line, span.end_line
     tree = ast.parse(source, filename=str(path))
     first, first_block = _statement_at(tree, start_line, file, "start")
     last, last_block = _statement_at(tree, end_line, file, "end")
@@ -79,15 +84,6 @@ def module_name(relative_path: str) -> str:
     """`models/demos/x/tests/test_y.py` -> `models.demos.x.tests.test_y` (run from the workspace root)."""
     parts = list(Path(relative_path).with_suffix("").parts)
     return ".".join(parts)
-
-
-def _line_of(source: str, anchor: str, file: str, which: str) -> int:
-    count = source.count(anchor)
-    if count != 1:
-        raise PatchError(
-            f"{file}: {which} anchor {anchor!r} matches {count} times; quote text that occurs once"
-        )
-    return source[: source.index(anchor)].count("\n") + 1
 
 
 def _statement_at(tree: ast.AST, line: int, file: str, which: str):

@@ -1,19 +1,24 @@
 """The supervised runner: the only way a device step starts a process (ARCHITECTURE.md).
 
 1. take the machine-wide device lock (saying who holds it while waiting);
-2. start the child in its own process group; tee its output to log.txt (command line and environment
-   key at the top, every line timestamped) and to the terminal with the step name in front;
-3. watchdog: a wall timeout and a no-output timeout kill the child's group (and any descendant that
-   started its own session, as tracy does);
+2. start the child under a guard (pipeline/guard.py) that holds the lock's descriptor and kills the
+   child's whole tree when asked or when this process dies by any signal, ``kill -9`` included;
+   tee its output to log.txt (command line and environment key at the top, every line timestamped)
+   and to the terminal with the step name in front;
+3. watchdog: a wall timeout (per test case: pytest's clock restarts it, see pipeline/case_clock.py)
+   and a no-output timeout stop the child's tree (any descendant that started its own session too,
+   as tracy does);
 4. after a hang or a crash: the backend's reset, then its health check, still holding the lock;
 5. classify the attempt: passed / failed / infrastructure failure; retry an infrastructure failure once;
-6. release the lock. SIGINT/SIGTERM (a KeyboardInterrupt here) kill the child group and release it too.
+6. release the lock. SIGINT/SIGTERM/SIGHUP (a KeyboardInterrupt here) stop the child tree and release
+   it too. Reset and health commands run the same supervised way, bounded by the reset timeout.
 
-Timeouts: ``PIPELINE_WALL_TIMEOUT`` (default 900 s) and ``PIPELINE_SILENCE_TIMEOUT`` (default 300 s),
-the guide's 15 minutes and 5 minutes. Whether a finished run is a profiler failure is the perf
-steps' call: they know which report they expected.
+Timeouts (``Timeouts``): wall (default 900 s, per test case) and no output (default 300 s), the guide's
+15 minutes and 5 minutes; a spec's ``[timeouts]`` table and ``PIPELINE_*_TIMEOUT`` override them.
+Whether a finished run is a profiler failure is the perf steps' call: they know which report they expected.
 """
 
+import codecs
 import json
 import os
 import re
@@ -21,19 +26,22 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import artifacts
+from pipeline import artifacts, devices, guard
 from pipeline.backends import Backend
-from pipeline.lock import DeviceLock
+from pipeline.lock import DeviceLock, LockError
 
 DEFAULT_WALL_TIMEOUT = 15 * 60.0
 DEFAULT_SILENCE_TIMEOUT = 5 * 60.0
-KILL_GRACE_SECONDS = 3.0  # SIGTERM first so tracy can stop its own session, then SIGKILL
-HOUSEKEEPING_TIMEOUT = 300.0  # reset and health commands
+HOUSEKEEPING_TIMEOUT = 300.0  # each reset and health command
+GUARD_SCRIPT = Path(guard.__file__)
+# Stopping takes the guard's SIGTERM grace and SIGKILL grace; past this the guard itself is stuck.
+GUARD_STOP_SECONDS = 2 * guard.KILL_GRACE_SECONDS + 5
 MAX_ATTEMPTS = 2  # "retry an infrastructure failure once"
 _POLL_SECONDS = 0.1
 
@@ -44,32 +52,42 @@ CRASH_MARKERS = re.compile(
 # pytest: 0 passed, 1 tests failed, 2 interrupted, 3 internal error, 4 usage error, 5 nothing collected.
 PYTEST_EXIT_MEANING = {1: "tests failed", 2: "interrupted", 3: "pytest internal error", 4: "usage error",
                        5: "no tests collected"}  # fmt: skip
+# `python -m tracy`: 2 bad arguments (argparse), 3 interrupted (SIGINT/SIGTERM), 4 the command failed
+# (with --check-exit-code; the test's own exit code is only in the log, and no report is written).
+TRACY_EXIT_MEANING = {2: "tracy usage error", 3: "tracy interrupted", 4: "test failed under tracy"}
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so every `finally` (child kill, lock release, doit's db) runs."""
+    """SIGTERM or SIGHUP, raised like Ctrl-C so every `finally` (child stop, lock release, doit's db) runs."""
 
 
 def install_termination_handler() -> None:
-    """Turn SIGTERM into `Terminated` in this (main-thread) process."""
+    """Turn SIGTERM and SIGHUP (a dropped ssh session) into `Terminated` in this (main-thread) process."""
 
     def handler(signum, frame):
-        raise Terminated(f"signal {signum}")
+        raise Terminated(f"signal {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
 
 
 @dataclass(frozen=True)
 class Timeouts:
-    wall: float = DEFAULT_WALL_TIMEOUT
+    """Defaults < the spec's ``[timeouts]`` < ``PIPELINE_{WALL,SILENCE,RESET}_TIMEOUT`` in the environment."""
+
+    wall: float = DEFAULT_WALL_TIMEOUT  # per pytest test case (per process when it runs no pytest)
     silence: float = DEFAULT_SILENCE_TIMEOUT
+    reset: float = HOUSEKEEPING_TIMEOUT  # each reset / health command
 
     @classmethod
-    def from_env(cls) -> "Timeouts":
-        return cls(
-            wall=float(os.environ.get("PIPELINE_WALL_TIMEOUT") or DEFAULT_WALL_TIMEOUT),
-            silence=float(os.environ.get("PIPELINE_SILENCE_TIMEOUT") or DEFAULT_SILENCE_TIMEOUT),
-        )
+    def from_env(cls, spec: dict | None = None) -> "Timeouts":
+        spec = spec or {}
+
+        def pick(name: str, default: float) -> float:
+            return float(os.environ.get(f"PIPELINE_{name.upper()}_TIMEOUT") or spec.get(name) or default)
+
+        return cls(wall=pick("wall", DEFAULT_WALL_TIMEOUT), silence=pick("silence", DEFAULT_SILENCE_TIMEOUT),
+                   reset=pick("reset", HOUSEKEEPING_TIMEOUT))  # fmt: skip
 
 
 @dataclass
@@ -122,23 +140,32 @@ def run(request: Request, backend: Backend, timeouts: Timeouts | None = None, lo
     out = out or sys.stdout
     log = _Log(request, out)
     attempts: list[Attempt] = []
-    output = ""
+    output, healthy = "", True
     try:
         log.header(request, backend, timeouts)
-        with DeviceLock(lock_path or backend.lock_path, task=request.task, say=log.say):
+        lock = DeviceLock(lock_path or backend.lock_path, task=request.task, say=log.say)
+        try:
+            lock.acquire()
+        except LockError as error:  # a lock nobody can use safely: say so in one line, start nothing
+            log.say(f"device lock: {error}")
+            failed = Attempt(1, None, artifacts.INFRA_FAILURE, f"device lock: {error}", 0.0)
+            return Outcome(artifacts.INFRA_FAILURE, failed.reason, "", [failed], request.log_path)
+        try:
             for number in range(1, MAX_ATTEMPTS + 1):
                 if number > 1:
                     log.say(
                         f"=== attempt {number} of {MAX_ATTEMPTS} (retrying an infrastructure failure) ==="
                     )
-                attempt, output = _attempt(number, request, timeouts, log)
+                attempt, output = _attempt(number, request, timeouts, log, lock.fd)
                 attempts.append(attempt)
                 if attempt.verdict != artifacts.INFRA_FAILURE:
                     break
-                healthy = _recover(backend, request, attempt, log)
+                healthy = _recover(backend, request, attempt, log, lock.fd, timeouts)
                 if not healthy:
                     break
             log.say(f"=== {_final_verdict(attempts)}: {attempts[-1].reason} ===")
+        finally:
+            lock.release(child_s=round(log.child_seconds, 3))  # benchmarks/graph_first_run.py: overhead
     finally:
         log.close()
     verdict = _final_verdict(attempts)
@@ -147,6 +174,8 @@ def run(request: Request, backend: Backend, timeouts: Timeouts | None = None, lo
         message = f"infrastructure failure after {len(attempts)} attempt(s): " + "; ".join(
             a.reason for a in attempts
         )
+        if not healthy and attempts[-1].housekeeping:
+            message += f"; not retried: {attempts[-1].housekeeping[-1]}"
     return Outcome(verdict, message, output, attempts, request.log_path)
 
 
@@ -154,47 +183,138 @@ def _final_verdict(attempts: list[Attempt]) -> str:
     return attempts[-1].verdict
 
 
-def _attempt(number: int, request: Request, timeouts: Timeouts, log: "_Log") -> tuple[Attempt, str]:
+@dataclass
+class Finished:
+    """What one supervised process did."""
+
+    returncode: int | None
+    output: str
+    killed_because: str | None
+    start_error: str | None
+    duration_s: float
+
+
+def _attempt(number: int, request: Request, timeouts: Timeouts, log: "_Log", lock_fd: int | None):
+    finished = supervise(request.argv, request.cwd, request.env, timeouts, log, lock_fd, echo=True)
+    if finished.start_error:  # a wrong interpreter path is a set-up problem, not a machine problem
+        log.say(finished.start_error)
+        return Attempt(number, None, artifacts.FAILED, finished.start_error, 0.0), ""
+    verdict, reason = classify(finished.returncode, finished.output, finished.killed_because, request.argv)
+    return Attempt(number, finished.returncode, verdict, reason, finished.duration_s), finished.output
+
+
+def supervise(argv, cwd: Path, env: dict, timeouts: Timeouts, log: "_Log", lock_fd: int | None = None,
+              echo: bool = True, prefix: str = "") -> Finished:  # fmt: skip
+    """Start `argv` under a guard holding `lock_fd`; stop its tree on a timeout or when we are interrupted."""
     started = time.monotonic()
+    clock = CaseClock(env)
+    status_read, status_write = os.pipe()
     try:
-        child = subprocess.Popen(
-            request.argv, cwd=request.cwd, env=request.env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        keeper = subprocess.Popen(
+            [sys.executable, "-I", str(GUARD_SCRIPT), str(status_write), "--", *argv],
+            cwd=cwd, env=clock.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            pass_fds=(status_write, *([lock_fd] if lock_fd is not None else [])), start_new_session=True,
         )  # fmt: skip
-    except OSError as error:  # a wrong interpreter path is a set-up problem, not a machine problem
-        reason = f"cannot start {request.argv[0]}: {error.strerror or error}"
-        log.say(reason)
-        return Attempt(number, None, artifacts.FAILED, reason, 0.0), ""
-    pump = _Pump(child.stdout, log)
+    except OSError as error:  # e.g. the working directory is gone
+        os.close(status_read)
+        clock.close()
+        return Finished(None, "", None, f"cannot start {argv[0]} in {cwd}: {error.strerror or error}", 0.0)
+    finally:
+        os.close(status_write)
+    pump = _Pump(keeper.stdout, log, echo, prefix)
     pump.start()
     killed_because = None
     try:
-        while child.poll() is None:
-            now = time.monotonic()
-            if now - started > timeouts.wall:
-                killed_because = f"wall timeout: still running after {timeouts.wall:g} s"
-            elif now - pump.last_output > timeouts.silence:
-                killed_because = f"hang: no output for {timeouts.silence:g} s"
+        while keeper.poll() is None:
+            killed_because = _watchdog(timeouts, started, clock, pump)
             if killed_because:
-                log.say(f"watchdog: {killed_because}; killing process group {child.pid}")
-                kill_tree(child)
+                log.say(f"watchdog: {killed_because}; stopping the process tree")
+                _stop(keeper)
                 break
             time.sleep(_POLL_SECONDS)
     finally:
-        if child.poll() is None:  # interrupted (Ctrl-C / SIGTERM) or an error in the loop
-            log.say(f"interrupted: killing process group {child.pid}")
-            kill_tree(child)
+        if keeper.poll() is None:  # interrupted (Ctrl-C / SIGTERM / SIGHUP) or an error in the loop
+            log.say("interrupted: stopping the process tree")
+            _stop(keeper)
         pump.join(timeout=10)
-    returncode = child.wait()
-    output = pump.text()
-    verdict, reason = classify(returncode, output, killed_because)
-    return Attempt(number, returncode, verdict, reason, round(time.monotonic() - started, 3)), output
+        clock.close()
+    status = _read_status(status_read)
+    if "child_s" in status:
+        log.line(f"# child wall: {status['child_s']:.3f} s")
+        log.child_seconds += status["child_s"]
+    return Finished(status.get("returncode"), pump.text(), killed_because, status.get("error"),
+                    round(time.monotonic() - started, 3))  # fmt: skip
 
 
-def classify(returncode: int, output: str, killed_because: str | None = None) -> tuple[str, str]:
+def _watchdog(timeouts: Timeouts, started: float, clock: "CaseClock", pump: "_Pump") -> str | None:
+    now = time.monotonic()
+    case_started = max(started, clock.last_case_started())
+    if now - case_started > timeouts.wall:
+        what = "test case" if case_started > started else "process"
+        return f"wall timeout: {what} still running after {timeouts.wall:g} s"
+    if now - pump.last_output > timeouts.silence:
+        return f"hang: no output for {timeouts.silence:g} s"
+    return None
+
+
+def _stop(keeper: subprocess.Popen) -> None:
+    """EOF on the guard's stdin: it kills the tree and exits. A guard that doesn't is killed with it."""
+    try:
+        keeper.stdin.close()
+    except OSError:
+        pass
+    try:
+        keeper.wait(timeout=GUARD_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        guard.kill_tree(keeper.pid)
+        keeper.kill()
+        keeper.wait()
+
+
+def _read_status(fd: int) -> dict:
+    with os.fdopen(fd, "rb") as stream:
+        records = [json.loads(line) for line in stream.read().splitlines() if line.strip()]
+    return {k: v for record in records for k, v in record.items()}
+
+
+class CaseClock:
+    """When the current pytest test case started, from the file pipeline/case_clock.py touches."""
+
+    def __init__(self, env: dict):
+        fd, path = tempfile.mkstemp(prefix="pipeline-case-clock-")
+        os.close(fd)
+        self.path = Path(path)
+        self.env = {**env, "PIPELINE_CASE_CLOCK": str(self.path)}
+        self._initial = self.path.stat().st_mtime
+
+    def last_case_started(self) -> float:
+        """On the monotonic clock; 0 before the first case."""
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            return 0.0
+        if mtime == self._initial:
+            return 0.0
+        return time.monotonic() - max(0.0, time.time() - mtime)
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def exit_meaning(argv: list[str], returncode: int) -> str:
+    """The exit code as the tool that produced it names it (tracy wraps pytest with its own codes)."""
+    if "tracy" in argv[1:3]:
+        return TRACY_EXIT_MEANING.get(returncode, "failed")
+    return PYTEST_EXIT_MEANING.get(returncode, "failed")
+
+
+def classify(returncode: int | None, output: str, killed_because: str | None = None,
+             argv: list[str] = ()) -> tuple[str, str]:  # fmt: skip
     """(verdict, reason) of one finished attempt."""
     if killed_because:
         return artifacts.INFRA_FAILURE, killed_because
+    if returncode is None:
+        return artifacts.INFRA_FAILURE, "the guard lost the child's exit status"
     if returncode < 0:
         return artifacts.INFRA_FAILURE, f"crash: killed by signal {signal.Signals(-returncode).name}"
     crash = CRASH_MARKERS.search(output)
@@ -203,123 +323,95 @@ def classify(returncode: int, output: str, killed_because: str | None = None) ->
         return artifacts.INFRA_FAILURE, f"crash: {line} (exit {returncode})"
     if returncode == 0:
         return artifacts.PASSED, "exit 0"
-    meaning = PYTEST_EXIT_MEANING.get(returncode, "failed")
-    return artifacts.FAILED, f"exit {returncode} ({meaning})"
+    return artifacts.FAILED, f"exit {returncode} ({exit_meaning(list(argv), returncode)})"
 
 
-def _recover(backend: Backend, request: Request, attempt: Attempt, log: "_Log") -> bool:
+def _recover(backend: Backend, request: Request, attempt: Attempt, log: "_Log", lock_fd: int | None,
+             timeouts: Timeouts) -> bool:  # fmt: skip
     """Reset the device and check its health, still holding the lock; False: do not retry."""
-    if not backend.reset_commands:
-        line = f"reset: {backend.name} backend has no device to reset (no-op)"
-        log.say(line)
-        attempt.housekeeping.append(line)
-    for command in backend.reset_commands:
-        ok, line = _housekeeping("reset", command, request, log)
-        attempt.housekeeping.append(line)
+    commands, before = backend.reset_commands, None
+    if backend.reset_by_machine and backend.health_command:
+        ok, text = _housekeeping("devices", backend.health_command, request, log, lock_fd, attempt, timeouts)
         if not ok:
             return False
-    if backend.health_command:
-        ok, line = _housekeeping("health", backend.health_command, request, log)
-        attempt.housekeeping.append(line)
-        return ok
-    return True
+        before = devices.parse_listing(text)
+        commands = devices.reset_for(before)
+        _note(attempt, log, f"reset: found {before.describe()}; resetting with {shlex.join(commands[0])}")
+    if not commands:
+        _note(attempt, log, f"reset: {backend.name} backend has no device to reset (no-op)")
+    for command in commands:
+        if not _housekeeping("reset", command, request, log, lock_fd, attempt, timeouts)[0]:
+            return False
+    if not backend.health_command:
+        return True
+    ok, text = _housekeeping("health", backend.health_command, request, log, lock_fd, attempt, timeouts)
+    missing = devices.came_back(before, devices.parse_listing(text)) if ok and before else None
+    if missing:
+        _note(attempt, log, f"health: {missing}")
+    return ok and not missing
 
 
-def _housekeeping(kind: str, command, request: Request, log: "_Log") -> tuple[bool, str]:
-    log.say(f"{kind}: {shlex.join(command)}")
-    try:
-        done = subprocess.run(list(command), cwd=request.cwd, env=request.env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=HOUSEKEEPING_TIMEOUT)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as error:
-        line = f"{kind}: {shlex.join(command)} failed: {error}"
-        log.say(line)
-        return False, line
-    for text in (done.stdout + done.stderr).splitlines():
-        log.line(f"{kind}| {text}")
-    line = f"{kind}: {shlex.join(command)} exit {done.returncode}"
+def _note(attempt: Attempt, log: "_Log", line: str) -> None:
     log.say(line)
-    return done.returncode == 0, line
+    attempt.housekeeping.append(line)
 
 
-def kill_tree(child: subprocess.Popen) -> None:
-    """SIGTERM the child's group and every descendant's group, then SIGKILL whatever is left."""
-    groups = {child.pid} | {_pgid(pid) for pid in descendants(child.pid)}
-    groups.discard(None)
-    _signal_groups(groups, signal.SIGTERM)
-    deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while time.monotonic() < deadline and child.poll() is None:
-        time.sleep(_POLL_SECONDS)
-    groups |= {_pgid(pid) for pid in descendants(child.pid)}
-    groups.discard(None)
-    _signal_groups(groups, signal.SIGKILL)
-    child.wait()
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of `pid` (Linux /proc; empty elsewhere)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        for kid in parents.get(stack.pop(), []):
-            found.append(kid)
-            stack.append(kid)
-    return found
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except ProcessLookupError:
-        return None
-
-
-def _signal_groups(groups, sig) -> None:
-    own = os.getpgrp()
-    for group in groups:
-        if group == own:
-            continue  # never our own group
-        try:
-            os.killpg(group, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+def _housekeeping(kind: str, command, request: Request, log: "_Log", lock_fd: int | None, attempt: Attempt,
+                  timeouts: Timeouts) -> tuple[bool, str]:  # fmt: skip
+    """Run a reset / health command, bounded by the reset timeout; (ok, its output)."""
+    log.say(f"{kind}: {shlex.join(command)}")
+    bound = Timeouts(wall=timeouts.reset, silence=timeouts.reset)
+    done = supervise(list(command), request.cwd, request.env, bound, log, lock_fd, echo=False,
+                     prefix=f"{kind}| ")  # fmt: skip
+    if done.start_error or done.killed_because:
+        _note(
+            attempt, log, f"{kind}: {shlex.join(command)} failed: {done.start_error or done.killed_because}"
+        )
+        return False, done.output
+    _note(attempt, log, f"{kind}: {shlex.join(command)} exit {done.returncode}")
+    return done.returncode == 0, done.output
 
 
 class _Pump(threading.Thread):
-    """Reads the child's output as it comes (partial lines count as output for the watchdog)."""
+    """Reads the child's output as it comes (partial lines count as output for the watchdog).
 
-    def __init__(self, stream, log: "_Log"):
+    Bytes are decoded incrementally: a multi-byte character split across two reads stays whole.
+    """
+
+    def __init__(self, stream, log: "_Log", echo: bool = True, prefix: str = ""):
         super().__init__(daemon=True)
         self.stream = stream
         self.log = log
+        self.echo = echo
+        self.prefix = prefix
         self.last_output = time.monotonic()
         self._chunks: list[str] = []
         self._pending = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def run(self) -> None:
         fd = self.stream.fileno()
         while True:
             data = os.read(fd, 65536)
+            self.feed(data, final=not data)
             if not data:
                 break
+        self.stream.close()
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        if data:
             self.last_output = time.monotonic()
-            text = self._pending + data.decode("utf-8", errors="replace")
-            *lines, self._pending = text.split("\n")
-            for line in lines:
-                self._emit(line)
-        if self._pending:
+        text = self._pending + self._decoder.decode(data, final=final)
+        *lines, self._pending = text.split("\n")
+        for line in lines:
+            self._emit(line)
+        if final and self._pending:
             self._emit(self._pending)
             self._pending = ""
-        self.stream.close()
 
     def _emit(self, line: str) -> None:
         self._chunks.append(line + "\n")
-        self.log.line(line.rstrip("\r"), echo=True)
+        self.log.line(self.prefix + line.rstrip("\r"), echo=self.echo)
 
     def text(self) -> str:
         return "".join(self._chunks)
@@ -332,6 +424,7 @@ class _Log:
         self.out = out
         self.prefix = f"[{request.task}] "
         self.started = time.monotonic()
+        self.child_seconds = 0.0  # every supervised command's own wall time, resets included
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(request.log_path, "w", encoding="utf-8")
         self._mutex = threading.Lock()

@@ -8,20 +8,85 @@ the environment key covers them. Lazy imports inside functions count too. Data f
 """
 
 import ast
+import hashlib
+import json
 from pathlib import Path
+
+from pipeline import artifacts
 
 PYTEST_CONFIG_FILES = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml")
 
 
-def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list[Path] = ()) -> list[Path]:
+class SourceCache:
+    """What was computed from each source file (its imports, its behaviour digest), keyed by the file's
+    (mtime, size) and kept in a JSON file across doit runs: parsing every module of a checkout is most
+    of what a no-op rerun would otherwise cost."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path
+        self.entries: dict = {}
+        self.dirty = False
+        if path:
+            try:
+                self.entries = json.loads(Path(path).read_text())
+            except (OSError, ValueError):
+                self.entries = {}
+
+    def get(self, kind: str, path: Path, compute):
+        """`compute(source bytes)` for `path`, or what it returned last time for the same (mtime, size)."""
+        stat = Path(path).stat()
+        stamp, key = [stat.st_mtime_ns, stat.st_size], f"{kind}:{path}"
+        known = self.entries.get(key)
+        if known and known[0] == stamp:
+            return known[1]
+        value = compute(Path(path).read_bytes())
+        self.entries[key] = [stamp, value]
+        self.dirty = True
+        return value
+
+    def imports(self, path: Path) -> list[tuple[str, list[Path] | None]]:
+        def parse(source: bytes) -> list:
+            try:
+                found = imported_modules(ast.parse(source, filename=str(path)), path)
+            except (SyntaxError, ValueError):
+                return []  # pytest will report it; the file itself is already a dependency
+            return [[name, None if roots is None else [str(r) for r in roots]] for name, roots in found]
+
+        return [
+            (name, None if roots is None else [Path(r) for r in roots])
+            for name, roots in self.get("imports", path, parse)
+        ]
+
+    def save(self) -> None:
+        if self.path and self.dirty:
+            artifacts.write_json(self.path, self.entries)
+            self.dirty = False
+
+
+def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list[Path] = (),
+                      cache: "SourceCache | None" = None) -> list[Path]:  # fmt: skip
     """Sorted absolute paths: the test files, conftest.py files pytest loads for them, pytest config
     files, and every module reached by following imports from all of those."""
     workspace = Path(workspace).resolve()
     entries = [Path(f).resolve() for f in test_files]
     entries += conftests(workspace, entries)
     roots = [workspace, *(rootdir_of(f) for f in entries), *(Path(r).resolve() for r in extra_roots)]
-    found = follow_imports(entries, _unique(roots))
+    found = follow_imports(entries, _unique(roots), cache or SourceCache())
     return sorted(set(found) | set(pytest_config_files(workspace)))
+
+
+def behaviour_digest(source: bytes) -> str | None:
+    """A digest of what a Python file does: its syntax tree, without positions.
+
+    Comments, blank lines and formatting (line breaks, parentheses, quote style) don't change it, so
+    they rerun no device step; docstrings and every other string do (they are code: a docstring can be
+    read at run time). None when the file does not parse: then its bytes count.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    return hashlib.md5(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
 
 
 def conftests(workspace: Path, test_files: list[Path]) -> list[Path]:
@@ -59,7 +124,8 @@ def rootdir_of(test_file: Path) -> Path:
     return folder
 
 
-def follow_imports(entries: list[Path], roots: list[Path]) -> list[Path]:
+def follow_imports(entries: list[Path], roots: list[Path], cache: "SourceCache | None" = None) -> list[Path]:
+    cache = cache or SourceCache()
     seen: set[Path] = set()
     todo = list(entries)
     while todo:
@@ -67,11 +133,7 @@ def follow_imports(entries: list[Path], roots: list[Path]) -> list[Path]:
         if path in seen or not path.is_file():
             continue
         seen.add(path)
-        try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
-        except (SyntaxError, ValueError):
-            continue  # pytest will report it; the file itself is already a dependency
-        for module, search in imported_modules(tree, path):
+        for module, search in cache.imports(path):
             todo.extend(resolve(module, search or roots))
     return sorted(seen)
 

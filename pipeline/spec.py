@@ -12,6 +12,7 @@ runs. Schema (docs/internals.md §2.2)::
     env_vars = ["HF_MODEL"]               # optional: more env vars whose values join the environment key
     extra_deps = ["models/.../unit_test_thresholds.json"]  # optional: data files the tests read
     pcc_tolerance = 0.0                   # optional: patch_verify tolerance (default: exact as printed)
+    timeouts = { wall = 1800 }            # optional seconds: wall (per test case), silence, reset
 
     [module_test]
     argv = ["pytest", "path/test_modules.py::test_decoder", "--test-modules", "router"]
@@ -31,6 +32,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import anchors
+
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MODES = ("decode", "prefill")
 BACKENDS = ("sim", "ttnn")
@@ -38,7 +41,8 @@ DECODE_SEQ_LEN = 1  # tt-metal's decode rows are ("decode", 1, ...)
 DEFAULT_DEVICE_PERF_ITERS = 10  # ref §1.3
 
 _REQUIRED = ("name", "description", "workspace", "unit_test", "modes", "module_test", "sequence")
-_OPTIONAL = ("prefill_seqlens", "env_vars", "extra_deps", "pcc_tolerance")
+_OPTIONAL = ("prefill_seqlens", "env_vars", "extra_deps", "pcc_tolerance", "timeouts")
+TIMEOUT_FIELDS = ("wall", "silence", "reset")  # seconds: per test case, without output, per reset command
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -119,6 +123,7 @@ class FusedOpSpec:
     env_vars: tuple[str, ...] = ()
     extra_deps: tuple[str, ...] = ()
     pcc_tolerance: float | None = None
+    timeouts: dict = field(default_factory=dict)  # TIMEOUT_FIELDS given by the spec
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -213,12 +218,26 @@ def load_spec(path: Path, overrides: Overrides, repo_root: Path) -> FusedOpSpec:
             f"{pcc_tolerance!r} is not a number >= 0",
             "use e.g. pcc_tolerance = 1e-6, or omit it",
         )
+    timeouts = _timeouts(raw, check)
     return FusedOpSpec(
         name=name, description=description, source=path.resolve(), workspace=workspace, unit_test=unit_test,
         modes=modes, prefill_seqlens=prefill_seqlens, module_test=module_test, sequences=sequences, names=names,
         backend=validate_backend(overrides.backend), env_vars=env_vars, extra_deps=extra_deps,
-        pcc_tolerance=None if pcc_tolerance is None else float(pcc_tolerance), raw=raw,
+        pcc_tolerance=None if pcc_tolerance is None else float(pcc_tolerance), timeouts=timeouts, raw=raw,
     )  # fmt: skip
+
+
+def _timeouts(raw: dict, check: "_Checker") -> dict:
+    table = raw.get("timeouts", {})
+    if not isinstance(table, dict):
+        check.fail("timeouts", "is not a table", "use timeouts = { wall = 1800, silence = 300 }")
+    check.known_fields(table, TIMEOUT_FIELDS, "timeouts.")
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            check.fail(
+                f"timeouts.{key}", f"{value!r} is not a number of seconds > 0", f"use e.g. {key} = 600"
+            )
+    return {key: float(value) for key, value in table.items()}
 
 
 class _Checker:
@@ -454,16 +473,7 @@ def _check_anchors(sequence: Sequence, workspace: Path, prefix: str, check: _Che
             f"{sequence.file} does not exist in {workspace}",
             "give the module path relative to the workspace",
         )
-    text = path.read_text()
-    positions = {}
-    for key in ("start", "end"):
-        anchor = getattr(sequence, key)
-        count = text.count(anchor)
-        if count != 1:
-            check.fail(prefix + key, f"{anchor!r} matches {count} times in {sequence.file}",
-                       "quote text that occurs exactly once (add more of the line)")  # fmt: skip
-        positions[key] = text.index(anchor)
-    if positions["end"] < positions["start"]:
-        check.fail(
-            prefix + "end", f"{sequence.end!r} comes before start {sequence.start!r}", "swap start and end"
-        )
+    try:
+        anchors.locate(path.read_text(), sequence.start, sequence.end, sequence.file)
+    except anchors.AnchorError as error:
+        check.fail(prefix + error.key, error.problem, error.fix)

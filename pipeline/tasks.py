@@ -16,6 +16,7 @@ depends on changed content, its configuration changed (command, selection, ancho
 or its last result did not pass.
 """
 
+import ast
 import hashlib
 import importlib
 import json
@@ -28,6 +29,7 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from pipeline import artifacts, backends, doit_support, sources
+from pipeline import steps as steps_package
 from pipeline.context import Context, make_context
 from pipeline.spec import FusedOpSpec, Overrides, SpecError, load_specs
 from pipeline.steps import STEPS
@@ -61,6 +63,7 @@ class Pipeline:
     specs: list[FusedOpSpec]
     modules: dict = field(default_factory=dict)  # (key, mode) -> ModuleTest
     _deps_cache: dict = field(default_factory=dict)
+    every_spec: bool = True  # no fused_op selection: `doit clean` may drop module-test dirs no spec uses
 
     @classmethod
     def from_doit_vars(
@@ -92,7 +95,7 @@ class Pipeline:
         root = Path(artifacts_dir) if artifacts_dir else repo_root / "artifacts"
         root = root if root.is_absolute() else repo_root / root
         ctx = make_context(repo_root, root, specs[0].backend, specs[0].workspace)
-        pipeline = cls(ctx, specs)
+        pipeline = cls(ctx, specs, every_spec=selected is None)
         pipeline._group_module_tests()
         return pipeline
 
@@ -108,7 +111,7 @@ class Pipeline:
             yield {
                 "basename": step,
                 "name": None,
-                "doc": importlib.import_module(f"pipeline.steps.{step}").DOC,
+                "doc": step_doc(step),
             }
         yield from getattr(self, f"_{step}")()
 
@@ -199,7 +202,8 @@ class Pipeline:
                 "file_dep": [self._display(Path(d) / artifacts.RESULT) for d in upstream.values()],
                 "targets": [self._display(layout.summary_json(spec.name)), self._display(layout.summary_md(spec.name))],
                 "uptodate": [config_changed({"spec": spec.raw, "env": self.ctx.key_for(spec.env_vars), "tasks": list(upstream)})],
-                "clean": [(_remove, [layout.summary_json(spec.name), layout.summary_md(spec.name)])],
+                "clean": [(_remove, [layout.summary_json(spec.name), layout.summary_md(spec.name)]),
+                          (doit_support.prune_empty, [layout.op_dir(spec.name), layout.root])],
             }  # fmt: skip
 
     def _index(self):
@@ -207,13 +211,19 @@ class Pipeline:
         ops = tuple(spec.name for spec in self.specs)
         job = self._job("index", self.specs[0], None, "index", layout.root, {})
         yield {
-            "basename": "index", "doc": importlib.import_module("pipeline.steps.index").DOC,
+            "basename": "index", "doc": step_doc("index"),
             "actions": [(_execute, ["index", job, ops])],
             "file_dep": [self._display(layout.summary_json(op)) for op in ops],
             "targets": [self._display(layout.index_md)],
             "uptodate": [config_changed({"ops": list(ops), "env": self.ctx.environment_key})],
-            "clean": [(_remove, [layout.index_md])],
+            "clean": [(_remove, [layout.index_md]), *self._prune_unused_modules()],
         }  # fmt: skip
+
+    def _prune_unused_modules(self) -> list:
+        if not self.every_spec:  # other specs' module tests are not loaded: keep everything
+            return []
+        used = {test.key for test in self.modules.values()}
+        return [(doit_support.prune_unused, [self.ctx.layout.root / artifacts.MODULE_TESTS, used])]
 
     def tasks_of(self, spec: FusedOpSpec) -> list[str]:
         """Every task name of one fused op's graph (shared module tasks included), in graph order."""
@@ -250,8 +260,10 @@ class Pipeline:
             "actions": [(_execute, [step, job])],
             "file_dep": sorted(set(file_dep)),
             "targets": [self._display(result)],
-            "uptodate": [config_changed(config), doit_support.passed_before(result)],
-            "clean": [(artifacts.clear_dir, [step_dir])],
+            "uptodate": [config_changed(config), doit_support.passed_before(result),
+                         doit_support.outputs_intact(step_dir)],
+            "clean": [(artifacts.clear_dir, [step_dir]),
+                      (doit_support.prune_empty, [step_dir.parent, self.ctx.layout.root])],
         }  # fmt: skip
 
     def _host_task(self, step: str, spec: FusedOpSpec, mode: str, upstream: dict, config: dict) -> dict:
@@ -274,8 +286,8 @@ class Pipeline:
                 "op_support_count": self.ctx.op_support_count}  # fmt: skip
 
     def _job(self, step, spec, mode, name, step_dir, upstream, deps=(), config=None, ops=()) -> Job:
-        return Job(ctx=self.ctx, spec=spec, step=step, task=name, step_dir=Path(step_dir), mode=mode, ops=tuple(ops),
-                   upstream=dict(upstream), inputs=tuple(deps), config=config or {})  # fmt: skip
+        return Job(ctx=self.ctx.for_spec(spec.timeouts), spec=spec, step=step, task=name, step_dir=Path(step_dir),
+                   mode=mode, ops=tuple(ops), upstream=dict(upstream), inputs=tuple(deps), config=config or {})  # fmt: skip
 
     def _group_module_tests(self) -> None:
         for spec in self.specs:
@@ -308,8 +320,9 @@ class Pipeline:
         key = (str(spec.workspace), tuple(map(str, test_files)), tuple(extra))
         if key not in self._deps_cache:
             found = sources.test_dependencies(
-                spec.workspace, test_files, [backends.REPO_ROOT]
+                spec.workspace, test_files, [backends.REPO_ROOT], doit_support.SOURCE_CACHE
             )  # pipeline.testkit
+            doit_support.SOURCE_CACHE.save()
             self._deps_cache[key] = sorted(set(found) | {(spec.workspace / e).resolve() for e in extra})
         return self._deps_cache[key]
 
@@ -335,6 +348,16 @@ def _name(step: str, op: str, mode: str | None) -> str:
     return f"{step}:{op}:{mode}" if mode else f"{step}:{op}"
 
 
+def step_doc(step: str) -> str:
+    """A step module's DOC, read from its source: importing the steps (pandas, jinja2) at graph-load time
+    would cost every `doit` command, a no-op rerun included, a third of a second."""
+    tree = ast.parse((Path(steps_package.__file__).parent / f"{step}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DOC" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return step
+
+
 def _doc(step: str, spec: FusedOpSpec, mode: str | None, ops) -> str:
     if step in ("baseline", "module_perf"):
         select = spec.module_test.select[mode]
@@ -349,12 +372,18 @@ def _execute(step: str, job: Job, *args):
     (reports included) gets written; its `passed_before` check makes the next run retry it, and the
     index step fails the run. A step named on the command line fails doit itself.
     """
+    inputs_before = doit_support.digests(job.inputs)
     result = importlib.import_module(f"pipeline.steps.{step}").run(job, *args)
     if step == "index":
         return result
+    changed = doit_support.changed_since(inputs_before)
+    if changed:  # what ran saw a mix of old and new: don't let doit record the new file as done
+        return TaskFailed(f"{job.task}: {job.ctx.display(changed)} changed while the step ran; run doit again")
     if isinstance(result, dict) and result["verdict"] not in artifacts.GOOD_VERDICTS:
         if doit_support.named_on_command_line(job.task):
             return TaskFailed(f"{job.task}: {result['verdict']}: {result['message']}")
+    if step in STEPS[:-2]:  # summary and index write into shared folders; their targets are checked
+        return {doit_support.OUTPUTS_VALUE: doit_support.folder_record(job.step_dir)}
     return None
 
 

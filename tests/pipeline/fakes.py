@@ -72,6 +72,8 @@ def forward(x):
 
 MODULE_TEST = """\
 import logging
+import os
+import time
 
 import pytest
 
@@ -82,6 +84,8 @@ logger = logging.getLogger(__name__)
 
 @pytest.mark.parametrize("mode", ["decode_32", "prefill_128"])
 def test_block(mode):
+    if os.environ.get("FAKE_SLOW_MODULE"):
+        time.sleep(float(os.environ["FAKE_SLOW_MODULE"]))
     out = forward(3)
     pcc = 0.9876 if out == 8 else 0.5012
     logger.info(f"Block test passed. Output: {pcc}")
@@ -113,6 +117,10 @@ def demo_router_ttnn(x):
 
 
 def _run(single_device=False):
+    if os.environ.get("FAKE_CRASH"):
+        os.abort()
+    if os.environ.get("FAKE_TT_FATAL"):
+        raise RuntimeError("TT_FATAL @ tt_metal/impl/device.cpp:42: device 0 timed out waiting for the dispatch core")
     if os.environ.get("FAKE_HANG"):
         print("about to hang", flush=True)
         import time
@@ -239,3 +247,90 @@ def doit(repo: Path, env: dict, *args, timeout=600) -> subprocess.CompletedProce
 def executed(result: subprocess.CompletedProcess) -> set[str]:
     """Task names doit executed (verbosity 2 prints `.  name` for each)."""
     return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}
+
+
+TT_SMI = '''\
+"""tt-smi stand-in. -ls: a table of $TT_SMI_DEVICES boards (a Galaxy at 32); -r / -glx_reset: reset.
+
+$TT_SMI_FAULT: hang (sleep), fail (exit 1), fewer (a reset brings back one device fewer, exit 0 as
+tt-smi has done). Every call is appended to $TT_SMI_CALLS; the device count lives in $TT_SMI_STATE.
+"""
+import os
+import sys
+import time
+
+args = sys.argv[1:]
+with open(os.environ["TT_SMI_CALLS"], "a") as calls:
+    calls.write(" ".join(["tt-smi", *args]) + "\\n")
+state = os.environ["TT_SMI_STATE"]
+count = int(open(state).read()) if os.path.exists(state) else int(os.environ.get("TT_SMI_DEVICES", "8"))
+fault = os.environ.get("TT_SMI_FAULT", "")
+if args == ["-ls"]:
+    board = "tt-galaxy-wh" if count >= 32 else "n300 L"
+    print("All available boards on host:")
+    print("| PCI Dev ID | Board Type | Device Series | Board Number |")
+    for device in range(count):
+        print(f"| {device} | wormhole | {board} | 01000{device:04d} |")
+    print("Boards that can be reset:")
+    for device in range(count):
+        print(f"| {device} | wormhole | {board} | 01000{device:04d} |")
+elif args and args[0] in ("-r", "-glx_reset"):
+    print("Starting reset ...", flush=True)
+    if fault == "hang":
+        time.sleep(600)
+    if fault == "fail":
+        print("reset failed: device 0 did not respond")
+        sys.exit(1)
+    if fault == "fewer":
+        open(state, "w").write(str(count - 1))
+    print("Reset done.")
+else:
+    print(f"tt-smi stand-in: unsupported arguments {args}")
+    sys.exit(2)
+'''
+
+
+def make_tt_smi(folder: Path, devices: int = 8, fault: str = "") -> dict:
+    """A tt-smi stand-in in `folder`/bin; the environment variables that put it on PATH and drive it."""
+    script = write(folder / "bin" / "tt-smi", f"#!{sys.executable}\n" + TT_SMI)
+    script.chmod(0o755)
+    return {
+        "PATH": f"{folder / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "TT_SMI_DEVICES": str(devices),
+        "TT_SMI_FAULT": fault,
+        "TT_SMI_CALLS": str(folder / "calls.txt"),
+        "TT_SMI_STATE": str(folder / "state"),
+    }
+
+
+def tree_digest(folder: Path) -> dict:
+    """Every file (by content) and directory under `folder`: to show a run left a checkout as it was."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}  # fmt: skip
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Pids whose environment holds PIPELINE_RUN_TAG=`tag` (every process a test's doit run started)."""
+    needle = f"PIPELINE_RUN_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def make_tt_metal_home(home: Path, workspace: Path) -> Path:
+    """A stand-in tt-metal checkout: a copy of `workspace` whose python_env/bin/python sees the simulator."""
+    shutil.copytree(workspace, home, symlinks=True)
+    python = write(home / "python_env" / "bin" / "python",
+                   f'#!/bin/sh\nPYTHONPATH="{REPO / "ttnn_sim" / "shim"}${{PYTHONPATH:+:$PYTHONPATH}}" '
+                   f'exec "{sys.executable}" "$@"\n')  # fmt: skip
+    python.chmod(0o755)
+    return home

@@ -188,9 +188,9 @@ def test_second_run_and_an_unrelated_workspace_file_execute_nothing(repo):
     assert executed(result) == failed_before(repo), out(result)
 
 
-def test_comment_in_unit_test_reruns_the_unit_steps_and_only_changed_hosts(repo):
+def test_code_edit_in_unit_test_reruns_the_unit_steps_and_only_changed_hosts(repo):
     before, failed = result_hashes(repo), failed_before(repo)
-    (repo / ROUTER_TEST).write_text((repo / ROUTER_TEST).read_text() + "# a comment\n")
+    (repo / ROUTER_TEST).write_text((repo / ROUTER_TEST).read_text() + "\nEDITED = 1  # code, not a comment\n")
     result = run(repo, "run", "fused_op=router")
     assert result.returncode == 0 or failed, out(result)
     changed = {f for f, h in result_hashes(repo).items() if before.get(f) != h}

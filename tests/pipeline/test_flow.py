@@ -83,8 +83,8 @@ def test_second_run_executes_nothing(repo):
     assert executed(result) == set()
 
 
-def test_comment_in_unit_test_reruns_only_the_unit_steps(repo):
-    (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "# a comment\n")
+def test_code_edit_in_unit_test_reruns_only_the_unit_steps(repo):
+    (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "\nCODE_EDIT = 1\n")
     result = doit(repo, make_doit_env(repo.parent), "run")
     assert result.returncode == 0, result.stdout[-2000:]
     assert executed(result) == {
@@ -164,7 +164,7 @@ def test_config_difference_fails_config_compare_naming_op_and_field(repo):
 
 def test_hang_is_killed_reset_retried_and_reported(repo):
     env = {**make_doit_env(repo.parent), "FAKE_HANG": "1", "PIPELINE_SILENCE_TIMEOUT": "2"}
-    (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "# touch\n")
+    (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "\nTOUCHED = 1\n")
     started = time.monotonic()
     result = doit(repo, env, "run", "unit_test:demo_router")
     unit = json.loads((repo / "artifacts/demo_router/unit_test/result.json").read_text())
@@ -225,7 +225,7 @@ def test_copied_artifacts_make_a_fresh_clone_up_to_date(first_run, tmp_path):
 
 def test_second_doit_on_the_same_artifacts_waits_then_both_finish(repo):
     env = make_doit_env(repo.parent)
-    (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "# changed\n")
+    (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "\nCHANGED = 1\n")
     slow = {**env, "FAKE_SLOW": "0.2"}
     first = subprocess.Popen([sys.executable, "-m", "doit", "run"], cwd=repo, env=slow, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -243,7 +243,7 @@ def test_two_checkouts_never_hold_the_device_together(first_run, tmp_path):
     runs = []
     for name in ("a", "b"):
         copy = Path(shutil.copytree(first_run[0], tmp_path / name, symlinks=True))
-        (copy / UNIT_TEST).write_text((copy / UNIT_TEST).read_text() + f"# {name}\n")
+        (copy / UNIT_TEST).write_text((copy / UNIT_TEST).read_text() + f"\nCHECKOUT = {name!r}\n")
         runs.append(subprocess.Popen([sys.executable, "-m", "doit", "run"], cwd=copy, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True))  # fmt: skip
     for run in runs:
@@ -263,7 +263,7 @@ def test_two_checkouts_never_hold_the_device_together(first_run, tmp_path):
 
 def test_sigterm_keeps_doit_state_and_frees_the_locks(repo):
     env = {**make_doit_env(repo.parent), "FAKE_SLOW": "0.5"}
-    (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "# sigterm\n")
+    (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "\nSIGTERM_EDIT = 1\n")
     run = subprocess.Popen([sys.executable, "-m", "doit", "run"], cwd=repo, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
     lines = []

@@ -86,12 +86,15 @@ ERRORS = [
     ('"pytest", "models', '"python", "models', "module_test.argv", 'start it with "pytest"'),
     (', prefill = "prefill_128" }', " }", "module_test.select.prefill", "expected a non-empty string"),
     ('start = "a = add(x, 1)"', 'start = "x"', "sequence.decode.start", "'x' matches 2 times"),
-    ('end = "b = mul(a, 2)"', 'end = "nowhere"', "sequence.decode.end", "matches 0 times"),
+    ('end = "b = mul(a, 2)"', 'end = "nowhere"', "sequence.decode.end", "occurs nowhere"),
     ('call = "b = demo_router_ttnn(x)"', 'call = "b = other(x)"', "sequence.decode.call", "does not call demo_router_ttnn"),
     ('file = "models/demo/tt/model.py"', 'file = "models/demo/tt/missing.py"', "sequence.decode.file", "does not exist"),
     ("test_demo_router.py", "test_missing.py", "unit_test", "does not exist"),
     ('description = "x + 1, * 2"', 'description = "d"\nbogus = 1', "bogus", "unknown field"),
     ("[sequence.prefill]", "[sequence.prefil]", "sequence.prefil", "unknown mode"),
+    ('description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wall = -1 }', "timeouts.wall", "> 0"),
+    ('description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wal = 5 }', "timeouts.wal", "unknown field"),
+    ('description = "x + 1, * 2"', 'description = "d"\ntimeouts = 5', "timeouts", "not a table"),
 ]  # fmt: skip
 
 
@@ -149,3 +152,74 @@ def test_load_specs_selection_and_doit_vars(spec_dir):
 def test_name_pattern():
     assert specmod.NAME_PATTERN.fullmatch("experts_mlp")
     assert not specmod.NAME_PATTERN.fullmatch("_x")
+
+
+def test_spec_timeouts_apply_unless_the_environment_sets_them(spec_dir, monkeypatch):
+    from pipeline.runner import DEFAULT_SILENCE_TIMEOUT, Timeouts
+
+    edit(spec_dir, 'description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wall = 1800, reset = 60 }')
+    spec = load(spec_dir)
+    monkeypatch.delenv("PIPELINE_WALL_TIMEOUT", raising=False)
+    monkeypatch.delenv("PIPELINE_RESET_TIMEOUT", raising=False)
+    monkeypatch.delenv("PIPELINE_SILENCE_TIMEOUT", raising=False)
+    assert Timeouts.from_env(spec.timeouts) == Timeouts(wall=1800, silence=DEFAULT_SILENCE_TIMEOUT, reset=60)
+    monkeypatch.setenv("PIPELINE_WALL_TIMEOUT", "99")
+    assert Timeouts.from_env(spec.timeouts).wall == 99
+
+
+TWO_PATHS = """\
+from models.demo.tt.fake_device import add, mul
+
+
+def decode(x):
+    a = add(x, 1)
+    b = mul(a, 2)
+    return b
+
+
+def prefill(x):
+    a = add(x, 10)
+    b = mul(a, 2)
+    return b
+"""
+
+
+def test_end_anchor_is_searched_after_start_and_anchors_may_span_lines(spec_dir, workspace):
+    from pipeline import anchors
+
+    (workspace / "models/demo/tt/model.py").write_text(TWO_PATHS)
+    span = anchors.locate(TWO_PATHS, "a = add(x, 10)", "b = mul(a, 2)", "model.py")
+    assert (span.start_line, span.end_line) == (11, 12)  # the prefill one, not the decode one on line 6
+    assert (
+        anchors.locate(TWO_PATHS, "a = add(x, 1)", "b = mul(a, 2)", "m").end_line == 6
+    )  # the first after start
+    span = anchors.locate(
+        TWO_PATHS, "def prefill(x):\n    a = add", "b = mul(a, 2)\n    return b", "model.py"
+    )
+    assert (span.start_line, span.end_line) == (10, 12)
+    path = spec_dir / "demo_router.toml"
+    decode, prefill = path.read_text().split("[sequence.prefill]")
+    decode = decode.replace('start = "a = add(x, 1)"', 'start = """def decode(x):\n    a = add(x, 1)"""')
+    path.write_text(decode + "[sequence.prefill]" + prefill.replace("add(x, 1)", "add(x, 10)"))
+    loaded = load(spec_dir)
+    assert loaded.sequences["decode"].start == "def decode(x):\n    a = add(x, 1)"
+
+
+@pytest.mark.parametrize(
+    "start, end, problem",
+    [("a = add(x, 10)", "a = add(x, 1)", "'a = add(x, 1)' occurs only before start"),
+     ("a = add(x, 1)", "c = 3", "'c = 3' occurs nowhere"),
+     ("a = add(x", "b = mul(a, 2)", "'a = add(x' matches 2 times"),
+     ("a = add(x, 1)", " ", "expected a non-empty string")],
+)  # fmt: skip
+def test_anchor_errors_name_the_field(spec_dir, workspace, start, end, problem):
+    (workspace / "models/demo/tt/model.py").write_text(TWO_PATHS)
+    text = (spec_dir / "demo_router.toml").read_text()
+    (spec_dir / "demo_router.toml").write_text(
+        text.replace('start = "a = add(x, 1)"', f"start = {start!r}", 1).replace(
+            'end = "b = mul(a, 2)"', f"end = {end!r}", 1
+        )
+    )
+    with pytest.raises(SpecError) as error:
+        load(spec_dir)
+    assert "field 'sequence.decode." in str(error.value) and problem in str(error.value)
