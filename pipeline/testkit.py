@@ -687,7 +687,8 @@ def collect_device_perf(
 ) -> DevicePerfResult:
     """Profile ``command`` with ``env_var`` set, reduce its CSV and log the figures (ref §1.3 step 9)."""
     with env_var_set(env_var):
-        csv_path = run_device_profiler(command, output_dir, cwd=cwd, op_support_count=op_support_count)
+        port = int(os.environ["TRACY_PORT"]) if os.environ.get("TRACY_PORT") else None
+        csv_path = run_device_profiler(command, output_dir, cwd=cwd, op_support_count=op_support_count, port=port)
     result = device_perf_from_csv(
         csv_path,
         op_name=op_name,
@@ -946,19 +947,20 @@ class FusedOpTest:
         perf_profiler = BenchmarkProfiler()
         perf_profiler.start("run")
         perf_profiler.start(step_name)
+        # The pipeline's contract: profile into $TT_METAL_PROFILER_DIR on $TRACY_PORT when it sets them.
+        output_dir = os.environ.get("TT_METAL_PROFILER_DIR") or (
+            self.workspace_root / "generated" / "profiler" / f"{self.run_type}{infix}_device_perf" / step_name
+        )
         result = collect_device_perf(
             command,
-            self.workspace_root
-            / "generated"
-            / "profiler"
-            / f"{self.run_type}{infix}_device_perf"
-            / step_name,
+            output_dir,
             op_name=self.op,
             step_name=step_name,
             batch_size=batch_size,
             seq_len=seq_len,
             env_var=self.env_var,
             cwd=self.workspace_root,
+            op_support_count=int(os.environ.get("TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT") or PROFILER_OP_SUPPORT_COUNT),
         )
         perf_profiler.end(step_name)
         perf_profiler.end("run")

@@ -90,11 +90,9 @@ def passed_line(cases: list[dict]) -> str:
     counted = [c for c in cases if not not_applicable(c["id"])]
     passed = sum(c["outcome"] == "passed" for c in counted)
     text = f"{passed}/{len(counted)} cases passed"
-    skipped = [c["id"] for c in counted if c["outcome"] == "skipped"]
+    skipped = [c for c in counted if c["outcome"] == "skipped"]
     if skipped:
-        text += f", {len(skipped)} optional case(s) skipped: {', '.join(skipped[:3])}" + (
-            " ..." if len(skipped) > 3 else ""
-        )
+        text += f", {len(skipped)} optional case(s) skipped ({skip_reason(skipped)})"
     other = len(cases) - len(counted)
     if other:
         text += f"; {other} trace + no_program_cache case(s) {NOT_APPLICABLE}"

@@ -106,7 +106,7 @@ def finish(job: Job, clock: Clock, verdict: str, message: str = "", figures: dic
 GATES = {
     "patch_verify": "guide step 6: do not proceed until the patched module test passes with unchanged PCC",
     "unit_test": "guide step 8: do not proceed to perf or single-device work until the unit test passes",
-    "unit_perf": "guide step 9: the unit test's device-perf run must pass first",
+    "unit_perf": "guide step 9: the unit test's device-perf run must pass first (it shows which ops run)",
     "baseline": "guide step 1: the module test itself must pass first",
     "module_perf": "guide step 10.2: the module test's device-perf run must pass first",
     "single_perf": "guide step 12: the single-device device-perf run must pass first",

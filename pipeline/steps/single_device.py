@@ -2,7 +2,9 @@
 
 Blocked until unit_test passed. A skip is accepted only when the unit test's own device-perf window
 holds a CCL op (AllGather, ReduceScatter, AllReduce, AllToAll), and the accepted skip names it. Guide
-step 11.6: each case's PCC equals the multi-device run's for the same case, to printed precision.
+step 11.6: each case's PCC equals the multi-device run's for the same case to the precision expected_pcc
+is written with (0.001): the single device sees only the first device's share of the input, so the
+digits beyond that differ by construction.
 """
 
 from pipeline import artifacts
@@ -11,6 +13,7 @@ from pipeline.steps._common import Job, blocked, finish, start
 
 DOC = "[guide 11] single-device test: every case; PCC equal to the multi-device test's; a skip only with a CCL op"
 SUFFIX = "_single_device"
+PCC_PRECISION = 0.001
 
 
 def run(job: Job) -> dict:
@@ -21,6 +24,10 @@ def run(job: Job) -> dict:
     spec = job.spec
     outcome, cases, files, argv = _cases.run_function(job, spec.names.single_device)
     ccl = _ccl_ops(job)
+    if _cases.all_skipped(cases) and not ccl:
+        gate = blocked(job, clock, "unit_perf")  # the skip's claim is checked against that window
+        if gate:
+            return gate
     verdict, message = _cases.verdict(outcome, cases, spec.prefill_seqlens, skip_ok=lambda _: bool(ccl))
     if verdict == artifacts.SKIPPED:
         message = f"{message} (accepted: the unit test's device-perf window has {', '.join(ccl)})"
@@ -52,7 +59,7 @@ def pcc_differences(unit_test: dict | None, cases: list[dict]) -> list[str]:
         theirs = {name.removesuffix(SUFFIX): value for name, value in other["pcc"].items()}
         for name, value in case["pcc"].items():
             expected = theirs.get(name.removesuffix(SUFFIX))
-            if expected is not None and _cases.pcc_text(value) != _cases.pcc_text(expected):
+            if expected is not None and abs(value - expected) > PCC_PRECISION:
                 found.append(
                     f"{case['id']} {name}: single {_cases.pcc_text(value)}, multi {_cases.pcc_text(expected)}"
                 )

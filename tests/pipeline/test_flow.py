@@ -153,7 +153,9 @@ def test_wrong_ttnn_function_fails_patch_verify_with_both_pccs(repo):
 def test_failing_patch_verify_blocks_the_unit_steps_until_fixed(repo):
     env = make_doit_env(repo.parent)
     good = (repo / UNIT_TEST).read_text()
-    edit(repo / UNIT_TEST, "    a = add(x, 1)\n    return mul(a, 2)", "    a = add(x, 2)\n    return mul(a, 2)")
+    edit(
+        repo / UNIT_TEST, "    a = add(x, 1)\n    return mul(a, 2)", "    a = add(x, 2)\n    return mul(a, 2)"
+    )
     doit(repo, env, "run")
     gated = ["unit_test", "single_device", "unit_perf/decode", "unit_perf/prefill", "single_perf/decode",
              "config_compare/decode", "shape_check/prefill"]  # fmt: skip

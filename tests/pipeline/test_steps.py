@@ -246,12 +246,12 @@ def test_single_device_pcc_must_equal_the_multi_device_pcc():
         {
             "id": "test_x_single_device[eager-decode-1]",
             "outcome": "passed",
-            "pcc": {"w_single_device": 0.9991},
+            "pcc": {"w_single_device": 0.9981},
         }
     ]
     assert single_device.pcc_differences(unit, same) == []
     assert single_device.pcc_differences(unit, other) == [
-        "test_x_single_device[eager-decode-1] w_single_device: single 0.9991, multi 0.9998"
+        "test_x_single_device[eager-decode-1] w_single_device: single 0.9981, multi 0.9998"
     ]
 
 
@@ -290,4 +290,16 @@ def test_config_compare_reads_columns_either_side_has(tmp_path):
     assert [(m["field"], m["unit"]) for m in report["mismatches"]] == [("INPUT_2_MEMORY", "")]
     assert "Compared columns (either CSV): OP CODE, ATTRIBUTES" in config_compare.render_text(
         {**report, "case": "x"}
+    )
+
+
+def test_patch_verify_pairs_a_renamed_pcc_line_into_one_difference():
+    from pipeline.logparse import Pcc
+    from pipeline.steps import patch_verify
+
+    baseline = [{"name": "Attention output", "text": "0.99975", "value": 0.99975}]
+    rows = patch_verify.compare(baseline, [Pcc("Attention out", "0.8083", 0.8083)], None)
+    assert len(rows) == 1 and not rows[0]["equal"]
+    assert patch_verify._describe(rows[0]) == (
+        "Attention output: baseline 0.99975, patched 0.8083 (printed as 'Attention out')"
     )
