@@ -322,7 +322,7 @@ class Pipeline:
         if key not in self._deps_cache:
             found = sources.test_dependencies(
                 spec.workspace, test_files, [backends.REPO_ROOT]
-            )  # pipeline.testkit
+            )
             self._deps_cache[key] = sorted(set(found) | {(spec.workspace / e).resolve() for e in extra})
         return self._deps_cache[key]
 

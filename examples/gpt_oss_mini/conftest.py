@@ -7,24 +7,39 @@
 
 ``device_params`` may name a model under ``TRACE_MODEL_KEY_PARAM``; its trace_region_size then comes from
 ``models/model_trace_region_sizes.yaml`` for the mesh's SKU (an explicit ``trace_region_size`` wins).
+
+Tests log with loguru, as tt-metal's do. Its records are handed to pytest's logging, so they are shown live
+(``log_cli`` in pytest.ini, loguru's line shape) and kept per test case (junit with ``junit_logging=all``).
 """
 
 import logging
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from loguru import logger
 
-from pipeline import testkit
+from models.demos.utils.trace_region_sizes import device_params_with_trace_region_size
 
-logger = logging.getLogger(__name__)
-
-TRACE_REGION_SIZES = Path(__file__).resolve().parent / "models" / "model_trace_region_sizes.yaml"
 # Wormhole product names by mesh shape (what tt-metal calls the SKU of a logical mesh).
 SKU_BY_MESH_SHAPE = {(1, 1): "N150", (1, 2): "N300", (2, 4): "T3K", (1, 8): "T3K", (4, 8): "TG", (8, 4): "TG"}
+
+
+def _to_logging(message) -> None:
+    """A loguru sink: the record, as a standard logging record of the same logger, place and level."""
+    record = message.record
+    std_logger = logging.getLogger(record["name"])
+    level = record["level"].no
+    if std_logger.isEnabledFor(level):
+        std_logger.handle(std_logger.makeRecord(record["name"], level, record["file"].path, record["line"],
+                                                record["message"], (), None, record["function"]))  # fmt: skip
+
+
+def pytest_configure(config):
+    logger.remove()  # loguru's own stderr sink would print every line a second time
+    logger.add(_to_logging, format="{message}", level=0)
 
 
 @pytest.fixture
@@ -40,7 +55,7 @@ def mesh_device(request, device_params):
     shape = _mesh_shape(getattr(request, "param", None))
     if math.prod(shape) > ttnn.get_num_devices():
         pytest.skip("Requested more devices than available. Test not applicable for machine")
-    params = testkit.resolve_trace_region_size(device_params, TRACE_REGION_SIZES, SKU_BY_MESH_SHAPE.get(shape, "unknown"))
+    params = device_params_with_trace_region_size(device_params, SKU_BY_MESH_SHAPE.get(shape, "unknown"))
     fabric_config = params.pop("fabric_config", None)
     if fabric_config is not None:
         ttnn.set_fabric_config(fabric_config)

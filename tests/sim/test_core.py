@@ -14,7 +14,8 @@ sys.path.insert(0, str(SHIM))
 
 import ttnn  # noqa: E402
 
-from pipeline.testkit import comp_pcc  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "gpt_oss_mini"))
+from models.common.utility_functions import comp_pcc  # noqa: E402  (the workspace's tt-metal helper)
 
 
 @pytest.fixture

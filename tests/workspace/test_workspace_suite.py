@@ -1,5 +1,5 @@
-"""The bundled workspace's own pytest, run as the pipeline runs it: a subprocess from the workspace root with the
-sim shim and the repo on PYTHONPATH (acceptance 1 and 3 of the workspace).
+"""The bundled workspace's own pytest, run as the pipeline runs it: a subprocess from the workspace root with only
+the sim shim on PYTHONPATH (acceptance 1 and 3 of the workspace).
 
 CI cost: the module test runs every mode; of the fused-op tests the decode and prefill_128 cases of the
 program-cache variants run here (the no_program_cache and prefill_1024 cases take the same code paths; the
@@ -9,7 +9,7 @@ full workspace run is ``pytest`` in examples/gpt_oss_mini).
 import csv
 
 import pytest
-from workspace_helpers import WORKSPACE, requires_sim, run_workspace_pytest
+from workspace_helpers import requires_sim, run_workspace_pytest
 
 pytestmark = requires_sim
 
@@ -48,8 +48,14 @@ def test_fused_op_unit_tests_pass():
         FUSED, "-k", "program_cache and not no_program_cache and not prefill-1024 and not device_perf", "-rs"
     )
     assert run.returncode == 0, run.output[-3000:]
-    assert run.lines("PCC router_weights: ") and run.lines("PCC experts_mlp_single_device: ") and run.lines("PCC experts: ")
-    ccl_skips = run.lines("Single-device test is not applicable because gpt_oss_mini_experts includes CCL ops")
+    assert (
+        run.lines("PCC router_weights: ")
+        and run.lines("PCC experts_mlp_single_device: ")
+        and run.lines("PCC experts: ")
+    )
+    ccl_skips = run.lines(
+        "Single-device test is not applicable because gpt_oss_mini_experts includes CCL ops"
+    )
     assert ccl_skips, "the experts single-device test names its CCL ops when it skips"
 
 
@@ -65,18 +71,23 @@ def _window_rows(csv_path):
 
 @pytest.mark.parametrize(
     "test_id, traced",
-    [("test_gpt_oss_mini_router_device_perf[decode-1]", True), ("test_gpt_oss_mini_experts_mlp_device_perf[prefill-128]", False)],
+    [
+        ("test_gpt_oss_mini_router_device_perf[decode-1]", True),
+        ("test_gpt_oss_mini_experts_mlp_device_perf[prefill-128]", False),
+    ],
 )
-def test_device_perf_profiles_the_signpost_window(test_id, traced):
+def test_device_perf_profiles_the_signpost_window(test_id, traced, tmp_path):
     module = "test_gpt_oss_mini_router.py" if "router" in test_id else "test_gpt_oss_mini_experts_mlp.py"
-    run = run_workspace_pytest(f"{FUSED}/{module}::{test_id}")
+    run = run_workspace_pytest(f"{FUSED}/{module}::{test_id}", TT_METAL_PROFILER_DIR=str(tmp_path))
     assert run.returncode == 0, run.output[-3000:]
     assert run.lines("Device perf totals (10 iterations): kernel=")
     assert run.lines("Device perf per-iteration averages: kernel=")
-    reported = run.lines("Device perf ops CSV: ")  # the path the tracy run reported (its own output is captured)
+    (command,) = run.lines("Running device perf for ")
+    assert command.endswith('and random_weights"'), "real-weights cases never enter the profiled window"
+    reported = run.lines("Device perf ops CSV: ")
     assert len(reported) == 1
     csv_path = reported[0].split("Device perf ops CSV: ")[1].strip()
-    assert csv_path.startswith(str(WORKSPACE / "generated" / "profiler"))
+    assert csv_path.startswith(str(tmp_path / "gpt_oss_mini_fused_ops_device_perf" / "reports"))
     window = _window_rows(csv_path)
     assert window
     trace_ids = {row["METAL TRACE ID"] for row in window}

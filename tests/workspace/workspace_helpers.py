@@ -14,9 +14,10 @@ SHIM = REPO / "ttnn_sim" / "shim"
 
 
 def sim_env(**extra: str) -> dict[str, str]:
-    """The sim backend's environment: shim first (``import ttnn``), then the repo (``import pipeline``)."""
+    """The sim backend's environment: the shim (``import ttnn``, ``import tracy``) and nothing of the pipeline,
+    whose package the workspace never imports."""
     env = {key: value for key, value in os.environ.items() if key != "HF_MODEL"}
-    env["PYTHONPATH"] = os.pathsep.join([str(SHIM), str(REPO)])
+    env["PYTHONPATH"] = str(SHIM)
     env.update(extra)
     return env
 

@@ -7,14 +7,8 @@ import torch
 import ttnn
 from models.demos.gpt_oss_mini.reference import model as reference
 from models.demos.gpt_oss_mini.tt.model_config import DECODE_BATCH, ModelArgs, activation_memory_config
-from pipeline import testkit
 
 MESH_SHAPE = (2, 4)
-MESH_ID = "mesh_2x4"
-FUSED_OP_RUN_TYPE = "gpt_oss_mini_fused_ops"
-DEVICE_PARAMS = {"fabric_config": ttnn.FabricConfig.FABRIC_1D_RING, testkit.TRACE_MODEL_KEY_PARAM: reference.MODEL_NAME}
-# The decorator stack under the mode/seq_len rows of every fused-op test (ids as tt-metal's: ref §1.3).
-FUSED_OP_MATRIX = testkit.fused_op_matrix(MESH_SHAPE, MESH_ID, DEVICE_PARAMS)
 SEED = 0
 
 

@@ -12,36 +12,32 @@ Decode only: the prefill experts path has no dispatch/combine, so this sequence 
 Contains CCL ops, so the single-device test is skipped.
 """
 
-import logging
-
 import pytest
 import torch
+from loguru import logger
 
 import ttnn
 from models.demos.gpt_oss_mini.reference import model as reference
-from models.demos.gpt_oss_mini.tests.test_factory import (
+from models.demos.gpt_oss_mini.tests.fused_op_unit_tests.fused_op_test_utils import (
     FUSED_OP_MATRIX,
-    FUSED_OP_RUN_TYPE,
-    TestFactory,
-    from_mesh,
-    to_mesh,
+    FusedOpCase,
+    FusedOpTest,
+    compare_with_reference,
 )
+from models.demos.gpt_oss_mini.tests.test_factory import TestFactory, from_mesh, to_mesh
 from models.demos.gpt_oss_mini.tt.experts import Experts, expert_mlp_forward
 from models.demos.gpt_oss_mini.tt.model_config import DECODE_BATCH, substate
-from pipeline import testkit
-
-logger = logging.getLogger(__name__)
 
 DEVICE_PERF_ENV_VAR = "GPT_OSS_MINI_EXPERTS_DEVICE_PERF"
-PERF_WARMUP_ITERS, PERF_MEASURE_ITERS = 0, 1  # as tt-metal's experts test: the PCC run already warmed the program cache
-DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"kernel": us, "op_to_op": us} per iteration
+PERF_WARMUP_ITERS = 10
+PERF_MEASURE_ITERS = 1  # as tt-metal's experts test: one measured e2e iteration
+DEVICE_PERF_ITERS = 10
 CCL_SKIP_REASON = (
     "Single-device test is not applicable because gpt_oss_mini_experts includes CCL ops "
     "(all_to_all_dispatch, all_to_all_combine, all_reduce)."
 )
 
-OP = testkit.FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, reference.MODEL_NAME, FUSED_OP_RUN_TYPE, PERF_WARMUP_ITERS,
-                        PERF_MEASURE_ITERS)
+OP = FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS, DEVICE_PERF_ITERS)
 
 
 def gpt_oss_mini_experts_reference(hidden_states, topk_indices, topk_weights, gate_up_proj, gate_up_proj_bias,
@@ -99,7 +95,7 @@ def gpt_oss_mini_experts_ttnn(hidden_states, topk_indices, topk_weights, weights
     return output
 
 
-def _run_experts_test(mesh_device, case: testkit.FusedOpCase):
+def _run_experts_test(mesh_device, case: FusedOpCase):
     """The decode experts of the 2x4 mesh: 32 users sharded over rows, routed by the reference router."""
     setup = TestFactory.setup_test(mesh_device, case.use_real_weights)
     config, args, layer = setup["config"], setup["args"], setup["reference_layer"]
@@ -124,7 +120,7 @@ def _run_experts_test(mesh_device, case: testkit.FusedOpCase):
 
     tt_output = op_fn()
     tt_output_torch = from_mesh(tt_output, mesh_device, case.mode).reshape(DECODE_BATCH, -1)
-    passing, pcc = testkit.compare_with_reference(tt_output_torch, ref_output, case.expected_pcc, "experts")
+    passing, pcc = compare_with_reference(tt_output_torch, ref_output, case.expected_pcc, "experts")
     assert passing, f"Experts test failed. PCC: {pcc} < {case.expected_pcc}"
     ttnn.deallocate(tt_output)
 
@@ -137,6 +133,7 @@ def _run_experts_test(mesh_device, case: testkit.FusedOpCase):
 # activations through dispatch/combine and the bf16 all_reduce keep it near 0.9995.
 # TODO: Replace expected_perf_us (0.0 = no target; the e2e figure is logged and saved) with theoretical targets.
 EXPERTS_CASES = [("decode", 1, 0.999, 0.0)]
+DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"kernel": us, "op_to_op": us} per iteration
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", EXPERTS_CASES)

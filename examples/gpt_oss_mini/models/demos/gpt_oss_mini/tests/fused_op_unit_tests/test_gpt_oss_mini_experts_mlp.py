@@ -10,27 +10,29 @@ Decode and prefill (expert_mlp_forward serves both experts paths). No CCL ops, s
 Each device computes its own expert (one per device on the 2x4 mesh) on the same tokens.
 """
 
-import logging
-
 import pytest
 import torch
+from loguru import logger
 
 import ttnn
-from models.demos.gpt_oss_mini.reference.model import MODEL_NAME
-from models.demos.gpt_oss_mini.tests.test_factory import FUSED_OP_MATRIX, FUSED_OP_RUN_TYPE, TestFactory
+from models.demos.gpt_oss_mini.tests.fused_op_unit_tests.fused_op_test_utils import (
+    FUSED_OP_MATRIX,
+    FusedOpCase,
+    FusedOpTest,
+    compare_with_reference,
+)
+from models.demos.gpt_oss_mini.tests.test_factory import TestFactory
 from models.demos.gpt_oss_mini.tt.experts import expert_mapping_tensor, load_expert_weights
 from models.demos.gpt_oss_mini.tt.model_config import DECODE_BATCH, activation_memory_config, substate
-from pipeline import testkit
-
-logger = logging.getLogger(__name__)
 
 DEVICE_PERF_ENV_VAR = "GPT_OSS_MINI_EXPERTS_MLP_DEVICE_PERF"
-# tt-metal uses 10/100; ttnn_sim's clock is deterministic, so 2/10 give the same average at a tenth of the CPU time
+PERF_WARMUP_ITERS = 10
+# tt-metal measures 100; ttnn_sim's clock is deterministic, so 10 give the same average at a tenth of the CPU time
 # (prefill_1024 runs 8 simulated devices on 1024 tokens per iteration).
-PERF_WARMUP_ITERS, PERF_MEASURE_ITERS = 2, 10
-DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"kernel": us, "op_to_op": us} per iteration
+PERF_MEASURE_ITERS = 10
+DEVICE_PERF_ITERS = 10
 
-OP = testkit.FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, MODEL_NAME, FUSED_OP_RUN_TYPE, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS)
+OP = FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS, DEVICE_PERF_ITERS)
 
 
 def gpt_oss_mini_experts_mlp_reference(tokens, gate_up_proj, gate_up_proj_bias, down_proj, down_proj_bias, alpha, limit):
@@ -97,7 +99,7 @@ def _active_blocks(topk_indices, experts, block):
     return per_block.expand(-1, -1, block).reshape(len(experts), -1)
 
 
-def _run_experts_mlp_test(mesh_device, case: testkit.FusedOpCase, single_device_mesh=None):
+def _run_experts_mlp_test(mesh_device, case: FusedOpCase, single_device_mesh=None):
     """Each device's expert against the reference on the 2x4 mesh, or on ``single_device_mesh`` (its first device,
     holding expert 0); then perf. The model (one expert per device) is always the 2x4 mesh's."""
     setup = TestFactory.setup_test(mesh_device, case.use_real_weights)
@@ -129,7 +131,7 @@ def _run_experts_mlp_test(mesh_device, case: testkit.FusedOpCase, single_device_
     per_device = [ttnn.to_torch(shard).float().reshape(args.experts_per_device, tokens, -1) for shard in ttnn.get_device_tensors(tt_output)]
     active = _active_blocks(topk_indices, experts, args.sparsity_block_size)[..., None]
     name = "experts_mlp" if num_devices > 1 else "experts_mlp_single_device"
-    passing, pcc = testkit.compare_with_reference(torch.cat(per_device) * active, ref_output * active, case.expected_pcc, name)
+    passing, pcc = compare_with_reference(torch.cat(per_device) * active, ref_output * active, case.expected_pcc, name)
     assert passing, f"Experts MLP test failed. PCC: {pcc} < {case.expected_pcc}"
     ttnn.deallocate(tt_output)
 
@@ -142,6 +144,7 @@ def _run_experts_mlp_test(mesh_device, case: testkit.FusedOpCase, single_device_
 # exponent per 16 values) and bf16 activations keep it near 0.9995, the same in every mode.
 # TODO: Replace expected_perf_us (0.0 = no target; the e2e figure is logged and saved) with theoretical targets.
 EXPERTS_MLP_CASES = [("decode", 1, 0.999, 0.0), ("prefill", 128, 0.999, 0.0), ("prefill", 1024, 0.999, 0.0)]
+DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"kernel": us, "op_to_op": us} per iteration
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", EXPERTS_MLP_CASES)

@@ -7,16 +7,19 @@
 Decode and prefill (the same sequence serves both). No CCL ops, so the single-device test runs.
 """
 
-import logging
-
 import pytest
 import torch
+from loguru import logger
 
 import ttnn
-from models.demos.gpt_oss_mini.reference.model import MODEL_NAME
-from models.demos.gpt_oss_mini.tests.test_factory import (
+from models.demos.gpt_oss_mini.tests.fused_op_unit_tests.fused_op_test_utils import (
     FUSED_OP_MATRIX,
-    FUSED_OP_RUN_TYPE,
+    FusedOpCase,
+    FusedOpTest,
+    compare_with_reference,
+    deallocate_outputs,
+)
+from models.demos.gpt_oss_mini.tests.test_factory import (
     MESH_SHAPE,
     TestFactory,
     from_mesh,
@@ -26,15 +29,13 @@ from models.demos.gpt_oss_mini.tests.test_factory import (
 )
 from models.demos.gpt_oss_mini.tt.model_config import activation_memory_config
 from models.demos.gpt_oss_mini.tt.router import TopKRouter
-from pipeline import testkit
-
-logger = logging.getLogger(__name__)
 
 DEVICE_PERF_ENV_VAR = "GPT_OSS_MINI_ROUTER_DEVICE_PERF"
-PERF_WARMUP_ITERS, PERF_MEASURE_ITERS = 10, 100
-DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"kernel": us, "op_to_op": us} per iteration
+PERF_WARMUP_ITERS = 10
+PERF_MEASURE_ITERS = 100
+DEVICE_PERF_ITERS = 10
 
-OP = testkit.FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, MODEL_NAME, FUSED_OP_RUN_TYPE, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS)
+OP = FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS, DEVICE_PERF_ITERS)
 
 # Performance methodology (as in tt-metal's fused-op tests): kernel duration is the production-representative
 # figure. Op-to-op latency is inflated by the ttnn.synchronize_device() after every measured iteration.
@@ -60,8 +61,8 @@ def _compare_routing(tt_indices, tt_weights, ref_indices, ref_weights, expected_
     """tt-metal's router comparison: indices sorted per token, weights reordered the same way."""
     tt_sorted, tt_order = torch.sort(tt_indices.long(), dim=-1)
     ref_sorted, ref_order = torch.sort(ref_indices.long(), dim=-1)
-    indices_ok, indices_pcc = testkit.compare_with_reference(tt_sorted, ref_sorted, expected_pcc, f"router_indices{suffix}")
-    weights_ok, weights_pcc = testkit.compare_with_reference(
+    indices_ok, indices_pcc = compare_with_reference(tt_sorted, ref_sorted, expected_pcc, f"router_indices{suffix}")
+    weights_ok, weights_pcc = compare_with_reference(
         torch.gather(tt_weights, -1, tt_order), torch.gather(ref_weights, -1, ref_order), expected_pcc, f"router_weights{suffix}"
     )
     assert indices_ok, f"Router indices test failed. PCC: {indices_pcc} < {expected_pcc}"
@@ -69,7 +70,7 @@ def _compare_routing(tt_indices, tt_weights, ref_indices, ref_weights, expected_
     return indices_pcc, weights_pcc
 
 
-def _run_router_test(mesh_device, case: testkit.FusedOpCase, single_device_mesh=None):
+def _run_router_test(mesh_device, case: FusedOpCase, single_device_mesh=None):
     """Reference vs ttnn on the 2x4 mesh, or on ``single_device_mesh`` (its first device) with the chunk of the same
     input that device processes; then device perf or e2e perf."""
     setup = TestFactory.setup_test(mesh_device, case.use_real_weights)
@@ -97,7 +98,7 @@ def _run_router_test(mesh_device, case: testkit.FusedOpCase, single_device_mesh=
         from_mesh(tt_weights, mesh_device, case.mode, token_dim=0),
         ref_indices, ref_weights, case.expected_pcc, "" if mesh_device.get_num_devices() > 1 else "_single_device",
     )  # fmt: skip
-    testkit.deallocate_outputs((tt_indices, tt_weights))
+    deallocate_outputs((tt_indices, tt_weights))
 
     # DEVICE_PERF_ENV_VAR set (the profiled child of the device-perf test): signposted iterations; else e2e perf.
     OP.measure(mesh_device, op_fn, case, len(hidden_states), single_device=single_device_mesh is not None)
@@ -110,6 +111,7 @@ def _run_router_test(mesh_device, case: testkit.FusedOpCase, single_device_mesh=
 # expects 0.90 for the same reason). Decode's 32 tokens match exactly.
 # TODO: Replace expected_perf_us (0.0 = no target; the e2e figure is logged and saved) with theoretical targets.
 ROUTER_CASES = [("decode", 1, 0.998, 0.0), ("prefill", 128, 0.98, 0.0), ("prefill", 1024, 0.98, 0.0)]
+DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"kernel": us, "op_to_op": us} per iteration
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", ROUTER_CASES)

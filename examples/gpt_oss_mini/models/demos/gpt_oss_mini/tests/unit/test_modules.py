@@ -6,12 +6,12 @@ come from unit_test_thresholds.json. Each module draws its inputs from its own s
 on which other modules run.
 """
 
-import logging
-
 import pytest
 import torch
+from loguru import logger
 
 import ttnn
+from models.common.utility_functions import comp_pcc
 from models.demos.gpt_oss_mini.reference import model as reference
 from models.demos.gpt_oss_mini.tests.conftest import MODULES
 from models.demos.gpt_oss_mini.tests.test_factory import MESH_SHAPE, TestFactory, from_mesh, to_mesh
@@ -23,9 +23,6 @@ from models.demos.gpt_oss_mini.tt.model_config import substate
 from models.demos.gpt_oss_mini.tt.rms_norm import RMSNorm
 from models.demos.gpt_oss_mini.tt.rope import RotarySetup
 from models.demos.gpt_oss_mini.tt.router import TopKRouter
-from pipeline.testkit import comp_pcc
-
-logger = logging.getLogger(__name__)
 
 DECODE_POSITION = 63  # decode attends to a 63-token cache filled by the reference, plus the new token
 
