@@ -3,12 +3,16 @@ expected_perf_us, read with ast, each with the comment that justifies it (if any
 
 A row's justification is a comment mentioning PCC on the row's own lines, or in the comment block
 directly above the row or above the statement that holds the rows (the ``CASES = [...]`` assignment or
-the decorated test function).
+the decorated test function). It justifies the row's expected_pcc only when it also states a PCC at or
+below it: a comment written for 0.98 does not cover a later 0.5.
 """
 
 import ast
 import io
+import re
 import tokenize
+
+_DECIMAL = re.compile(r"(?<![\d.])(?:0?\.\d+|1\.0+)(?!\d)")
 from pathlib import Path
 
 
@@ -41,6 +45,15 @@ def match(case_id: str, table: list[dict]) -> dict | None:
         if "-" + "-".join(str(v) for v in values) + "-" in params:
             return row
     return None
+
+
+def justifies(row: dict | None) -> bool:
+    """The row's comment mentions PCC and a value at or below its expected_pcc."""
+    row = row or {}
+    expected = row.get("expected_pcc")
+    if not row.get("justification") or not isinstance(expected, int | float):
+        return False
+    return any(float(number) <= expected for number in _DECIMAL.findall(row["justification"]))
 
 
 def _parametrize_rows(decorator, constants, comments, function_line) -> list[dict]:

@@ -44,7 +44,7 @@ def pcc_floor(task: str, cases: list[dict], message: str) -> tuple[str, str, lis
     """guide step 8: PCC < 0.99 fails, unless the row's expected_pcc is justified by a comment next to it."""
     low = [(c, name, v) for c in cases if not _cases.not_applicable(c["id"])
            for name, v in c["pcc"].items() if v < PCC_FLOOR]  # fmt: skip
-    unjustified = [(c, n, v) for c, n, v in low if not (c.get("expected") or {}).get("justification")]
+    unjustified = [(c, n, v) for c, n, v in low if not _expected.justifies(c.get("expected"))]
     if unjustified:
         case, name, value = unjustified[0]
         more = f" (+{len(unjustified) - 1} more)" if len(unjustified) > 1 else ""

@@ -121,13 +121,10 @@ def step_of(name: str) -> str:
     return name.split(":")[0]
 
 
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    repo = copy_parts(tmp_path_factory.mktemp("bundled") / "repo")
-    started = time.monotonic()
-    result = run(repo, "run", "fused_op=router")
-    print(f"first router run: {time.monotonic() - started:.0f} s")
-    return repo, result
+@pytest.fixture
+def first_run(bundled_router_run):
+    """The session's router run (tests/conftest.py), shared with the mutation corpus."""
+    return bundled_router_run
 
 
 @pytest.fixture
