@@ -11,9 +11,9 @@ import ast
 import io
 import re
 import tokenize
+from pathlib import Path
 
 _DECIMAL = re.compile(r"(?<![\d.])(?:0?\.\d+|1\.0+)(?!\d)")
-from pathlib import Path
 
 
 def rows(test_file: Path, function: str) -> list[dict]:
@@ -53,7 +53,7 @@ def justifies(row: dict | None) -> bool:
     expected = row.get("expected_pcc")
     if not row.get("justification") or not isinstance(expected, int | float):
         return False
-    return any(float(number) <= expected for number in _DECIMAL.findall(row["justification"]))
+    return any(0 < float(number) <= expected for number in _DECIMAL.findall(row["justification"]))
 
 
 def _parametrize_rows(decorator, constants, comments, function_line) -> list[dict]:
@@ -91,7 +91,7 @@ def _justification(comments: dict, first: int, last: int, holder_line: int) -> s
             block.insert(0, comments[line])
             line -= 1
         found += block
-    text = " ".join(c[0] for c in found)
+    text = " ".join(dict.fromkeys(c[0] for c in found))
     return text if "pcc" in text.lower() else ""
 
 
