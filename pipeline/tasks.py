@@ -320,9 +320,7 @@ class Pipeline:
     def _deps(self, spec: FusedOpSpec, test_files: list[Path], extra: list[str]) -> list[Path]:
         key = (str(spec.workspace), tuple(map(str, test_files)), tuple(extra))
         if key not in self._deps_cache:
-            found = sources.test_dependencies(
-                spec.workspace, test_files, [backends.REPO_ROOT]
-            )
+            found = sources.test_dependencies(spec.workspace, test_files, [backends.REPO_ROOT])
             self._deps_cache[key] = sorted(set(found) | {(spec.workspace / e).resolve() for e in extra})
         return self._deps_cache[key]
 
