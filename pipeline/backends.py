@@ -6,8 +6,8 @@
   ``PIPELINE_RESET_COMMAND`` (``;``-separated commands) or ``TT_SMI_RESET_COMMAND`` or ``tt-smi -r``;
   health = ``PIPELINE_HEALTH_COMMAND`` or ``tt-smi -ls``.
 
-Both backends give every child ``PYTHONPATH = <repo root> [+ shim] + <workspace> + $PYTHONPATH`` so the
-workspace's tests can ``import pipeline.testkit`` (docs/internals.md §2.3). This module never imports
+Both backends give every child ``PYTHONPATH = <repo root> [+ shim] + <workspace> + $PYTHONPATH`` (the repo
+root for patch_verify's ``-p pipeline.patch_plugin``; tests import nothing of it). This module never imports
 ttnn, ttnn_sim or torch: versions are read from files or from a child python.
 """
 

@@ -1,8 +1,8 @@
 """Which files a test run depends on: its test file, what that imports inside the checkout, and pytest's config.
 
 Imports are followed with ``ast`` (never by importing), from the test file through every module that
-resolves to a file under one of the search roots (the workspace, the test's pytest rootdir, the repo
-for ``pipeline.testkit``). Modules that resolve elsewhere (ttnn, torch, the stdlib) are not followed:
+resolves to a file under one of the search roots (the workspace, the test's pytest rootdir, any extra
+roots the caller names). Modules that resolve elsewhere (ttnn, torch, the stdlib) are not followed:
 the environment key covers them. Lazy imports inside functions count too. Data files the tests read
 (thresholds JSON, trace-region YAML) cannot be found this way; specs list them in ``extra_deps``.
 """

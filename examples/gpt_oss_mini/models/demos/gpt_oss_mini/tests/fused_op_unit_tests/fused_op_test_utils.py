@@ -179,8 +179,11 @@ class FusedOpTest:
                 mesh_device, op_fn, self.warmup_iters, case.trace_mode, self.device_perf_iters
             )
             return
-        if case.trace_mode and not case.program_cache_enabled:
-            return  # trace needs the program cache: this combination times nothing
+        if not (case.trace_mode and not case.program_cache_enabled):  # trace without the program cache times nothing
+            self.e2e_perf(mesh_device, op_fn, case, batch_size, single_device)
+
+    def e2e_perf(self, mesh_device, op_fn, case: FusedOpCase, batch_size: int, single_device: bool) -> None:
+        """Measure, log ``Perf avg: ...``, record the step in BenchmarkData, check the target (eager, cached only)."""
         infix = "_single_device" if single_device else ""
         step_name = (f"{self.op}_{case.mode}_seq{case.seq_len}{infix}_{'trace' if case.trace_mode else 'no_trace'}"
                      f"_{'pcache' if case.program_cache_enabled else 'no_pcache'}")  # fmt: skip

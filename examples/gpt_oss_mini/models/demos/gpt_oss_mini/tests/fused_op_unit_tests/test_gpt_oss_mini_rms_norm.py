@@ -6,15 +6,21 @@ Decode and prefill. No CCL ops, so the single-device test runs on the first devi
 
 import pytest
 import torch
-import ttnn
 from loguru import logger
 
+import ttnn
 from models.demos.gpt_oss_mini.tests.fused_op_unit_tests.fused_op_test_utils import (
     FUSED_OP_MATRIX,
     FusedOpTest,
     compare_with_reference,
 )
-from models.demos.gpt_oss_mini.tests.test_factory import MESH_SHAPE, TestFactory, from_mesh, to_mesh, tokens_for
+from models.demos.gpt_oss_mini.tests.test_factory import (
+    MESH_SHAPE,
+    TestFactory,
+    from_mesh,
+    to_mesh,
+    tokens_for,
+)
 from models.demos.gpt_oss_mini.tt.model_config import activation_memory_config, substate
 from models.demos.gpt_oss_mini.tt.rms_norm import RMSNorm
 
