@@ -1,9 +1,9 @@
 """Where a fused sequence sits in a module file: the `start` and `end` anchors of a spec's [sequence.<mode>].
 
-`start` must occur exactly once in the file. `end` is searched only after `start`, and its first
-occurrence there is the one meant: decode and prefill paths often end with identical lines. An anchor
-may span several lines (a TOML multi-line string); its line is the
-one where it begins. Used by the spec check and by the patch itself, so both agree.
+`start` must occur exactly once in the file. `end` is searched from `start` on (a one-statement
+sequence names the same line twice), and its first occurrence there is the one meant: decode and
+prefill paths often end with identical lines. An anchor may span several lines (a TOML multi-line
+string); its line is the one where it begins. Used by the spec check and by the patch itself, so both agree.
 """
 
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ def locate(source: str, start: str, end: str, file: str) -> Span:
         fix = "quote text that occurs exactly once (add more of the line, or a second line)"
         raise AnchorError("start", f"{start!r} matches {count} times in {file}", fix)
     start_at = source.index(start)
-    end_at = source.find(end, start_at + len(start))
+    end_at = source.find(end, start_at)  # at or after start: a one-statement sequence has start == end
     if end_at < 0:
         where = "only before start" if end in source else "nowhere"
         raise AnchorError(

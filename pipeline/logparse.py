@@ -17,8 +17,13 @@ PCC_FAILED = re.compile(rf"(?P<what>.+?) test failed\. Output: (?P<pcc>{_NUMBER}
 # ref §1.3: the fused-op unit tests' comparison lines, `PCC {name}: {pcc}`.
 # Searched, not anchored: junit's captured-log lines carry their own prefix (`INFO     mod:file.py:12 PCC x: ..`).
 UNIT_PCC = re.compile(rf"(?:^|\s)PCC (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
+UNIT_ATOL = re.compile(rf"(?:^|\s)ATOL (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
 # ref §1.3: `Perf avg: {perf_us:.3f} us over {N} iters (warmup {W})` (the label may vary).
 E2E_PERF = re.compile(r"(?P<us>[0-9.]+) us over (?P<iters>\d+) iters \(warmup (?P<warmup>\d+)\)")
+# The device-perf function's own figures (what test_<op>_device_perf logs after measuring its window).
+DEVICE_PERF_PER_ITERATION = re.compile(
+    rf"Device perf per-iteration averages: kernel=(?P<kernel>{_NUMBER}) us, op_to_op=(?P<op_to_op>{_NUMBER}) us"
+)
 OPS_CSV = re.compile(r"OPs csv generated at: (?P<path>\S+)")
 # ref §1.3: tt-metal's trace-region error; the first size is what the trace needs.
 TRACE_REGION = re.compile(
@@ -64,6 +69,16 @@ def unit_pccs(output: str) -> list[Pcc]:
     return found
 
 
+def unit_atols(output: str) -> list[Pcc]:
+    """Every `ATOL <name>: <value>` line (the largest absolute difference, guide step 7.7), in order."""
+    found = []
+    for message in messages(output):
+        match = UNIT_ATOL.search(message)
+        if match:
+            found.append(Pcc(match["name"], match["pcc"], float(match["pcc"])))
+    return found
+
+
 def e2e_perf(output: str) -> list[dict]:
     found = []
     for message in messages(output):
@@ -77,6 +92,12 @@ def e2e_perf(output: str) -> list[dict]:
 
 def ops_csv_paths(output: str) -> list[str]:
     return [m["path"] for m in OPS_CSV.finditer(output)]
+
+
+def device_perf_per_iteration(output: str) -> dict | None:
+    """The last `Device perf per-iteration averages: kernel=X us, op_to_op=Y us` line, as floats."""
+    found = [m for message in messages(output) for m in DEVICE_PERF_PER_ITERATION.finditer(message)]
+    return {"kernel": float(found[-1]["kernel"]), "op_to_op": float(found[-1]["op_to_op"])} if found else None
 
 
 def required_trace_region_size(output: str) -> int | None:

@@ -121,7 +121,8 @@ class Pipeline:
 
     def _module_perf(self):
         for test in self.modules.values():
-            yield self._module_task("module_perf", test, {"op_support_count": self.ctx.op_support_count})
+            yield self._module_task("module_perf", test, {"op_support_count": self.ctx.op_support_count},
+                                    {"baseline": self._module_dir("baseline", test)})  # fmt: skip
 
     def _patch_verify(self):
         for spec in self.specs:
@@ -142,53 +143,61 @@ class Pipeline:
 
     def _unit_test(self):
         for spec in self.specs:
+            config = {
+                "unit_test": spec.unit_test,
+                "function": spec.names.test,
+                "prefill_seqlens": list(spec.prefill_seqlens),
+            }
             yield self._task(
-                "unit_test",
-                spec,
-                None,
-                self._unit_deps(spec),
-                {"unit_test": spec.unit_test, "function": spec.names.test},
+                "unit_test", spec, None, self._unit_deps(spec), config, self._gate(spec, "patch_verify")
             )
 
     def _single_device(self):
         for spec in self.specs:
-            config = {"unit_test": spec.unit_test, "function": spec.names.single_device}
-            yield self._task("single_device", spec, None, self._unit_deps(spec), config)
+            config = {
+                "unit_test": spec.unit_test,
+                "function": spec.names.single_device,
+                "prefill_seqlens": list(spec.prefill_seqlens),
+            }
+            upstream = {"unit_test": self._dir(spec, "unit_test"), **self._gate(spec, "unit_perf")}
+            yield self._task("single_device", spec, None, self._unit_deps(spec), config, upstream)
 
     def _unit_perf(self):
         for spec in self.specs:
             for mode in spec.modes:
-                yield self._task(
-                    "unit_perf",
-                    spec,
-                    mode,
-                    self._unit_deps(spec),
-                    self._perf_config(spec, mode, spec.names.test),
-                )
+                config = self._perf_config(spec, mode, spec.names.device_perf)
+                yield self._task("unit_perf", spec, mode, self._unit_deps(spec), config,
+                                 {"unit_test": self._dir(spec, "unit_test")})  # fmt: skip
 
     def _single_perf(self):
         for spec in self.specs:
             for mode in spec.modes:
-                config = self._perf_config(spec, mode, spec.names.single_device)
-                yield self._task("single_perf", spec, mode, self._unit_deps(spec), config)
+                config = self._perf_config(spec, mode, spec.names.single_device_device_perf)
+                upstream = {
+                    "unit_test": self._dir(spec, "unit_test"),
+                    "single_device": self._dir(spec, "single_device"),
+                }
+                yield self._task("single_perf", spec, mode, self._unit_deps(spec), config, upstream)
 
     def _config_compare(self):
         for spec in self.specs:
             for mode in spec.modes:
-                upstream = {"unit_perf": self._dir(spec, "unit_perf", mode),
+                upstream = {"unit_test": self._dir(spec, "unit_test"), "unit_perf": self._dir(spec, "unit_perf", mode),
                             "module_perf": self._module_dir("module_perf", self._module_test(spec, mode))}  # fmt: skip
-                yield self._host_task(
-                    "config_compare", spec, mode, upstream, {"iterations": spec.names.device_perf_iters}
-                )
+                yield self._host_task("config_compare", spec, mode, upstream, {"iterations": spec.names.device_perf_iters},
+                                      reads=[("unit_perf", "csv"), ("module_perf", "csv")])  # fmt: skip
 
     def _shape_check(self):
         for spec in self.specs:
             for mode in spec.modes:
                 upstream = {"unit_perf": self._dir(spec, "unit_perf", mode), "single_perf": self._dir(spec, "single_perf", mode),
                             "unit_test": self._dir(spec, "unit_test"), "single_device": self._dir(spec, "single_device")}  # fmt: skip
-                yield self._host_task(
-                    "shape_check", spec, mode, upstream, {"iterations": spec.names.device_perf_iters}
-                )
+                yield self._host_task("shape_check", spec, mode, upstream, {"iterations": spec.names.device_perf_iters},
+                                      reads=[("unit_perf", "csv"), ("single_perf", "csv")])  # fmt: skip
+
+    def _gate(self, spec: FusedOpSpec, step: str) -> dict:
+        """The per-mode results of `step` a task waits for, keyed `<step>:<mode>`."""
+        return {f"{step}:{mode}": self._dir(spec, step, mode) for mode in spec.modes}
 
     def _summary(self):
         layout = self.ctx.layout
@@ -243,7 +252,8 @@ class Pipeline:
     # ---- building blocks ----------------------------------------------------------------------------
 
     def _task(self, step: str, spec: FusedOpSpec, mode: str | None, deps: list[Path], config: dict,
-              upstream: dict | None = None, name: str | None = None, step_dir: Path | None = None, ops=()) -> dict:  # fmt: skip
+              upstream: dict | None = None, name: str | None = None, step_dir: Path | None = None, ops=(),
+              reads=()) -> dict:  # fmt: skip
         """A device task: runs through the supervised runner, reruns when its last result did not pass."""
         name = name or _name(step, spec.name, mode)
         step_dir = step_dir or self._dir(spec, step, mode)
@@ -261,17 +271,21 @@ class Pipeline:
             "file_dep": sorted(set(file_dep)),
             "targets": [self._display(result)],
             "uptodate": [config_changed(config), doit_support.passed_before(result),
-                         doit_support.outputs_intact(step_dir)],
+                         doit_support.outputs_intact(step_dir),
+                         UpstreamFilesUnchanged([(upstream[u], key) for u, key in reads])],
             "clean": [(artifacts.clear_dir, [step_dir]),
                       (doit_support.prune_empty, [step_dir.parent, self.ctx.layout.root])],
         }  # fmt: skip
 
-    def _host_task(self, step: str, spec: FusedOpSpec, mode: str, upstream: dict, config: dict) -> dict:
-        return self._task(step, spec, mode, [], config, upstream)
+    def _host_task(
+        self, step: str, spec: FusedOpSpec, mode: str, upstream: dict, config: dict, reads=()
+    ) -> dict:
+        return self._task(step, spec, mode, [], config, upstream, reads=reads)
 
-    def _module_task(self, step: str, test: ModuleTest, extra_config: dict | None = None) -> dict:
+    def _module_task(self, step: str, test: ModuleTest, extra_config: dict | None = None,
+                     upstream: dict | None = None) -> dict:  # fmt: skip
         config = {**self._module_config(test), **(extra_config or {})}
-        upstream = {}
+        upstream = upstream or {}
         return self._task(step, test.spec, test.mode, self._module_deps(test.spec, test.ops), config, upstream,
                           name=f"{step}:{test.key}:{test.mode}", step_dir=self._module_dir(step, test), ops=test.ops)  # fmt: skip
 
@@ -281,9 +295,8 @@ class Pipeline:
                 "select": spec.module_test.select[test.mode]}  # fmt: skip
 
     def _perf_config(self, spec: FusedOpSpec, mode: str, function: str) -> dict:
-        return {"unit_test": spec.unit_test, "function": function, "seq_len": spec.seq_len(mode),
-                "env_var": spec.names.device_perf_env_var, "iterations": spec.names.device_perf_iters,
-                "op_support_count": self.ctx.op_support_count}  # fmt: skip
+        return {"unit_test": spec.unit_test, "function": function, "mode": mode,
+                "iterations": spec.names.device_perf_iters, "op_support_count": self.ctx.op_support_count}  # fmt: skip
 
     def _job(self, step, spec, mode, name, step_dir, upstream, deps=(), config=None, ops=()) -> Job:
         return Job(ctx=self.ctx.for_spec(spec.timeouts), spec=spec, step=step, task=name, step_dir=Path(step_dir),
@@ -321,7 +334,7 @@ class Pipeline:
         if key not in self._deps_cache:
             found = sources.test_dependencies(
                 spec.workspace, test_files, [backends.REPO_ROOT], doit_support.SOURCE_CACHE
-            )  # pipeline.testkit
+            )
             doit_support.SOURCE_CACHE.save()
             self._deps_cache[key] = sorted(set(found) | {(spec.workspace / e).resolve() for e in extra})
         return self._deps_cache[key]
@@ -342,6 +355,30 @@ def module_key(spec: FusedOpSpec, mode: str, ctx: Context) -> str:
     identity = [ctx.display(spec.workspace), list(spec.module_test.argv), mode, spec.module_test.select[mode]]
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:6]
     return f"{slug}-{digest}"
+
+
+class UpstreamFilesUnchanged:
+    """uptodate check: the content of every upstream file a step reads (a CSV, a report) is what it was
+    when the step last ran. Evaluated when doit reaches the task, i.e. after its upstream tasks ran; the
+    file's path comes from the upstream result.json, so a file the upstream did not write counts as missing."""
+
+    def __init__(self, reads: list[tuple[Path, str]]):
+        self.reads = reads
+
+    def digest(self) -> str:
+        sha = hashlib.sha256()
+        for step_dir, key in self.reads:
+            relative = ((artifacts.read_result(step_dir) or {}).get("files") or {}).get(key)
+            path = Path(step_dir) / relative if relative else None
+            sha.update(f"{Path(step_dir).name}:{key}:".encode())
+            sha.update(path.read_bytes() if path and path.is_file() else b"missing")
+        return sha.hexdigest()
+
+    def __call__(self, task, values) -> bool:
+        if not self.reads:
+            return True
+        task.value_savers.append(lambda: {"_upstream_files": self.digest()})
+        return values.get("_upstream_files") == self.digest()
 
 
 def _name(step: str, op: str, mode: str | None) -> str:
@@ -381,7 +418,7 @@ def _execute(step: str, job: Job, *args):
         return TaskFailed(f"{job.task}: {job.ctx.display(changed)} changed while the step ran; run doit again")
     if isinstance(result, dict) and result["verdict"] not in artifacts.GOOD_VERDICTS:
         if doit_support.named_on_command_line(job.task):
-            return TaskFailed(f"{job.task}: {result['verdict']}: {result['message']}")
+            return TaskFailed(f"{job.task}: {result['verdict']}: {result.get('message', '')}")
     if step in STEPS[:-2]:  # summary and index write into shared folders; their targets are checked
         return {doit_support.OUTPUTS_VALUE: doit_support.folder_record(job.step_dir)}
     return None

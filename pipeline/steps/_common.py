@@ -102,6 +102,31 @@ def finish(job: Job, clock: Clock, verdict: str, message: str = "", figures: dic
     return result
 
 
+# The guide's stop points: which upstream results must have passed before a step may run, and why.
+GATES = {
+    "patch_verify": "guide step 6: do not proceed until the patched module test passes with unchanged PCC",
+    "unit_test": "guide step 8: do not proceed to perf or single-device work until the unit test passes",
+    "unit_perf": "guide step 9: the unit test's device-perf run must pass first (it shows which ops run)",
+    "baseline": "guide step 1: the module test itself must pass first",
+    "module_perf": "guide step 10.2: the module test's device-perf run must pass first",
+    "single_perf": "guide step 12: the single-device device-perf run must pass first",
+    "single_device": "guide step 11: the single-device test must pass first",
+}
+
+
+def blocked(job: Job, clock: Clock, *names: str) -> dict | None:
+    """Write a `blocked` result naming the first gate that is closed, or None when every gate is open.
+
+    `names` are upstream keys or step names (a step name covers its per-mode keys `<step>:<mode>`)."""
+    for name in names:
+        for key in [k for k in job.upstream if k == name or k.startswith(f"{name}:")]:
+            result = job.upstream_result(key)
+            if result is None or result["verdict"] != artifacts.PASSED:
+                what = f"{result['task']} {result['verdict']}" if result else f"{key} has no result"
+                return finish(job, clock, artifacts.BLOCKED, f"{what} ({GATES[name]})")
+    return None
+
+
 def relative_files(job: Job, files: dict) -> dict:
     """Paths of the step's files, relative to its directory (so the tree can be moved or merged)."""
     return {

@@ -1,24 +1,28 @@
 """Device-perf runs shared by unit_perf, module_perf and single_perf (guide steps 9, 10.1-10.2, 12).
 
-``python -m tracy -r -p -o <this step's dir> -t <free port> --check-exit-code --op-support-count N -m
-"pytest ..."``; the report is the one the run names on its ``OPs csv generated at:`` line and it must lie
-inside this step's output dir (never "the latest folder", ref §9.4-9.5). Dropped profiler rows rerun
-once with a 10x larger op-support count.
+Two ways to get an ops CSV, one way to adopt it:
+
+- the user's ``test_<op>_device_perf`` / ``test_<op>_single_device_device_perf`` run as they are
+  (``pytest <file>::<function> -k <mode>``, not wrapped in tracy): the function profiles its own test
+  case under ``python -m tracy`` with ``TT_METAL_PROFILER_DIR`` and ``TRACY_PORT`` from us, prints its
+  totals, and its tracy prints ``OPs csv generated at:``. The case selection is the test's business;
+  the pipeline reads the same CSV the function measured, so nothing is profiled twice.
+- the module test, which has no such function, runs under ``python -m tracy`` directly.
+
+The report must be the one the run names and lie inside this step's dir (never "the latest folder").
+Dropped profiler rows rerun once with a 10x larger op-support count.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline import artifacts, backends, logparse, opsperf
-from pipeline.steps import _cases
-from pipeline.steps._common import Job, run_device
+from pipeline.steps import _cases, _window
+from pipeline.steps._common import Job, finish, relative_files, run_device
 
 CSV_NAME = "ops_perf_results.csv"
 SUPPORT_COUNT_GROWTH = 10
+AGREEMENT = 0.01  # the user's printed per-iteration totals vs ours, same CSV
 
 
 @dataclass
@@ -33,22 +37,47 @@ class Profiled:
     files: dict = field(default_factory=dict)
     op_support_count: int = 0
     trace_region_size: int | None = None
+    printed: dict | None = None  # the device-perf function's own per-iteration totals
 
 
-def profile(job: Job, pytest_args: list[str], env_extra: dict | None = None) -> Profiled:
-    """Run the pytest command under tracy for this step; verdict passed means a usable CSV was copied in."""
-    count = job.ctx.op_support_count
-    profiler_dir = job.step_dir / "profiler"
+def run_device_perf_function(job: Job, function: str) -> Profiled:
+    """`pytest <unit test>::<function> -k <mode>`, which profiles its own case (the function's contract)."""
     junit = job.step_dir / "junit.xml"
+    pytest_args = ["pytest", f"{job.spec.unit_test}::{function}", "-k", job.mode, "--capture=tee-sys",
+                   f"--junitxml={junit}", "-o", "junit_logging=all"]  # fmt: skip
+
+    def attempt(count: int):
+        env = {"TT_METAL_PROFILER_DIR": str(job.step_dir / "profiler"), "TRACY_PORT": str(backends.free_port()),
+               "TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT": str(count)}  # fmt: skip
+        return job.ctx.backend.pytest_argv(pytest_args), env
+
+    profiled = _attempts(job, attempt, junit)
+    if profiled.verdict == artifacts.PASSED:
+        profiled.printed = logparse.device_perf_per_iteration(profiled.outcomes[-1].output)
+    return profiled
+
+
+def profile(job: Job, pytest_args: list[str]) -> Profiled:
+    """Run a pytest command under tracy (the module test: it has no device-perf function of its own)."""
+    junit = job.step_dir / "junit.xml"
+
+    def attempt(count: int):
+        args = [*pytest_args, f"--junitxml={junit}", "-o", "junit_logging=all"]
+        return job.ctx.backend.tracy_argv(job.step_dir / "profiler", backends.free_port(), count, args), {}
+
+    return _attempts(job, attempt, junit)
+
+
+def _attempts(job: Job, make_argv, junit: Path) -> Profiled:
+    count = job.ctx.op_support_count
     result = Profiled(artifacts.PASSED, "")
-    for attempt in (1, 2):
-        log_name = "log.txt" if attempt == 1 else "log.rerun.txt"
-        argv = job.ctx.backend.tracy_argv(profiler_dir, backends.free_port(), count,
-                                          [*pytest_args, f"--junitxml={junit}", "-o", "junit_logging=all"])  # fmt: skip
-        outcome = run_device(job, argv, env_extra, log_name=log_name)
+    for number in (1, 2):
+        log_name = "log.txt" if number == 1 else "log.rerun.txt"
+        argv, env = make_argv(count)
+        outcome = run_device(job, argv, env, log_name=log_name)
         result.outcomes.append(outcome)
         result.commands.append(argv)
-        result.files["log" if attempt == 1 else "log_rerun"] = job.step_dir / log_name
+        result.files["log" if number == 1 else "log_rerun"] = job.step_dir / log_name
         result.op_support_count = count
         result.cases = _cases.from_junit(junit)
         if outcome.verdict != artifacts.PASSED:
@@ -58,15 +87,15 @@ def profile(job: Job, pytest_args: list[str], env_extra: dict | None = None) -> 
             return result
         if not logparse.dropped_profiler_rows(outcome.output):
             break
-        if attempt == 1:
-            result.notes.append(f"{job.task}: the device profiler dropped rows with --op-support-count {count}; "
+        if number == 1:
+            result.notes.append(f"{job.task}: the device profiler dropped rows with op-support count {count}; "
                                 f"reran with {count * SUPPORT_COUNT_GROWTH}")  # fmt: skip
             count *= SUPPORT_COUNT_GROWTH
         else:
             result.verdict = artifacts.PROFILER_FAILURE
-            result.message = f"the device profiler still dropped rows with --op-support-count {count}"
+            result.message = f"the device profiler still dropped rows with op-support count {count}"
             return result
-    return _adopt_csv(job, result, outcome.output, profiler_dir)
+    return _adopt_csv(job, result, outcome.output, job.step_dir / "profiler")
 
 
 def _failed_run(result: Profiled, outcome) -> Profiled:
@@ -90,14 +119,17 @@ def _adopt_csv(job: Job, result: Profiled, output: str, profiler_dir: Path) -> P
     reported = logparse.ops_csv_paths(output)
     if not reported:
         result.verdict = artifacts.PROFILER_FAILURE
-        result.message = "the profiler run printed no 'OPs csv generated at:' line"
+        result.message = ("the run printed no 'OPs csv generated at:' line: the device-perf function must run "
+                          "its case under python -m tracy with -o $TT_METAL_PROFILER_DIR")  # fmt: skip
         return result
     csv = Path(reported[-1])
+    csv = csv if csv.is_absolute() else job.workspace / csv
     try:
         csv.resolve().relative_to(profiler_dir.resolve())
     except ValueError:
         result.verdict = artifacts.PROFILER_FAILURE
-        result.message = f"the profiler wrote its report outside this step's output dir: {csv}"
+        result.message = (f"the profiler wrote its report outside this step's output dir ({csv}): pass "
+                          f"-o $TT_METAL_PROFILER_DIR to python -m tracy")  # fmt: skip
         return result
     if not csv.is_file():
         result.verdict = artifacts.PROFILER_FAILURE
@@ -108,70 +140,44 @@ def _adopt_csv(job: Job, result: Profiled, output: str, profiler_dir: Path) -> P
     return result
 
 
-# ---- figures from a CSV --------------------------------------------------------------------------
+# ---- the shared ending of the perf steps -------------------------------------------------------------
 
 
-def config_columns(df: pd.DataFrame) -> list[str]:
-    """ref §3: OP CODE, ATTRIBUTES and every INPUT_/OUTPUT_ column (in the file's order)."""
-    named = [c for c in ("OP CODE", "ATTRIBUTES") if c in df.columns]
-    return named + [c for c in df.columns if c.startswith(("INPUT_", "OUTPUT_"))]
+def report(job: Job, clock, profiled: Profiled, analyse, extra: dict) -> dict:
+    """Figures from the CSV (or the reason there are none), the user's printed totals beside ours."""
+    figures = {**extra, "op_support_count": profiled.op_support_count, "cases": profiled.cases}
+    if profiled.trace_region_size:
+        figures["required_trace_region_size"] = profiled.trace_region_size
+    verdict, message, notes = profiled.verdict, profiled.message, list(profiled.notes)
+    if verdict == artifacts.PASSED:
+        try:
+            figures.update(analyse(profiled.csv))
+        except opsperf.DevicePerfError as error:
+            verdict, message = artifacts.PROFILER_FAILURE, str(error)
+        else:
+            message = _window.describe(figures)
+            notes += [f"{job.task}: merge: {w}" for w in figures["merge_warnings"]]
+            if "function" in extra:
+                verdict, message = agree_with_printed(
+                    figures, profiled.printed, extra.get("function"), message
+                )
+    return finish(job, clock, verdict, message, figures, relative_files(job, profiled.files), notes,
+                  outcomes=profiled.outcomes, commands=profiled.commands)  # fmt: skip
 
 
-def one_iteration(merged: pd.DataFrame, iterations: int) -> tuple[pd.DataFrame, str]:
-    """The first iteration of a window of `iterations` identical iterations, and how it was found."""
-    codes = list(merged["OP CODE"]) if len(merged) else []
-    n = len(codes)
-    if iterations > 0 and n and n % iterations == 0 and codes == codes[: n // iterations] * iterations:
-        return merged.iloc[: n // iterations], f"window of {n} ops / {iterations} iterations"
-    # ref §3's fallback: up to the second occurrence of the first op code.
-    period = next((i for i in range(1, n) if codes[i] == codes[0]), n)
-    return (
-        merged.iloc[:period],
-        f"period {period}: up to the second {codes[0] if codes else '-'} (window not {iterations} equal iterations)",
-    )
-
-
-def window_figures(csv: Path, iterations: int) -> dict:
-    """Signpost window -> merge -> stats; raises opsperf.DevicePerfError with tt-metal's texts."""
-    window = opsperf.signpost_window(opsperf.read_ops_csv(csv))
-    merged, warnings = opsperf.merge_device_rows(window)
-    if merged.empty:
-        raise opsperf.DevicePerfError("No device ops between the signposts in device perf log.")
-    iteration, method = one_iteration(merged, iterations)
-    return _figures(merged, warnings, iteration, method, iterations)
-
-
-def module_figures(csv: Path) -> dict:
-    """A module-test report: every device op of the run (no signposts), merged across devices."""
-    df = opsperf.read_ops_csv(csv)
-    merged, warnings = opsperf.merge_device_rows(df)
-    if merged.empty:
-        raise opsperf.DevicePerfError("No device ops in the module test's device perf log.")
-    return _figures(merged, warnings, merged, "the whole run (one module-test iteration)", 1)
-
-
-def _figures(merged, warnings, iteration, method, iterations) -> dict:
-    stats = opsperf.op_stats(merged)
-    kernel_ns, op_to_op_ns = opsperf.totals(stats)
-    ccl = sorted({code for code in merged["OP CODE"] if any(tag in code for tag in opsperf.COLLECTIVES)})
-    return {
-        "total_kernel_us": kernel_ns / 1000,
-        "total_op_to_op_us": op_to_op_ns / 1000,
-        "avg_kernel_us": kernel_ns / 1000 / iterations,
-        "avg_op_to_op_us": op_to_op_ns / 1000 / iterations,
-        "iterations": iterations,
-        "merged_rows": len(merged),
-        "op_stats": stats,
-        "one_iteration_ops": list(iteration["OP CODE"]),
-        "one_iteration_method": method,
-        "ccl_ops": ccl,
-        "merge_warnings": warnings,
-        "config_digest": config_digest(iteration),
-    }
-
-
-def config_digest(rows: pd.DataFrame) -> str:
-    """Changes iff a compared property changes: lets config_compare skip reruns that found the same configs."""
-    columns = config_columns(rows)
-    payload = json.dumps([columns, rows[columns].astype(str).values.tolist()])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def agree_with_printed(figures: dict, printed: dict | None, function: str, message: str) -> tuple[str, str]:
+    """guide step 9: the function's printed per-iteration totals are the pipeline's, within 1 %."""
+    if not printed:
+        return artifacts.FAILED, (f"{function} printed no 'Device perf per-iteration averages: kernel=X us, "
+                                  f"op_to_op=Y us' line: it must measure and log its window (guide step 9)")  # fmt: skip
+    figures["printed_total_kernel_duration_us"] = printed["kernel"]
+    figures["printed_total_op_to_op_latency_us"] = printed["op_to_op"]
+    for key, ours in (("kernel", figures["total_kernel_duration_us"]),
+                      ("op_to_op", figures["total_op_to_op_latency_us"])):  # fmt: skip
+        theirs = printed[key]
+        if abs(theirs - ours) > AGREEMENT * max(abs(ours), 1e-9):
+            return artifacts.FAILED, (
+                f"{function} printed {key}={theirs:.3f} us per iteration but its CSV gives {ours:.3f} us "
+                f"(more than 1 % apart): it likely divides by another iteration count or measures another window"
+            )
+    return artifacts.PASSED, message + f"; {function} printed the same (within 1 %)"

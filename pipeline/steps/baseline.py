@@ -40,10 +40,8 @@ def run(job: Job) -> dict:
     elif verdict == artifacts.PASSED:
         message = ", ".join(f"{p.name} {p.text}" for p in pccs)
     notes = []
-    if len(ids) > 1:
-        notes.append(
-            f"{job.task}: the selection {select!r} runs {len(ids)} tests; each prints its own PCC lines"
-        )
+    if len(ids) != 1 and verdict != artifacts.INFRA_FAILURE:
+        verdict, message = artifacts.FAILED, selection_error(job, select, ids)
     figures = {
         "selected": ids,
         "pcc": [{"name": p.name, "text": p.text, "value": p.value, "passed": p.passed} for p in pccs],
@@ -51,6 +49,13 @@ def run(job: Job) -> dict:
     }
     return finish(job, clock, verdict, message, figures, relative_files(job, files), notes,
                   outcomes=[collected, outcome], commands=[collect_argv, argv])  # fmt: skip
+
+
+def selection_error(job: Job, select: str, ids: list[str]) -> str:
+    """The spec errors' one-line shape: the module test must run exactly one test per mode."""
+    shown = ", ".join(i.split("::")[-1] for i in ids[:6]) + (" ..." if len(ids) > 6 else "")
+    return (f"{job.ctx.display(job.spec.source)}: field 'module_test.select.{job.mode}': {select!r} selects "
+            f"{len(ids)} tests ({shown}); narrow it to exactly one test per mode")  # fmt: skip
 
 
 def _available_ids(job: Job) -> list[str]:

@@ -1,8 +1,9 @@
 """config_compare [guide step 10.3]: the unit test runs the module's ops with the module's configuration.
 
-ref §3: one iteration of the unit test's merged signpost window must occur as a contiguous run of the
-module's merged device ops, comparing OP CODE, ATTRIBUTES and every INPUT_/OUTPUT_ column as stripped
-strings. The module is the ground truth. Outcomes: match (exactly one place) / mismatch (the op codes
+One iteration of the unit test's merged signpost window must occur as a contiguous run of the
+module's merged device ops, comparing OP CODE, ATTRIBUTES and every INPUT_/OUTPUT_ column that EITHER
+CSV has, as stripped strings: a column one side lacks (say the module's INPUT_2_* of a bias the unit
+test dropped) is a mismatch. The module is the ground truth; report.txt lists the compared columns. Outcomes: match (exactly one place) / mismatch (the op codes
 line up but properties differ: one row per op and field) / no match / ambiguous (several places).
 
 One deliberate difference from the deepseek script: the ``DEV_<id>_`` of MEMORY cells is not compared.
@@ -14,8 +15,8 @@ import re
 import pandas as pd
 
 from pipeline import artifacts, opsperf
-from pipeline.steps import _perf
-from pipeline.steps._common import Job, finish, start
+from pipeline.steps import _window
+from pipeline.steps._common import Job, blocked, finish, start
 
 DOC = "[guide 10.3] config compare: unit-test ops vs the module's (op code, attributes, every input/output column)"
 MATCH, MISMATCH, NO_MATCH, AMBIGUOUS = "match", "mismatch", "no match", "ambiguous"
@@ -24,12 +25,9 @@ _DEVICE_IN_MEMORY = re.compile(r"^DEV_\d+_")
 
 def run(job: Job) -> dict:
     clock = start(job)
-    unit, module = job.upstream_result("unit_perf"), job.upstream_result("module_perf")
-    for name, result in (("unit_perf", unit), ("module_perf", module)):
-        if not result or result["verdict"] != artifacts.PASSED:
-            return finish(
-                job, clock, artifacts.BLOCKED, f"{name} did not pass ({result and result['verdict']})"
-            )
+    gate = blocked(job, clock, "unit_test", "unit_perf", "module_perf")
+    if gate:
+        return gate
     unit_csv, module_csv = job.upstream_file("unit_perf", "csv"), job.upstream_file("module_perf", "csv")
     try:
         report = compare(unit_csv, module_csv, job.spec.names.device_perf_iters)
@@ -51,11 +49,11 @@ def run(job: Job) -> dict:
 
 
 def compare(unit_csv, module_csv, iterations: int) -> dict:
-    unit_df = opsperf.read_ops_csv(unit_csv)
-    unit_merged, _ = opsperf.merge_device_rows(opsperf.signpost_window(unit_df))
-    unit_rows, method = _perf.one_iteration(unit_merged, iterations)
-    module_merged, _ = opsperf.merge_device_rows(opsperf.read_ops_csv(module_csv))
-    columns = _perf.config_columns(unit_df)
+    unit_rows = _window.one_iteration(unit_csv)
+    method = f"one of {iterations} checked iterations"
+    module_df = opsperf.read_ops_csv(module_csv)
+    module_merged, _ = opsperf.merge_device_rows(module_df)
+    columns = _both_sides(_used_columns(unit_rows), _used_columns(module_merged))
     unit_values = _values(unit_rows, columns)
     module_values = _values(module_merged, columns)
     n, m = len(unit_values), len(module_values)
@@ -76,6 +74,16 @@ def compare(unit_csv, module_csv, iterations: int) -> dict:
     else:
         report.update(_closest(unit_values, module_values, columns, unit_rows, module_merged))
     return report
+
+
+def _used_columns(rows: pd.DataFrame) -> list[str]:
+    """The compared columns with a value in at least one row (tt-metal's CSV has INPUT_0..N columns
+    for the widest op; an empty column is an input no op here has)."""
+    return [c for c in _window.config_columns(rows) if (rows[c].astype(str).str.strip() != "").any()]
+
+
+def _both_sides(unit: list[str], module: list[str]) -> list[str]:
+    return unit + [c for c in module if c not in unit]
 
 
 def _values(rows: pd.DataFrame, columns: list[str]) -> list[tuple[str, ...]]:
@@ -145,6 +153,7 @@ def render_text(report: dict) -> str:
         f"Fused merged rows: {report['unit_rows']}; period: {report['unit_rows']} ({report['unit_iteration']})",
         f"Module merged rows: {report['module_rows']}",
         f"Fused op codes (one iter): {report['unit_ops']}",
+        f"Compared columns (either CSV): {', '.join(report['columns'])}",
     ]
     result = report["result"]
     if result == NO_MATCH:

@@ -54,7 +54,9 @@ def render_md(summaries: list[dict]) -> str:
         lines.append(f"| {op_link} | {summary['verdict']} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Cells: one entry per mode (d = decode, p = prefill); figures are kernel µs totals or minimum PCC.",
+        "Cells: one entry per mode (d = decode, p = prefill). Perf figures are the guide's total kernel "
+        "duration PER ITERATION in µs (the pipeline's, then in brackets what test_<op>_device_perf printed); "
+        "test figures are the minimum PCC (4 decimals).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -74,13 +76,16 @@ def _cell(summary: dict, step: str) -> str:
 
 def _figure(entry: dict) -> str:
     figures = entry["figures"]
-    if "total_kernel_us" in figures:
-        return f"{figures['total_kernel_us']:.1f} µs"
+    if "total_kernel_duration_us" in figures:
+        printed = figures.get("printed_total_kernel_duration_us")
+        return f"{figures['total_kernel_duration_us']:.3f} µs/iter" + (
+            f" (test: {printed:.3f})" if printed is not None else ""
+        )
     pccs = [
         p.get("value") for p in figures.get("pcc", []) if isinstance(p, dict) and p.get("value") is not None
     ]
     if pccs:
-        return f"PCC {min(pccs)}"
+        return f"PCC {min(pccs):.4f}"
     by_mode = figures.get("by_mode") or {}
     values = [v["min_pcc"] for v in by_mode.values() if v.get("min_pcc") is not None]
-    return f"PCC {min(values)}" if values else ""
+    return f"PCC {min(values):.4f}" if values else ""

@@ -1,13 +1,16 @@
 """module_perf [guide step 10.2]: the module test (one iteration) under tracy, for config_compare."""
 
-from pipeline.steps import _perf, unit_perf
-from pipeline.steps._common import Job, start
+from pipeline.steps import _perf, _window
+from pipeline.steps._common import Job, blocked, start
 
 DOC = "[guide 10.2] module-test device perf under tracy (one iteration), the ground truth for config_compare"
 
 
 def run(job: Job) -> dict:
     clock = start(job)
+    gate = blocked(job, clock, "baseline")
+    if gate:
+        return gate
     select = job.spec.module_test.select[job.mode]
     profiled = _perf.profile(job, [*job.spec.module_test.argv, "-k", select])
-    return unit_perf.report(job, clock, profiled, _perf.module_figures, {"selection": select})
+    return _perf.report(job, clock, profiled, _window.module_figures, {"selection": select})

@@ -48,34 +48,58 @@ def run(job: Job) -> dict:
 
 
 def compare(baseline: list[dict], patched: list[logparse.Pcc], tolerance: float | None) -> list[dict]:
-    """Pair PCC lines by name and order; equal means equal as printed (or within `tolerance`)."""
-    rows = []
+    """Pair PCC lines by name (then the leftovers by order), so each difference is one row with both values;
+    equal means equal as printed (or within `tolerance`)."""
     remaining = list(patched)
+    pairs = []
     for base in baseline:
         match = next((p for p in remaining if p.name == base["name"]), None)
         if match:
             remaining.remove(match)
-        equal = match is not None and (
+        pairs.append([base, match])
+    for pair in pairs:
+        if pair[1] is None and remaining:
+            pair[1] = remaining.pop(0)
+    rows = [_row(base, match, tolerance) for base, match in pairs]
+    rows += [
+        {"name": extra.name, "baseline": None, "patched": extra.text, "equal": False} for extra in remaining
+    ]
+    return rows
+
+
+def _row(base: dict, match, tolerance: float | None) -> dict:
+    equal = (
+        match is not None
+        and match.name == base["name"]
+        and (
             match.value == base["value"]
             if tolerance is None
             else abs(match.value - base["value"]) <= tolerance
         )
-        rows.append(
-            {
-                "name": base["name"],
-                "baseline": base["text"],
-                "patched": match.text if match else None,
-                "equal": equal,
-            }
-        )
-    for extra in remaining:
-        rows.append({"name": extra.name, "baseline": None, "patched": extra.text, "equal": False})
-    return rows
+    )
+    row = {
+        "name": base["name"],
+        "baseline": base["text"],
+        "patched": match.text if match else None,
+        "equal": equal,
+    }
+    if match is not None and match.name != base["name"]:
+        row["patched_name"] = match.name
+    return row
+
+
+def _describe(row: dict) -> str:
+    if row["baseline"] is None:
+        return f"{row['name']}: only the patched run printed it ({row['patched']})"
+    if row["patched"] is None:
+        return f"{row['name']}: baseline {row['baseline']}, the patched run printed no PCC for it"
+    renamed = f" (printed as {row['patched_name']!r})" if "patched_name" in row else ""
+    return f"{row['name']}: baseline {row['baseline']}, patched {row['patched']}{renamed}"
 
 
 def _verdict(outcome, comparison, served: bool, junit) -> tuple[str, str]:
     changed = [r for r in comparison if not r["equal"]]
-    described = "; ".join(f"{r['name']}: baseline {r['baseline']}, patched {r['patched']}" for r in changed)
+    described = "; ".join(_describe(r) for r in changed)
     if outcome.verdict == artifacts.INFRA_FAILURE:
         return outcome.verdict, outcome.message
     if outcome.verdict != artifacts.PASSED:

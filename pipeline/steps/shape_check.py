@@ -1,17 +1,19 @@
-"""shape_check [guide step 13]: the single-device run sees exactly the first device's share of the multi-device run.
+"""shape_check [guide steps 11.6, 13]: the single-device run is the first device's share of the multi-device run.
 
 Compares, op by op over one iteration, every INPUT_/OUTPUT_ shape column of the single-device window with
-the multi-device window's rows of its first device; reports PCC and kernel totals side by side.
+the multi-device window's rows of its first device (step 13), and each op's average kernel duration
+with the multi-device run's within 2 % (step 11.6); reports PCC and per-iteration totals side by side.
 Skipped (with the reason) when the single-device test is skipped, e.g. for a fused op with CCLs.
 """
 
 import pandas as pd
 
 from pipeline import artifacts, opsperf
-from pipeline.steps import _perf
-from pipeline.steps._common import Job, finish, start
+from pipeline.steps import _window
+from pipeline.steps._common import Job, blocked, finish, start
 
-DOC = "[guide 13] shape check: single-device CSV shapes equal the multi-device run's per-device shapes; PCC and perf side by side"
+KERNEL_TOLERANCE = 0.02
+DOC = "[guide 11.6, 13] shape check: single-device CSV shapes equal the multi-device run's per-device shapes; PCC and perf side by side"
 SHAPE_SUFFIXES = (
     "_W_PAD[LOGICAL]",
     "_Z_PAD[LOGICAL]",
@@ -29,12 +31,10 @@ def run(job: Job) -> dict:
     single = job.upstream_result("single_perf")
     multi = job.upstream_result("unit_perf")
     if single and single["verdict"] == artifacts.SKIPPED:
-        return finish(job, clock, artifacts.SKIPPED, f"single-device test skipped: {single['message']}")
-    for name, result in (("single_perf", single), ("unit_perf", multi)):
-        if not result or result["verdict"] != artifacts.PASSED:
-            return finish(
-                job, clock, artifacts.BLOCKED, f"{name} did not pass ({result and result['verdict']})"
-            )
+        return finish(job, clock, artifacts.SKIPPED, single["message"])
+    gate = blocked(job, clock, "unit_test", "unit_perf", "single_perf")
+    if gate:
+        return gate
     iterations = job.spec.names.device_perf_iters
     try:
         mismatches, compared = compare_shapes(
@@ -46,6 +46,7 @@ def run(job: Job) -> dict:
         "multi_device": _figures(multi, job.upstream_result("unit_test"), job.mode),
         "single_device": _figures(single, job.upstream_result("single_device"), job.mode),
     }
+    mismatches += kernel_differences(multi["figures"]["op_stats"], single["figures"]["op_stats"])
     figures = {"compared_ops": compared, "mismatches": mismatches, "side_by_side": side_by_side}
     report = artifacts.write_json(job.step_dir / "report.json", figures)
     if mismatches:
@@ -53,7 +54,12 @@ def run(job: Job) -> dict:
             f"{m['op']} {m['field']}: multi {m['multi']} != single {m['single']}" for m in mismatches[:3]
         )
         return finish(
-            job, clock, artifacts.FAILED, f"shape mismatch: {shown}", figures, {"report_json": report.name}
+            job,
+            clock,
+            artifacts.FAILED,
+            f"single vs multi device: {shown}",
+            figures,
+            {"report_json": report.name},
         )
     return finish(job, clock, artifacts.PASSED, f"all shapes of {len(compared)} ops match the first device's", figures,
                   {"report_json": report.name})  # fmt: skip
@@ -62,9 +68,10 @@ def run(job: Job) -> dict:
 def compare_shapes(multi_csv, single_csv, iterations: int) -> tuple[list[dict], list[str]]:
     multi_window = opsperf.signpost_window(opsperf.read_ops_csv(multi_csv))
     first_device = _first_device_rows(multi_window)
-    multi_rows, _ = _perf.one_iteration(first_device, iterations)
+    multi_rows = first_device.iloc[: _period(first_device)]
     single_window = opsperf.signpost_window(opsperf.read_ops_csv(single_csv))
-    single_rows, _ = _perf.one_iteration(_first_device_rows(single_window), iterations)
+    single_device = _first_device_rows(single_window)
+    single_rows = single_device.iloc[: _period(single_device)]
     columns = [
         c for c in multi_window.columns if c.startswith(("INPUT_", "OUTPUT_")) and c.endswith(SHAPE_SUFFIXES)
     ]
@@ -80,6 +87,22 @@ def compare_shapes(multi_csv, single_csv, iterations: int) -> tuple[list[dict], 
                     {"op": multi["OP CODE"], "field": column, "multi": multi[column], "single": single_value}
                 )
     return mismatches, multi_ops
+
+
+def kernel_differences(multi: dict, single: dict) -> list[dict]:
+    """guide step 11.6: each op's average kernel duration agrees within 2 %."""
+    found = []
+    for op, stats in multi.items():
+        theirs = (single.get(op) or {}).get("avg_kernel_duration_ns")
+        ours = stats["avg_kernel_duration_ns"]
+        if theirs is not None and abs(theirs - ours) > KERNEL_TOLERANCE * max(ours, 1e-9):
+            found.append({"op": op, "field": "avg kernel duration [ns] (within 2 %)", "multi": round(ours, 1),
+                          "single": round(theirs, 1)})  # fmt: skip
+    return found
+
+
+def _period(rows: pd.DataFrame) -> int:
+    return _window.period_of(list(rows["OP CODE"]))
 
 
 def _first_device_rows(window: pd.DataFrame) -> pd.DataFrame:
@@ -98,5 +121,5 @@ def _figures(perf: dict, test: dict | None, mode: str) -> dict:
         if key.startswith(f"{mode}_") and entry["min_pcc"] is not None
     ]
     figures = perf["figures"]
-    return {"min_pcc": min(pcc) if pcc else None, "total_kernel_us": figures.get("total_kernel_us"),
-            "total_op_to_op_us": figures.get("total_op_to_op_us")}  # fmt: skip
+    return {"min_pcc": min(pcc) if pcc else None, "total_kernel_duration_us": figures.get("total_kernel_duration_us"),
+            "total_op_to_op_latency_us": figures.get("total_op_to_op_latency_us")}  # fmt: skip

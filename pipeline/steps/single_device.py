@@ -1,10 +1,83 @@
-"""single_device [guide step 11]: test_<op>_single_device over all cases, or the recorded skip (CCL ops)."""
+"""single_device [guide step 11]: every case of test_<op>_single_device, checked against the unit test.
 
-from pipeline.steps import unit_test
-from pipeline.steps._common import Job
+Blocked until unit_test passed. A skip is accepted only when the unit test's own device-perf window
+holds a CCL op (AllGather, ReduceScatter, AllReduce, AllToAll), and the accepted skip names it. Guide
+step 11.6: each case's PCC equals the multi-device run's for the same case to the precision expected_pcc
+is written with (0.001): the single device sees only the first device's share of the input, so the
+digits beyond that differ by construction.
+"""
 
-DOC = "[guide 11] single-device test: run test_<op>_single_device (or record its CCL skip and the reason)"
+from pipeline import artifacts
+from pipeline.steps import _cases
+from pipeline.steps._common import Job, blocked, finish, start
+
+DOC = "[guide 11] single-device test: every case; PCC equal to the multi-device test's; a skip only with a CCL op"
+SUFFIX = "_single_device"
+PCC_PRECISION = 0.001
 
 
 def run(job: Job) -> dict:
-    return unit_test.run(job, job.spec.names.single_device)
+    clock = start(job)
+    gate = blocked(job, clock, "unit_test")
+    if gate:
+        return gate
+    spec = job.spec
+    outcome, cases, files, argv = _cases.run_function(job, spec.names.single_device)
+    ccl = _ccl_ops(job)
+    if _cases.all_skipped(cases) and not ccl:
+        gate = blocked(job, clock, "unit_perf")  # the skip's claim is checked against that window
+        if gate:
+            return gate
+    verdict, message = _cases.verdict(outcome, cases, spec.prefill_seqlens, skip_ok=lambda _: bool(ccl))
+    if verdict == artifacts.SKIPPED:
+        message = f"{message} (accepted: the unit test's device-perf window has {', '.join(ccl)})"
+    elif _cases.all_skipped(cases):
+        verdict = artifacts.FAILED
+        message = (f"the single-device test skips ({_cases.skip_reason(cases)}) but the unit test's device-perf "
+                   f"window has no CCL op ({', '.join(_window_ops(job)) or 'no window'}): run it (guide step 11)")  # fmt: skip
+    elif verdict == artifacts.PASSED:
+        differences = pcc_differences(job.upstream_result("unit_test"), cases)
+        if differences:
+            verdict, message = (
+                artifacts.FAILED,
+                "PCC differs from the multi-device test (guide step 11.6): " + "; ".join(differences[:3]),
+            )
+    figures = {"function": spec.names.single_device, "cases": cases}
+    return finish(job, clock, verdict, message, figures, files, outcomes=[outcome], commands=[argv])
+
+
+def pcc_differences(unit_test: dict | None, cases: list[dict]) -> list[str]:
+    """Same parameters, same PCC name (without the _single_device suffix), as printed."""
+    multi = {
+        tuple(_cases.params(c["id"])): c for c in ((unit_test or {}).get("figures") or {}).get("cases", [])
+    }
+    found = []
+    for case in cases:
+        other = multi.get(tuple(_cases.params(case["id"])))
+        if other is None or case["outcome"] != "passed":
+            continue
+        theirs = {name.removesuffix(SUFFIX): value for name, value in other["pcc"].items()}
+        for name, value in case["pcc"].items():
+            expected = theirs.get(name.removesuffix(SUFFIX))
+            if expected is not None and abs(value - expected) > PCC_PRECISION:
+                found.append(
+                    f"{case['id']} {name}: single {_cases.pcc_text(value)}, multi {_cases.pcc_text(expected)}"
+                )
+    return found
+
+
+def _ccl_ops(job: Job) -> list[str]:
+    found = set()
+    for key in job.upstream:
+        if key.startswith("unit_perf"):
+            result = job.upstream_result(key) or {}
+            found.update((result.get("figures") or {}).get("ccl_ops", []))
+    return sorted(found)
+
+
+def _window_ops(job: Job) -> list[str]:
+    ops = []
+    for key in job.upstream:
+        if key.startswith("unit_perf"):
+            ops += ((job.upstream_result(key) or {}).get("figures") or {}).get("one_iteration_ops", [])
+    return list(dict.fromkeys(ops))

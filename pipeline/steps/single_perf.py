@@ -1,12 +1,25 @@
-"""single_perf [guide step 12]: test_<op>_single_device under tracy, selected like unit_perf."""
+"""single_perf [guide step 12]: the user's test_<op>_single_device_device_perf, checked like unit_perf.
 
-from pipeline.steps import unit_perf
-from pipeline.steps._common import Job
+Skipped when the single-device test itself was skipped (a fused op with CCL ops, accepted by single_device).
+"""
 
-DOC = (
-    "[guide 12] single-device device perf under tracy (recorded as skipped when the single-device test skips)"
-)
+from pipeline import artifacts
+from pipeline.steps import _perf, _window
+from pipeline.steps._common import Job, blocked, finish, start
+
+DOC = "[guide 12] test_<op>_single_device_device_perf: checked window, per-iteration totals (skipped with the single-device test)"
 
 
 def run(job: Job) -> dict:
-    return unit_perf.run(job, job.spec.names.single_device)
+    clock = start(job)
+    single = job.upstream_result("single_device")
+    if single and single["verdict"] == artifacts.SKIPPED:
+        return finish(job, clock, artifacts.SKIPPED, single["message"])
+    gate = blocked(job, clock, "unit_test", "single_device")
+    if gate:
+        return gate
+    function = job.spec.names.single_device_device_perf
+    profiled = _perf.run_device_perf_function(job, function)
+    iterations = job.spec.names.device_perf_iters
+    return _perf.report(job, clock, profiled, lambda csv: _window.window_figures(csv, iterations),
+                        {"function": function})  # fmt: skip

@@ -10,11 +10,18 @@ from pipeline import artifacts, render
 from pipeline.steps._common import Job
 
 DOC = "[guide 14-15] summary: summary.json + summary.md with every verdict, figure and log link, and what was unexpected"
-# Figures worth a column in the tables (the rest stay in summary.json).
-HEADLINE = ("total_kernel_us", "total_op_to_op_us", "avg_kernel_us", "avg_op_to_op_us", "result")
+# Figures worth a column in the tables (the rest stay in summary.json), with the guide's names.
+HEADLINE = {
+    "total_kernel_duration_us": "total kernel duration per iteration (us)",
+    "printed_total_kernel_duration_us": "as test_<op>_device_perf printed it (us)",
+    "total_op_to_op_latency_us": "total op-to-op latency per iteration (us)",
+    "printed_total_op_to_op_latency_us": "as printed (us)",
+    "iterations": "iterations measured",
+    "result": "result",
+}
 
 
-def run(job: Job) -> None:
+def run(job: Job) -> dict:
     """`job.upstream` maps each of the op's task names to its step dir (shared module tasks included)."""
     layout = job.ctx.layout
     op_dir = layout.op_dir(job.spec.name)
@@ -24,6 +31,7 @@ def run(job: Job) -> None:
     artifacts.write_text(layout.summary_md(job.spec.name), render_md(data))
     render.write_op_page(layout.summary_json(job.spec.name), job.spec.workspace)  # summary.html
     print(f"[{job.task}] {data['verdict'].upper()}: {layout.summary_md(job.spec.name)}", flush=True)
+    return data
 
 
 def build(job: Job, steps: list[dict]) -> dict:
@@ -83,7 +91,9 @@ def render_md(data: dict) -> str:
     lines.append(f"Modes: {', '.join(data['modes'])}" + (" (decode only)" if data["decode_only"] else ""))
     lines += ["", "| step | mode | verdict | figures | message | logs |", "|---|---|---|---|---|---|"]
     for step in data["steps"]:
-        figures = ", ".join(f"{k} {_fmt(step['figures'][k])}" for k in HEADLINE if k in step["figures"])
+        figures = ", ".join(
+            f"{label} {_fmt(step['figures'][k])}" for k, label in HEADLINE.items() if k in step["figures"]
+        )
         links = " ".join(f"[{name}]({href})" for name, href in step["links"].items())
         message = step["message"].replace("|", "\\|")
         lines.append(
@@ -91,6 +101,7 @@ def render_md(data: dict) -> str:
         )
     lines += ["", "## Unexpected and workarounds", ""]
     lines += [f"- {item}" for item in data["unexpected"]] or ["- nothing"]
+    lines += ["", "PCC is shown to 4 decimals; summary.json and each result.json keep the exact values."]
     return "\n".join(lines) + "\n"
 
 

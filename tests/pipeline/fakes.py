@@ -92,17 +92,71 @@ def test_block(mode):
     assert out == 8, f"Block test failed. Output: {pcc}"
 """
 
-UNIT_TEST = """\
+DEVICE_PERF_HELPER = '''"""The fake model's device-perf helper: the case selection (its only copy), tracy, the window's totals."""
+
+import csv
 import logging
+import os
+import shlex
+import subprocess
+import sys
+
+logger = logging.getLogger(__name__)
+
+
+def selection(mode, seq_len):
+    run_kind = "trace" if mode == "decode" else "eager"
+    return f"program_cache and not no_program_cache and {run_kind} and {mode} and {seq_len}"
+
+
+def run_device_perf(test_file, function, mode, seq_len, env_var, iterations):
+    command = f"pytest {test_file}::{function} -k {shlex.quote(selection(mode, seq_len))}"
+    argv = [sys.executable, "-m", "tracy", "-r", "-p", "-o", os.environ["TT_METAL_PROFILER_DIR"], "-t",
+            os.environ.get("TRACY_PORT", "8086"), "--check-exit-code", "--op-support-count",
+            os.environ.get("TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT", "10000"), "-m", command]
+    out = subprocess.run(argv, env={**os.environ, env_var: "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    sys.stdout.write(out.stdout)
+    assert out.returncode == 0, f"profiled run failed ({out.returncode})"
+    path = [line.split("OPs csv generated at: ")[1].strip() for line in out.stdout.splitlines()
+            if "OPs csv generated at: " in line][-1]
+    kernel, op_to_op = window_totals(path)
+    logger.info(f"Device perf totals ({iterations} iterations): kernel={kernel:.3f} us, op_to_op={op_to_op:.3f} us")
+    logger.info(f"Device perf per-iteration averages: kernel={kernel / iterations:.3f} us, "
+                f"op_to_op={op_to_op / iterations:.3f} us")
+
+
+def window_totals(path):
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    marks = [i for i, r in enumerate(rows) if r["OP TYPE"] == "signpost"]
+    per_device = {}
+    for row in rows[marks[0] + 1 : marks[-1]]:
+        if row["OP TYPE"] == "tt_dnn_device":
+            per_device.setdefault(row["DEVICE ID"], []).append(row)
+    kernel = op_to_op = 0.0
+    for ops in zip(*per_device.values()):
+        durations = [float(r["DEVICE KERNEL DURATION [ns]"] or 0) for r in ops]
+        slowest = ops[durations.index(max(durations))]
+        collective = "AllReduce" in slowest["OP CODE"]  # collectives: the device average
+        kernel += (sum(durations) / len(durations) if collective else max(durations)) / 1000
+        op_to_op += float(slowest["OP TO OP LATENCY [ns]"] or 0) / 1000
+    return kernel, op_to_op
+'''
+
+UNIT_TEST = """import logging
 import os
 
 import pytest
 
-from models.demo.tt.fake_device import add, mul
+from models.demo.tests.device_perf import run_device_perf
+from models.demo.tt.fake_device import add, mul, op
 
 logger = logging.getLogger(__name__)
 
 DEVICE_PERF_ENV_VAR = "DEMO_ROUTER_DEVICE_PERF"
+PERF_WARMUP_ITERS = 10
+PERF_MEASURE_ITERS = 100
 DEVICE_PERF_ITERS = 10
 CASES = [("decode", 1, 0.99, 0.0), ("prefill", 128, 0.99, 0.0)]
 
@@ -112,6 +166,8 @@ def demo_router_reference(x):
 
 
 def demo_router_ttnn(x):
+    if os.environ.get("FAKE_CCL_OP"):
+        op("AllReduceDeviceOperation")
     a = add(x, 1)
     return mul(a, 2)
 
@@ -137,7 +193,7 @@ def _run(single_device=False):
             raise RuntimeError("TT_FATAL: Creating trace buffers of size 2818048B on MeshDevice 0, "
                                "but only 1000000B is allocated for trace region.")
 
-        for _ in range(2):
+        for _ in range(PERF_WARMUP_ITERS):
             demo_router_ttnn(3)
         tracy.signpost("start")
         for _ in range(DEVICE_PERF_ITERS):
@@ -165,12 +221,14 @@ def test_demo_router_single_device(mode, seq_len, expected_pcc, expected_perf_us
     _run(single_device=True)
 
 
-def test_demo_router_device_perf():
-    pass
+@pytest.mark.parametrize("mode, seq_len", [("decode", 1), ("prefill", 128)])
+def test_demo_router_device_perf(mode, seq_len):
+    run_device_perf(__file__, "test_demo_router", mode, seq_len, DEVICE_PERF_ENV_VAR, DEVICE_PERF_ITERS)
 
 
-def test_demo_router_single_device_device_perf():
-    pass
+@pytest.mark.parametrize("mode, seq_len", [("decode", 1), ("prefill", 128)])
+def test_demo_router_single_device_device_perf(mode, seq_len):
+    run_device_perf(__file__, "test_demo_router_single_device", mode, seq_len, DEVICE_PERF_ENV_VAR, DEVICE_PERF_ITERS)
 """
 
 SPEC = """\
@@ -213,6 +271,8 @@ def make_workspace(ws: Path) -> Path:
     write(ws / "models/demo/tt/unused.py", "UNUSED = 1\n")
     write(ws / "models/demo/tests/test_modules.py", MODULE_TEST)
     write(ws / "models/demo/tests/fused/test_demo_router.py", UNIT_TEST)
+    write(ws / "models/demo/tests/__init__.py", "")
+    write(ws / "models/demo/tests/device_perf.py", DEVICE_PERF_HELPER)
     write(ws / "conftest.py", "")
     write(ws / "pytest.ini", PYTEST_INI)
     return ws

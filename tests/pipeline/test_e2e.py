@@ -121,13 +121,10 @@ def step_of(name: str) -> str:
     return name.split(":")[0]
 
 
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    repo = copy_parts(tmp_path_factory.mktemp("bundled") / "repo")
-    started = time.monotonic()
-    result = run(repo, "run", "fused_op=router")
-    print(f"first router run: {time.monotonic() - started:.0f} s")
-    return repo, result
+@pytest.fixture
+def first_run(bundled_router_run):
+    """The session's router run (tests/conftest.py), shared with the mutation corpus."""
+    return bundled_router_run
 
 
 @pytest.fixture
@@ -281,19 +278,23 @@ def test_wrong_ttnn_function_fails_patch_verify_with_both_pccs(repo):
 
 
 def test_hang_is_killed_reset_retried_and_reported(repo):
+    """The fault is part of the environment key, so the first device step on the way (the decode baseline)
+    hangs; it is killed, reset, retried, reported; everything after it is blocked, not run."""
     started = time.monotonic()
     result = run(repo, "run", "unit_test:router", TTNN_SIM_FAULT="hang@3", PIPELINE_SILENCE_TIMEOUT="3")
     elapsed = time.monotonic() - started
-    unit = json.loads((repo / "artifacts/router/unit_test/result.json").read_text())
-    assert unit["verdict"] == "infra_failure", unit
-    attempts = unit["run"]["runner"][0]["attempts"]
+    (baseline_dir,) = (repo / "artifacts/_module_tests").glob("test_decoder_router-*/baseline/decode")
+    baseline = json.loads((baseline_dir / "result.json").read_text())
+    assert baseline["verdict"] == "infra_failure", baseline
+    attempts = baseline["run"]["runner"][-1]["attempts"]
     assert [a["reason"] for a in attempts] == ["hang: no output for 3 s"] * 2
     assert all(a["duration_s"] < 3 + 10 for a in attempts), attempts
-    log = (repo / "artifacts/router/unit_test/log.txt").read_text()
+    files = baseline["files"]  # the hang may come while collecting (collect.txt) or running (log.txt)
+    log = (baseline_dir / files.get("log", files["collect"])).read_text()
     assert "reset: sim backend has no device to reset (no-op)" in log and "attempt 2 of 2" in log
-    assert (
-        result.returncode != 0 and "unit_test:router: infra_failure: infrastructure failure" in result.stdout
-    )
+    unit = json.loads((repo / "artifacts/router/unit_test/result.json").read_text())
+    assert unit["verdict"] == "blocked" and "guide step 6" in unit["message"]
+    assert result.returncode != 0 and "unit_test:router: blocked" in result.stdout
     events = read_lock_log(repo.parent / "device.lock.log")
     assert [e["event"] for e in events][-2:] == ["acquire", "release"]
     assert elapsed < 300
@@ -308,6 +309,49 @@ def test_copied_artifacts_make_a_fresh_copy_up_to_date(first_run, tmp_path):
     result = run(clone, "run", "fused_op=router")
     assert result.returncode == 0 or failed, out(result)
     assert executed(result) == failed
+
+
+def _write_checkpoint(folder: Path, workspace: Path) -> Path:
+    """A tiny GptOss checkpoint (save_pretrained) with the workspace's toy config, written in a child python;
+    router/experts/sinks on a trained model's scale (not the 0.02 init), as tests/workspace does."""
+    code = (
+        "import sys, torch\nfrom transformers import GptOssConfig, GptOssForCausalLM\n"
+        f"sys.path.insert(0, {str(workspace)!r})\n"
+        "from models.demos.gpt_oss_mini.reference.model import TINY_CONFIG\n"
+        "torch.manual_seed(1234)\nmodel = GptOssForCausalLM(GptOssConfig(**TINY_CONFIG))\n"
+        "with torch.no_grad():\n    for name, p in model.named_parameters():\n"
+        "        if any(k in name for k in ('router', 'experts', 'sinks')):\n            p.normal_(0, 0.5)\n"
+        f"model.save_pretrained({str(folder)!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
+    return folder
+
+
+def test_hf_model_set_profiles_the_random_weights_case_only(tmp_path):
+    """test_<op>_device_perf as unit_perf runs it, with and without HF_MODEL: with it, the real-weights cases
+    exist too, yet the profiled window (its selection lives in the workspace) is the random-weights case,
+    so the pipeline's per-iteration figures and the function's printout are the same both times."""
+    from pipeline import backends, logparse
+    from pipeline.steps import _window
+
+    repo = copy_parts(tmp_path / "repo")
+    workspace = repo / "examples/gpt_oss_mini"
+    checkpoint = _write_checkpoint(tmp_path / "checkpoint", workspace)
+    figures = []
+    for name, extra in (("random", {}), ("hf_model", {"HF_MODEL": str(checkpoint)})):
+        profiler_dir = tmp_path / name / "profiler"
+        env = backends.get_backend("sim", workspace).env(workspace, {
+            "TT_METAL_PROFILER_DIR": str(profiler_dir), "TRACY_PORT": str(backends.free_port()), **extra})  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"{ROUTER_TEST.split('/', 2)[2]}"
+                               "::test_gpt_oss_mini_router_device_perf", "-k", "decode", "--capture=tee-sys"],
+                              cwd=workspace, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:]
+        (csv,) = logparse.ops_csv_paths(done.stdout + done.stderr)
+        assert Path(csv).resolve().is_relative_to(profiler_dir.resolve())
+        ours = _window.window_figures(csv, 10)
+        figures.append((ours["total_kernel_duration_us"], ours["total_op_to_op_latency_us"],
+                        ours["one_iteration_ops"], logparse.device_perf_per_iteration(done.stdout)))  # fmt: skip
+    assert figures[0] == figures[1]
 
 
 def test_experts_mlp_and_experts_first_run(tmp_path):

@@ -1,0 +1,21 @@
+"""Session-wide: one `doit run fused_op=router` on a copy of the bundled repo, shared by the e2e tests and
+the mutation corpus (each works on its own copy of the result)."""
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "pipeline"))  # fakes.py, test_e2e's helpers
+
+
+@pytest.fixture(scope="session")
+def bundled_router_run(tmp_path_factory):
+    from test_e2e import copy_parts, run
+
+    repo = copy_parts(tmp_path_factory.mktemp("bundled") / "repo")
+    started = time.monotonic()
+    result = run(repo, "run", "fused_op=router")
+    print(f"first router run: {time.monotonic() - started:.0f} s")
+    return repo, result
