@@ -29,7 +29,7 @@ def locate(source: str, start: str, end: str, file: str) -> Span:
         fix = "quote text that occurs exactly once (add more of the line, or a second line)"
         raise AnchorError("start", f"{start!r} matches {count} times in {file}", fix)
     start_at = source.index(start)
-    end_at = source.find(end, start_at)  # at or after start: a one-statement sequence has start == end
+    end_at = start_at if end == start else source.find(end, start_at + len(start))
     if end_at < 0:
         where = "only before start" if end in source else "nowhere"
         raise AnchorError(
