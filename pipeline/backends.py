@@ -28,7 +28,7 @@ from pipeline import lock
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIM_PACKAGE = REPO_ROOT / "ttnn_sim"
 SIM_SHIM = SIM_PACKAGE / "shim"
-DEFAULT_OP_SUPPORT_COUNT = 10000  # what tt-metal's fused tests pass (ref §1.4)
+DEFAULT_OP_SUPPORT_COUNT = 10000  # what tt-metal's fused tests pass (tt-metal's fused_op_device_perf_utils.py)
 
 # pytest's cache would write .pytest_cache into the user's checkout; case_clock restarts the runner's
 # wall timeout at each test case.
@@ -112,7 +112,7 @@ def version(backend: Backend) -> dict:
 
 
 def free_port() -> int:
-    """A port nobody listens on now, for tracy's -t (it is a port, ref §9.4)."""
+    """A port nobody listens on now, for tracy's -t (it is a port, not a timeout)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -38,7 +38,7 @@ NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MODES = ("decode", "prefill")
 BACKENDS = ("sim", "ttnn")
 DECODE_SEQ_LEN = 1  # tt-metal's decode rows are ("decode", 1, ...)
-DEFAULT_DEVICE_PERF_ITERS = 10  # ref §1.3
+DEFAULT_DEVICE_PERF_ITERS = 10  # tt-metal's gpt_oss fused-op tests
 
 _REQUIRED = ("name", "description", "workspace", "unit_test", "modes", "module_test", "sequence")
 _OPTIONAL = ("prefill_seqlens", "env_vars", "extra_deps", "pcc_tolerance", "timeouts")

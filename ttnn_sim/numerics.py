@@ -2,7 +2,7 @@
 
 Every function takes a dtype as an enum member with `.name` (``DataType.BFLOAT8_B``) or as its name
 (``"BFLOAT8_B"``); layouts and math fidelities likewise. The rules are those written down in
-``../shared/reference/tt-numerics/README.md`` and are checked bit for bit against its vectors.
+tt-metal's own conversion routines (the reference vectors tests/sim/test_numerics.py checks) and are checked bit for bit against its vectors.
 
 Storage: float formats are float32 tensors already rounded to the format; integer formats are int64.
 

@@ -5,10 +5,10 @@ Child side (the process running the model, docs/internals.md §1.4): when ``TT_M
 appends them as JSON lines to ``$TT_METAL_PROFILER_DIR/.logs/ttnn_sim_ops.jsonl``. The sim core flushes
 at device close; an ``atexit`` hook flushes whatever is left.
 
-A device holds at most ``TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT`` (default 1000, ref §4.1) op records;
+A device holds at most ``TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT`` (default 1000, tt-metal's tools/tracy/common.py) op records;
 later ones for that device are dropped with tt-metal's buffer-overflow warning, once per device.
 
-Parent side (``python -m tracy``): ``load_records()`` + ``write_ops_perf_csv()`` write ref §5 exactly.
+Parent side (``python -m tracy``): ``load_records()`` + ``write_ops_perf_csv()`` write tracy's process_ops_logs.py format exactly.
 How each column is derived from a record (missing keys give empty cells):
 
 - ``OP CODE`` op_code · ``OP TYPE`` op_type · ``GLOBAL CALL COUNT`` global_call_count · ``DEVICE ID`` device_id
@@ -69,7 +69,7 @@ _PERF_MODEL_COLUMNS = [
     "NOC UTIL (%)", "MULTICAST NOC UTIL (%)", "DRAM BW UTIL (%)", "DRAM BW UTIL PER CTRL (%)",
     "ETH BW UTIL (%)", "NPE CONG IMPACT (%)",
 ]  # fmt: skip
-# ref §5.1: the 57-entry base header; INPUTS / OUTPUTS are placeholders for the tensor column groups.
+# tracy's process_ops_logs.py: the 57-entry base header; INPUTS / OUTPUTS are placeholders for the tensor column groups.
 OPS_CSV_HEADER = [*_BASE_COLUMNS, "INPUTS", "OUTPUTS", *_PROGRAM_COLUMNS, *_PERF_MODEL_COLUMNS]
 TENSOR_FIELDS = ["W_PAD[LOGICAL]", "Z_PAD[LOGICAL]", "Y_PAD[LOGICAL]", "X_PAD[LOGICAL]", "LAYOUT", "DATATYPE", "MEMORY"]
 KERNEL_SIZE_CLASSES = ["TENSIX DM", "TENSIX COMPUTE", "ACTIVE ETH DM", "IDLE ETH DM"]
@@ -182,7 +182,7 @@ def flush() -> None:
 
 
 def profiler_dir() -> Path:
-    """ref §4.1: TT_METAL_PROFILER_DIR, else $TT_METAL_HOME/generated/profiler (TT_METAL_HOME or CWD)."""
+    """tt-metal's tools/tracy/common.py: TT_METAL_PROFILER_DIR, else $TT_METAL_HOME/generated/profiler (TT_METAL_HOME or CWD)."""
     if os.environ.get("TT_METAL_PROFILER_DIR"):
         return Path(os.environ["TT_METAL_PROFILER_DIR"])
     return Path(os.environ.get("TT_METAL_HOME") or os.getcwd()) / "generated" / "profiler"
@@ -251,7 +251,7 @@ def csv_columns(records: list[dict]) -> list[str]:
 
 
 def write_ops_perf_csv(records: list[dict], path) -> Path:
-    """Write the ops_perf_results CSV (ref §5): CRLF, `,` -> `;` in cells, empty for missing."""
+    """Write the ops_perf_results CSV (tracy's process_ops_logs.py format): CRLF, `,` -> `;` in cells, empty for missing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ordered = sorted(records, key=lambda r: r.get("sort_ts") or 0)
@@ -327,7 +327,7 @@ def _difference(end, start):
 
 
 def _cell(value) -> str:
-    """ref §5.2: None/NaN -> empty; otherwise str() with every ',' replaced by ';'."""
+    """tracy's process_ops_logs.py: None/NaN -> empty; otherwise str() with every ',' replaced by ';'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value).replace(",", ";")

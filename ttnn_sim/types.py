@@ -1,6 +1,6 @@
 """ttnn's value types: enums, shapes, core grids, memory configs and op configs.
 
-`str()` of every type matches ttnn 0.81.1 (../shared/reference/tt-numerics/api-strings.json), because model
+`str()` of every type matches ttnn 0.81.1 (as recorded from the ttnn 0.81.1 wheel), because model
 code and the profiler's ATTRIBUTES / MEMORY cells print them.
 """
 

@@ -59,7 +59,7 @@ def selection_error(job: Job, select: str, ids: list[str]) -> str:
 
 
 def _available_ids(job: Job) -> list[str]:
-    """What the module test offers (ref §9.1: ids differ between versions, so show them rather than guess)."""
+    """What the module test offers (ids differ between tt-metal versions, so show them rather than guess)."""
     argv = job.ctx.backend.pytest_argv([*job.spec.module_test.argv, "--collect-only", "-q"])
     outcome = run_device(job, argv, log_name="collect_all.txt")
     return [i.split("::")[-1] for i in logparse.collected_ids(outcome.output)]

@@ -147,7 +147,7 @@ def summary_line(report: dict) -> str:
 
 
 def render_text(report: dict) -> str:
-    """The deepseek script's report lines (ref §3), then ours."""
+    """The deepseek script's report lines (tt-metal's deepseek example_compare_fused_wqkva_configs.py), then ours."""
     lines = [
         f"Case: {report['case']}",
         f"Fused merged rows: {report['unit_rows']}; period: {report['unit_rows']} ({report['unit_iteration']})",
