@@ -21,6 +21,7 @@ import hashlib
 import importlib
 import json
 import re
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from doit.tools import config_changed
 from pipeline import artifacts, backends, doit_support, sources
 from pipeline import steps as steps_package
 from pipeline.context import Context, make_context
+from pipeline.render import outputs
 from pipeline.spec import FusedOpSpec, Overrides, SpecError, load_specs
 from pipeline.steps import STEPS
 from pipeline.steps._common import Job
@@ -212,6 +214,7 @@ class Pipeline:
                 "targets": [self._display(layout.summary_json(spec.name)), self._display(layout.summary_md(spec.name))],
                 "uptodate": [config_changed({"spec": spec.raw, "env": self.ctx.key_for(spec.env_vars), "tasks": list(upstream)})],
                 "clean": [(_remove, [layout.summary_json(spec.name), layout.summary_md(spec.name)]),
+                          (_remove_all, [layout.op_dir(spec.name), outputs.OP_OUTPUTS]),
                           (doit_support.prune_empty, [layout.op_dir(spec.name), layout.root])],
             }  # fmt: skip
 
@@ -225,7 +228,8 @@ class Pipeline:
             "file_dep": [self._display(layout.summary_json(op)) for op in ops],
             "targets": [self._display(layout.index_md)],
             "uptodate": [config_changed({"ops": list(ops), "env": self.ctx.environment_key})],
-            "clean": [(_remove, [layout.index_md]), *self._prune_unused_modules()],
+            "clean": [(_remove, [layout.index_md]), (_remove_all, [layout.root, outputs.INDEX_OUTPUTS]),
+                      *self._prune_unused_modules()],
         }  # fmt: skip
 
     def _prune_unused_modules(self) -> list:
@@ -422,6 +426,13 @@ def _execute(step: str, job: Job, *args):
     if step in STEPS[:-2]:  # summary and index write into shared folders; their targets are checked
         return {doit_support.OUTPUTS_VALUE: doit_support.folder_record(job.step_dir)}
     return None
+
+
+def _remove_all(folder: Path, names) -> None:
+    """What the renderer wrote into `folder` (pages, history, tt-perf-report tables)."""
+    for name in names:
+        path = Path(folder) / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def _remove(*paths: Path) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 from pipeline import artifacts
 from pipeline.render import status
 from pipeline.render.evidence import GOOD, OpEvidence
+from pipeline.render.outputs import JUNIT
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
-JUNIT = "junit.xml"
 FAILURE_KINDS = {"failed": "failure", "profiler_failure": "failure", "infra_failure": "error",
                  "missing": "error", "skipped": "skipped", "blocked": "skipped"}  # fmt: skip
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pipeline import artifacts
 from pipeline.render.evidence import PERF_STEPS, OpEvidence, Step
+from pipeline.render.outputs import HISTORY_DIR
 
 KEEP = 50
-HISTORY_DIR = "history"
 
 
 def path_for(op_dir: Path, task: str) -> Path:

@@ -13,10 +13,9 @@ from markupsafe import Markup
 from pipeline import artifacts
 from pipeline.render import ci, history, matrix, oppage, status
 from pipeline.render.evidence import OpEvidence, collect, load
+from pipeline.render.outputs import INDEX_PAGE, OP_PAGE
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "html"
-OP_PAGE = "summary.html"
-INDEX_PAGE = "index.html"
 
 
 def environment() -> jinja2.Environment:

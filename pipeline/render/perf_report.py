@@ -20,8 +20,8 @@ from pathlib import Path
 from pipeline import artifacts, opsperf
 from pipeline.render.evidence import PERF_STEPS, OpEvidence, Step
 from pipeline.render.history import path_for
+from pipeline.render.outputs import REPORT_DIR
 
-REPORT_DIR = "perf_report"
 TIMEOUT_S = 180
 _WINDOW = inspect.signature(opsperf.signpost_window).parameters  # the pipeline's window, defined once there
 SIGNPOSTS = (_WINDOW["start"].default, _WINDOW["stop"].default)

@@ -207,7 +207,7 @@ MUTANTS = (
         ((" and random_weights", ""),),
         PERF_DECODE,
         "profiler_failure",
-        ("holds 1 iterations", "configures 10"),
+        ("the signpost window holds", "iterations of the 3-op sequence", "configures 10"),
         env={"HF_MODEL": "<checkpoint>"},
     ),
     Mutant(

@@ -30,8 +30,13 @@ def test_whole_graph_passes_with_the_ttnn_backend_and_a_crash_resets_by_machine(
     result = doit(repo, env, "run", "backend=ttnn", "workspace=" + env["TT_METAL_HOME"])
     assert result.returncode == 0, result.stdout[-3000:]
     assert "index" in executed(result)
-    log = (repo / "artifacts/demo_router/unit_perf/decode/log.txt").read_text()
     python = str(Path(env["TT_METAL_HOME"]) / "python_env/bin/python")
+    # unit_perf runs the user's test_<op>_device_perf, whose run_device_profiler starts tracy itself;
+    # the module test is profiled by the pipeline's own tracy command line.
+    unit_log = (repo / "artifacts/demo_router/unit_perf/decode/log.txt").read_text()
+    assert f"# command: {python} -m pytest " in unit_log
+    (module_log,) = (repo / "artifacts/_module_tests").glob("*/module_perf/decode/log.txt")
+    log = module_log.read_text()
     assert f"# command: {python} -m tracy -r -p -o " in log
     assert f"# cwd: {env['TT_METAL_HOME']}\n" in log and "# backend: ttnn\n" in log
     assert '"device_set": "0,1"' in log  # the environment key names the cards
@@ -74,5 +79,8 @@ def test_bundled_router_graph_passes_with_the_ttnn_backend(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = json.loads((repo / "artifacts/router/summary.json").read_text())
     assert summary["verdict"] == "passed", [s for s in summary["steps"] if s["verdict"] != "passed"]
-    log = (repo / "artifacts/router/unit_perf/decode/log.txt").read_text()
+    (module_log,) = (repo / "artifacts/_module_tests").glob("*/module_perf/decode/log.txt")
+    log = module_log.read_text()
     assert f"# command: {home / 'python_env/bin/python'} -m tracy " in log and "# backend: ttnn\n" in log
+    unit_log = (repo / "artifacts/router/unit_perf/decode/log.txt").read_text()
+    assert f"# command: {home / 'python_env/bin/python'} -m pytest " in unit_log
