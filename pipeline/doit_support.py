@@ -195,11 +195,15 @@ def passed_before(result_path: Path):
     return check
 
 
+def named_tasks(argv: list[str] | None = None) -> list[str]:
+    """The task names (or groups, or doit wildcards) on a doit command line, without the sub-command."""
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-") and "=" not in a]
+    return words[1:] if words and words[0] in WRITING_COMMANDS | READ_ONLY_COMMANDS else words
+
+
 def named_on_command_line(task: str, argv: list[str] | None = None) -> bool:
     """Whether the user asked for `task` by name (exactly, by its group, or by a doit wildcard)."""
-    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-") and "=" not in a]
-    if words and words[0] in WRITING_COMMANDS | READ_ONLY_COMMANDS:
-        words = words[1:]
+    words = named_tasks(argv)
     return any(w == task or w == task.split(":")[0] or fnmatch.fnmatchcase(task, w) for w in words)
 
 

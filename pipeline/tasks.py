@@ -220,14 +220,19 @@ class Pipeline:
 
     def _index(self):
         layout = self.ctx.layout
-        ops = tuple(spec.name for spec in self.specs)
         job = self._job("index", self.specs[0], None, "index", layout.root, {})
+        if doit_support.named_tasks() == ["index"]:  # `doit run index`: index the tree as it is (merged
+            ops, deps, uptodate = None, [], [False]  # from several machines), judging every op in it
+        else:
+            ops = tuple(spec.name for spec in self.specs)
+            deps = [self._display(layout.summary_json(op)) for op in ops]
+            uptodate = [config_changed({"ops": list(ops), "env": self.ctx.environment_key})]
         yield {
             "basename": "index", "doc": step_doc("index"),
             "actions": [(_execute, ["index", job, ops])],
-            "file_dep": [self._display(layout.summary_json(op)) for op in ops],
+            "file_dep": deps,
             "targets": [self._display(layout.index_md)],
-            "uptodate": [config_changed({"ops": list(ops), "env": self.ctx.environment_key})],
+            "uptodate": uptodate,
             "clean": [(_remove, [layout.index_md]), (_remove_all, [layout.root, outputs.INDEX_OUTPUTS]),
                       *self._prune_unused_modules()],
         }  # fmt: skip
@@ -419,7 +424,9 @@ def _execute(step: str, job: Job, *args):
         return result
     changed = doit_support.changed_since(inputs_before)
     if changed:  # what ran saw a mix of old and new: don't let doit record the new file as done
-        return TaskFailed(f"{job.task}: {job.ctx.display(changed)} changed while the step ran; run doit again")
+        return TaskFailed(
+            f"{job.task}: {job.ctx.display(changed)} changed while the step ran; run doit again"
+        )
     if isinstance(result, dict) and result["verdict"] not in artifacts.GOOD_VERDICTS:
         if doit_support.named_on_command_line(job.task):
             return TaskFailed(f"{job.task}: {result['verdict']}: {result.get('message', '')}")
