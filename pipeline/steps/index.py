@@ -13,7 +13,6 @@ from pipeline import artifacts, render
 from pipeline.steps import STEPS
 from pipeline.steps._common import Job
 
-DOC = "[guide 14] index: artifacts/index.md status matrix (fused op x step, PCC, perf totals, links)"
 MATRIX_STEPS = [s for s in STEPS if s not in ("summary", "index")]
 
 
