@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ttnn_sim import clock, cost, numerics
+from ttnn_sim.threads import on_sim_threads
 from ttnn_sim.types import (
     DRAM_MEMORY_CONFIG,
     DataType,
@@ -242,6 +243,7 @@ class Tensor:
         return f"ttnn.Tensor(shape={self.shape}, dtype={self.dtype}, layout={self.layout}, {where})"
 
 
+@on_sim_threads
 def from_torch(
     tensor,
     dtype: DataType | None = None,
@@ -302,6 +304,7 @@ def from_device(tensor: Tensor, blocking: bool = True, cq_id=None) -> Tensor:
     return Tensor(shards, tensor.dtype, tensor.layout)
 
 
+@on_sim_threads
 def to_torch(tensor: Tensor, dtype=None, *, mesh_composer=None, device=None, cq_id=None) -> torch.Tensor:
     tensor = from_device(tensor)
     if mesh_composer is not None:
