@@ -9,6 +9,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ttnn_sim" / "shim"))
 
 import ttnn  # noqa: E402
+
 from ttnn_sim import numerics, threads  # noqa: E402
 
 
