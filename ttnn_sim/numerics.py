@@ -187,20 +187,23 @@ def _power_of_two(exponents: torch.Tensor) -> torch.Tensor:
 
 
 def _round_normal_blocks(blocks: torch.Tensor, m: int) -> torch.Tensor | None:
-    """_round_blocks_bitwise's result in float arithmetic, about 3x faster, when every block's shared exponent
-    E is a normal one of at least 24 or the block is all zeros (else None: tiny, inf and NaN blocks go bitwise).
+    """_round_blocks_bitwise's result in float arithmetic, about 3x faster, when every block's shared
+    exponent E is a normal one of at least 24 or the block is all zeros (else None: blocks of tiny values,
+    inf or NaN go bitwise).
 
-    With E >= 24 each element's aligned significand is trunc(|x| * 2**(150 - E)) exactly (scaling by a power of
-    two is exact, and subnormal inputs fall below 1 and truncate to 0 as the bitwise rule has them); the kept
-    magnitude is that rounded half to even after dropping 24 - m bits, and its value q * 2**(E - 126 - m)."""
+    With E >= 24 each element's aligned significand is trunc(|x| * 2**(150 - E)) exactly (scaling by a power
+    of two is exact, and subnormal inputs fall below 1 and truncate to 0 as the bitwise rule has them); the
+    kept magnitude is that rounded half to even after dropping 24 - m bits, and its value q * 2**(E - 126 - m).
+    """
     magnitude = blocks.abs()
     top = magnitude.amax(dim=-1, keepdim=True)
     shared = top.view(torch.int32) >> 23
     if not bool(((top == 0) | ((shared >= 24) & (shared < 255))).all()):
         return None
     shared = shared.clamp_(min=24)  # an all-zero block stays zero under any scale
-    q = magnitude.mul_(_power_of_two(150 - shared)).trunc_().mul_(2.0 ** (m - 24)).round_().clamp_(max=2**m - 1)
-    return q.mul_(_power_of_two(shared - 126 - m)).copysign_(blocks).add_(0.0)  # + 0.0: q == 0 reads back +0.0
+    aligned = magnitude.mul_(_power_of_two(150 - shared)).trunc_()
+    q = aligned.mul_(2.0 ** (m - 24)).round_().clamp_(max=2**m - 1)
+    return q.mul_(_power_of_two(shared - 126 - m)).copysign_(blocks).add_(0.0)  # + 0.0: q == 0 reads +0.0
 
 
 def _round_blocks_bitwise(blocks: torch.Tensor, m: int) -> torch.Tensor:

@@ -1,10 +1,10 @@
 """The simulator's own torch work runs on one thread (TTNN_SIM_TORCH_THREADS overrides).
 
-A simulated op is many small torch calls, one per chip. Spread over two threads each call costs about what it
-saves, and when other processes hold the cores torch's idle OpenMP threads spin waiting for the next call: on a
-loaded 2-core machine a 32-chip decode case ran 6x slower with torch's default threads than with one. Only the
-simulator's calls are limited; the caller's own torch work between them keeps the thread count it set.
-Results do not depend on the count (each op's per-chip calls are the same either way).
+A simulated op is many small torch calls, one per chip. Spread over two threads each call costs about what
+it saves, and when other processes hold the cores torch's idle OpenMP threads spin waiting for the next call:
+on a loaded 2-core machine a 32-chip decode case ran 6x slower with torch's default threads than with one.
+Only the simulator's calls are limited; the caller's own torch work between them keeps the thread count it
+set. Results do not depend on the count (each op's per-chip calls are the same either way).
 """
 
 import functools

@@ -112,7 +112,8 @@ def test_math_fidelity_keeps_matmul_output_shape_and_accepts_enum_members():
 
 def _block_float_cases() -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(1)
-    cases = [torch.randn(64, 96, generator=g) * 2.0**e for e in (-140, -126, -106, -104, -103, -30, 0, 60, 127)]
+    scales = (-140, -126, -106, -104, -103, -30, 0, 60, 127)
+    cases = [torch.randn(64, 96, generator=g) * 2.0**e for e in scales]
     spread = torch.exp2(torch.randint(-60, 60, (64, 64), generator=g).float())
     cases.append(torch.randn(64, 64, generator=g) * spread)  # exponents far apart inside one block
     mixed = torch.randn(32, 64, generator=g) * 2.0**-100
@@ -121,8 +122,10 @@ def _block_float_cases() -> list[torch.Tensor]:
     half_way = torch.ones(32, 64)  # a truncated tie: rounds down only because the bits below it are dropped
     half_way[:, 1::2] = torch.tensor([0.5 + 2**-7 + 2**-24, 0.5 + 2**-3 + 2**-24]).repeat(16)
     special = torch.randn(32, 64, generator=g)
-    special[0, 3], special[1, 5], special[2, 7], special[4, :16] = float("inf"), float("nan"), -float("inf"), -0.0
-    return [*cases, mixed, ties, -ties, half_way, special, torch.randn(3, 50, 70, generator=g), torch.randn(70, generator=g)]
+    special[0, 3], special[1, 5], special[2, 7] = float("inf"), float("nan"), -float("inf")
+    special[4, :16] = -0.0
+    unaligned = [torch.randn(3, 50, 70, generator=g), torch.randn(70, generator=g)]
+    return [*cases, mixed, ties, -ties, half_way, special, *unaligned]
 
 
 @pytest.mark.parametrize("magnitude_bits", [7, 3])
