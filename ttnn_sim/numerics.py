@@ -193,7 +193,8 @@ def _round_normal_blocks(blocks: torch.Tensor, m: int) -> torch.Tensor | None:
 
     With E >= 24 each element's aligned significand is trunc(|x| * 2**(150 - E)) exactly (scaling by a power
     of two is exact, and subnormal inputs fall below 1 and truncate to 0 as the bitwise rule has them); the
-    kept magnitude is that rounded half to even after dropping 24 - m bits, and its value q * 2**(E - 126 - m).
+    kept magnitude q is that rounded half to even after dropping 24 - m bits; it reads back as
+    q * 2**(E - 126 - m).
     """
     magnitude = blocks.abs()
     top = magnitude.amax(dim=-1, keepdim=True)
