@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ttnn_sim import clock, cost, faults, profiler
 from ttnn_sim.cost import OpCost
-from ttnn_sim.tensor import Tensor, shared_storage, to_storage
+from ttnn_sim.tensor import Tensor, restored, shared_storage, to_storage
 from ttnn_sim.threads import on_sim_threads
 from ttnn_sim.types import DataType, Layout, MemoryConfig, TensorMemoryLayout
 
@@ -167,7 +167,7 @@ def write_into(target: Tensor, result: Tensor, replay: bool = False) -> Tensor:
     if not replay:
         target.check_alive()
     if result is not target:
-        target.shards = [to_storage(s, target.dtype, target.layout) for s in result.shards]
+        target.shards = restored(result, target.dtype, target.layout)
         result._free()
     return target
 
@@ -339,7 +339,7 @@ def execute_trace(mesh, trace_id: int, cq_id: int = 0, blocking: bool = True) ->
         fresh = _as_tuple(_run_impl(Context(mesh, replay=True, as_view=is_view), opdef, target, args, kwargs))
         for recorded, new in zip(outputs, fresh, strict=True):
             if recorded is not new:
-                recorded.shards = [to_storage(s, recorded.dtype, recorded.layout) for s in new.shards]
+                recorded.shards = restored(new, recorded.dtype, recorded.layout)
         if is_view:
             continue
         inputs = _tensors_in(args, kwargs)

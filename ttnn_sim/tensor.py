@@ -63,6 +63,15 @@ def shared_storage(shards, dtype: DataType, layout: Layout) -> list[torch.Tensor
     return stored
 
 
+def restored(source: Tensor, dtype: DataType, layout: Layout) -> list[torch.Tensor]:
+    """source's shards as a tensor of `dtype` stores them. Shards already stored in that dtype are kept as they
+    are (rounding to a dtype twice changes nothing, and stored shards are never written in place), so shards
+    that devices share stay shared."""
+    if source.dtype is dtype:
+        return list(source.shards)
+    return shared_storage(source.shards, dtype, layout)
+
+
 def to_storage(t: torch.Tensor, dtype: DataType, layout: Layout) -> torch.Tensor:
     """Round a torch tensor to what `dtype` can hold, in the sim's storage dtype."""
     if dtype.is_float:
