@@ -162,3 +162,15 @@ def test_scatter(mesh):
     src = torch.ones(1, 1, 32, 2)
     out = ttnn.scatter(put(mesh, base, ttnn.float32), 3, put(mesh, index, ttnn.int32), put(mesh, src, ttnn.float32))
     assert torch.equal(get(out), base.scatter(3, index, src))
+
+
+@pytest.mark.parametrize("live", [0, 1, 2, 3, 5, 40])
+def test_matmul_of_mostly_zero_rows_equals_the_dense_product_bit_for_bit(live):
+    from ttnn_sim.ops.compute import _matmul_live_rows
+
+    generator = torch.Generator().manual_seed(live)
+    x = torch.zeros(4, 128, 512)
+    rows = torch.randperm(128, generator=generator)[:live]
+    x[:, rows] = torch.randn(4, live, 512, generator=generator)
+    w = torch.randn(4, 512, 256, generator=generator)
+    assert torch.equal(_matmul_live_rows(x, w), torch.matmul(x, w))

@@ -63,14 +63,19 @@ def _matmul_impl(ctx, a, b, *, bias=None, transpose_a=False, transpose_b=False, 
     return ctx.output(shards, dtype or a.dtype, Layout.TILE, memory_config)
 
 
+_FEWEST_ROWS = 4
+
+
 def _matmul_live_rows(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """x @ w, multiplying only the rows of x that are not all zero when most are (tokens an all_to_all_dispatch
-    did not send to this device): a zero row times finite weights is a zero row, so the result is the same."""
+    did not send to this device): a zero row times finite weights is a zero row, so the result is the same.
+    Fewer than _FEWEST_ROWS live rows go dense: torch's products of 1-3 rows take other kernels, whose sums
+    differ in the last bit from the same rows' in a larger product."""
     if x.dim() < 2 or x.shape[-2] < 2 * TILE or w.dim() > 2 and w.shape[:-2] != x.shape[:-2]:
         return torch.matmul(x, w)
     rows = x.reshape(-1, x.shape[-2], x.shape[-1])
     live = torch.nonzero((rows != 0).any(-1).any(0)).reshape(-1)  # rows live in any batch entry
-    if len(live) * 2 > rows.shape[1] or not _finite(w):
+    if not _FEWEST_ROWS <= len(live) <= rows.shape[1] // 2 or not _finite(w):
         return torch.matmul(x, w)
     weights = w.reshape(-1, *w.shape[-2:]) if w.dim() > 2 else w
     out = torch.zeros(rows.shape[0], rows.shape[1], w.shape[-1])
