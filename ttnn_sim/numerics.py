@@ -191,7 +191,7 @@ def _round_normal_blocks(blocks: torch.Tensor, m: int) -> torch.Tensor | None:
     exponent E is a normal one of at least 24 or the block is all zeros (else None: blocks of tiny values,
     inf or NaN go bitwise).
 
-    With E >= 24 each element's aligned significand is trunc(|x| * 2**(150 - E)) exactly (scaling by a power
+    With E >= 24 each element's aligned significand is floor(|x| * 2**(150 - E)) exactly (scaling by a power
     of two is exact, and subnormal inputs fall below 1 and truncate to 0 as the bitwise rule has them); the
     kept magnitude q is that rounded half to even after dropping 24 - m bits; it reads back as
     q * 2**(E - 126 - m).
@@ -202,7 +202,7 @@ def _round_normal_blocks(blocks: torch.Tensor, m: int) -> torch.Tensor | None:
     if not bool(((top == 0) | ((shared >= 24) & (shared < 255))).all()):
         return None
     shared = shared.clamp_(min=24)  # an all-zero block stays zero under any scale
-    aligned = magnitude.mul_(_power_of_two(150 - shared)).trunc_()
+    aligned = magnitude.mul_(_power_of_two(150 - shared)).floor_()  # = trunc for magnitudes, and vectorised
     q = aligned.mul_(2.0 ** (m - 24)).round_().clamp_(max=2**m - 1)
     return q.mul_(_power_of_two(shared - 126 - m)).copysign_(blocks).add_(0.0)  # + 0.0: q == 0 reads +0.0
 

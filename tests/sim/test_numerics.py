@@ -119,8 +119,11 @@ def _block_float_cases() -> list[torch.Tensor]:
     mixed = torch.randn(32, 64, generator=g) * 2.0**-100
     mixed[:, ::2], mixed[:, 1::5], mixed[0, 0] = 1e-39, -3e-40, -0.0  # subnormals beside normals
     ties = (torch.randint(0, 256, (64, 64), generator=g).float() + 0.5) * 2.0**-3  # exactly half-way values
-    half_way = torch.ones(32, 64)  # a truncated tie: rounds down only because the bits below it are dropped
-    half_way[:, 1::2] = torch.tensor([0.5 + 2**-7 + 2**-24, 0.5 + 2**-3 + 2**-24]).repeat(16)
+    # beside 1.0: ties made by dropping the bits below the aligned significand (which rounding would not make),
+    # for 7 and for 3 magnitude bits
+    half_way = torch.ones(32, 64)
+    edges = [0.5 + 2**-7 + 2**-24, 0.5 + 2**-3 + 2**-24, 33 / 64 + 2**-7 - 2**-24, 0.875 - 2**-24]
+    half_way[:, 1::2] = torch.tensor(edges).repeat(8)
     special = torch.randn(32, 64, generator=g)
     special[0, 3], special[1, 5], special[2, 7] = float("inf"), float("nan"), -float("inf")
     special[4, :16] = -0.0
