@@ -119,7 +119,7 @@ def _block_float_cases() -> list[torch.Tensor]:
     mixed = torch.randn(32, 64, generator=g) * 2.0**-100
     mixed[:, ::2], mixed[:, 1::5], mixed[0, 0] = 1e-39, -3e-40, -0.0  # subnormals beside normals
     ties = (torch.randint(0, 256, (64, 64), generator=g).float() + 0.5) * 2.0**-3  # exactly half-way values
-    # beside 1.0: ties made by dropping the bits below the aligned significand (which rounding would not make),
+    # beside 1.0: ties made by dropping the bits below the aligned significand (not made by rounding it),
     # for 7 and for 3 magnitude bits
     half_way = torch.ones(32, 64)
     edges = [0.5 + 2**-7 + 2**-24, 0.5 + 2**-3 + 2**-24, 33 / 64 + 2**-7 - 2**-24, 0.875 - 2**-24]
