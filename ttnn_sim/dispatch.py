@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from ttnn_sim import clock, cost, faults, profiler
 from ttnn_sim.cost import OpCost
-from ttnn_sim.tensor import Tensor, shared_storage, to_storage
+from ttnn_sim.tensor import Tensor, restored, shared_storage, to_storage
+from ttnn_sim.threads import on_sim_threads
 from ttnn_sim.types import DataType, Layout, MemoryConfig, TensorMemoryLayout
 
 TRACE_BYTES_PER_OP = 4096  # command-queue bytes one traced program occupies per device
@@ -166,7 +167,7 @@ def write_into(target: Tensor, result: Tensor, replay: bool = False) -> Tensor:
     if not replay:
         target.check_alive()
     if result is not target:
-        target.shards = [to_storage(s, target.dtype, target.layout) for s in result.shards]
+        target.shards = restored(result, target.dtype, target.layout)
         result._free()
     return target
 
@@ -176,6 +177,7 @@ def _run_impl(ctx, opdef: OpDef, target, args, kwargs):
     return outputs if target is None else write_into(target, outputs, ctx.replay)
 
 
+@on_sim_threads
 def launch(name: str, opdef: OpDef, args: tuple, kwargs: dict):
     target, kwargs = _output_target(name, opdef, args, kwargs)
     inputs = _tensors_in(args, kwargs)
@@ -324,6 +326,7 @@ def end_trace_capture(mesh, trace_id: int, cq_id: int = 0) -> None:
         )
 
 
+@on_sim_threads
 def execute_trace(mesh, trace_id: int, cq_id: int = 0, blocking: bool = True) -> None:
     trace = mesh.traces[trace_id]
     trace.replays += 1
@@ -336,7 +339,7 @@ def execute_trace(mesh, trace_id: int, cq_id: int = 0, blocking: bool = True) ->
         fresh = _as_tuple(_run_impl(Context(mesh, replay=True, as_view=is_view), opdef, target, args, kwargs))
         for recorded, new in zip(outputs, fresh, strict=True):
             if recorded is not new:
-                recorded.shards = [to_storage(s, recorded.dtype, recorded.layout) for s in new.shards]
+                recorded.shards = restored(new, recorded.dtype, recorded.layout)
         if is_view:
             continue
         inputs = _tensors_in(args, kwargs)
@@ -352,6 +355,7 @@ def release_trace(mesh, trace_id: int) -> None:
     mesh.traces.pop(trace_id, None)
 
 
+@on_sim_threads
 def copy_host_to_device_tensor(host_tensor: Tensor, device_tensor: Tensor, cq_id: int = 0) -> None:
     """Overwrite a device tensor's contents in place (the way inputs are fed to a captured trace)."""
     if tuple(host_tensor.shape) != tuple(device_tensor.shape):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ttnn_sim import clock, cost, numerics
+from ttnn_sim.threads import on_sim_threads
 from ttnn_sim.types import (
     DRAM_MEMORY_CONFIG,
     DataType,
@@ -60,6 +61,15 @@ def shared_storage(shards, dtype: DataType, layout: Layout) -> list[torch.Tensor
             converted[id(shard)] = to_storage(shard, dtype, layout)
         stored.append(converted[id(shard)])
     return stored
+
+
+def restored(source: Tensor, dtype: DataType, layout: Layout) -> list[torch.Tensor]:
+    """source's shards as a tensor of `dtype` stores them. Shards already stored in that dtype are kept as they
+    are (rounding to a dtype twice changes nothing, and stored shards are never written in place), so shards
+    that devices share stay shared."""
+    if source.dtype is dtype:
+        return list(source.shards)
+    return shared_storage(source.shards, dtype, layout)
 
 
 def to_storage(t: torch.Tensor, dtype: DataType, layout: Layout) -> torch.Tensor:
@@ -242,6 +252,7 @@ class Tensor:
         return f"ttnn.Tensor(shape={self.shape}, dtype={self.dtype}, layout={self.layout}, {where})"
 
 
+@on_sim_threads
 def from_torch(
     tensor,
     dtype: DataType | None = None,
@@ -302,6 +313,7 @@ def from_device(tensor: Tensor, blocking: bool = True, cq_id=None) -> Tensor:
     return Tensor(shards, tensor.dtype, tensor.layout)
 
 
+@on_sim_threads
 def to_torch(tensor: Tensor, dtype=None, *, mesh_composer=None, device=None, cq_id=None) -> torch.Tensor:
     tensor = from_device(tensor)
     if mesh_composer is not None:

@@ -108,3 +108,41 @@ def test_math_fidelity_keeps_matmul_output_shape_and_accepts_enum_members():
     a, b = torch.randn(2, 8, 32), torch.randn(32, 16)
     a_f, b_f = numerics.apply_math_fidelity(a, b, HiFi3())
     assert (a_f @ b_f).shape == (2, 8, 16)
+
+
+def _block_float_cases() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    scales = (-140, -126, -106, -104, -103, -30, 0, 60, 127)
+    cases = [torch.randn(64, 96, generator=g) * 2.0**e for e in scales]
+    spread = torch.exp2(torch.randint(-60, 60, (64, 64), generator=g).float())
+    cases.append(torch.randn(64, 64, generator=g) * spread)  # exponents far apart inside one block
+    mixed = torch.randn(32, 64, generator=g) * 2.0**-100
+    mixed[:, ::2], mixed[:, 1::5], mixed[0, 0] = 1e-39, -3e-40, -0.0  # subnormals beside normals
+    ties = (torch.randint(0, 256, (64, 64), generator=g).float() + 0.5) * 2.0**-3  # exactly half-way values
+    # beside 1.0: ties made by dropping the bits below the aligned significand (not made by rounding it),
+    # for 7 and for 3 magnitude bits
+    half_way = torch.ones(32, 64)
+    edges = [0.5 + 2**-7 + 2**-24, 0.5 + 2**-3 + 2**-24, 33 / 64 + 2**-7 - 2**-24, 0.875 - 2**-24]
+    half_way[:, 1::2] = torch.tensor(edges).repeat(8)
+    special = torch.randn(32, 64, generator=g)
+    special[0, 3], special[1, 5], special[2, 7] = float("inf"), float("nan"), -float("inf")
+    special[4, :16] = -0.0
+    unaligned = [torch.randn(3, 50, 70, generator=g), torch.randn(70, generator=g)]
+    return [*cases, mixed, ties, -ties, half_way, special, *unaligned]
+
+
+@pytest.mark.parametrize("magnitude_bits", [7, 3])
+def test_block_float_in_float_arithmetic_equals_the_bitwise_rule(magnitude_bits):
+    fast_taken = 0
+    for case in _block_float_cases():
+        padded = numerics._pad_to_tiles(case).contiguous()
+        blocks = padded.reshape(*padded.shape[:-1], -1, numerics.BLOCK)
+        bitwise = numerics._round_blocks_bitwise(blocks.clone(), magnitude_bits)
+        fast = numerics._round_normal_blocks(blocks.clone(), magnitude_bits)
+        if fast is not None:
+            fast_taken += 1
+            assert torch.equal(fast.view(torch.int32), bitwise.view(torch.int32))
+        rounded = numerics._round_block_float(case, magnitude_bits)
+        expected = numerics._unpad(bitwise.reshape(padded.shape), case.shape).contiguous()
+        assert torch.equal(rounded.view(torch.int32), expected.view(torch.int32))
+    assert 0 < fast_taken < len(_block_float_cases())  # both paths exercised

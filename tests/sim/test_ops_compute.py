@@ -162,3 +162,44 @@ def test_scatter(mesh):
     src = torch.ones(1, 1, 32, 2)
     out = ttnn.scatter(put(mesh, base, ttnn.float32), 3, put(mesh, index, ttnn.int32), put(mesh, src, ttnn.float32))
     assert torch.equal(get(out), base.scatter(3, index, src))
+
+
+def _activations(pattern: str) -> torch.Tensor:
+    """[4, 128, 512] activations with many equal rows, as an expert matmul of dispatched tokens sees them."""
+    generator = torch.Generator().manual_seed(len(pattern))
+    live_count = {"few": 2, "some": 5, "many": 40, "most": 90}.get(pattern, 12)
+    x = torch.zeros(4, 128, 512)
+    live = torch.randperm(128, generator=generator)[:live_count]
+    x[:, live] = torch.randn(4, live_count, 512, generator=generator)
+    if pattern == "biased":  # dead rows are each entry's bias after the first matmul of the MLP
+        dead = torch.ones(128, dtype=torch.bool)
+        dead[live] = False
+        x[:, dead] = torch.randn(4, 1, 512, generator=generator)
+    if pattern == "signed_zero":
+        x[:, ::3] = -0.0
+    if pattern == "nan":
+        x[1, live[0], 7] = float("nan")
+    if pattern == "near_equal":  # two rows whose probe projections agree though the rows differ
+        x[:, live[1]] = x[:, live[0]]
+        x[:, live[0], 3], x[:, live[1], 3] = 1e-30, 2e-30
+    return x
+
+
+@pytest.mark.parametrize(
+    "pattern", ["none", "few", "some", "many", "most", "biased", "signed_zero", "nan", "near_equal"]
+)
+@pytest.mark.parametrize("weights", ["plain", "inf", "shared"])
+def test_matmul_of_repeated_rows_equals_the_dense_product_bit_for_bit(pattern, weights):
+    from ttnn_sim.ops.compute import _first_equal_row, _matmul_distinct_rows
+
+    x = _activations(pattern) if pattern != "none" else torch.zeros(4, 128, 512)
+    w = torch.randn(4, 512, 256, generator=torch.Generator().manual_seed(7))
+    if pattern == "near_equal":
+        w[..., 3, :] = 1e30  # the rows' one difference decides their products
+        assert (_first_equal_row(x) != torch.arange(128)).sum() > 4 * 100  # the differing pair is a candidate
+    if weights == "inf":
+        w[2, 5, 9] = float("inf")
+    if weights == "shared":
+        w = w[0]
+    expected = torch.matmul(x, w)
+    assert torch.equal(_matmul_distinct_rows(x, w).view(torch.int32), expected.view(torch.int32))

@@ -117,8 +117,7 @@ def _own_shard(cache, device: int) -> torch.Tensor:
     if any(other.untyped_storage().data_ptr() == pointer for i, other in enumerate(cache.shards) if i != device):
         shard = shard.clone()
         cache.shards[device] = shard
-    for derived in ("_sim_truncated", "_sim_finite"):  # about to be written: facts cached on it go stale
-        shard.__dict__.pop(derived, None)
+    shard.__dict__.pop("_sim_truncated", None)  # about to be written: its cached truncated copy goes stale
     return shard
 
 

@@ -54,7 +54,7 @@ def _matmul_impl(ctx, a, b, *, bias=None, transpose_a=False, transpose_b=False, 
         if transpose_b:
             w = w.transpose(-1, -2)
         x, w = numerics.apply_math_fidelity(x, w, fidelity)
-        y = _matmul_live_rows(x, w)
+        y = _matmul_distinct_rows(x, w)
         if bias_shard is not None:
             y = y + _f32(bias_shard)
         return act(y)
@@ -63,26 +63,52 @@ def _matmul_impl(ctx, a, b, *, bias=None, transpose_a=False, transpose_b=False, 
     return ctx.output(shards, dtype or a.dtype, Layout.TILE, memory_config)
 
 
-def _matmul_live_rows(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """x @ w, multiplying only the rows of x that are not all zero when most are (tokens an all_to_all_dispatch
-    did not send to this device): a zero row times finite weights is a zero row, so the result is the same."""
+_FEWEST_ROWS = 4
+_PROBES: dict[int, torch.Tensor] = {}
+
+
+def _matmul_distinct_rows(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x @ w, multiplying each distinct row of x once when at most half the rows are distinct, and copying the
+    product to the rows equal to it. Tokens an all_to_all_dispatch did not send to a device are zero rows, and
+    stay equal rows through bias adds and activations. Equal rows have equal products, so the result is the
+    dense one bit for bit, provided torch's kernel is the same: products of 1-3 rows take other kernels, whose
+    sums differ in the last bit from the same rows' in a larger product, so fewer than _FEWEST_ROWS go
+    dense."""
     if x.dim() < 2 or x.shape[-2] < 2 * TILE or w.dim() > 2 and w.shape[:-2] != x.shape[:-2]:
         return torch.matmul(x, w)
-    rows = x.reshape(-1, x.shape[-2], x.shape[-1])
-    live = torch.nonzero((rows != 0).any(-1).any(0)).reshape(-1)  # rows live in any batch entry
-    if len(live) * 2 > rows.shape[1] or not _finite(w):
+    rows = x.reshape(-1, x.shape[-2], x.shape[-1]).contiguous()
+    first = _first_equal_row(rows)
+    kept = torch.unique(first)  # sorted; rows some batch entry needs
+    if not _FEWEST_ROWS <= len(kept) <= rows.shape[1] // 2 or not _rows_equal(rows, first):
         return torch.matmul(x, w)
     weights = w.reshape(-1, *w.shape[-2:]) if w.dim() > 2 else w
-    out = torch.zeros(rows.shape[0], rows.shape[1], w.shape[-1])
-    out.index_copy_(1, live, torch.matmul(rows.index_select(1, live), weights))
-    return out.reshape(*x.shape[:-1], w.shape[-1])
+    products = torch.matmul(rows.index_select(1, kept), weights)
+    slot = torch.searchsorted(kept, first)  # [B, M] where each row's product is
+    return _pick_rows(products, slot).reshape(*x.shape[:-1], w.shape[-1])
 
 
-def _finite(w: torch.Tensor) -> bool:
-    """Whether w holds no inf/NaN, remembered on the tensor (weights are never written in place)."""
-    if "_sim_finite" not in w.__dict__:
-        w.__dict__["_sim_finite"] = bool(torch.isfinite(w).all())
-    return w.__dict__["_sim_finite"]
+def _pick_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """[B, M, C]: t[b, index[b, m]] (one index_select over the flattened rows: gather is far slower here)."""
+    batch, count, width = t.shape
+    flat = (index + torch.arange(batch).unsqueeze(-1) * count).reshape(-1)
+    return t.reshape(batch * count, width).index_select(0, flat).reshape(batch, index.shape[-1], width)
+
+
+def _first_equal_row(rows: torch.Tensor) -> torch.Tensor:
+    """[B, M]: for each row of each batch entry, the first row whose projection on a fixed probe vector is
+    equal (a candidate: _rows_equal checks it)."""
+    width = rows.shape[-1]
+    if width not in _PROBES:
+        _PROBES[width] = torch.randn(width, generator=torch.Generator().manual_seed(width))
+    projection = torch.matmul(rows, _PROBES[width])  # [B, M]
+    same = projection.unsqueeze(-1) == projection.unsqueeze(-2)  # [B, M, M]; a NaN row matches nothing
+    same.diagonal(dim1=-2, dim2=-1).fill_(True)
+    return same.to(torch.uint8).argmax(dim=-1)  # argmax gives the first of equal maxima
+
+
+def _rows_equal(rows: torch.Tensor, first: torch.Tensor) -> bool:
+    """Whether every row has the same bits as the row `first` names for it."""
+    return torch.equal(_pick_rows(rows, first).view(torch.int32), rows.view(torch.int32))
 
 
 def _linear_impl(ctx, a, b, *, bias=None, **kwargs):

@@ -55,7 +55,8 @@ def expert_devices(mapping: torch.Tensor) -> torch.Tensor:
 def local_index(mapping: torch.Tensor) -> torch.Tensor:
     """[E] each expert's index among its device's experts."""
     owners = expert_devices(mapping)
-    return torch.tensor([int((owners[:e] == owners[e]).sum()) for e in range(len(owners))])
+    on_device = torch.nn.functional.one_hot(owners, mapping.shape[-1])  # [E, D]
+    return (on_device.cumsum(0) - 1).gather(1, owners[:, None]).reshape(-1)  # experts so far on the same device
 
 
 def _batch_view(x: torch.Tensor) -> torch.Tensor:
