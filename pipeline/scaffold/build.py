@@ -131,15 +131,17 @@ def _inputs(repo_root: Path, spec: dict, extraction, modes, seqlens, options: Op
 
 
 def _profiled_csv(artifacts_root: Path, spec: dict, mode: str) -> str | None:
-    """The module test's profiled run with this spec's selection, if exactly one is in the artifacts."""
-    selection = spec.get("module_test", {}).get("select", {}).get(mode)
+    """The module test's profiled run (this argv and selection), if exactly one is in the artifacts."""
+    module_test = spec.get("module_test", {})
+    wanted = {"argv": module_test.get("argv"), "select": module_test.get("select", {}).get(mode)}
     layout = artifacts.Layout(artifacts_root)
     pattern = layout.module_dir("*", "module_perf", mode).relative_to(layout.root) / artifacts.RESULT
     matches = []
     for result_path in layout.root.glob(str(pattern)):
         result = artifacts.read_result(result_path.parent) or {}
         csv = result.get("files", {}).get("csv")
-        if csv and result.get("figures", {}).get("selection") == selection:
+        config = result.get("run", {}).get("config", {})
+        if csv and {key: config.get(key) for key in wanted} == wanted:
             matches.append(str(result_path.parent / csv))
     return matches[0] if len(matches) == 1 else None
 
