@@ -34,14 +34,10 @@ class Options:
 
 def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
     """Write the files; return one line per thing done or left to do."""
-    if not NAME_PATTERN.fullmatch(name or ""):
-        raise ScaffoldError(
-            f"fused_op={name!r}: give the name of a fused_ops/<name>.toml spec ([a-z][a-z0-9_]*)"
-        )
-    spec_path = repo_root / "fused_ops" / f"{name}.toml"
-    spec = _read_spec(spec_path)
-    workspace = _workspace(spec, spec_path, repo_root)
-    unit_test = _field(spec, "unit_test", spec_path)
+    spec_path = spec_path_of(repo_root, name)
+    spec = read_spec(spec_path)
+    workspace = workspace_of(spec, spec_path, repo_root)
+    unit_test = spec_field(spec, "unit_test", spec_path)
     op = Path(unit_test).stem.removeprefix("test_")
     modes = tuple(spec.get("modes", ["decode"]))
     extractions = {mode: _extract(spec, mode, workspace, f"{op}_ttnn", spec_path) for mode in modes}
@@ -64,7 +60,15 @@ def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
     ]
 
 
-def _read_spec(path: Path) -> dict:
+def spec_path_of(repo_root: Path, name: str) -> Path:
+    if not NAME_PATTERN.fullmatch(name or ""):
+        raise ScaffoldError(
+            f"fused_op={name!r}: give the name of a fused_ops/<name>.toml spec ([a-z][a-z0-9_]*)"
+        )
+    return repo_root / "fused_ops" / f"{name}.toml"
+
+
+def read_spec(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -76,14 +80,14 @@ def _read_spec(path: Path) -> dict:
         raise ScaffoldError(f"{path}: not valid TOML ({error})") from None
 
 
-def _field(spec: dict, key: str, spec_path: Path):
+def spec_field(spec: dict, key: str, spec_path: Path):
     if key not in spec:
         raise ScaffoldError(f"{spec_path}: field '{key}' missing; add it")
     return spec[key]
 
 
-def _workspace(spec: dict, spec_path: Path, repo_root: Path) -> Path:
-    path = Path(os.path.expandvars(_field(spec, "workspace", spec_path)))
+def workspace_of(spec: dict, spec_path: Path, repo_root: Path) -> Path:
+    path = Path(os.path.expandvars(spec_field(spec, "workspace", spec_path)))
     path = path if path.is_absolute() else repo_root / path
     if not path.is_dir():
         raise ScaffoldError(f"{spec_path}: field 'workspace': {path} is not a directory")
