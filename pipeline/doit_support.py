@@ -17,6 +17,7 @@
 """
 
 import atexit
+import fcntl
 import fnmatch
 import hashlib
 import json
@@ -27,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import filelock
 from doit.dependency import MD5Checker
 
 from pipeline import artifacts, sources
@@ -120,11 +120,20 @@ def outputs_intact(step_dir: Path):
 
 
 def _stamps(folder) -> dict:
-    stamps = {}
-    for path in Path(folder).rglob("*"):
-        info = path.stat()
-        if not path.is_dir():
-            stamps[path.relative_to(folder).as_posix()] = [info.st_mtime_ns, info.st_size]
+    """relative path -> [mtime_ns, size] of every file under `folder` (os.scandir: one syscall per entry)."""
+    stamps, todo = {}, [("", os.fspath(folder))]
+    while todo:
+        prefix, directory = todo.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                todo.append((f"{prefix}{entry.name}/", entry.path))
+            else:
+                info = entry.stat()
+                stamps[prefix + entry.name] = [info.st_mtime_ns, info.st_size]
     return stamps
 
 
@@ -195,11 +204,15 @@ def passed_before(result_path: Path):
     return check
 
 
+def named_tasks(argv: list[str] | None = None) -> list[str]:
+    """The task names (or groups, or doit wildcards) on a doit command line, without the sub-command."""
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-") and "=" not in a]
+    return words[1:] if words and words[0] in WRITING_COMMANDS | READ_ONLY_COMMANDS else words
+
+
 def named_on_command_line(task: str, argv: list[str] | None = None) -> bool:
     """Whether the user asked for `task` by name (exactly, by its group, or by a doit wildcard)."""
-    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-") and "=" not in a]
-    if words and words[0] in WRITING_COMMANDS | READ_ONLY_COMMANDS:
-        words = words[1:]
+    words = named_tasks(argv)
     return any(w == task or w == task.split(":")[0] or fnmatch.fnmatchcase(task, w) for w in words)
 
 
@@ -209,22 +222,22 @@ def doit_command(argv: list[str]) -> str:
     return words[0] if words and words[0] in WRITING_COMMANDS | READ_ONLY_COMMANDS else "run"
 
 
-_held: list = []  # keeps the state lock for the life of the doit process
+_held: list = []  # the state lock's descriptor, held for the life of the doit process
 
 
 def hold_state_lock(layout: artifacts.Layout, say=None) -> None:
     """Block until no other doit uses this artifacts dir; released when this process exits."""
     say = say or (lambda message: print(message, file=sys.stderr, flush=True))
     layout.root.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(layout.doit_lock), thread_local=False)
+    lock = os.open(layout.doit_lock, os.O_RDWR | os.O_CREAT, 0o666)  # not inherited by children
     holder_path = layout.doit_lock.with_name(layout.doit_lock.name + ".holder.json")
     try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         holder = _read(holder_path)
         say(f"another doit is using {layout.root} (pid {holder.get('pid')} on {holder.get('host')}, "
             f"since {holder.get('since')}, `{holder.get('argv')}`); waiting for it to finish")  # fmt: skip
-        lock.acquire()
+        fcntl.flock(lock, fcntl.LOCK_EX)
         say(f"{layout.root} is free; continuing")
     artifacts.write_json(holder_path, {"pid": os.getpid(), "host": socket.gethostname(),
                                        "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": " ".join(sys.argv)})  # fmt: skip

@@ -8,6 +8,7 @@ the environment key covers them. Lazy imports inside functions count too. Data f
 """
 
 import ast
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -168,6 +169,11 @@ def imported_modules(tree: ast.AST, path: Path) -> list[tuple[str, list[Path] | 
 
 def resolve(module: str, roots: list[Path]) -> list[Path]:
     """Files executed by importing `module` from one of `roots`: each package's __init__.py and the module."""
+    return list(_resolve(module, tuple(roots)))
+
+
+@functools.cache  # the tree doesn't change while doit builds its graph; many tests share imports
+def _resolve(module: str, roots: tuple[Path, ...]) -> tuple[Path, ...]:
     parts = module.split(".")
     for root in roots:
         files = []
@@ -186,8 +192,8 @@ def resolve(module: str, roots: list[Path]) -> list[Path]:
                 files = []
                 break
         if files:
-            return files
-    return []
+            return tuple(files)
+    return ()
 
 
 def _unique(paths) -> list[Path]:

@@ -16,7 +16,6 @@ depends on changed content, its configuration changed (command, selection, ancho
 or its last result did not pass.
 """
 
-import ast
 import hashlib
 import importlib
 import json
@@ -30,11 +29,10 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from pipeline import artifacts, backends, doit_support, sources
-from pipeline import steps as steps_package
 from pipeline.context import Context, make_context
 from pipeline.render import outputs
 from pipeline.spec import FusedOpSpec, Overrides, SpecError, load_specs
-from pipeline.steps import STEPS
+from pipeline.steps import DOCS, STEPS
 from pipeline.steps._common import Job
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -220,14 +218,19 @@ class Pipeline:
 
     def _index(self):
         layout = self.ctx.layout
-        ops = tuple(spec.name for spec in self.specs)
         job = self._job("index", self.specs[0], None, "index", layout.root, {})
+        if doit_support.named_tasks() == ["index"]:  # `doit run index`: index the tree as it is (merged
+            ops, deps, uptodate = None, [], [False]  # from several machines), judging every op in it
+        else:
+            ops = tuple(spec.name for spec in self.specs)
+            deps = [self._display(layout.summary_json(op)) for op in ops]
+            uptodate = [config_changed({"ops": list(ops), "env": self.ctx.environment_key})]
         yield {
             "basename": "index", "doc": step_doc("index"),
             "actions": [(_execute, ["index", job, ops])],
-            "file_dep": [self._display(layout.summary_json(op)) for op in ops],
+            "file_dep": deps,
             "targets": [self._display(layout.index_md)],
-            "uptodate": [config_changed({"ops": list(ops), "env": self.ctx.environment_key})],
+            "uptodate": uptodate,
             "clean": [(_remove, [layout.index_md]), (_remove_all, [layout.root, outputs.INDEX_OUTPUTS]),
                       *self._prune_unused_modules()],
         }  # fmt: skip
@@ -364,25 +367,48 @@ def module_key(spec: FusedOpSpec, mode: str, ctx: Context) -> str:
 class UpstreamFilesUnchanged:
     """uptodate check: the content of every upstream file a step reads (a CSV, a report) is what it was
     when the step last ran. Evaluated when doit reaches the task, i.e. after its upstream tasks ran; the
-    file's path comes from the upstream result.json, so a file the upstream did not write counts as missing."""
+    file's path comes from the upstream result.json, so a file the upstream did not write counts as missing.
+    Unchanged (mtime, size) stamps settle it without reading the files (a perf CSV can be megabytes)."""
 
     def __init__(self, reads: list[tuple[Path, str]]):
         self.reads = reads
 
-    def digest(self) -> str:
-        sha = hashlib.sha256()
+    def files(self) -> list[tuple[str, Path | None]]:
+        found = []
         for step_dir, key in self.reads:
             relative = ((artifacts.read_result(step_dir) or {}).get("files") or {}).get(key)
             path = Path(step_dir) / relative if relative else None
-            sha.update(f"{Path(step_dir).name}:{key}:".encode())
-            sha.update(path.read_bytes() if path and path.is_file() else b"missing")
+            found.append((f"{Path(step_dir).name}:{key}", path if path and path.is_file() else None))
+        return found
+
+    @staticmethod
+    def stamps(files) -> list:
+        stamps = []
+        for label, path in files:
+            info = path.stat() if path else None
+            stamps.append([label, str(path), info.st_mtime_ns, info.st_size] if info else [label, None])
+        return stamps
+
+    @staticmethod
+    def digest(files) -> str:
+        sha = hashlib.sha256()
+        for label, path in files:
+            sha.update(f"{label}:".encode())
+            sha.update(path.read_bytes() if path else b"missing")
         return sha.hexdigest()
 
     def __call__(self, task, values) -> bool:
         if not self.reads:
             return True
-        task.value_savers.append(lambda: {"_upstream_files": self.digest()})
-        return values.get("_upstream_files") == self.digest()
+        task.value_savers.append(lambda: {"_upstream_files": self.record()})
+        saved = values.get("_upstream_files")
+        saved = saved if isinstance(saved, dict) else {"digest": saved}
+        files = self.files()
+        return saved.get("stamps") == self.stamps(files) or saved.get("digest") == self.digest(files)
+
+    def record(self) -> dict:
+        files = self.files()
+        return {"stamps": self.stamps(files), "digest": self.digest(files)}
 
 
 def _name(step: str, op: str, mode: str | None) -> str:
@@ -390,13 +416,7 @@ def _name(step: str, op: str, mode: str | None) -> str:
 
 
 def step_doc(step: str) -> str:
-    """A step module's DOC, read from its source: importing the steps (pandas, jinja2) at graph-load time
-    would cost every `doit` command, a no-op rerun included, a third of a second."""
-    tree = ast.parse((Path(steps_package.__file__).parent / f"{step}.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DOC" for t in node.targets):
-            return ast.literal_eval(node.value)
-    return step
+    return DOCS[step]
 
 
 def _doc(step: str, spec: FusedOpSpec, mode: str | None, ops) -> str:
@@ -419,7 +439,9 @@ def _execute(step: str, job: Job, *args):
         return result
     changed = doit_support.changed_since(inputs_before)
     if changed:  # what ran saw a mix of old and new: don't let doit record the new file as done
-        return TaskFailed(f"{job.task}: {job.ctx.display(changed)} changed while the step ran; run doit again")
+        return TaskFailed(
+            f"{job.task}: {job.ctx.display(changed)} changed while the step ran; run doit again"
+        )
     if isinstance(result, dict) and result["verdict"] not in artifacts.GOOD_VERDICTS:
         if doit_support.named_on_command_line(job.task):
             return TaskFailed(f"{job.task}: {result['verdict']}: {result.get('message', '')}")

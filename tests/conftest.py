@@ -1,5 +1,5 @@
-"""Session-wide: one `doit run fused_op=router` on a copy of the bundled repo, shared by the e2e tests and
-the mutation corpus (each works on its own copy of the result)."""
+"""Session-wide: one `doit run fused_op=router` on a copy of the bundled repo, shared by the e2e tests, the
+browser tests and the mutation corpus (each works on its own copy of the result); headless chromium."""
 
 import sys
 import time
@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "pipeline"))  # fakes.py, test_e2e's helpers
+
+from browser import launch, visitor  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +21,21 @@ def bundled_router_run(tmp_path_factory):
     result = run(repo, "run", "fused_op=router")
     print(f"first router run: {time.monotonic() - started:.0f} s")
     return repo, result
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def visit(browser):
+    """visit(path) -> Visit (tests/browser.py): a page loaded from file://, with what it logged and asked."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    yield visitor(context)
+    context.close()

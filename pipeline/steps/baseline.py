@@ -4,8 +4,6 @@ from pipeline import artifacts, logparse
 from pipeline.steps import _cases
 from pipeline.steps._common import Job, finish, relative_files, run_device, start
 
-DOC = "[guide 1] baseline: run the module test per mode; record every PCC line, junit and pass/fail"
-
 
 def run(job: Job) -> dict:
     clock = start(job)

@@ -18,7 +18,6 @@ from pipeline import artifacts, opsperf
 from pipeline.steps import _window
 from pipeline.steps._common import Job, blocked, finish, start
 
-DOC = "[guide 10.3] config compare: unit-test ops vs the module's (op code, attributes, every input/output column)"
 MATCH, MISMATCH, NO_MATCH, AMBIGUOUS = "match", "mismatch", "no match", "ambiguous"
 _DEVICE_IN_MEMORY = re.compile(r"^DEV_\d+_")
 

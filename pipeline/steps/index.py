@@ -13,17 +13,17 @@ from pipeline import artifacts, render
 from pipeline.steps import STEPS
 from pipeline.steps._common import Job
 
-DOC = "[guide 14] index: artifacts/index.md status matrix (fused op x step, PCC, perf totals, links)"
 MATRIX_STEPS = [s for s in STEPS if s not in ("summary", "index")]
 
 
-def run(job: Job, ops: tuple[str, ...]) -> TaskFailed | None:
+def run(job: Job, ops: tuple[str, ...] | None) -> TaskFailed | None:
+    """Write the index of every summary in the tree; fail when one of `ops` (None: any) did not pass."""
     layout = job.ctx.layout
     summaries = collect(layout.root)
     artifacts.write_text(layout.index_md, render_md(summaries))
     render.write_index(layout.root)  # index.html, junit.xml, $GITHUB_STEP_SUMMARY
     print(f"[{job.task}] wrote {layout.index_md} ({len(summaries)} fused ops)", flush=True)
-    failed = [s["op"] for s in summaries if s["op"] in ops and s["verdict"] != "passed"]
+    failed = [s["op"] for s in summaries if (ops is None or s["op"] in ops) and s["verdict"] != "passed"]
     if failed:
         details = [f"  {s['op']}/{step['task']}: {step['verdict']}: {step['message']}"
                    for s in summaries if s["op"] in failed for step in s["steps"]

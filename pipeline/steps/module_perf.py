@@ -3,8 +3,6 @@
 from pipeline.steps import _perf, _window
 from pipeline.steps._common import Job, blocked, start
 
-DOC = "[guide 10.2] module-test device perf under tracy (one iteration), the ground truth for config_compare"
-
 
 def run(job: Job) -> dict:
     clock = start(job)

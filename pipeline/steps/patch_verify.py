@@ -11,8 +11,6 @@ from pipeline import artifacts, logparse, patching
 from pipeline.steps import _cases
 from pipeline.steps._common import Job, finish, relative_files, run_device, start
 
-DOC = "[guide 6] patched-module verification: module test with the sequence replaced by <op>_ttnn; PCCs must equal the baseline"
-
 
 def run(job: Job) -> dict:
     clock = start(job)

@@ -13,7 +13,6 @@ from pipeline.steps import _window
 from pipeline.steps._common import Job, blocked, finish, start
 
 KERNEL_TOLERANCE = 0.02
-DOC = "[guide 11.6, 13] shape check: single-device CSV shapes equal the multi-device run's per-device shapes; PCC and perf side by side"
 SHAPE_SUFFIXES = (
     "_W_PAD[LOGICAL]",
     "_Z_PAD[LOGICAL]",

@@ -11,7 +11,6 @@ from pipeline import artifacts
 from pipeline.steps import _cases
 from pipeline.steps._common import Job, blocked, finish, start
 
-DOC = "[guide 11] single-device test: every case; PCC equal to the multi-device test's; a skip only with a CCL op"
 SUFFIX = "_single_device"
 PCC_PRECISION = 0.001
 

@@ -7,8 +7,6 @@ from pipeline import artifacts
 from pipeline.steps import _perf, _window
 from pipeline.steps._common import Job, blocked, finish, start
 
-DOC = "[guide 12] test_<op>_single_device_device_perf: checked window, per-iteration totals (skipped with the single-device test)"
-
 
 def run(job: Job) -> dict:
     clock = start(job)

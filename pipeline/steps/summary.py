@@ -9,7 +9,6 @@ from pathlib import Path
 from pipeline import artifacts, render
 from pipeline.steps._common import Job
 
-DOC = "[guide 14-15] summary: summary.json + summary.md with every verdict, figure and log link, and what was unexpected"
 # Figures worth a column in the tables (the rest stay in summary.json), with the guide's names.
 HEADLINE = {
     "total_kernel_duration_us": "total kernel duration per iteration (us)",

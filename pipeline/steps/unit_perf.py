@@ -9,8 +9,6 @@ and computes the guide's figures, and fails when the function's printed totals d
 from pipeline.steps import _perf, _window
 from pipeline.steps._common import Job, blocked, start
 
-DOC = "[guide 9, 10.1] test_<op>_device_perf: checked signpost window, per-iteration totals, agreement with its printout"
-
 
 def run(job: Job) -> dict:
     clock = start(job)

@@ -15,7 +15,6 @@ from pipeline import artifacts
 from pipeline.steps import _cases, _expected
 from pipeline.steps._common import Job, blocked, finish, start
 
-DOC = "[guide 7-8] unit test: every case of test_<op>; PCC >= 0.99 unless justified; required cases must not skip"
 PCC_FLOOR = 0.99
 PERF_TOLERANCE = 0.2  # tt-metal asserts perf_us <= expected * 1.2
 

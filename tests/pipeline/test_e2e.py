@@ -187,7 +187,9 @@ def test_second_run_and_an_unrelated_workspace_file_execute_nothing(repo):
 
 def test_code_edit_in_unit_test_reruns_the_unit_steps_and_only_changed_hosts(repo):
     before, failed = result_hashes(repo), failed_before(repo)
-    (repo / ROUTER_TEST).write_text((repo / ROUTER_TEST).read_text() + "\nEDITED = 1  # code, not a comment\n")
+    (repo / ROUTER_TEST).write_text(
+        (repo / ROUTER_TEST).read_text() + "\nEDITED = 1  # code, not a comment\n"
+    )
     result = run(repo, "run", "fused_op=router")
     assert result.returncode == 0 or failed, out(result)
     changed = {f for f, h in result_hashes(repo).items() if before.get(f) != h}
@@ -238,7 +240,7 @@ def test_environment_key_change_makes_everything_stale(repo):
     assert stale(TTNN_SIM_E2E_KEY="1") == graph(repo, "router")  # TTNN_SIM_* variables are in the key
 
 
-def test_config_difference_fails_config_compare_naming_op_and_field(repo):
+def test_config_difference_fails_config_compare_naming_op_and_field(repo, visit):
     # The module's linear writes to L1 in decode; the unit test's copy now writes to DRAM.
     edit(
         repo / ROUTER_TEST,
@@ -255,6 +257,13 @@ def test_config_difference_fails_config_compare_naming_op_and_field(repo):
     assert "MatmulDeviceOperation OUTPUT_0_MEMORY" in compare["message"], compare["message"]
     report = (repo / "artifacts/router/config_compare/decode/report.txt").read_text()
     assert "Result: MISMATCH" in report and "L1_INTERLEAVED" in report and "DRAM_INTERLEAVED" in report
+    run(repo, "run", "-s", "summary:router", "index")  # the op page of what is there now
+    page = visit(repo / "artifacts/router/summary.html").page
+    table = page.locator('table.config-compare[data-task="config_compare:router:decode"]')
+    highlighted = table.locator("td.mismatch").all_inner_texts()
+    assert any("L1_INTERLEAVED" in t for t in highlighted) and any(
+        "DRAM_INTERLEAVED" in t for t in highlighted
+    )
     assert tree_digest(repo / "examples") == after_edit
 
 

@@ -1,4 +1,4 @@
-"""pipeline.opsperf on small synthetic CSVs: window, merge (ref §1.4), stats, name-only column lookup."""
+"""pipeline.opsperf on small synthetic CSVs: window, multi-device merge, stats, name-only column lookup."""
 
 import csv
 

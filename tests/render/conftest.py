@@ -1,5 +1,5 @@
-"""Fixtures: two pipeline runs on the fake workspace of tests/pipeline merged into one artifacts tree,
-and a headless Debian chromium (Playwright driving /usr/bin/chromium; never a downloaded browser).
+"""Fixtures: two pipeline runs on the fake workspace of tests/pipeline merged into one artifacts tree
+(the browser fixtures are tests/conftest.py's).
 
 Run A builds `demo_router` as it is. Run B builds `demo_other`, whose spec's description holds HTML,
 whose unit test's ops use another memory config than the module (a config mismatch) and whose
@@ -18,9 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))  # the
 
 from fakes import doit, make_doit_env, make_fake_repo  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 SCRIPT = "<script>alert(1)</script>"
 HTML_DESCRIPTION = "<b>bold</b> & <i>x + 1</i>"
 PREVIOUS_SUMMARY = "## an earlier step's summary\n"
@@ -67,46 +64,6 @@ def merged(tmp_path_factory) -> Merged:
     shutil.copytree(base / "B" / "demo_other", root / "demo_other")
     step_summary = base / "step_summary.md"
     step_summary.write_text(PREVIOUS_SUMMARY)
-    index_run = doit(repo, {**env, "GITHUB_STEP_SUMMARY": str(step_summary)}, "run", "-s", "index",
+    index_run = doit(repo, {**env, "GITHUB_STEP_SUMMARY": str(step_summary)}, "run", "index",
                      f"artifacts={root}")  # fmt: skip
     return Merged(repo, root, step_summary, index_run)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    assert CHROMIUM.is_file(), (
-        f"{CHROMIUM} is missing: run scripts/setup-system.sh (installs Debian's chromium)"
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@dataclass
-class Visit:
-    page: object
-    console_errors: list
-    requests: list
-    dialogs: list
-
-
-@pytest.fixture
-def visit(browser):
-    """visit(path) -> Visit: the page loaded from file://, with every console error, request and dialog."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-
-    def load(path: Path) -> Visit:
-        page = context.new_page()
-        seen = Visit(page, [], [], [])
-        page.on("console", lambda m: seen.console_errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: seen.console_errors.append(str(e)))
-        page.on("request", lambda r: seen.requests.append(r.url))
-        page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))
-        page.goto(Path(path).resolve().as_uri(), wait_until="load")
-        return seen
-
-    yield load
-    context.close()

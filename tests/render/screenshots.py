@@ -9,15 +9,17 @@ writes OUT_DIR/index.png and OUT_DIR/op-page.png (the README shows the ones in d
 import sys
 from pathlib import Path
 
-from conftest import CHROMIUM, CHROMIUM_ARGS
 from playwright.sync_api import sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from browser import launch  # noqa: E402
 
 
 def main(root: Path, op: str, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     pages = {"index.png": root / "index.html", "op-page.png": root / op / "summary.html"}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 2200, "height": 800})
         for name, html in pages.items():
             page.goto(html.resolve().as_uri(), wait_until="load")

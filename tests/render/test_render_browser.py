@@ -4,6 +4,7 @@ HTML from logs and specs shown as text (issue 11, acceptance 1-3)."""
 
 import json
 
+from browser import assert_clean
 from conftest import HTML_DESCRIPTION, SCRIPT
 
 
@@ -19,15 +20,10 @@ def cell(page, op: str, column: str):
     return page.locator(f'#status-table tr[data-op="{op}"] td[data-column="{column}"]')
 
 
-def assert_clean(seen) -> None:
-    assert seen.console_errors == []
-    assert seen.dialogs == []
-    assert seen.requests and all(url.startswith("file://") for url in seen.requests), seen.requests
-    assert seen.page.locator("script").count() == 0
-
-
 def test_index_loads_offline_and_lists_both_merged_runs(merged, visit):
     assert merged.index_run.returncode != 0  # demo_other fails (injected), so the run says so
+    executed = [line.split()[1] for line in merged.index_run.stdout.splitlines() if line.startswith(". ")]
+    assert executed == ["index"], merged.index_run.stdout  # `doit run index` rebuilds nothing upstream
     seen = visit(merged.root / "index.html")
     assert_clean(seen)
     rows = seen.page.locator("#status-table tbody tr")
