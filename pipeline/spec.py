@@ -13,6 +13,7 @@ runs. Schema (docs/internals.md §2.2)::
     extra_deps = ["models/.../unit_test_thresholds.json"]  # optional: data files the tests read
     pcc_tolerance = 0.0                   # optional: patch_verify tolerance (default: exact as printed)
     timeouts = { wall = 1800 }            # optional seconds: wall (per test case), silence, reset
+    reference = "pkg.module:callable"     # optional: the PyTorch reference `doit scaffold` calls
 
     [module_test]
     argv = ["pytest", "path/test_modules.py::test_decoder", "--test-modules", "router"]
@@ -20,9 +21,9 @@ runs. Schema (docs/internals.md §2.2)::
 
     [sequence.decode]                     # one table per mode
     file = "models/.../tt/router.py"
-    start = "logits = ttnn.linear("       # anchors: each matches exactly once in `file`
-    end = "weights = ttnn.softmax("
-    call = "indices, weights = <op>_ttnn(x, ...)"
+    start = "logits = ttnn.linear("       # anchors: each matches exactly once in `file`; or
+    end = "weights = ttnn.softmax("       # lines = [first, last], or function = "Class.method"
+    call = "indices, weights = <op>_ttnn(x, ...)"  # written by `doit scaffold fused_op=<name>`
 """
 
 import ast
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import anchors
+from pipeline.scaffold import region
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MODES = ("decode", "prefill")
@@ -41,7 +43,9 @@ DECODE_SEQ_LEN = 1  # tt-metal's decode rows are ("decode", 1, ...)
 DEFAULT_DEVICE_PERF_ITERS = 10  # tt-metal's gpt_oss fused-op tests
 
 _REQUIRED = ("name", "description", "workspace", "unit_test", "modes", "module_test", "sequence")
-_OPTIONAL = ("prefill_seqlens", "env_vars", "extra_deps", "pcc_tolerance", "timeouts")
+_OPTIONAL = ("prefill_seqlens", "env_vars", "extra_deps", "pcc_tolerance", "timeouts", "reference")
+_SEQUENCE_FIELDS = ("file", "start", "end", "lines", "function", "call")
+_REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 TIMEOUT_FIELDS = ("wall", "silence", "reset")  # seconds: per test case, without output, per reset command
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -196,8 +200,10 @@ def load_spec(path: Path, overrides: Overrides, repo_root: Path) -> FusedOpSpec:
     modes = _modes(raw, check)
     prefill_seqlens = _prefill_seqlens(raw, modes, check)
     module_test = _module_test(raw, modes, check)
+    if "reference" in raw and not _REFERENCE.fullmatch(str(raw["reference"])):
+        check.fail("reference", f"{raw['reference']!r} is not package.module:callable", "fix it or omit it")
     unit_test = check.string(raw, "unit_test")
-    names = _unit_test_names(workspace, unit_test, check)
+    names = _unit_test_names(workspace, unit_test, name, check)
     sequences = _sequences(raw, modes, workspace, names, check)
     env_vars = tuple(check.string_list(raw, "env_vars", default=[]))
     for var in env_vars:
@@ -361,14 +367,11 @@ def _module_test(raw: dict, modes: tuple[str, ...], check: _Checker) -> ModuleTe
     return ModuleTest(argv=tuple(argv), select={m: select[m] for m in modes})
 
 
-def _unit_test_names(workspace: Path, unit_test: str, check: _Checker) -> UnitTestNames:
+def _unit_test_names(workspace: Path, unit_test: str, name: str, check: _Checker) -> UnitTestNames:
     path = workspace / unit_test
     if not path.is_file():
-        check.fail(
-            "unit_test",
-            f"{unit_test} does not exist in {workspace}",
-            "give the path relative to the workspace",
-        )
+        check.fail("unit_test", f"{unit_test} does not exist in {workspace}",
+                   f"write it with `doit scaffold fused_op={name}`, or give the path relative to the workspace")  # fmt: skip
     if not (path.stem.startswith("test_") and path.suffix == ".py") or len(path.stem) <= len("test_"):
         check.fail(
             "unit_test",
@@ -446,9 +449,13 @@ def _sequences(
                 f"sequence.{mode}", "missing", f"add a [sequence.{mode}] section (file, start, end, call)"
             )
         entry = table[mode]
-        check.known_fields(entry, ("file", "start", "end", "call"), prefix)
-        sequence = Sequence(*(check.string(entry, key, prefix) for key in ("file", "start", "end", "call")))
-        _check_anchors(sequence, workspace, prefix, check)
+        check.known_fields(entry, _SEQUENCE_FIELDS, prefix)
+        if "call" not in entry:
+            check.fail(prefix + "call", "missing", f"`doit scaffold fused_op={raw['name']}` writes it (--force "
+                       "when the unit test exists: it then writes <unit test>.new)")  # fmt: skip
+        file = check.string(entry, "file", prefix)
+        start, end = _anchors(entry, workspace, file, prefix, check)
+        sequence = Sequence(file, start, end, check.string(entry, "call", prefix))
         if not re.search(rf"\b{re.escape(names.ttnn)}\s*\(", sequence.call):
             check.fail(
                 prefix + "call",
@@ -465,15 +472,26 @@ def _sequences(
     return sequences
 
 
-def _check_anchors(sequence: Sequence, workspace: Path, prefix: str, check: _Checker) -> None:
-    path = workspace / sequence.file
+def _anchors(entry: dict, workspace: Path, file: str, prefix: str, check: _Checker) -> tuple[str, str]:
+    """start/end as given (located in `file`), or the anchors naming exactly `lines` / `function`."""
+    ways = [key for key in ("lines", "function") if key in entry] + (["start"] if "start" in entry else [])
+    if len(ways) != 1 or ("end" in entry) != ("start" in entry):
+        check.fail(prefix.rstrip("."), f"names the sequence by {ways or 'nothing'}",
+                   'give exactly one of: start and end (anchors), lines = [first, last], function = "name"')  # fmt: skip
+    path = workspace / file
     if not path.is_file():
         check.fail(
-            prefix + "file",
-            f"{sequence.file} does not exist in {workspace}",
-            "give the module path relative to the workspace",
+            prefix + "file", f"{file} does not exist in {workspace}", "give it relative to the workspace"
         )
     try:
-        anchors.locate(path.read_text(), sequence.start, sequence.end, sequence.file)
+        if ways[0] != "start":
+            found = region.named_by(path.read_text(), file, entry.get("lines"), entry.get("function", ""))
+            return region.anchors_for(found)
+        start, end = check.string(entry, "start", prefix), check.string(entry, "end", prefix)
+        anchors.locate(path.read_text(), start, end, file)
+        return start, end
+    except region.ExtractError as error:
+        problem, _, fix = str(error).removeprefix(f"{file}: ").rpartition("; ")
+        check.fail(prefix + ways[0], problem or fix, fix if problem else "fix the region")
     except anchors.AnchorError as error:
         check.fail(prefix + error.key, error.problem, error.fix)

@@ -34,14 +34,10 @@ class Options:
 
 def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
     """Write the files; return one line per thing done or left to do."""
-    if not NAME_PATTERN.fullmatch(name or ""):
-        raise ScaffoldError(
-            f"fused_op={name!r}: give the name of a fused_ops/<name>.toml spec ([a-z][a-z0-9_]*)"
-        )
-    spec_path = repo_root / "fused_ops" / f"{name}.toml"
-    spec = _read_spec(spec_path)
-    workspace = _workspace(spec, spec_path, repo_root)
-    unit_test = _field(spec, "unit_test", spec_path)
+    spec_path = spec_path_of(repo_root, name)
+    spec = read_spec(spec_path)
+    workspace = workspace_of(spec, spec_path, repo_root)
+    unit_test = spec_field(spec, "unit_test", spec_path)
     op = Path(unit_test).stem.removeprefix("test_")
     modes = tuple(spec.get("modes", ["decode"]))
     extractions = {mode: _extract(spec, mode, workspace, f"{op}_ttnn", spec_path) for mode in modes}
@@ -64,7 +60,15 @@ def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
     ]
 
 
-def _read_spec(path: Path) -> dict:
+def spec_path_of(repo_root: Path, name: str) -> Path:
+    if not NAME_PATTERN.fullmatch(name or ""):
+        raise ScaffoldError(
+            f"fused_op={name!r}: give the name of a fused_ops/<name>.toml spec ([a-z][a-z0-9_]*)"
+        )
+    return repo_root / "fused_ops" / f"{name}.toml"
+
+
+def read_spec(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -76,14 +80,14 @@ def _read_spec(path: Path) -> dict:
         raise ScaffoldError(f"{path}: not valid TOML ({error})") from None
 
 
-def _field(spec: dict, key: str, spec_path: Path):
+def spec_field(spec: dict, key: str, spec_path: Path):
     if key not in spec:
         raise ScaffoldError(f"{spec_path}: field '{key}' missing; add it")
     return spec[key]
 
 
-def _workspace(spec: dict, spec_path: Path, repo_root: Path) -> Path:
-    path = Path(os.path.expandvars(_field(spec, "workspace", spec_path)))
+def workspace_of(spec: dict, spec_path: Path, repo_root: Path) -> Path:
+    path = Path(os.path.expandvars(spec_field(spec, "workspace", spec_path)))
     path = path if path.is_absolute() else repo_root / path
     if not path.is_dir():
         raise ScaffoldError(f"{spec_path}: field 'workspace': {path} is not a directory")
@@ -131,15 +135,17 @@ def _inputs(repo_root: Path, spec: dict, extraction, modes, seqlens, options: Op
 
 
 def _profiled_csv(artifacts_root: Path, spec: dict, mode: str) -> str | None:
-    """The module test's profiled run with this spec's selection, if exactly one is in the artifacts."""
-    selection = spec.get("module_test", {}).get("select", {}).get(mode)
+    """The module test's profiled run (this argv and selection), if exactly one is in the artifacts."""
+    module_test = spec.get("module_test", {})
+    wanted = {"argv": module_test.get("argv"), "select": module_test.get("select", {}).get(mode)}
     layout = artifacts.Layout(artifacts_root)
     pattern = layout.module_dir("*", "module_perf", mode).relative_to(layout.root) / artifacts.RESULT
     matches = []
     for result_path in layout.root.glob(str(pattern)):
         result = artifacts.read_result(result_path.parent) or {}
         csv = result.get("files", {}).get("csv")
-        if csv and result.get("figures", {}).get("selection") == selection:
+        config = result.get("run", {}).get("config", {})
+        if csv and {key: config.get(key) for key in wanted} == wanted:
             matches.append(str(result_path.parent / csv))
     return matches[0] if len(matches) == 1 else None
 

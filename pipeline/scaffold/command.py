@@ -3,7 +3,8 @@ does not exist yet is fine). Registered in pyproject.toml under [tool.doit.plugi
 
 doit variables: fused_op=NAME (required), reference=package.module:callable, decode_csv=PATH,
 prefill_csv=PATH (module_perf CSVs; by default the module test's profiled run in artifacts/),
-artifacts=DIR. Option --force writes <unit test>.new beside an existing unit test.
+artifacts=DIR. Option --force writes <unit test>.new beside an existing unit test; --accept-measured
+writes the last unit_test run's measured values into the test's placeholder rows instead.
 """
 
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from doit import get_var
 from doit.cmd_base import Command
 
+from pipeline.scaffold.accept import accept
 from pipeline.scaffold.build import Options, ScaffoldError, scaffold
 from pipeline.spec import MODES
 
@@ -22,7 +24,8 @@ class Scaffold(Command):
     name = "scaffold"
     doc_purpose = "write a fused op's unit test from its spec's name, op sequence and module test"
     doc_usage = (
-        "fused_op=NAME [reference=package.module:callable] [decode_csv=PATH] [prefill_csv=PATH] [--force]"
+        "fused_op=NAME [reference=package.module:callable] [decode_csv=PATH] [prefill_csv=PATH] [--force] "
+        "[--accept-measured]"
     )
     doc_description = __doc__
     cmd_options = (
@@ -32,6 +35,13 @@ class Scaffold(Command):
             "type": bool,
             "default": False,
             "help": "when the unit test exists, write <file>.new beside it instead of stopping",
+        },
+        {
+            "name": "accept_measured",
+            "long": "accept-measured",
+            "type": bool,
+            "default": False,
+            "help": "write the last unit_test run's measured values into the test's placeholder rows",
         },
     )
 
@@ -46,7 +56,10 @@ class Scaffold(Command):
             artifacts_dir=get_var("artifacts", "artifacts"),
         )
         try:
-            lines = scaffold(Path.cwd(), get_var("fused_op", ""), options)
+            if params["accept_measured"]:
+                lines = accept(Path.cwd(), get_var("fused_op", ""), options.artifacts_dir)
+            else:
+                lines = scaffold(Path.cwd(), get_var("fused_op", ""), options)
         except ScaffoldError as error:
             print(f"scaffold: {error}", file=sys.stderr)
             return INPUT_ERROR

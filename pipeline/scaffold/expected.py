@@ -34,7 +34,7 @@ def placeholder_rows(test_path: Path) -> list[tuple[str, int]]:
 
 
 def accept_measured(test_path: Path, measured: dict) -> list[str]:
-    """Write `measured[(mode, seq_len)] = (pcc, perf_us)` into the rows; return one line per row written."""
+    """Write `measured[(mode, seq_len)] = (pcc, perf_us or None)` into the rows; one line per row written."""
     node, rows = _cases(test_path)
     lines = Path(test_path).read_text().splitlines(keepends=True)
     indent = " " * 4
@@ -43,7 +43,7 @@ def accept_measured(test_path: Path, measured: dict) -> list[str]:
         if (mode, seq_len) in measured:
             measured_pcc, measured_us = measured[(mode, seq_len)]
             pcc = math.floor(measured_pcc * 10**_DECIMALS) / 10**_DECIMALS
-            perf_us = math.ceil(measured_us * 10) / 10
+            perf_us = perf_us if measured_us is None else math.ceil(measured_us * 10) / 10  # None: unmeasured
             written.append(
                 f"{test_path}: ({mode!r}, {seq_len}) expected_pcc={pcc} expected_perf_us={perf_us}"
             )

@@ -22,6 +22,10 @@ _PURE = (ast.Name, ast.Attribute, ast.Subscript, ast.Constant, ast.BinOp, ast.Un
          ast.Slice, ast.expr_context, ast.operator, ast.unaryop)  # fmt: skip
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
+# Keyword arguments of ttnn ops that are settings, never tensors: the profiler's input columns skip them.
+_SETTINGS = {"epsilon", "memory_config", "compute_kernel_config", "program_config", "dtype", "output_dtype",
+             "dim", "k", "layout", "sorted", "largest", "numeric_stable", "core_grid", "activation",
+             "transpose_a", "transpose_b", "num_links", "topology", "cluster_axis", "queue_id"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -387,8 +391,9 @@ def _tensor_arguments(function_source: str, aliases: set[str]) -> dict:
 
     visit(ast.parse(function_source).body[0])
     first = calls[0] if calls else None
+    keywords = [k for k in first.keywords if k.arg not in _SETTINGS] if first else []
     arguments = (
-        [ast.unparse(a) for a in first.args] + [ast.unparse(k.value) for k in first.keywords] if first else []
+        [ast.unparse(a) for a in first.args] + [ast.unparse(k.value) for k in keywords] if first else []
     )
     weights = []
     for call in calls:

@@ -14,7 +14,13 @@ import pandas as pd
 from pipeline import opsperf
 
 # Source op names whose OP CODE does not contain the name itself.
-_CODE_WORDS = {"linear": "matmul", "to_layout": "tilize", "squeeze": "reshape", "unsqueeze": "reshape"}
+_CODE_WORDS = {
+    "linear": "matmul",
+    "to_layout": "tilize",
+    "squeeze": "reshape",
+    "unsqueeze": "reshape",
+    "rms_norm": "layernorm",
+}  # ttnn::rms_norm runs LayerNormDeviceOperation (LayerNormType::RMSNORM)
 _BINARY = {"add", "sub", "subtract", "mul", "multiply", "div", "divide", "maximum", "minimum", "pow"}
 _SHAPE_CELL = re.compile(r"^\s*(\d+)(?:\[(\d+)\])?\s*$")
 _DIMS = ("W", "Z", "Y", "X")

@@ -8,6 +8,8 @@ cutting it out would change what the remaining code does.
 import ast
 from dataclasses import dataclass, field
 
+from pipeline import anchors
+
 _BLOCK_FIELDS = ("body", "orelse", "finalbody")
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -99,6 +101,39 @@ def by_function(source: str, name: str, file: str) -> Region:
     if not body and final_return is None:
         raise ExtractError(f"{file}: function {name} has no statements to extract")
     return Region(file, source, tree, body, function, owner, [], final_return)
+
+
+def named_by(source: str, file: str, lines=None, function: str = "") -> Region:
+    """The region a spec names by `lines = [first, last]` or by `function` (exactly one of them)."""
+    if function:
+        return by_function(source, function, file)
+    if not (isinstance(lines, list | tuple) and len(lines) == 2 and all(type(n) is int for n in lines)):
+        raise ExtractError(f"{file}: lines = {lines!r}; give lines = [first, last] (1-based line numbers)")
+    return by_lines(source, lines[0], lines[1], file)
+
+
+def anchors_for(region: Region) -> tuple[str, str]:
+    """Text anchors naming exactly the region's first and last statements (the patch works on anchors):
+    the first statement's line, with the lines after it until the text occurs once (short of the last
+    statement's line), and the last statement's first line. A region no text names uniquely is refused (give start/end instead)."""
+    lines = region.source.splitlines(keepends=True)
+    first = region.first
+    last = region.final_return or region.statements[-1]
+    start = lines[first.lineno - 1][first.col_offset :].rstrip("\n")
+    following = first.lineno
+    while region.source.count(start) != 1 and following < last.lineno - 1:  # `end` is searched after it
+        start += "\n" + lines[following].rstrip("\n")
+        following += 1
+    end = start if last.lineno == first.lineno else lines[last.lineno - 1][last.col_offset :].rstrip("\n")
+    found = (
+        anchors.locate(region.source, start, end, region.file) if region.source.count(start) == 1 else None
+    )
+    if found is None or (found.start_line, found.end_line) != (first.lineno, last.lineno):
+        raise ExtractError(
+            f"{region.file}: lines {first.lineno}-{last.lineno} repeat elsewhere in the file; "
+            "name the sequence by start/end anchors instead"
+        )
+    return start, end
 
 
 def _parse(source: str, file: str) -> ast.Module:

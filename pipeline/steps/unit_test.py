@@ -4,7 +4,9 @@ Blocked until patch_verify passed in every mode (guide step 6). Fails when a req
 when a PCC is below 0.99 (guide step 8: "likely something wrong") unless the test file justifies a lower
 expected_pcc in a comment next to its row; then one "unexpected" line per justified row. Accuracy only
 goes down loudly: a PCC or ATOL worse than the last passing run's is flagged with both values, and the
-suggested expected_pcc never moves below the last passing measurement.
+suggested expected_pcc never moves below the last passing measurement. A scaffolded test whose rows
+still hold the placeholders fails with "expected values are placeholders" and the measured values to
+paste (`doit scaffold fused_op=NAME --accept-measured` writes them), not with the PCC assertion.
 """
 
 import math
@@ -34,6 +36,11 @@ def run(job: Job) -> dict:
     if verdict == artifacts.PASSED:
         verdict, message, floor_notes = pcc_floor(job.task, cases, message)
         notes += floor_notes
+    placeholders = _expected.placeholder_rows(spec.workspace / spec.unit_test, rows)
+    if placeholders:
+        verdict, message = placeholder_verdict(
+            spec.name, cases, placeholders, suggestions, (verdict, message)
+        )
     figures = {"function": spec.names.test, "cases": cases, "suggestions": suggestions, "by_mode": by_mode(cases),
                "last_passing": _measured(cases) if verdict == artifacts.PASSED else last}  # fmt: skip
     return finish(job, clock, verdict, message, figures, files, notes, outcomes=[outcome], commands=[argv])
@@ -57,12 +64,30 @@ def pcc_floor(task: str, cases: list[dict], message: str) -> tuple[str, str, lis
         )
     groups: dict = {}
     for case, _name, value in low:
-        key = _row_key(case["expected"])
+        key = _expected.row_key(case["expected"])
         groups[key] = min(groups.get(key, value), value)
     notes = [f"{task}: {key}: PCC down to {_cases.pcc_text(value)} < {PCC_FLOOR}, accepted: the test justifies it "
-             f"({_first_sentence(next(c['expected']['justification'] for c, _, _ in low if _row_key(c['expected']) == key))})"
+             f"({_first_sentence(next(c['expected']['justification'] for c, _, _ in low if _expected.row_key(c['expected']) == key))})"
              for key, value in groups.items()]  # fmt: skip
     return artifacts.PASSED, message, notes
+
+
+def placeholder_verdict(name: str, cases, placeholders: list[str], suggestions, verdict) -> tuple[str, str]:
+    """Rows still holding the scaffold's placeholders: the measured values to paste, instead of the PCC
+    assertion they fail. A case that failed without measuring a PCC is a real failure and keeps its verdict."""
+    unmeasured = [c for c in cases if c["outcome"] in ("failed", "error") and not c["pcc"]]
+    if unmeasured:
+        return verdict[0], f"{verdict[1]} (expected values are placeholders too)"
+    measured = [s for s in suggestions if s["row"] in placeholders]
+    values = "; ".join(
+        f"{s['row']} expected_pcc={s['suggested_expected_pcc']}"
+        + (f" expected_perf_us={s['suggested_expected_perf_us']}" if "suggested_expected_perf_us" in s else "")
+        for s in measured
+    )  # fmt: skip
+    return artifacts.FAILED, (
+        f"expected values are placeholders ({', '.join(placeholders)}): measured {values or 'nothing'}; "
+        f"paste them into the rows, or run `doit scaffold fused_op={name} --accept-measured`"
+    )
 
 
 def by_mode(cases: list[dict]) -> dict:
@@ -85,7 +110,7 @@ def review(task: str, cases: list[dict], last: dict) -> tuple[list[dict], list[s
     rows: dict = {}
     for case in cases:
         if case.get("expected") and case["pcc"]:
-            rows.setdefault(_row_key(case["expected"]), []).append(case)
+            rows.setdefault(_expected.row_key(case["expected"]), []).append(case)
     for key, group in rows.items():
         expected = group[0]["expected"]
         measured_pcc = min(v for c in group for v in c["pcc"].values())
@@ -93,6 +118,8 @@ def review(task: str, cases: list[dict], last: dict) -> tuple[list[dict], list[s
         floor = max(measured_pcc, min(before)) if before else measured_pcc
         suggestion = {
             "row": key,
+            "mode": expected.get("mode"),
+            "seq_len": expected.get("seq_len"),
             "measured_pcc": measured_pcc,
             "suggested_expected_pcc": math.floor(floor * 1000) / 1000,
         }
@@ -142,10 +169,6 @@ def _last_passing(previous: dict | None) -> dict:
 
 def _measured(cases: list[dict]) -> dict:
     return {c["id"]: {"pcc": c["pcc"], "atol": c.get("atol", {})} for c in cases if c["outcome"] == "passed"}
-
-
-def _row_key(row: dict) -> str:
-    return f"{row.get('mode', '?')}/seq_len={row.get('seq_len', '?')}"
 
 
 def _first_sentence(text: str) -> str:

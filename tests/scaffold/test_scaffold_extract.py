@@ -300,3 +300,5 @@ def test_a_config_computed_from_the_callers_values_becomes_a_parameter(extract_r
     assert e.call == "return op_ttnn(x, self.eps, self.weight, memory_for(mode))"
     assert "memory_config=memory_config" in e.source and "ttnn.Config(fidelity=2)" in e.source
     assert e.imports == ("import ttnn",)  # memory_for stays at the call site
+    # The profiler lists the op's tensors only: x, then weight (epsilon and the configs are settings).
+    assert e.first_call_arguments == ("x", "weight")
