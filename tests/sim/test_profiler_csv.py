@@ -1,4 +1,4 @@
-"""ttnn_sim.profiler: the ops_perf_results CSV (ref §5) and the per-device op-support limit."""
+"""ttnn_sim.profiler: the ops_perf_results CSV in tt-metal's schema and the per-device op-support limit."""
 
 import csv
 import logging
@@ -61,7 +61,7 @@ def test_header_sizes_tensor_groups_to_the_max_count_over_all_rows(tmp_path):
 
     _, header, rows = _write_and_read(tmp_path, records)
 
-    assert len(header) == 76  # ref §5.1: 57 - 2 + 3 * 7
+    assert len(header) == 76  # tt-metal's header: 57 columns - 2 + 3 * 7 per tensor
     assert header == _reference_header(2, 1)
     assert header[35:42] == [f"INPUT_0_{f}" for f in profiler.TENSOR_FIELDS]
     assert rows[1]["INPUT_1_MEMORY"] == ""  # the one-input row leaves the second group empty

@@ -188,7 +188,7 @@ def test_command_argv(words, module, expected):
 
 # ---- acceptance: a real (simulated) multi-device run through tracy, read by tt-perf-report ------------------
 
-# ref §5.1, written out independently of ttnn_sim.profiler.
+# tt-metal's ops_perf_results header, written out independently of ttnn_sim.profiler.
 REFERENCE_BASE_HEADER = [
     "OP CODE", "OP TYPE", "GLOBAL CALL COUNT", "DEVICE ID", "DEVICE ARCH", "ATTRIBUTES", "MATH FIDELITY",
     "CORE COUNT", "AVAILABLE WORKER CORE COUNT", "SUB DEVICE ID", "PARALLELIZATION STRATEGY", "HOST START TS",
