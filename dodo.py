@@ -10,7 +10,7 @@ from pathlib import Path
 
 from doit import get_var
 
-from pipeline import doit_support, runner
+from pipeline import doit_support, termination
 from pipeline.progress import ProgressReporter
 from pipeline.tasks import Pipeline
 
@@ -20,7 +20,7 @@ PIPELINE = Pipeline.from_doit_vars(
 DOIT_CONFIG = {**PIPELINE.doit_config(), "reporter": ProgressReporter}  # live progress, final table
 
 if doit_support.doit_command(sys.argv[1:]) in doit_support.WRITING_COMMANDS:
-    runner.install_termination_handler()  # SIGTERM unwinds like Ctrl-C: child killed, locks released, db saved
+    termination.install_termination_handler()  # SIGTERM unwinds like Ctrl-C: child killed, locks released, db saved
     doit_support.hold_state_lock(PIPELINE.ctx.layout)
 
 

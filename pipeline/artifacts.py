@@ -39,13 +39,16 @@ class Layout:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._step_dirs: dict = {}  # a graph names each step's folder several times
 
     def op_dir(self, op: str) -> Path:
         return self.root / op
 
     def step_dir(self, op: str, step: str, mode: str | None = None) -> Path:
-        path = self.root / op / step
-        return path / mode if mode else path
+        if (op, step, mode) not in self._step_dirs:
+            path = self.root / op / step
+            self._step_dirs[(op, step, mode)] = path / mode if mode else path
+        return self._step_dirs[(op, step, mode)]
 
     def module_dir(self, key: str, step: str, mode: str) -> Path:
         return self.root / MODULE_TESTS / key / step / mode

@@ -28,7 +28,9 @@ from pipeline import lock
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIM_PACKAGE = REPO_ROOT / "ttnn_sim"
 SIM_SHIM = SIM_PACKAGE / "shim"
-DEFAULT_OP_SUPPORT_COUNT = 10000  # what tt-metal's fused tests pass (tt-metal's fused_op_device_perf_utils.py)
+DEFAULT_OP_SUPPORT_COUNT = (
+    10000  # what tt-metal's fused tests pass (tt-metal's fused_op_device_perf_utils.py)
+)
 
 # pytest's cache would write .pytest_cache into the user's checkout; case_clock restarts the runner's
 # wall timeout at each test case.
@@ -104,11 +106,30 @@ def get_backend(name: str, workspace: Path, artifacts_dir: Path | None = None) -
     raise ValueError(f"unknown backend {name!r}")
 
 
-def version(backend: Backend) -> dict:
-    """The device-software part of the environment key."""
-    if backend.name == "sim":
-        return {"sim_version": _sim_version(), "sim_sources": _sim_sources_digest()}
-    return _ttnn_version(backend.python)
+def version(backend: Backend, cache=None) -> dict:
+    """The device-software part of the environment key. `cache` (a sources.SourceCache) keeps the sim's
+    part while none of its files changed (by their stamps): reading them all is most of its cost."""
+    if backend.name != "sim":
+        return _ttnn_version(backend.python)
+    stamps = _sim_stamps() if cache else None
+    known = cache.recall("sim version", stamps) if cache else None
+    if known is None:
+        known = {"sim_version": _sim_version(), "sim_sources": _sim_sources_digest()}
+        if cache:
+            cache.remember("sim version", stamps, known)
+    return known
+
+
+def _sim_stamps() -> str:
+    stamps, todo = [], [str(SIM_PACKAGE)]
+    while todo:
+        for entry in sorted(os.scandir(todo.pop()), key=lambda e: e.name):
+            if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
+                todo.append(entry.path)
+            elif entry.name.endswith(".py"):
+                info = entry.stat()
+                stamps.append(f"{entry.path}:{info.st_mtime_ns}:{info.st_size}:{info.st_ino}")
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
 
 
 def free_port() -> int:

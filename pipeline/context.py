@@ -3,15 +3,14 @@
 import dataclasses
 import functools
 import os
-import platform
-import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import PIPELINE_VERSION, backends
 from pipeline.artifacts import Layout
 from pipeline.backends import Backend
-from pipeline.runner import Timeouts
+from pipeline.timeouts import Timeouts
 
 # Environment variables whose values change what a run measures (besides the spec's own `env_vars`).
 KEY_ENV_VARS = ("HF_MODEL", "MESH_DEVICE", "ARCH_NAME", "TT_METAL_ARCH_NAME")
@@ -47,8 +46,12 @@ class Context:
 
 @functools.cache
 def _display(repo_root: Path, path: str) -> str:
-    """Context.display, once per path: resolving is a syscall per component, and a graph names each
-    file many times."""
+    """Context.display, once per path. A plain absolute path inside the repo (what the graph mostly
+    names: resolved sources, artifacts) is cut textually; anything else is resolved first (a syscall
+    per component)."""
+    root = str(repo_root)
+    if path.startswith(root + os.sep) and not {"..", "."} & set(path.split(os.sep)):
+        return path[len(root) + 1 :]
     resolved = Path(path).resolve()
     try:
         return resolved.relative_to(repo_root).as_posix()
@@ -56,19 +59,21 @@ def _display(repo_root: Path, path: str) -> str:
         return str(resolved)
 
 
-def make_context(repo_root: Path, artifacts_dir: Path, backend_name: str, workspace: Path) -> Context:
+def make_context(
+    repo_root: Path, artifacts_dir: Path, backend_name: str, workspace: Path, cache=None
+) -> Context:
     backend = backends.get_backend(backend_name, workspace, artifacts_dir)
     op_support_count = int(os.environ.get("PIPELINE_OP_SUPPORT_COUNT") or backends.DEFAULT_OP_SUPPORT_COUNT)
     return Context(
         repo_root=Path(repo_root).resolve(),
         layout=Layout(artifacts_dir),
         backend=backend,
-        environment_key=environment_key(backend),
+        environment_key=environment_key(backend, cache),
         op_support_count=op_support_count,
     )
 
 
-def environment_key(backend: Backend) -> dict:
+def environment_key(backend: Backend, cache=None) -> dict:
     """Everything outside the sources that can change a result. Paths are left out on purpose: a clone
     elsewhere (CI) must produce the same key."""
     variables = {name: os.environ[name] for name in KEY_ENV_VARS if name in os.environ}
@@ -76,9 +81,9 @@ def environment_key(backend: Backend) -> dict:
     return {
         "pipeline_version": PIPELINE_VERSION,
         "backend": backend.name,
-        **backends.version(backend),
+        **backends.version(backend, cache),
         "device_set": backend.device_set,
         "mesh": os.environ.get("MESH_DEVICE", ""),
-        "python": re.sub(r"\s+", " ", platform.python_version()),
+        "python": sys.version.split()[0],  # what platform.python_version() reports, without importing it
         "env": dict(sorted(variables.items())),
     }

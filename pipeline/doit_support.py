@@ -56,19 +56,53 @@ class ContentChecker(MD5Checker):
 
 
 def content_digest(path) -> str:
+    """What a file means to the steps that read it, remembered per (mtime, size) in SOURCE_CACHE: a
+    result.json by its stable content, a Python file by its syntax tree, anything else by its bytes."""
     if _is_result(path):
-        try:
-            stable = artifacts.stable_content(artifacts.read_json(path))
-        except (OSError, ValueError):
-            return "unreadable"
-        return hashlib.md5(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+        return SOURCE_CACHE.get("result", path, _result_digest)
     if str(path).endswith(".py"):
         return SOURCE_CACHE.get("behaviour", path, _python_digest)
-    md5 = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            md5.update(block)
-    return md5.hexdigest()
+    return SOURCE_CACHE.get("md5", path, lambda data: hashlib.md5(data).hexdigest())
+
+
+def _result_digest(data: bytes) -> str:
+    try:
+        stable = artifacts.stable_content(json.loads(data))
+    except ValueError:
+        return "unreadable"
+    return hashlib.md5(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+
+
+def read_verdict(result_path) -> str:
+    """The verdict a step's result.json records ("" when missing or unreadable), read once per version
+    of the file (every task asks on every run, and a result can be large)."""
+    try:
+        return SOURCE_CACHE.get("verdict", result_path, _verdict_of)
+    except OSError:
+        return ""
+
+
+def result_files(step_dir) -> dict:
+    """The `files` a step's result.json lists (name -> path relative to the step), {} when none."""
+    try:
+        return SOURCE_CACHE.get("files", Path(step_dir) / artifacts.RESULT, _files_of)
+    except OSError:
+        return {}
+
+
+def _verdict_of(data: bytes) -> str:
+    try:
+        return str(json.loads(data).get("verdict", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _files_of(data: bytes) -> dict:
+    try:
+        files = json.loads(data).get("files")
+    except (ValueError, AttributeError):
+        return {}
+    return files if isinstance(files, dict) else {}
 
 
 def _python_digest(source: bytes) -> str:
@@ -182,8 +216,7 @@ def doit_config(layout: artifacts.Layout, repo_root: Path) -> dict:
         if _inside(layout.doit_db, repo_root)
         else layout.doit_db
     )
-    global SOURCE_CACHE
-    SOURCE_CACHE = sources.SourceCache(layout.root / ".source-cache.json")
+    open_source_cache(layout.root)
     atexit.register(lambda: SOURCE_CACHE.save())
     return {
         "dep_file": str(db),
@@ -193,12 +226,19 @@ def doit_config(layout: artifacts.Layout, repo_root: Path) -> dict:
     }
 
 
+def open_source_cache(artifacts_root: Path) -> None:
+    """Read the per-file results earlier runs kept (writes nothing: saved once the run is under way)."""
+    global SOURCE_CACHE
+    path = Path(artifacts_root) / ".source-cache.json"
+    if SOURCE_CACHE.path != path:
+        SOURCE_CACHE = sources.SourceCache(path)
+
+
 def passed_before(result_path: Path):
     """uptodate: False when the last result is missing or did not pass (failed steps always retry)."""
 
     def check(task, values):
-        result = artifacts.read_result(Path(result_path).parent)
-        return bool(result) and result.get("verdict") in artifacts.GOOD_VERDICTS
+        return read_verdict(result_path) in artifacts.GOOD_VERDICTS
 
     check.__name__ = "passed_before"
     return check
@@ -239,10 +279,21 @@ def hold_state_lock(layout: artifacts.Layout, say=None) -> None:
             f"since {holder.get('since')}, `{holder.get('argv')}`); waiting for it to finish")  # fmt: skip
         fcntl.flock(lock, fcntl.LOCK_EX)
         say(f"{layout.root} is free; continuing")
-    artifacts.write_json(holder_path, {"pid": os.getpid(), "host": socket.gethostname(),
-                                       "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": " ".join(sys.argv)})  # fmt: skip
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "argv": " ".join(sys.argv)}  # fmt: skip
+    _write_in_place(holder_path, json.dumps(holder))
     _held.append(lock)
     atexit.register(holder_path.unlink, missing_ok=True)  # best effort; a stale record is harmless
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    """A record only read to tell a waiting user who holds the lock (a torn read shows nothing): no
+    temporary file, no fsync; rewritten in place, usable by every user of a shared artifacts dir."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path) -> dict:

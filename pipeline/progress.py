@@ -10,7 +10,6 @@ steps run / up to date / failed / blocked with their verdicts and durations.
 Hooked in through dodo.py's ``DOIT_CONFIG["reporter"]``.
 """
 
-import json
 import shutil
 import threading
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from doit.reporter import ConsoleReporter
 
-from pipeline import artifacts
+from pipeline import artifacts, doit_support
 
 REFRESH_S = 1.0
 LOCK_WAIT = "waiting for the device lock"  # the runner's log line while another holds the lock
@@ -193,12 +192,7 @@ def _log_path(task) -> Path | None:
 
 def _verdict(task) -> str:
     result = _result_path(task)
-    if result is None:
-        return ""
-    try:
-        return json.loads(result.read_text()).get("verdict", "")
-    except (OSError, ValueError):
-        return ""
+    return doit_support.read_verdict(result) if result else ""
 
 
 def _is_tty(stream) -> bool:

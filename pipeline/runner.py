@@ -35,10 +35,14 @@ from pathlib import Path
 from pipeline import artifacts, devices, guard
 from pipeline.backends import Backend
 from pipeline.lock import DeviceLock, LockError
+from pipeline.termination import Terminated, install_termination_handler  # noqa: F401 - re-exported
+from pipeline.timeouts import (  # noqa: F401 - re-exported
+    DEFAULT_SILENCE_TIMEOUT,
+    DEFAULT_WALL_TIMEOUT,
+    HOUSEKEEPING_TIMEOUT,
+    Timeouts,
+)
 
-DEFAULT_WALL_TIMEOUT = 15 * 60.0
-DEFAULT_SILENCE_TIMEOUT = 5 * 60.0
-HOUSEKEEPING_TIMEOUT = 300.0  # each reset and health command
 GUARD_SCRIPT = Path(guard.__file__)
 # Stopping takes the guard's SIGTERM grace and SIGKILL grace; past this the guard itself is stuck.
 GUARD_STOP_SECONDS = 2 * guard.KILL_GRACE_SECONDS + 5
@@ -55,39 +59,6 @@ PYTEST_EXIT_MEANING = {1: "tests failed", 2: "interrupted", 3: "pytest internal 
 # `python -m tracy`: 2 bad arguments (argparse), 3 interrupted (SIGINT/SIGTERM), 4 the command failed
 # (with --check-exit-code; the test's own exit code is only in the log, and no report is written).
 TRACY_EXIT_MEANING = {2: "tracy usage error", 3: "tracy interrupted", 4: "test failed under tracy"}
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised like Ctrl-C so every `finally` (child stop, lock release, doit's db) runs."""
-
-
-def install_termination_handler() -> None:
-    """Turn SIGTERM and SIGHUP (a dropped ssh session) into `Terminated` in this (main-thread) process."""
-
-    def handler(signum, frame):
-        raise Terminated(f"signal {signal.Signals(signum).name}")
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGHUP, handler)
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Defaults < the spec's ``[timeouts]`` < ``PIPELINE_{WALL,SILENCE,RESET}_TIMEOUT`` in the environment."""
-
-    wall: float = DEFAULT_WALL_TIMEOUT  # per pytest test case (per process when it runs no pytest)
-    silence: float = DEFAULT_SILENCE_TIMEOUT
-    reset: float = HOUSEKEEPING_TIMEOUT  # each reset / health command
-
-    @classmethod
-    def from_env(cls, spec: dict | None = None) -> "Timeouts":
-        spec = spec or {}
-
-        def pick(name: str, default: float) -> float:
-            return float(os.environ.get(f"PIPELINE_{name.upper()}_TIMEOUT") or spec.get(name) or default)
-
-        return cls(wall=pick("wall", DEFAULT_WALL_TIMEOUT), silence=pick("silence", DEFAULT_SILENCE_TIMEOUT),
-                   reset=pick("reset", HOUSEKEEPING_TIMEOUT))  # fmt: skip
 
 
 @dataclass

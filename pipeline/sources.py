@@ -11,6 +11,7 @@ import ast
 import functools
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from pipeline import artifacts
@@ -20,7 +21,7 @@ PYTEST_CONFIG_FILES = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml")
 
 class SourceCache:
     """What was computed from each source file (its imports, its behaviour digest), keyed by the file's
-    (mtime, size) and kept in a JSON file across doit runs: parsing every module of a checkout is most
+    (mtime, size, inode) and kept in a JSON file across doit runs: parsing every module of a checkout is most
     of what a no-op rerun would otherwise cost."""
 
     def __init__(self, path: Path | None = None):
@@ -35,8 +36,8 @@ class SourceCache:
 
     def get(self, kind: str, path: Path, compute):
         """`compute(source bytes)` for `path`, or what it returned last time for the same (mtime, size)."""
-        stat = Path(path).stat()
-        stamp, key = [stat.st_mtime_ns, stat.st_size], f"{kind}:{path}"
+        stat = os.stat(path)  # the inode too: an atomic rewrite within one clock tick still differs
+        stamp, key = [stat.st_mtime_ns, stat.st_size, stat.st_ino], f"{kind}:{path}"
         known = self.entries.get(key)
         if known and known[0] == stamp:
             return known[1]
@@ -44,6 +45,15 @@ class SourceCache:
         self.entries[key] = [stamp, value]
         self.dirty = True
         return value
+
+    def recall(self, key: str, fingerprint: str):
+        """What `remember` stored under `key` for the same fingerprint, else None."""
+        known = self.entries.get(key)
+        return known[1] if known and known[0] == fingerprint else None
+
+    def remember(self, key: str, fingerprint: str, value) -> None:
+        self.entries[key] = [fingerprint, value]
+        self.dirty = True
 
     def imports(self, path: Path) -> list[tuple[str, list[Path] | None]]:
         def parse(source: bytes) -> list:
@@ -67,13 +77,44 @@ class SourceCache:
 def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list[Path] = (),
                       cache: "SourceCache | None" = None) -> list[Path]:  # fmt: skip
     """Sorted absolute paths: the test files, conftest.py files pytest loads for them, pytest config
-    files, and every module reached by following imports from all of those."""
+    files, and every module reached by following imports from all of those.
+
+    The answer is kept in `cache` with the stamps of every file in it and of every directory those files
+    and the tests sit in (a file added or removed changes its directory's stamp, so an import that now
+    resolves differently, or a new conftest.py, is seen); while none changed it is reused unread."""
+    cache = cache or SourceCache()
     workspace = Path(workspace).resolve()
+    key = "closure:" + json.dumps([str(workspace), *map(str, test_files), "|", *map(str, extra_roots)])
+    known = cache.entries.get(key)
+    if known and known[0] == _closure_stamps(workspace, test_files, known[1]):
+        return [Path(p) for p in known[1]]
     entries = [Path(f).resolve() for f in test_files]
     entries += conftests(workspace, entries)
     roots = [workspace, *(rootdir_of(f) for f in entries), *(Path(r).resolve() for r in extra_roots)]
-    found = follow_imports(entries, _unique(roots), cache or SourceCache())
-    return sorted(set(found) | set(pytest_config_files(workspace)))
+    found = follow_imports(entries, _unique(roots), cache)
+    found = sorted(set(found) | set(pytest_config_files(workspace)))
+    cache.remember(key, _closure_stamps(workspace, test_files, found), [str(p) for p in found])
+    return found
+
+
+def _closure_stamps(workspace: Path, test_files, files) -> list:
+    """(mtime_ns, size) of each file, and mtime_ns of the directories they and the test files sit in, up
+    to the workspace; missing ones count as None."""
+    folders = {os.path.dirname(f) for f in map(str, files)}
+    for test_file in test_files:
+        folder = Path(test_file).resolve().parent
+        while folder != workspace and workspace in folder.parents:
+            folders.add(str(folder))
+            folder = folder.parent
+    folders.add(str(workspace))
+    stamps = []
+    for path in [*map(str, files), *sorted(folders)]:
+        try:
+            info = os.stat(path)
+            stamps.append([info.st_mtime_ns, info.st_size])
+        except OSError:
+            stamps.append(None)
+    return stamps
 
 
 def behaviour_digest(source: bytes) -> str | None:

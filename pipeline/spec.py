@@ -33,14 +33,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import anchors
-from pipeline.scaffold import region
+from pipeline import anchors, unit_test_names
+from pipeline.unit_test_names import UnitTestNames
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MODES = ("decode", "prefill")
 BACKENDS = ("sim", "ttnn")
 DECODE_SEQ_LEN = 1  # tt-metal's decode rows are ("decode", 1, ...)
-DEFAULT_DEVICE_PERF_ITERS = 10  # tt-metal's gpt_oss fused-op tests
 
 _REQUIRED = ("name", "description", "workspace", "unit_test", "modes", "module_test", "sequence")
 _OPTIONAL = ("prefill_seqlens", "env_vars", "extra_deps", "pcc_tolerance", "timeouts", "reference")
@@ -76,39 +75,6 @@ class Sequence:
     start: str
     end: str
     call: str
-
-
-@dataclass(frozen=True)
-class UnitTestNames:
-    """Names derived from the unit-test file stem (docs/internals.md §2.2) plus its module constants."""
-
-    op: str  # test_gpt_oss_router.py -> gpt_oss_router
-    device_perf_env_var: str
-    device_perf_iters: int
-
-    @property
-    def reference(self) -> str:
-        return f"{self.op}_reference"
-
-    @property
-    def ttnn(self) -> str:
-        return f"{self.op}_ttnn"
-
-    @property
-    def test(self) -> str:
-        return f"test_{self.op}"
-
-    @property
-    def single_device(self) -> str:
-        return f"test_{self.op}_single_device"
-
-    @property
-    def device_perf(self) -> str:
-        return f"test_{self.op}_device_perf"
-
-    @property
-    def single_device_device_perf(self) -> str:
-        return f"test_{self.op}_single_device_device_perf"
 
 
 @dataclass(frozen=True)
@@ -154,7 +120,7 @@ def validate_backend(backend: str) -> str:
 
 
 def load_specs(
-    spec_dir: Path, selected: list[str] | None, overrides: Overrides, repo_root: Path
+    spec_dir: Path, selected: list[str] | None, overrides: Overrides, repo_root: Path, cache=None
 ) -> list[FusedOpSpec]:
     """The specs named in `selected` (all ``*.toml`` in `spec_dir` when None), validated, sorted by name."""
     validate_backend(overrides.backend)
@@ -170,10 +136,11 @@ def load_specs(
                 f"doit var 'fused_op': no spec {_display(Path(spec_dir) / (unknown[0] + '.toml'))}; "
                 f"use one of: {known}"
             )
-    return [load_spec(available[n], overrides, repo_root) for n in names]
+    return [load_spec(available[n], overrides, repo_root, cache) for n in names]
 
 
-def load_spec(path: Path, overrides: Overrides, repo_root: Path) -> FusedOpSpec:
+def load_spec(path: Path, overrides: Overrides, repo_root: Path, cache=None) -> FusedOpSpec:
+    """One spec, validated. `cache` (a sources.SourceCache) keeps what was read of each unit test."""
     path = Path(path)
     where = _display(path)
     try:
@@ -203,7 +170,7 @@ def load_spec(path: Path, overrides: Overrides, repo_root: Path) -> FusedOpSpec:
     if "reference" in raw and not _REFERENCE.fullmatch(str(raw["reference"])):
         check.fail("reference", f"{raw['reference']!r} is not package.module:callable", "fix it or omit it")
     unit_test = check.string(raw, "unit_test")
-    names = _unit_test_names(workspace, unit_test, name, check)
+    names = unit_test_names.read(workspace, unit_test, name, check.fail, cache)
     sequences = _sequences(raw, modes, workspace, names, check)
     env_vars = tuple(check.string_list(raw, "env_vars", default=[]))
     for var in env_vars:
@@ -367,71 +334,6 @@ def _module_test(raw: dict, modes: tuple[str, ...], check: _Checker) -> ModuleTe
     return ModuleTest(argv=tuple(argv), select={m: select[m] for m in modes})
 
 
-def _unit_test_names(workspace: Path, unit_test: str, name: str, check: _Checker) -> UnitTestNames:
-    path = workspace / unit_test
-    if not path.is_file():
-        check.fail("unit_test", f"{unit_test} does not exist in {workspace}",
-                   f"write it with `doit scaffold fused_op={name}`, or give the path relative to the workspace")  # fmt: skip
-    if not (path.stem.startswith("test_") and path.suffix == ".py") or len(path.stem) <= len("test_"):
-        check.fail(
-            "unit_test",
-            f"{path.name} is not named test_<op>.py",
-            "name the file test_<fused op>.py (guide step 3)",
-        )
-    op = path.stem[len("test_") :]
-    try:
-        tree = ast.parse(path.read_text(), filename=str(path))
-    except SyntaxError as error:
-        check.fail("unit_test", f"{unit_test} line {error.lineno}: {error.msg}", "fix the syntax error")
-    constants = _module_constants(tree)
-    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
-    names = UnitTestNames(
-        op=op,
-        device_perf_env_var=constants.get("DEVICE_PERF_ENV_VAR", ""),
-        device_perf_iters=constants.get("DEVICE_PERF_ITERS", DEFAULT_DEVICE_PERF_ITERS),
-    )
-    if not isinstance(names.device_perf_env_var, str) or not names.device_perf_env_var:
-        check.fail("unit_test", f"{unit_test} has no module-level DEVICE_PERF_ENV_VAR = \"...\"",
-                   f'add DEVICE_PERF_ENV_VAR = "{op.upper()}_DEVICE_PERF" (guide step 9)')  # fmt: skip
-    if not isinstance(names.device_perf_iters, int) or names.device_perf_iters <= 0:
-        check.fail(
-            "unit_test",
-            f"DEVICE_PERF_ITERS = {names.device_perf_iters!r}",
-            "make it a positive integer literal",
-        )
-    required = (names.reference, names.ttnn, names.test, names.single_device, names.device_perf,
-                names.single_device_device_perf)  # fmt: skip
-    for function in required:
-        if function not in functions:
-            check.fail("unit_test", f"{unit_test} defines no function {function}",
-                       "add it (guide steps 4-12 name every function after the file)")  # fmt: skip
-    return names
-
-
-def _module_constants(tree: ast.Module) -> dict:
-    """Top-level `NAME = <literal>` assignments (never imports the file)."""
-    constants = {}
-    for node in tree.body:
-        targets = (
-            node.targets
-            if isinstance(node, ast.Assign)
-            else [node.target]
-            if isinstance(node, ast.AnnAssign)
-            else []
-        )
-        value = getattr(node, "value", None)
-        if value is None:
-            continue
-        try:
-            literal = ast.literal_eval(value)
-        except ValueError:
-            continue
-        for target in targets:
-            if isinstance(target, ast.Name):
-                constants[target.id] = literal
-    return constants
-
-
 def _sequences(
     raw: dict, modes, workspace: Path, names: UnitTestNames, check: _Checker
 ) -> dict[str, Sequence]:
@@ -483,15 +385,18 @@ def _anchors(entry: dict, workspace: Path, file: str, prefix: str, check: _Check
         check.fail(
             prefix + "file", f"{file} does not exist in {workspace}", "give it relative to the workspace"
         )
-    try:
-        if ways[0] != "start":
+    if ways[0] != "start":
+        from pipeline.scaffold import region  # only for sequences named by lines or function
+
+        try:
             found = region.named_by(path.read_text(), file, entry.get("lines"), entry.get("function", ""))
             return region.anchors_for(found)
+        except region.ExtractError as error:
+            problem, _, fix = str(error).removeprefix(f"{file}: ").rpartition("; ")
+            check.fail(prefix + ways[0], problem or fix, fix if problem else "fix the region")
+    try:
         start, end = check.string(entry, "start", prefix), check.string(entry, "end", prefix)
         anchors.locate(path.read_text(), start, end, file)
         return start, end
-    except region.ExtractError as error:
-        problem, _, fix = str(error).removeprefix(f"{file}: ").rpartition("; ")
-        check.fail(prefix + ways[0], problem or fix, fix if problem else "fix the region")
     except anchors.AnchorError as error:
         check.fail(prefix + error.key, error.problem, error.fix)

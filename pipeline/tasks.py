@@ -19,6 +19,7 @@ or its last result did not pass.
 import hashlib
 import importlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -28,7 +29,7 @@ from pathlib import Path
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from pipeline import artifacts, backends, doit_support, sources
+from pipeline import artifacts, backends, doit_support, selections, sources
 from pipeline.context import Context, make_context
 from pipeline.render import outputs
 from pipeline.spec import FusedOpSpec, Overrides, SpecError, load_specs
@@ -62,7 +63,9 @@ class Pipeline:
     ctx: Context
     specs: list[FusedOpSpec]
     modules: dict = field(default_factory=dict)  # (key, mode) -> ModuleTest
-    _deps_cache: dict = field(default_factory=dict)
+    _deps_cache: dict = field(default_factory=dict)  # per import closure, and per op's unit / module test
+    _display_cache: dict = field(default_factory=dict)
+    _module_of: dict = field(default_factory=dict)  # (op, mode) -> its ModuleTest
     every_spec: bool = True  # no fused_op selection: `doit clean` may drop module-test dirs no spec uses
 
     @classmethod
@@ -71,9 +74,13 @@ class Pipeline:
     ) -> "Pipeline":
         """Load the specs named by the doit vars; a bad spec is one line on stderr and exit 2."""
         try:
-            return cls.load(repo_root, fused_op=get_var("fused_op"), backend=get_var("backend", "sim"),
-                            workspace=get_var("workspace"), artifacts_dir=get_var("artifacts"))  # fmt: skip
-        except SpecError as error:
+            pipeline = cls.load(repo_root, fused_op=get_var("fused_op"), backend=get_var("backend", "sim"),
+                                workspace=get_var("workspace"), artifacts_dir=get_var("artifacts"))  # fmt: skip
+            argv = sys.argv[1:] if argv is None else argv
+            if doit_support.doit_command(argv) == "run" and doit_support.named_tasks(argv) != ["index"]:
+                selections.check(pipeline)
+            return pipeline
+        except (SpecError, selections.SelectionError) as error:
             print(f"error: {error}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
 
@@ -82,19 +89,16 @@ class Pipeline:
              artifacts_dir: str | None = None) -> "Pipeline":  # fmt: skip
         repo_root = Path(repo_root).resolve()
         selected = [n.strip() for n in fused_op.split(",") if n.strip()] if fused_op else None
-        specs = load_specs(
-            repo_root / "fused_ops",
-            selected,
-            Overrides(backend=backend or "sim", workspace=workspace),
-            repo_root,
-        )
+        root = Path(artifacts_dir) if artifacts_dir else repo_root / "artifacts"
+        root = root if root.is_absolute() else repo_root / root
+        doit_support.open_source_cache(root)
+        overrides = Overrides(backend=backend or "sim", workspace=workspace)
+        specs = load_specs(repo_root / "fused_ops", selected, overrides, repo_root, doit_support.SOURCE_CACHE)
         if not specs:
             raise SpecError(
                 f"{repo_root / 'fused_ops'}: no *.toml spec; add one (see docs/internals.md §2.2)"
             )
-        root = Path(artifacts_dir) if artifacts_dir else repo_root / "artifacts"
-        root = root if root.is_absolute() else repo_root / root
-        ctx = make_context(repo_root, root, specs[0].backend, specs[0].workspace)
+        ctx = make_context(repo_root, root, specs[0].backend, specs[0].workspace, doit_support.SOURCE_CACHE)
         pipeline = cls(ctx, specs, every_spec=selected is None)
         pipeline._group_module_tests()
         return pipeline
@@ -268,18 +272,18 @@ class Pipeline:
         config = {**config, "env": self.ctx.key_for(spec.env_vars)}
         job = self._job(step, spec, mode, name, step_dir, upstream, deps, config, ops)
         result = step_dir / artifacts.RESULT
-        file_dep = [self._display(p) for p in deps] + [
+        file_dep = self._displayed(deps) + [
             self._display(Path(d) / artifacts.RESULT) for d in upstream.values()
         ]
+        checks = [doit_support.passed_before(result), doit_support.outputs_intact(step_dir),
+                  UpstreamFilesUnchanged([(upstream[u], key) for u, key in reads])]  # fmt: skip
         return {
             "basename": step, "name": name.split(":", 1)[1],
             "doc": _doc(step, spec, mode, ops),
             "actions": [(_execute, [step, job])],
             "file_dep": sorted(set(file_dep)),
             "targets": [self._display(result)],
-            "uptodate": [config_changed(config), doit_support.passed_before(result),
-                         doit_support.outputs_intact(step_dir),
-                         UpstreamFilesUnchanged([(upstream[u], key) for u, key in reads])],
+            "uptodate": [step_up_to_date(config, checks)],
             "clean": [(artifacts.clear_dir, [step_dir]),
                       (doit_support.prune_empty, [step_dir.parent, self.ctx.layout.root])],
         }  # fmt: skip
@@ -318,7 +322,9 @@ class Pipeline:
                 self.modules[(key, mode)] = ModuleTest(key, mode, known.spec if known else spec, ops)
 
     def _module_test(self, spec: FusedOpSpec, mode: str) -> ModuleTest:
-        return self.modules[(module_key(spec, mode, self.ctx), mode)]
+        if (spec.name, mode) not in self._module_of:
+            self._module_of[(spec.name, mode)] = self.modules[(module_key(spec, mode, self.ctx), mode)]
+        return self._module_of[(spec.name, mode)]
 
     def _module_dir(self, step: str, test: ModuleTest) -> Path:
         return self.ctx.layout.module_dir(test.key, step, test.mode)
@@ -327,6 +333,12 @@ class Pipeline:
         return self.ctx.layout.step_dir(spec.name, step, mode)
 
     def _module_deps(self, spec: FusedOpSpec, ops=()) -> list[Path]:
+        key = ("module test", spec.name, ops)
+        if key not in self._deps_cache:
+            self._deps_cache[key] = self._find_module_deps(spec, ops)
+        return self._deps_cache[key]
+
+    def _find_module_deps(self, spec: FusedOpSpec, ops=()) -> list[Path]:
         test_files = [
             spec.workspace / a.split("::")[0] for a in spec.module_test.argv[1:] if ".py" in a.split("::")[0]
         ]
@@ -334,7 +346,10 @@ class Pipeline:
         return self._deps(spec, test_files, extra)
 
     def _unit_deps(self, spec: FusedOpSpec) -> list[Path]:
-        return self._deps(spec, [spec.workspace / spec.unit_test], spec.extra_deps)
+        key = ("unit test", spec.name)
+        if key not in self._deps_cache:
+            self._deps_cache[key] = self._deps(spec, [spec.workspace / spec.unit_test], spec.extra_deps)
+        return self._deps_cache[key]
 
     def _deps(self, spec: FusedOpSpec, test_files: list[Path], extra: list[str]) -> list[Path]:
         key = (str(spec.workspace), tuple(map(str, test_files)), tuple(extra))
@@ -342,12 +357,19 @@ class Pipeline:
             found = sources.test_dependencies(
                 spec.workspace, test_files, [backends.REPO_ROOT], doit_support.SOURCE_CACHE
             )
-            doit_support.SOURCE_CACHE.save()
-            self._deps_cache[key] = sorted(set(found) | {(spec.workspace / e).resolve() for e in extra})
+            extra_files = {Path(os.path.normpath(spec.workspace / e)) for e in extra}  # workspace: resolved
+            self._deps_cache[key] = sorted(set(found) | extra_files)
         return self._deps_cache[key]
 
     def _display(self, path: Path) -> str:
         return self.ctx.display(path)
+
+    def _displayed(self, paths: list[Path]) -> list[str]:
+        """Display names of a dependency list, once per list object (the tasks of one op share one)."""
+        known = self._display_cache.get(id(paths))
+        if known is None or known[0] is not paths:  # the list is kept alive with its names: ids can't recur
+            known = self._display_cache[id(paths)] = (paths, [self.ctx.display(p) for p in paths])
+        return known[1]
 
 
 def module_key(spec: FusedOpSpec, mode: str, ctx: Context) -> str:
@@ -364,6 +386,25 @@ def module_key(spec: FusedOpSpec, mode: str, ctx: Context) -> str:
     return f"{slug}-{digest}"
 
 
+def step_up_to_date(config: dict, checks: list):
+    """A step task's uptodate check: its configuration (doit's config_changed, same saved value), its last
+    verdict, its outputs and the upstream files it reads are as they were. One plain function rather than
+    four objects: doit inspects the signature of every check of every task on every run."""
+    configuration = config_changed(config)
+
+    def check(task, values) -> bool:
+        verdicts = {"configuration": configuration(task, values)}
+        for each in checks:  # every one runs: some register the values to save after the run
+            verdicts[getattr(each, "__name__", type(each).__name__)] = each(task, values)
+        check.__qualname__ = "step checks; changed: " + (
+            ", ".join(k for k, v in verdicts.items() if not v) or "none"
+        )
+        return all(verdicts.values())
+
+    check.configure_task = configuration.configure_task  # doit calls it when it builds the task
+    return check
+
+
 class UpstreamFilesUnchanged:
     """uptodate check: the content of every upstream file a step reads (a CSV, a report) is what it was
     when the step last ran. Evaluated when doit reaches the task, i.e. after its upstream tasks ran; the
@@ -376,7 +417,7 @@ class UpstreamFilesUnchanged:
     def files(self) -> list[tuple[str, Path | None]]:
         found = []
         for step_dir, key in self.reads:
-            relative = ((artifacts.read_result(step_dir) or {}).get("files") or {}).get(key)
+            relative = doit_support.result_files(step_dir).get(key)
             path = Path(step_dir) / relative if relative else None
             found.append((f"{Path(step_dir).name}:{key}", path if path and path.is_file() else None))
         return found
@@ -393,8 +434,7 @@ class UpstreamFilesUnchanged:
     def digest(files) -> str:
         sha = hashlib.sha256()
         for label, path in files:
-            sha.update(f"{label}:".encode())
-            sha.update(path.read_bytes() if path else b"missing")
+            sha.update(f"{label}:{doit_support.content_digest(path) if path else 'missing'}".encode())
         return sha.hexdigest()
 
     def __call__(self, task, values) -> bool:

@@ -7,10 +7,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline import artifacts, runner
+from pipeline import artifacts
 from pipeline.context import Context
 from pipeline.spec import FusedOpSpec
+
+if TYPE_CHECKING:
+    from pipeline import runner
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,9 @@ def start(job: Job) -> Clock:
 
 def run_device(
     job: Job, argv: list[str], env_extra: dict | None = None, log_name: str = "log.txt"
-) -> runner.Outcome:
+) -> "runner.Outcome":
+    from pipeline import runner  # only when a step runs: a no-op `doit run` never needs it
+
     request = runner.Request(
         task=job.task, argv=argv, cwd=job.workspace,
         env=job.ctx.backend.env(job.workspace, {"PIPELINE_STEP_DIR": str(job.step_dir), **(env_extra or {})}),

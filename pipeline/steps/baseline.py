@@ -1,6 +1,6 @@
 """baseline [guide step 1]: the module test as given, per mode; its PCC lines are the reference for step 6."""
 
-from pipeline import artifacts, logparse
+from pipeline import artifacts, logparse, selections
 from pipeline.steps import _cases
 from pipeline.steps._common import Job, finish, relative_files, run_device, start
 
@@ -15,10 +15,8 @@ def run(job: Job) -> dict:
     ids = logparse.collected_ids(collected.output)
     files = {"collect": job.step_dir / "collect.txt"}
     if not ids:
-        available = _available_ids(job)
-        return finish(job, clock, artifacts.FAILED if collected.verdict != artifacts.INFRA_FAILURE else collected.verdict,
-                      f"module_test.select.{job.mode} {select!r} selects no test ({collected.message}); "
-                      f"available ids: {', '.join(available[:12]) or 'none'}",
+        verdict = artifacts.FAILED if collected.verdict != artifacts.INFRA_FAILURE else collected.verdict
+        return finish(job, clock, verdict, f"{_selection_error(job, select, [])} ({collected.message})",
                       files=relative_files(job, files), outcomes=[collected], commands=[collect_argv])  # fmt: skip
     argv = job.ctx.backend.pytest_argv(
         [*spec.module_test.argv, "-k", select, f"--junitxml={junit}", "-o", "junit_logging=all"]
@@ -39,7 +37,7 @@ def run(job: Job) -> dict:
         message = ", ".join(f"{p.name} {p.text}" for p in pccs)
     notes = []
     if len(ids) != 1 and verdict != artifacts.INFRA_FAILURE:
-        verdict, message = artifacts.FAILED, selection_error(job, select, ids)
+        verdict, message = artifacts.FAILED, _selection_error(job, select, ids)
     figures = {
         "selected": ids,
         "pcc": [{"name": p.name, "text": p.text, "value": p.value, "passed": p.passed} for p in pccs],
@@ -49,15 +47,13 @@ def run(job: Job) -> dict:
                   outcomes=[collected, outcome], commands=[collect_argv, argv])  # fmt: skip
 
 
-def selection_error(job: Job, select: str, ids: list[str]) -> str:
-    """The spec errors' one-line shape: the module test must run exactly one test per mode."""
-    shown = ", ".join(i.split("::")[-1] for i in ids[:6]) + (" ..." if len(ids) > 6 else "")
-    return (f"{job.ctx.display(job.spec.source)}: field 'module_test.select.{job.mode}': {select!r} selects "
-            f"{len(ids)} tests ({shown}); narrow it to exactly one test per mode")  # fmt: skip
+def _selection_error(job: Job, select: str, ids: list[str]) -> str:
+    available = _available_ids(job) if not ids else []
+    return selections.error_message(job.ctx.display(job.spec.source), job.mode, select, ids, available)
 
 
 def _available_ids(job: Job) -> list[str]:
     """What the module test offers (ids differ between tt-metal versions, so show them rather than guess)."""
     argv = job.ctx.backend.pytest_argv([*job.spec.module_test.argv, "--collect-only", "-q"])
     outcome = run_device(job, argv, log_name="collect_all.txt")
-    return [i.split("::")[-1] for i in logparse.collected_ids(outcome.output)]
+    return logparse.collected_ids(outcome.output)
