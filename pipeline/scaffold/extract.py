@@ -51,6 +51,8 @@ class Extraction:
     where: str = ""  # the enclosing function, e.g. TopKRouter.__call__
     first_call_arguments: tuple[str, ...] = ()  # the first ttnn op's arguments, positional then keyword
     matmul_b_arguments: tuple[str, ...] = ()  # input_tensor_b of each matmul/linear the region calls
+    # (index into op_sequence, keyword, parameter): a parameter passed as a setting of an op (`k=top_k`)
+    settings: tuple[tuple[int, str, str], ...] = ()
 
     @property
     def parameter_names(self) -> list[str]:
@@ -117,7 +119,8 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
     renames = [(node, names[key]) for node, key in found]
     source = _function_source(region, function_name, parameters, returns, hoisted, renames)
     used_globals = [k for k in flow.reads if k in globals_ and k not in bindings.BUILTINS]
-    sequence = ops.op_sequence(code, region.tree, region.cls, receiver)
+    calls = ops.op_calls(code, region.tree, region.cls, receiver)
+    sequence = [op for op, _ in calls]
     region_ops = list(dict.fromkeys(sequence))
     return Extraction(
         function_name=function_name,
@@ -135,6 +138,7 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
         file=region.file,
         lines=region.lines,
         where=_where(region),
+        settings=_settings(calls, found, names, {k: p.name for k, p in zip(keys, parameters, strict=True)}),
         **_tensor_arguments(source, ops.ttnn_aliases(region.tree)),
     )
 
@@ -367,6 +371,22 @@ def _deallocated(region: Region, parameters, keys, flow: Flow) -> tuple[str, ...
             if key in by_key and not rebound:
                 found.append(by_key[key])
     return tuple(dict.fromkeys(found))
+
+
+def _settings(calls, found, names: dict, parameter_of: dict) -> tuple:
+    """(op index, keyword, parameter) for each keyword argument of the region's own ttnn calls that is
+    a parameter as a whole: a name the region reads, a receiver attribute or an op config."""
+    by_node = {id(node): names[key] for node, key in found if key in names}
+    settings = []
+    for index, (_, call) in enumerate(calls):
+        for keyword in call.keywords if call is not None else ():
+            value = keyword.value
+            parameter = by_node.get(id(value))
+            if parameter is None and isinstance(value, ast.Name):
+                parameter = parameter_of.get(value.id)
+            if keyword.arg and parameter:
+                settings.append((index, keyword.arg, parameter))
+    return tuple(settings)
 
 
 def _tensor_arguments(function_source: str, aliases: set[str]) -> dict:
