@@ -25,6 +25,7 @@ _BINARY = {"add", "sub", "subtract", "mul", "multiply", "div", "divide", "maximu
 _SHAPE_CELL = re.compile(r"^\s*(\d+)(?:\[(\d+)\])?\s*$")
 _DIMS = ("W", "Z", "Y", "X")
 _SETTING_COLUMNS = ("ATTRIBUTES", "OUTPUT_0_MEMORY")
+_WINDOW_ROWS_PER_OP = 4  # how far past the first op the region's rows may spread
 
 
 class InputsError(Exception):
@@ -128,17 +129,15 @@ def _first_device_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _align(codes: list[str], ops: list[str], csv_path) -> tuple[list[int | None], str]:
-    """The row position of each op where `ops` match `codes` best: most ops in order, then tightest
-    (None for an op that matches no row there); the first op always has one."""
+    """The row position of each op where `ops` line up with `codes` best: most ops matched in order, then
+    the tightest span (None for an op with no row there, e.g. a reshape that is only a view); the first
+    op always has one. Rows of other ops may sit between matched ones."""
     best = None
     for start in (i for i, code in enumerate(codes) if ops and op_matches(ops[0], code)):
-        positions, position = [start], start
-        for op in ops[1:]:
-            following = next((k for k in range(position + 1, len(codes)) if op_matches(op, codes[k])), None)
-            positions.append(following)
-            position = position if following is None else following
+        window = codes[start + 1 : start + 1 + _WINDOW_ROWS_PER_OP * len(ops)]
+        positions = [start] + [None if p is None else start + 1 + p for p in _in_order(ops[1:], window)]
         matched = sum(p is not None for p in positions)
-        score = (matched, -(position - start))
+        score = (matched, -(max(p for p in positions if p is not None) - start))
         if best is None or score > best[0]:
             best = (score, positions)
     if best is None:
@@ -149,6 +148,28 @@ def _align(codes: list[str], ops: list[str], csv_path) -> tuple[list[int | None]
         )
     (matched, _), positions = best
     return positions, f"{matched} of the region's {len(ops)} ops line up from here"
+
+
+def _in_order(ops: list[str], codes: list[str]) -> list[int | None]:
+    """Longest in-order matching of `ops` to `codes` (each row used once), earliest rows first."""
+    rows, columns = len(ops), len(codes)
+    most = [[0] * (columns + 1) for _ in range(rows + 1)]  # most[i][j]: ops[i:] matched within codes[j:]
+    for i in range(rows - 1, -1, -1):
+        for j in range(columns - 1, -1, -1):
+            take = most[i + 1][j + 1] + 1 if op_matches(ops[i], codes[j]) else 0
+            most[i][j] = max(take, most[i + 1][j], most[i][j + 1])
+
+    def takes(i: int, j: int) -> bool:  # matching ops[i] to codes[j] is part of a longest matching
+        return op_matches(ops[i], codes[j]) and most[i][j] == most[i + 1][j + 1] + 1
+
+    positions, j = [], 0
+    for i in range(rows):
+        while j < columns and most[i][j] == most[i][j + 1] and not takes(i, j):
+            j += 1
+        found = j < columns and takes(i, j)
+        positions.append(j if found else None)
+        j += found
+    return positions
 
 
 def _input_count(rows: pd.DataFrame) -> int:
