@@ -10,6 +10,7 @@ import ast
 import keyword
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def render(plan: TestPlan, workspace: Path) -> str:
 
 def context(plan: TestPlan, workspace: Path) -> dict:
     extraction = plan.extraction
-    op = Path(plan.unit_test).stem.removeprefix("test_")
+    op = _op(plan)
     tensors = _tensor_parameters(extraction, plan.inputs)
     constants = _constants(extraction, tensors, plan.inputs, plan.modes)
     by_name = {c["parameter"]: c["name"] + ("[case.mode]" if c["per_mode"] else "") for c in constants}
@@ -92,6 +93,7 @@ def context(plan: TestPlan, workspace: Path) -> dict:
         "env_var": f"{op.upper()}_DEVICE_PERF",
         "constants": constants,
         "unset": [c["name"] for c in constants if c["value"] is None],
+        "scaffold_note": _scaffold_note(plan, [c["name"] for c in constants if c["value"] is None]),
         "reference_parameters": accepted,
         "reference_keywords": ", ".join(f"{p}={p}" for p in accepted),
         "sorted_outputs": _topk_indices(extraction),
@@ -296,6 +298,26 @@ def _topk_indices(extraction: Extraction) -> list[str]:
         ):
             found.add(node.targets[0].elts[1].id)
     return [name for name in extraction.returns if name in found]
+
+
+def _op(plan: TestPlan) -> str:
+    return Path(plan.unit_test).stem.removeprefix("test_")
+
+
+def _scaffold_note(plan: TestPlan, unset: list[str]) -> str:
+    """What the docstring says is left to the user."""
+    left = [] if plan.reference else [f"{_op(plan)}_reference (the spec names no reference callable)"]
+    if unset:
+        left.append(f"{', '.join(unset)} (the module's values: its profiled run does not show them)")
+    left.append(
+        f"the expected values (placeholders until a run measures them; "
+        f"`doit scaffold fused_op={plan.name} --accept-measured` writes them)"
+    )
+    text = (
+        f"Scaffolded by `doit scaffold fused_op={plan.name}`; the inputs and the module's parameters come "
+        f"from its profiled run. Left to you (TODO): {'; '.join(left)}."
+    )
+    return textwrap.fill(text, width=104)
 
 
 def _seqlens(plan: TestPlan, mode: str):
