@@ -138,7 +138,9 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
         file=region.file,
         lines=region.lines,
         where=_where(region),
-        settings=_settings(calls, found, names, {k: p.name for k, p in zip(keys, parameters, strict=True)}),
+        settings=ops.op_settings(
+            calls, found, names, {k: p.name for k, p in zip(keys, parameters, strict=True)}
+        ),
         **_tensor_arguments(source, ops.ttnn_aliases(region.tree)),
     )
 
@@ -371,22 +373,6 @@ def _deallocated(region: Region, parameters, keys, flow: Flow) -> tuple[str, ...
             if key in by_key and not rebound:
                 found.append(by_key[key])
     return tuple(dict.fromkeys(found))
-
-
-def _settings(calls, found, names: dict, parameter_of: dict) -> tuple:
-    """(op index, keyword, parameter) for each keyword argument of the region's own ttnn calls that is
-    a parameter as a whole: a name the region reads, a receiver attribute or an op config."""
-    by_node = {id(node): names[key] for node, key in found if key in names}
-    settings = []
-    for index, (_, call) in enumerate(calls):
-        for keyword in call.keywords if call is not None else ():
-            value = keyword.value
-            parameter = by_node.get(id(value))
-            if parameter is None and isinstance(value, ast.Name):
-                parameter = parameter_of.get(value.id)
-            if keyword.arg and parameter:
-                settings.append((index, keyword.arg, parameter))
-    return tuple(settings)
 
 
 def _tensor_arguments(function_source: str, aliases: set[str]) -> dict:

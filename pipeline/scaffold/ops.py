@@ -67,6 +67,25 @@ def op_calls(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: s
     return ops
 
 
+def op_settings(calls, found, names: dict, parameter_of: dict) -> tuple:
+    """(op index, keyword, parameter) for each keyword argument of the region's own ttnn calls that is
+    a parameter as a whole: a name the region reads, a receiver attribute or an op config.
+
+    `calls`: op_calls of the region; `found`: (node, key) of its receiver attributes and op configs;
+    `names`: their key -> parameter name; `parameter_of`: the other parameters' key -> name."""
+    by_node = {id(node): names[key] for node, key in found if key in names}
+    settings = []
+    for index, (_, call) in enumerate(calls):
+        for keyword in call.keywords if call is not None else ():
+            value = keyword.value
+            parameter = by_node.get(id(value))
+            if parameter is None and isinstance(value, ast.Name):
+                parameter = parameter_of.get(value.id)
+            if keyword.arg and parameter:
+                settings.append((index, keyword.arg, parameter))
+    return tuple(settings)
+
+
 def _dotted(node: ast.expr) -> list[str] | None:
     parts = []
     while isinstance(node, ast.Attribute):

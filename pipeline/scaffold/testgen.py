@@ -270,8 +270,9 @@ def reference_parameters(reference: str, workspace: Path, parameters: list[str])
     if function.args.kwarg is not None:
         return list(parameters)
     arguments = function.args
-    every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
-    required = [a.arg for a in every[: len(every) - len(arguments.defaults)] if a not in arguments.kwonlyargs]
+    positional = [*arguments.posonlyargs, *arguments.args]
+    every = [*positional, *arguments.kwonlyargs]
+    required = [a.arg for a in positional[: len(positional) - len(arguments.defaults)]]
     required += [a.arg for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True) if d is None]
     unknown = [a for a in required if a not in parameters]
     if unknown:
