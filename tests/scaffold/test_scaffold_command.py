@@ -195,7 +195,9 @@ def test_placeholders_are_reported_and_measured_values_accepted(repo):
 def test_the_reference_gets_the_parameters_its_signature_names(tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "refs.py").write_text(
-        "def some(x, top_k, scale=1.0): ...\ndef every(x, **options): ...\ndef keyword_only(x, mode=\"decode\", *, k): ...\n"
+        "def some(x, top_k, scale=1.0): ...\n"
+        "def every(x, **options): ...\n"
+        "def keyword_only(x, mode='decode', *, k): ...\n"
     )
     parameters = ["x", "weight", "top_k", "scale"]
     assert testgen.reference_parameters("pkg.refs:some", tmp_path, parameters) == ["x", "top_k", "scale"]
