@@ -150,7 +150,8 @@ def test_a_sequence_with_ccls_skips_the_single_device_tests_naming_them(repo):
         (["fused_op=router", "reference=not a path"], "reference 'not a path': give package.module:callable"),
         (
             ["fused_op=router", f"reference={FUSED_OPS_REFERENCE}:rms_norm"],
-            "requires ['eps'], which ['x', 'weight', 'bias', 'memory_config', 'top_k', 'softmax_compute_config']",
+            "requires ['eps'], which ['x', 'weight', 'bias', 'memory_config', 'top_k', "
+            "'softmax_compute_config'] (the parameters of the extracted function) do not include",
         ),
         (
             ["fused_op=router", f"reference={FUSED_OPS_REFERENCE}:nope"],
