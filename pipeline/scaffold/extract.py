@@ -51,6 +51,8 @@ class Extraction:
     where: str = ""  # the enclosing function, e.g. TopKRouter.__call__
     first_call_arguments: tuple[str, ...] = ()  # the first ttnn op's arguments, positional then keyword
     matmul_b_arguments: tuple[str, ...] = ()  # input_tensor_b of each matmul/linear the region calls
+    # (index into op_sequence, keyword, parameter): a parameter passed as a setting of an op (`k=top_k`)
+    settings: tuple[tuple[int, str, str], ...] = ()
 
     @property
     def parameter_names(self) -> list[str]:
@@ -117,7 +119,8 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
     renames = [(node, names[key]) for node, key in found]
     source = _function_source(region, function_name, parameters, returns, hoisted, renames)
     used_globals = [k for k in flow.reads if k in globals_ and k not in bindings.BUILTINS]
-    sequence = ops.op_sequence(code, region.tree, region.cls, receiver)
+    calls = ops.op_calls(code, region.tree, region.cls, receiver)
+    sequence = [op for op, _ in calls]
     region_ops = list(dict.fromkeys(sequence))
     return Extraction(
         function_name=function_name,
@@ -135,6 +138,9 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
         file=region.file,
         lines=region.lines,
         where=_where(region),
+        settings=ops.op_settings(
+            calls, found, names, {k: p.name for k, p in zip(keys, parameters, strict=True)}
+        ),
         **_tensor_arguments(source, ops.ttnn_aliases(region.tree)),
     )
 

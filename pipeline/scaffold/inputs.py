@@ -24,6 +24,8 @@ _CODE_WORDS = {
 _BINARY = {"add", "sub", "subtract", "mul", "multiply", "div", "divide", "maximum", "minimum", "pow"}
 _SHAPE_CELL = re.compile(r"^\s*(\d+)(?:\[(\d+)\])?\s*$")
 _DIMS = ("W", "Z", "Y", "X")
+_SETTING_COLUMNS = ("ATTRIBUTES", "OUTPUT_0_MEMORY")
+_WINDOW_ROWS_PER_OP = 4  # how far past the first op the region's rows may spread
 
 
 class InputsError(Exception):
@@ -56,6 +58,8 @@ class RegionInputs:
     inputs: tuple[TensorFact, ...]  # its input tensors, in the profiler's order
     matmul_weights: tuple[tuple[str, TensorFact], ...]  # (OP CODE, input_tensor_b) per matmul, in order
     how: str  # how the row was found
+    # per op of the region (region_ops order): its row's ATTRIBUTES and OUTPUT_0_MEMORY, None if unmatched
+    op_cells: tuple[dict | None, ...] = ()
 
 
 def region_inputs(csv_path, region_ops) -> RegionInputs:
@@ -69,12 +73,21 @@ def region_inputs(csv_path, region_ops) -> RegionInputs:
     rows = _first_device_rows(window)
     if rows.empty:
         raise InputsError(f"{csv_path}: no device ops{' between the signposts' if signposted else ''}")
+    device_ops = [i for i, op in enumerate(region_ops) if _is_device_op(op)]
+    codes = list(rows[opsperf.OP_CODE])
     if signposted:
         first, last, how = 0, len(rows) - 1, "first device op between the signposts"
+        try:
+            positions, _ = _align(codes, [region_ops[i] for i in device_ops], csv_path)
+        except InputsError:  # the window is the region: no op of it needs finding
+            positions = [None] * len(device_ops)
     else:
-        first, last, how = _align(
-            list(rows[opsperf.OP_CODE]), [op for op in region_ops if _is_device_op(op)], csv_path
-        )
+        positions, how = _align(codes, [region_ops[i] for i in device_ops], csv_path)
+        first, last = positions[0], max(p for p in positions if p is not None)
+    cells = [None] * len(region_ops)
+    for index, position in zip(device_ops, positions, strict=True):
+        if position is not None:
+            cells[index] = {c: str(rows[c].iloc[position]) for c in _SETTING_COLUMNS if c in rows.columns}
     matmuls = [
         (rows[opsperf.OP_CODE].iloc[i], _fact(rows.iloc[i], 1))
         for i in range(first, last + 1)
@@ -87,6 +100,7 @@ def region_inputs(csv_path, region_ops) -> RegionInputs:
         inputs=tuple(f for f in (_fact(first_row, i) for i in range(_input_count(rows))) if f is not None),
         matmul_weights=tuple((code, fact) for code, fact in matmuls if fact is not None),
         how=how,
+        op_cells=tuple(cells),
     )
 
 
@@ -114,26 +128,48 @@ def _first_device_rows(df: pd.DataFrame) -> pd.DataFrame:
     return device_rows[ids == ids.min()]
 
 
-def _align(codes: list[str], ops: list[str], csv_path) -> tuple[int, int, str]:
-    """(first, last) row positions where `ops` match `codes` best: most ops in order, then tightest."""
+def _align(codes: list[str], ops: list[str], csv_path) -> tuple[list[int | None], str]:
+    """The row position of each op where `ops` line up with `codes` best: most ops matched in order, then
+    the tightest span (None for an op with no row there, e.g. a reshape that is only a view); the first
+    op always has one. Rows of other ops may sit between matched ones."""
     best = None
     for start in (i for i, code in enumerate(codes) if ops and op_matches(ops[0], code)):
-        matched, position = 1, start
-        for op in ops[1:]:
-            following = next((k for k in range(position + 1, len(codes)) if op_matches(op, codes[k])), None)
-            if following is not None:
-                matched, position = matched + 1, following
-        score = (matched, -(position - start))
+        window = codes[start + 1 : start + 1 + _WINDOW_ROWS_PER_OP * len(ops)]
+        positions = [start] + [None if p is None else start + 1 + p for p in _in_order(ops[1:], window)]
+        matched = sum(p is not None for p in positions)
+        score = (matched, -(max(p for p in positions if p is not None) - start))
         if best is None or score > best[0]:
-            best = (score, start, position)
+            best = (score, positions)
     if best is None:
         listed = ", ".join(dict.fromkeys(codes))
         first = ops[0] if ops else "(none)"
         raise InputsError(
             f"{csv_path}: no device op matches the region's first op {first}; the module ran: {listed}"
         )
-    (matched, _), start, end = best
-    return start, end, f"{matched} of the region's {len(ops)} ops line up from here"
+    (matched, _), positions = best
+    return positions, f"{matched} of the region's {len(ops)} ops line up from here"
+
+
+def _in_order(ops: list[str], codes: list[str]) -> list[int | None]:
+    """Longest in-order matching of `ops` to `codes` (each row used once), earliest rows first."""
+    rows, columns = len(ops), len(codes)
+    most = [[0] * (columns + 1) for _ in range(rows + 1)]  # most[i][j]: ops[i:] matched within codes[j:]
+    for i in range(rows - 1, -1, -1):
+        for j in range(columns - 1, -1, -1):
+            take = most[i + 1][j + 1] + 1 if op_matches(ops[i], codes[j]) else 0
+            most[i][j] = max(take, most[i + 1][j], most[i][j + 1])
+
+    def takes(i: int, j: int) -> bool:  # matching ops[i] to codes[j] is part of a longest matching
+        return op_matches(ops[i], codes[j]) and most[i][j] == most[i + 1][j + 1] + 1
+
+    positions, j = [], 0
+    for i in range(rows):
+        while j < columns and most[i][j] == most[i][j + 1] and not takes(i, j):
+            j += 1
+        found = j < columns and takes(i, j)
+        positions.append(j if found else None)
+        j += found
+    return positions
 
 
 def _input_count(rows: pd.DataFrame) -> int:

@@ -30,6 +30,12 @@ def ttnn_aliases(tree: ast.Module) -> set[str]:
 def op_sequence(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None) -> list[str]:
     """`ttnn.<op>` calls of `statements` (and of what they call in this module) in execution order, as
     written (each loop body once); types (`ttnn.Shape(...)`, `ttnn.Tile(...)`) are not ops."""
+    return [name for name, _ in op_calls(statements, tree, cls, receiver)]
+
+
+def op_calls(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None) -> list:
+    """`op_sequence` as (op, call node or None): the node when `statements` make the call themselves,
+    None for the calls of the functions they call."""
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     methods = {
         n.name: n for n in (cls.body if cls else []) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
@@ -43,7 +49,7 @@ def op_sequence(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver
             return
         dotted = _dotted(node.func)
         if dotted and dotted[0] in aliases and len(dotted) > 1 and not dotted[-1][:1].isupper():
-            ops.append(".".join(["ttnn", *dotted[1:]]))
+            ops.append((".".join(["ttnn", *dotted[1:]]), None if active else node))
         elif dotted and len(dotted) == 1 and dotted[0] in functions:
             follow(functions[dotted[0]])
         elif dotted and len(dotted) == 2 and dotted[0] == receiver and dotted[1] in methods:
@@ -59,6 +65,25 @@ def op_sequence(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver
     for statement in statements:
         visit(statement)
     return ops
+
+
+def op_settings(calls, found, names: dict, parameter_of: dict) -> tuple:
+    """(op index, keyword, parameter) for each keyword argument of the region's own ttnn calls that is
+    a parameter as a whole: a name the region reads, a receiver attribute or an op config.
+
+    `calls`: op_calls of the region; `found`: (node, key) of its receiver attributes and op configs;
+    `names`: their key -> parameter name; `parameter_of`: the other parameters' key -> name."""
+    by_node = {id(node): names[key] for node, key in found if key in names}
+    settings = []
+    for index, (_, call) in enumerate(calls):
+        for keyword in call.keywords if call is not None else ():
+            value = keyword.value
+            parameter = by_node.get(id(value))
+            if parameter is None and isinstance(value, ast.Name):
+                parameter = parameter_of.get(value.id)
+            if keyword.arg and parameter:
+                settings.append((index, keyword.arg, parameter))
+    return tuple(settings)
 
 
 def _dotted(node: ast.expr) -> list[str] | None:

@@ -6,15 +6,17 @@ templates/scaffold/fused_op_test.py.j2, then ruff sorts its imports and formats 
 workspace's configuration; a result ruff still complains about is an error, not a file.
 """
 
+import ast
 import keyword
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import textwrap
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jinja2
 
-from pipeline.scaffold import expected
+from pipeline.scaffold import expected, settings
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
 
@@ -51,16 +53,16 @@ def render(plan: TestPlan, workspace: Path) -> str:
         keep_trailing_newline=True,
     )  # fmt: skip  -- Python source, not HTML: values go in through the `py` filter (repr)
     environment.filters["py"] = repr
-    text = environment.get_template("fused_op_test.py.j2").render(**context(plan))
+    text = environment.get_template("fused_op_test.py.j2").render(**context(plan, workspace))
     return ruff_clean(text, workspace, plan.unit_test)
 
 
-def context(plan: TestPlan) -> dict:
+def context(plan: TestPlan, workspace: Path) -> dict:
     extraction = plan.extraction
-    op = Path(plan.unit_test).stem.removeprefix("test_")
+    op = _op(plan)
     tensors = _tensor_parameters(extraction, plan.inputs)
-    constants = _constants(extraction, tensors)
-    by_name = {c["parameter"]: c["name"] for c in constants}
+    constants = _constants(extraction, tensors, plan.inputs, plan.modes)
+    by_name = {c["parameter"]: c["name"] + ("[case.mode]" if c["per_mode"] else "") for c in constants}
     deallocated = set(extraction.deallocated)
     ttnn_arguments = [
         (f'ttnn.clone(tt_inputs["{p}"])' if p in deallocated else f'tt_inputs["{p}"]')
@@ -68,8 +70,9 @@ def context(plan: TestPlan) -> dict:
         else by_name[p]
         for p in extraction.parameter_names
     ]
+    accepted = reference_parameters(plan.reference, workspace, extraction.parameter_names)
     reference_arguments = [
-        f'torch_inputs["{p}"]' if p in tensors else by_name[p] for p in extraction.parameter_names
+        f'{p}=torch_inputs["{p}"]' if p in tensors else f"{p}={by_name[p]}" for p in accepted
     ]
     rows = [(mode, 1) if mode == "decode" else (mode, s) for mode in plan.modes for s in _seqlens(plan, mode)]
     return {
@@ -89,6 +92,12 @@ def context(plan: TestPlan) -> dict:
         "reference": _reference(plan.reference),
         "env_var": f"{op.upper()}_DEVICE_PERF",
         "constants": constants,
+        "unset": [c["name"] for c in constants if c["value"] is None],
+        "scaffold_note": _scaffold_note(plan, [c["name"] for c in constants if c["value"] is None]),
+        "reference_parameters": accepted,
+        "reference_keywords": ", ".join(f"{p}={p}" for p in accepted),
+        "sorted_outputs": _topk_indices(extraction),
+        "derived_seqlens": _derived_note(plan, rows),
         "input_tensors": _input_tensors(plan, rows, tensors),
         "parameters": extraction.parameter_names,
         "function_source": extraction.source,
@@ -147,15 +156,38 @@ def _named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tu
 def _input_tensors(plan: TestPlan, rows, tensors: set[str]) -> list:
     table = []
     for key in rows:
-        region_inputs = plan.inputs.get(key)
+        region_inputs, profiled = _profiled_inputs(plan, key)
         if region_inputs is None:
             continue
         facts = _named_facts(plan.extraction, region_inputs)
         source = (
             f"module_perf CSV row {region_inputs.row} ({region_inputs.first_op}) and the matmuls after it"
         )
+        if profiled != key:
+            weights = set(plan.extraction.matmul_b_arguments)
+            facts = [(n, f if n in weights else _with_seq_len(f, profiled[1], key[1])) for n, f in facts]
+            source = f"{profiled[0]} {profiled[1]}'s ({source}), seq_len {profiled[1]} -> {key[1]}"
         table.append((key, source, [_tensor_entry(name, fact) for name, fact in facts]))
     return table
+
+
+def _profiled_inputs(plan: TestPlan, key):
+    """The profiled inputs of `key`, else (prefill) those of the shortest profiled prefill seq_len."""
+    if key in plan.inputs:
+        return plan.inputs[key], key
+    profiled = sorted(k for k in plan.inputs if k[0] == key[0] == "prefill")
+    return (plan.inputs[profiled[0]], profiled[0]) if profiled else (None, None)
+
+
+def _with_seq_len(fact: TensorFact, profiled: int, seq_len: int) -> TensorFact:
+    return replace(fact, shape=tuple(seq_len if dim == profiled else dim for dim in fact.shape))
+
+
+def _derived_note(plan: TestPlan, rows) -> list[str]:
+    return [
+        f"{mode} {seq_len}" for mode, seq_len in rows if (mode, seq_len) not in plan.inputs
+        and _profiled_inputs(plan, (mode, seq_len))[0] is not None
+    ]  # fmt: skip
 
 
 def _tensor_entry(name: str, fact: TensorFact) -> dict:
@@ -173,7 +205,9 @@ def _tensor_entry(name: str, fact: TensorFact) -> dict:
     }
 
 
-def _constants(extraction: Extraction, tensors: set[str]) -> list[dict]:
+def _constants(extraction: Extraction, tensors: set[str], inputs: dict, modes) -> list[dict]:
+    """The non-tensor parameters, each with the value the profiled module ran it with (one expression,
+    or one per mode when the modes differ), or None (a TODO) when no profiled op row says."""
     constants, taken = [], set(_RESERVED)
     for parameter in extraction.parameters:
         if parameter.name in tensors:
@@ -182,8 +216,109 @@ def _constants(extraction: Extraction, tensors: set[str]) -> list[dict]:
         while name in taken:
             name = f"MODULE_{name}"
         taken.add(name)
-        constants.append({"name": name, "parameter": parameter.name, "argument": parameter.argument})
+        values = {mode: _profiled_value(extraction, parameter.name, inputs, mode) for mode in modes}
+        known = set(values.values())
+        per_mode = None not in known and len(known) > 1
+        value = values if per_mode else (known.pop() if len(known) == 1 else None)
+        constants.append(
+            {"name": name, "parameter": parameter.name, "argument": parameter.argument, "value": value,
+             "per_mode": per_mode, "uses": _uses(extraction, parameter.name)}
+        )  # fmt: skip
     return constants
+
+
+def _profiled_value(extraction: Extraction, parameter: str, inputs: dict, mode: str) -> str | None:
+    for (row_mode, _), region_inputs in inputs.items():
+        if row_mode != mode:
+            continue
+        for index, op_keyword, name in extraction.settings:
+            cells = region_inputs.op_cells[index] if index < len(region_inputs.op_cells) else None
+            if name == parameter and cells is not None:
+                value = settings.setting_expression(op_keyword, cells)
+                if value is not None:
+                    return value
+    return None
+
+
+def _uses(extraction: Extraction, parameter: str) -> str:
+    uses = [f"{extraction.op_sequence[i]}({k}=)" for i, k, name in extraction.settings if name == parameter]
+    return ", ".join(dict.fromkeys(uses))
+
+
+def reference_parameters(reference: str, workspace: Path, parameters: list[str]) -> list[str]:
+    """The `<op>_ttnn` parameters the reference callable takes, read from its source with ast (never
+    imported): all of them when it takes **kwargs or its source is not in the workspace."""
+    if not reference:
+        return list(parameters)
+    module, _, name = reference.partition(":")
+    base = workspace / Path(*module.split("."))
+    path = next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+    if path is None:
+        return list(parameters)
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except (OSError, SyntaxError) as error:
+        raise GenerateError(f"reference {reference!r}: cannot read {path} ({error})") from None
+    function = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name),
+        None,
+    )
+    if function is None:
+        raise GenerateError(
+            f"reference {reference!r}: {path} defines no function {name}; name one that it does"
+        )
+    if function.args.kwarg is not None:
+        return list(parameters)
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    every = [*positional, *arguments.kwonlyargs]
+    required = [a.arg for a in positional[: len(positional) - len(arguments.defaults)]]
+    required += [a.arg for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True) if d is None]
+    unknown = [a for a in required if a not in parameters]
+    if unknown:
+        raise GenerateError(
+            f"reference {reference!r} requires {unknown}, which {parameters} (the parameters of the "
+            "extracted function) do not include; take those parameter names, as keyword arguments"
+        )
+    return [p for p in parameters if p in {a.arg for a in every}]
+
+
+def _topk_indices(extraction: Extraction) -> list[str]:
+    """Returned names bound to ttnn.topk's indices (`values, indices = ttnn.topk(...)`): compared as
+    sorted index sets, so tied scores picking the other expert in either order do not count."""
+    found = set()
+    for node in ast.walk(ast.parse(extraction.source)):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Tuple)
+            and len(node.targets[0].elts) == 2
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr == "topk"
+            and isinstance(node.targets[0].elts[1], ast.Name)
+        ):
+            found.add(node.targets[0].elts[1].id)
+    return [name for name in extraction.returns if name in found]
+
+
+def _op(plan: TestPlan) -> str:
+    return Path(plan.unit_test).stem.removeprefix("test_")
+
+
+def _scaffold_note(plan: TestPlan, unset: list[str]) -> str:
+    """What the docstring says is left to the user."""
+    left = [] if plan.reference else [f"{_op(plan)}_reference (the spec names no reference callable)"]
+    if unset:
+        left.append(f"{', '.join(unset)} (the module's values: its profiled run does not show them)")
+    left.append(
+        f"the expected values (placeholders until a run measures them; "
+        f"`doit scaffold fused_op={plan.name} --accept-measured` writes them)"
+    )
+    text = (
+        f"Scaffolded by `doit scaffold fused_op={plan.name}`; the inputs and the module's parameters come "
+        f"from its profiled run. Left to you (TODO): {'; '.join(left)}."
+    )
+    return textwrap.fill(text, width=104)
 
 
 def _seqlens(plan: TestPlan, mode: str):

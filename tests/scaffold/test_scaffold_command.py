@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from doit.doit_cmd import DoitMain
 
-from pipeline.scaffold import expected
+from pipeline.scaffold import expected, testgen
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT_TESTS = "examples/gpt_oss_mini/models/demos/gpt_oss_mini/tests/fused_op_unit_tests"
+FUSED_OPS_REFERENCE = "models.demos.gpt_oss_mini.reference.fused_ops"
 PLUGIN = {"COMMAND": {"scaffold": "pipeline.scaffold.command:Scaffold"}}
 GROUP = (
     "W_PAD[LOGICAL]",
@@ -95,7 +96,8 @@ def test_scaffold_writes_a_ruff_clean_test_and_the_spec_calls_once(repo, capsys)
     assert '"x": ((1, 1, 32, 64), ttnn.bfloat16, ttnn.TILE_LAYOUT, ttnn.L1_MEMORY_CONFIG)' in text
     assert '"weight": ((1, 1, 64, 8), ttnn.bfloat8_b, ttnn.TILE_LAYOUT, ttnn.DRAM_MEMORY_CONFIG)' in text
     reference = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.endswith("_reference"))
-    assert isinstance(reference.body[-1], ast.Raise) and "TODO" in ast.unparse(reference.body[-1])
+    # the spec's reference callable, given the parameters it takes by name (read from its source)
+    assert ast.unparse(reference.body[-1]) == "return router(x=x, weight=weight, bias=bias, top_k=top_k)"
     assert "pytest.skip" not in text  # no CCL: the single-device tests run
     relative = str(path.relative_to(repo / "examples" / "gpt_oss_mini"))
     assert _ruff(repo, "check", relative).returncode == 0
@@ -146,6 +148,15 @@ def test_a_sequence_with_ccls_skips_the_single_device_tests_naming_them(repo):
         (["fused_op=missing"], "no such spec; write it"),
         (["fused_op=../x"], "fused_op='../x': give the name of a fused_ops/<name>.toml spec"),
         (["fused_op=router", "reference=not a path"], "reference 'not a path': give package.module:callable"),
+        (
+            ["fused_op=router", f"reference={FUSED_OPS_REFERENCE}:rms_norm"],
+            "requires ['eps'], which ['x', 'weight', 'bias', 'memory_config', 'top_k', "
+            "'softmax_compute_config'] (the parameters of the extracted function) do not include",
+        ),
+        (
+            ["fused_op=router", f"reference={FUSED_OPS_REFERENCE}:nope"],
+            "fused_ops.py defines no function nope",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(repo, capsys, args, message):
@@ -180,3 +191,20 @@ def test_placeholders_are_reported_and_measured_values_accepted(repo):
     assert expected.placeholder_rows(path) == [] and expected.ACCEPTED_NOTE in path.read_text()
     with pytest.raises(expected.ExpectedError, match="no rows for"):
         expected.accept_measured(path, {("prefill", 4096): (0.9, 1.0)})
+
+
+def test_the_reference_gets_the_parameters_its_signature_names(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "refs.py").write_text(
+        "def some(x, top_k, scale=1.0): ...\n"
+        "def every(x, **options): ...\n"
+        "def keyword_only(x, mode='decode', *, k): ...\n"
+    )
+    parameters = ["x", "weight", "top_k", "scale"]
+    assert testgen.reference_parameters("pkg.refs:some", tmp_path, parameters) == ["x", "top_k", "scale"]
+    assert testgen.reference_parameters("pkg.refs:every", tmp_path, parameters) == parameters
+    assert (
+        testgen.reference_parameters("other.pkg:ref", tmp_path, parameters) == parameters
+    )  # not in the workspace
+    with pytest.raises(testgen.GenerateError, match=r"requires \['k'\]"):
+        testgen.reference_parameters("pkg.refs:keyword_only", tmp_path, parameters)

@@ -97,3 +97,16 @@ def test_a_region_no_op_of_the_run_matches_is_a_one_line_error(tmp_path):
 )  # fmt: skip
 def test_op_names_match_op_codes(op, code, expected):
     assert op_matches(op, code) is expected
+
+
+def test_an_op_without_a_row_does_not_pull_the_rest_out_of_line(tmp_path):
+    """A view (no device op) in the region, and the same op code again much later in the module run: the
+    region's other ops keep their own rows, never the far later ones."""
+    x = [tensor((1, 1, 32, 64))]
+    run = [("MatmulDeviceOperation", x), ("TopKDeviceOperation", x), ("SoftmaxDeviceOperation", x)]
+    run += [("EmbeddingsDeviceOperation", x)] * 20 + [("ReshapeViewDeviceOperation", x)]
+    run += [("TopKDeviceOperation", x), ("SoftmaxDeviceOperation", x)]
+    csv_path = write_csv(tmp_path / "run.csv", run, devices=(0,))
+    found = region_inputs(csv_path, ["ttnn.linear", "ttnn.reshape", "ttnn.topk", "ttnn.softmax"])
+    assert found.row == 0 and found.how.startswith("3 of the region's 4 ops")
+    assert [cells is not None for cells in found.op_cells] == [True, False, True, True]
