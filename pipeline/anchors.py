@@ -15,7 +15,7 @@ class AnchorError(Exception):
         self.key, self.problem, self.fix = key, problem, fix
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Span:
     start_line: int  # 1-based line where `start` begins
     end_line: int  # 1-based line where `end` begins (searched after `start`)

@@ -43,7 +43,7 @@ _PROFILER_ENV = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Backend:
     name: str
     python: str

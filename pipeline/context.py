@@ -17,7 +17,7 @@ KEY_ENV_VARS = ("HF_MODEL", "MESH_DEVICE", "ARCH_NAME", "TT_METAL_ARCH_NAME")
 KEY_ENV_PREFIXES = ("TTNN_SIM_",)  # the simulator's knobs (system size, faults, ...)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Context:
     repo_root: Path
     layout: Layout

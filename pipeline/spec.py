@@ -53,7 +53,7 @@ class SpecError(Exception):
     """One line: '<file>: field '<field>': <problem>; <fix>'."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Overrides:
     """doit variables that win over the spec files."""
 
@@ -61,13 +61,13 @@ class Overrides:
     workspace: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ModuleTest:
     argv: tuple[str, ...]
     select: dict[str, str]  # mode -> pytest -k expression
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Sequence:
     """Where the fused ops live in the module, for patch_verify."""
 
@@ -77,7 +77,7 @@ class Sequence:
     call: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FusedOpSpec:
     name: str
     description: str

@@ -48,7 +48,7 @@ PER_MODE = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ModuleTest:
     """One module-test command for one mode, and the fused ops that use it."""
 
@@ -58,7 +58,7 @@ class ModuleTest:
     ops: tuple[str, ...]
 
 
-@dataclass
+@dataclass(repr=False)
 class Pipeline:
     ctx: Context
     specs: list[FusedOpSpec]

@@ -12,7 +12,7 @@ DEFAULT_SILENCE_TIMEOUT = 5 * 60.0
 HOUSEKEEPING_TIMEOUT = 300.0  # each reset and health command
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Timeouts:
     """Defaults < the spec's ``[timeouts]`` < ``PIPELINE_{WALL,SILENCE,RESET}_TIMEOUT`` in the environment."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 DEFAULT_DEVICE_PERF_ITERS = 10  # tt-metal's gpt_oss fused-op tests
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class UnitTestNames:
     """Names derived from the unit-test file stem (docs/internals.md §2.2) plus its module constants."""
 

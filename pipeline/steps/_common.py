@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pipeline import runner
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Job:
     """One task's work: which step, for which fused op(s) and mode, reading which upstream results."""
 
