@@ -11,6 +11,9 @@
 - ``passed_before``: an ``uptodate`` check that reruns a step whose last result did not pass.
 - ``outputs_intact``: an ``uptodate`` check that reruns a step whose outputs were edited, truncated or
   removed by hand since it wrote them (their digest is saved as the task's doit value).
+- ``UpstreamFilesUnchanged``: reruns a step when an upstream file it reads (a perf CSV) changed.
+- ``step_up_to_date``: a step task's one uptodate check, combining config_changed with the three above.
+- ``read_verdict`` / ``result_files``: what a result.json says, read once per version of the file.
 - ``digests`` / ``changed_since``: a step whose input file changed while it ran is not recorded as done.
 - ``hold_state_lock``: a second doit on the same artifacts dir waits, saying who holds it, instead
   of racing on doit's database.
@@ -29,6 +32,7 @@ import time
 from pathlib import Path
 
 from doit.dependency import MD5Checker
+from doit.tools import config_changed
 
 from pipeline import artifacts, sources
 
@@ -242,6 +246,71 @@ def passed_before(result_path: Path):
 
     check.__name__ = "passed_before"
     return check
+
+
+def step_up_to_date(config: dict, checks: list):
+    """A step task's uptodate check: its configuration (doit's config_changed, same saved value), its last
+    verdict, its outputs and the upstream files it reads are as they were. One plain function rather than
+    four objects: doit inspects the signature of every check of every task on every run."""
+    configuration = config_changed(config)
+
+    def check(task, values) -> bool:
+        verdicts = {"configuration": configuration(task, values)}
+        for each in checks:  # every one runs: some register the values to save after the run
+            verdicts[getattr(each, "__name__", type(each).__name__)] = each(task, values)
+        check.__qualname__ = "step checks; changed: " + (
+            ", ".join(k for k, v in verdicts.items() if not v) or "none"
+        )
+        return all(verdicts.values())
+
+    check.configure_task = configuration.configure_task  # doit calls it when it builds the task
+    return check
+
+
+class UpstreamFilesUnchanged:
+    """uptodate check: the content of every upstream file a step reads (a CSV, a report) is what it was
+    when the step last ran. Evaluated when doit reaches the task, i.e. after its upstream tasks ran; the
+    file's path comes from the upstream result.json, so a file the upstream did not write counts as missing.
+    Unchanged (mtime, size) stamps settle it without reading the files (a perf CSV can be megabytes)."""
+
+    def __init__(self, reads: list[tuple[Path, str]]):
+        self.reads = reads
+
+    def files(self) -> list[tuple[str, Path | None]]:
+        found = []
+        for step_dir, key in self.reads:
+            relative = result_files(step_dir).get(key)
+            path = Path(step_dir) / relative if relative else None
+            found.append((f"{Path(step_dir).name}:{key}", path if path and path.is_file() else None))
+        return found
+
+    @staticmethod
+    def stamps(files) -> list:
+        stamps = []
+        for label, path in files:
+            info = path.stat() if path else None
+            stamps.append([label, str(path), info.st_mtime_ns, info.st_size] if info else [label, None])
+        return stamps
+
+    @staticmethod
+    def digest(files) -> str:
+        sha = hashlib.sha256()
+        for label, path in files:
+            sha.update(f"{label}:{content_digest(path) if path else 'missing'}".encode())
+        return sha.hexdigest()
+
+    def __call__(self, task, values) -> bool:
+        if not self.reads:
+            return True
+        task.value_savers.append(lambda: {"_upstream_files": self.record()})
+        saved = values.get("_upstream_files")
+        saved = saved if isinstance(saved, dict) else {"digest": saved}
+        files = self.files()
+        return saved.get("stamps") == self.stamps(files) or saved.get("digest") == self.digest(files)
+
+    def record(self) -> dict:
+        files = self.files()
+        return {"stamps": self.stamps(files), "digest": self.digest(files)}
 
 
 def named_tasks(argv: list[str] | None = None) -> list[str]:

@@ -275,15 +275,15 @@ class Pipeline:
         file_dep = self._displayed(deps) + [
             self._display(Path(d) / artifacts.RESULT) for d in upstream.values()
         ]
-        checks = [doit_support.passed_before(result), doit_support.outputs_intact(step_dir),
-                  UpstreamFilesUnchanged([(upstream[u], key) for u, key in reads])]  # fmt: skip
+        upstream_files = doit_support.UpstreamFilesUnchanged([(upstream[u], key) for u, key in reads])
+        checks = [doit_support.passed_before(result), doit_support.outputs_intact(step_dir), upstream_files]
         return {
             "basename": step, "name": name.split(":", 1)[1],
             "doc": _doc(step, spec, mode, ops),
             "actions": [(_execute, [step, job])],
             "file_dep": sorted(set(file_dep)),
             "targets": [self._display(result)],
-            "uptodate": [step_up_to_date(config, checks)],
+            "uptodate": [doit_support.step_up_to_date(config, checks)],
             "clean": [(artifacts.clear_dir, [step_dir]),
                       (doit_support.prune_empty, [step_dir.parent, self.ctx.layout.root])],
         }  # fmt: skip
@@ -384,71 +384,6 @@ def module_key(spec: FusedOpSpec, mode: str, ctx: Context) -> str:
     identity = [ctx.display(spec.workspace), list(spec.module_test.argv), mode, spec.module_test.select[mode]]
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:6]
     return f"{slug}-{digest}"
-
-
-def step_up_to_date(config: dict, checks: list):
-    """A step task's uptodate check: its configuration (doit's config_changed, same saved value), its last
-    verdict, its outputs and the upstream files it reads are as they were. One plain function rather than
-    four objects: doit inspects the signature of every check of every task on every run."""
-    configuration = config_changed(config)
-
-    def check(task, values) -> bool:
-        verdicts = {"configuration": configuration(task, values)}
-        for each in checks:  # every one runs: some register the values to save after the run
-            verdicts[getattr(each, "__name__", type(each).__name__)] = each(task, values)
-        check.__qualname__ = "step checks; changed: " + (
-            ", ".join(k for k, v in verdicts.items() if not v) or "none"
-        )
-        return all(verdicts.values())
-
-    check.configure_task = configuration.configure_task  # doit calls it when it builds the task
-    return check
-
-
-class UpstreamFilesUnchanged:
-    """uptodate check: the content of every upstream file a step reads (a CSV, a report) is what it was
-    when the step last ran. Evaluated when doit reaches the task, i.e. after its upstream tasks ran; the
-    file's path comes from the upstream result.json, so a file the upstream did not write counts as missing.
-    Unchanged (mtime, size) stamps settle it without reading the files (a perf CSV can be megabytes)."""
-
-    def __init__(self, reads: list[tuple[Path, str]]):
-        self.reads = reads
-
-    def files(self) -> list[tuple[str, Path | None]]:
-        found = []
-        for step_dir, key in self.reads:
-            relative = doit_support.result_files(step_dir).get(key)
-            path = Path(step_dir) / relative if relative else None
-            found.append((f"{Path(step_dir).name}:{key}", path if path and path.is_file() else None))
-        return found
-
-    @staticmethod
-    def stamps(files) -> list:
-        stamps = []
-        for label, path in files:
-            info = path.stat() if path else None
-            stamps.append([label, str(path), info.st_mtime_ns, info.st_size] if info else [label, None])
-        return stamps
-
-    @staticmethod
-    def digest(files) -> str:
-        sha = hashlib.sha256()
-        for label, path in files:
-            sha.update(f"{label}:{doit_support.content_digest(path) if path else 'missing'}".encode())
-        return sha.hexdigest()
-
-    def __call__(self, task, values) -> bool:
-        if not self.reads:
-            return True
-        task.value_savers.append(lambda: {"_upstream_files": self.record()})
-        saved = values.get("_upstream_files")
-        saved = saved if isinstance(saved, dict) else {"digest": saved}
-        files = self.files()
-        return saved.get("stamps") == self.stamps(files) or saved.get("digest") == self.digest(files)
-
-    def record(self) -> dict:
-        files = self.files()
-        return {"stamps": self.stamps(files), "digest": self.digest(files)}
 
 
 def _name(step: str, op: str, mode: str | None) -> str:
