@@ -54,23 +54,14 @@ class Region:
 
 
 def anchor_lines(source: str, start: str, end: str, file: str) -> tuple[int, int]:
-    """1-based lines of the first character of `start` and the last of `end`, searched from `start` on.
-
-    `start` must occur once; `end` is its first occurrence at or after `start` (decode and prefill
-    paths often end with the same line), so either anchor may span several lines.
-    """
-    if not start or not end:
-        raise ExtractError(f"{file}: empty anchor; quote the text of the first and last statements")
-    count = source.count(start)
-    if count != 1:
-        raise ExtractError(
-            f"{file}: start anchor {start!r} matches {count} times; quote text that occurs once"
-        )
-    start_at = source.index(start)
-    end_at = source.find(end, start_at)
-    if end_at < 0:
-        raise ExtractError(f"{file}: end anchor {end!r} does not occur after the start anchor {start!r}")
-    return _line_at(source, start_at), _line_at(source, end_at + len(end) - 1)
+    """1-based lines of the first character of `start` and the last of `end`, by the patch's own rule
+    (pipeline/anchors.py: `start` once, `end` its first occurrence after `start`), so a region the
+    scaffold accepts is one `doit run` accepts."""
+    try:
+        span = anchors.locate(source, start, end, file)
+    except anchors.AnchorError as error:
+        raise ExtractError(f"{file}: {error.key} anchor {error}") from None
+    return span.start_line, span.end_line + end.rstrip("\n").count("\n")
 
 
 def by_anchors(source: str, start: str, end: str, file: str) -> Region:

@@ -49,7 +49,10 @@ def test_the_end_anchor_is_the_first_match_after_the_start():
     decode = regions.by_anchors(TWO_PATHS, "y = gather(y)", "out = tt.relu(y)", "m.py")
     assert [s.lineno for s in decode.statements] == [8, 9]
     assert decode.function.name == "decode"
-    prefill = regions.by_anchors(TWO_PATHS, "    y = tt.matmul(x, w)\n    out", "out = tt.relu(y)", "m.py")
+    both_lines = (
+        "y = tt.matmul(x, w)\n    out = tt.relu(y)"  # once in the file: start and end may name the same text
+    )
+    prefill = regions.by_anchors(TWO_PATHS, both_lines, both_lines, "m.py")
     assert [s.lineno for s in prefill.statements] == [14, 15]
     assert prefill.function.name == "prefill"
     # Ending on the function's closing return is allowed: the call returns what the function returns.
@@ -71,8 +74,9 @@ def test_anchors_may_span_lines_and_a_statement_is_taken_whole():
     "start, end, message",
     [
         ("y = tt.matmul(x, w)", "out", "start anchor 'y = tt.matmul(x, w)' matches 2 times"),
-        ("z = all_gathered(z)", "y = gather", "end anchor 'y = gather' does not occur after the start"),
-        ("", "out", "empty anchor"),
+        ("z = all_gathered(z)", "y = gather", "end anchor 'y = gather' occurs only before start"),
+        ("y = gather(y)", "nowhere(", "end anchor 'nowhere(' occurs nowhere"),
+        ("", "out", "start anchor is empty"),
     ],
 )
 def test_bad_anchors_are_one_line_errors(start, end, message):
