@@ -60,8 +60,8 @@ class ContentChecker(MD5Checker):
 
 
 def content_digest(path) -> str:
-    """What a file means to the steps that read it, remembered per (mtime, size) in SOURCE_CACHE: a
-    result.json by its stable content, a Python file by its syntax tree, anything else by its bytes."""
+    """What a file means to the steps that read it, remembered per version of the file in SOURCE_CACHE:
+    a result.json by its stable content, a Python file by its syntax tree, anything else by its bytes."""
     if _is_result(path):
         return SOURCE_CACHE.get("result", path, _result_digest)
     if str(path).endswith(".py"):

@@ -110,8 +110,8 @@ def _judge(pipeline, tests, found: dict) -> None:
         source = pipeline.ctx.display(test.spec.source)
         if isinstance(ids, str):
             problem = " ".join(ids.split())
-            raise SelectionError(f"{source}: field 'module_test.select.{test.mode}': {select!r} is not a pytest "
-                                 f"-k expression ({problem}); fix it")  # fmt: skip
+            field = f"{source}: field 'module_test.select.{test.mode}'"
+            raise SelectionError(f"{field}: {select!r} is not a pytest -k expression ({problem}); fix it")
         if isinstance(ids, list) and len(ids) != 1:
             raise SelectionError(error_message(source, test.mode, select, ids, found["ids"]))
 
@@ -132,7 +132,7 @@ def pytest_collection_finish(session) -> None:
         config.option.keyword = expression
         try:
             deselect_by_keyword(items, config)
-        except Exception as error:  # a -k that does not parse: pytest's UsageError, reported by baseline
+        except Exception as error:  # a -k that does not parse (pytest's UsageError): a spec error
             selected[expression] = str(error)
             continue
         selected[expression] = [item.nodeid for item in items]

@@ -20,9 +20,11 @@ PYTEST_CONFIG_FILES = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml")
 
 
 class SourceCache:
-    """What was computed from each source file (its imports, its behaviour digest), keyed by the file's
-    (mtime, size, inode) and kept in a JSON file across doit runs: parsing every module of a checkout is most
-    of what a no-op rerun would otherwise cost."""
+    """What was computed from each file (its imports, its behaviour digest, a result's verdict, ...), keyed
+    by the file's (mtime, size, inode), and answers keyed by a fingerprint (an import closure, the module
+    tests' collections), kept in a JSON file across doit runs: parsing every module of a checkout is most
+    of what a no-op rerun would otherwise cost. Entries of files that no longer exist are dropped on save
+    (tracy's reports get a new name each run)."""
 
     def __init__(self, path: Path | None = None):
         self.path = path
@@ -35,9 +37,9 @@ class SourceCache:
                 self.entries = {}
 
     def get(self, kind: str, path: Path, compute):
-        """`compute(source bytes)` for `path`, or what it returned last time for the same (mtime, size)."""
+        """`compute(file bytes)` for `path`, or what it returned last time for the same stamp."""
         stat = os.stat(path)  # the inode too: an atomic rewrite within one clock tick still differs
-        stamp, key = [stat.st_mtime_ns, stat.st_size, stat.st_ino], f"{kind}:{path}"
+        stamp, key = [stat.st_mtime_ns, stat.st_size, stat.st_ino], f"{_FILE}{kind}:{path}"
         known = self.entries.get(key)
         if known and known[0] == stamp:
             return known[1]
@@ -70,8 +72,16 @@ class SourceCache:
 
     def save(self) -> None:
         if self.path and self.dirty:
-            artifacts.write_json(self.path, self.entries)
+            kept = {k: v for k, v in self.entries.items() if not k.startswith(_FILE) or _exists(k)}
+            artifacts.write_json(self.path, kept)
             self.dirty = False
+
+
+_FILE = "file:"  # the prefix of per-file entries: file:<kind>:<path>
+
+
+def _exists(key: str) -> bool:
+    return os.path.exists(key.split(":", 2)[2])
 
 
 def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list[Path] = (),

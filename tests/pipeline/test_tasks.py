@@ -1,5 +1,6 @@
 """pipeline.tasks and pipeline.sources: the graph's names, sharing, dependencies and docs."""
 
+import time
 from pathlib import Path
 
 from fakes import SPEC, write
@@ -26,6 +27,38 @@ def test_relative_and_lazy_imports_are_followed(tmp_path):
     write(tmp_path / "test_x.py", "import pkg.a\n")
     deps = {p.name for p in sources.test_dependencies(tmp_path, [tmp_path / "test_x.py"])}
     assert deps == {"test_x.py", "__init__.py", "a.py", "b.py", "c.py"}
+
+
+def test_a_cached_closure_is_recomputed_when_a_file_or_a_folder_changes(tmp_path):
+    write(tmp_path / "pkg/__init__.py", "")
+    write(tmp_path / "pkg/a.py", "import pkg.later\n")  # does not resolve yet
+    write(tmp_path / "test_x.py", "import pkg.a\n")
+    cache = sources.SourceCache(tmp_path / "cache.json")
+
+    def names():  # as each doit command does, in a process of its own
+        sources._resolve.cache_clear()
+        return {p.name for p in sources.test_dependencies(tmp_path, [tmp_path / "test_x.py"], cache=cache)}
+
+    assert names() == {"test_x.py", "__init__.py", "a.py"} and names() == {"test_x.py", "__init__.py", "a.py"}
+    time.sleep(0.05)  # file times tick with the kernel's coarse clock (a few ms); a user's edit is later
+    write(tmp_path / "pkg/later.py", "")  # only the folder's stamp says the import resolves now
+    assert names() == {"test_x.py", "__init__.py", "a.py", "later.py"}
+    time.sleep(0.05)
+    write(tmp_path / "pkg/a.py", "import pkg.later\nimport pkg.other\n")
+    write(tmp_path / "pkg/other.py", "")
+    assert "other.py" in names()
+
+
+def test_the_cache_drops_entries_of_files_that_are_gone_when_it_saves(tmp_path):
+    kept, gone = write(tmp_path / "kept.csv", "a"), write(tmp_path / "gone.csv", "b")
+    cache = sources.SourceCache(tmp_path / "cache.json")
+    for path in (kept, gone):
+        assert cache.get("md5", path, len) == 1
+    cache.remember("closure:x", "fingerprint", ["answer"])
+    gone.unlink()
+    cache.save()
+    entries = sources.SourceCache(tmp_path / "cache.json").entries
+    assert sorted(entries) == ["closure:x", f"file:md5:{kept}"]
 
 
 def fake_pipeline(tmp_path, *specs) -> Pipeline:
