@@ -348,8 +348,8 @@ def hold_state_lock(layout: artifacts.Layout, say=None) -> None:
             f"since {holder.get('since')}, `{holder.get('argv')}`); waiting for it to finish")  # fmt: skip
         fcntl.flock(lock, fcntl.LOCK_EX)
         say(f"{layout.root} is free; continuing")
-    holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "argv": " ".join(sys.argv)}  # fmt: skip
+    since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": since, "argv": " ".join(sys.argv)}
     _write_in_place(holder_path, json.dumps(holder))
     _held.append(lock)
     atexit.register(holder_path.unlink, missing_ok=True)  # best effort; a stale record is harmless

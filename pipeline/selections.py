@@ -82,8 +82,8 @@ def _start(backend, spec, tests):
     selections = sorted({t.spec.module_test.select[t.mode] for t in tests})
     env = backend.env(spec.workspace, {SELECTIONS_ENV: json.dumps(selections), OUTPUT_ENV: str(output)})
     argv = backend.pytest_argv([*spec.module_test.argv, "--collect-only", "-q", "-p", __name__])
-    child = subprocess.Popen(argv, cwd=spec.workspace, env=env, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    child = subprocess.Popen(argv, cwd=spec.workspace, env=env, start_new_session=True, **quiet)
     return child, output
 
 
