@@ -121,15 +121,16 @@ def version(backend: Backend, cache=None) -> dict:
 
 
 def _sim_stamps() -> str:
-    stamps, todo = [], [str(SIM_PACKAGE)]
-    while todo:
-        for entry in sorted(os.scandir(todo.pop()), key=lambda e: e.name):
-            if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
-                todo.append(entry.path)
-            elif entry.name.endswith(".py"):
-                info = entry.stat()
-                stamps.append(f"{entry.path}:{info.st_mtime_ns}:{info.st_size}:{info.st_ino}")
+    stamps = []
+    for path in _sim_files():
+        info = path.stat()
+        stamps.append(f"{path}:{info.st_mtime_ns}:{info.st_size}:{info.st_ino}")
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
+
+
+def _sim_files() -> list[Path]:
+    """The simulator's Python files, in a stable order: its sources are its behaviour."""
+    return sorted(SIM_PACKAGE.rglob("*.py"))
 
 
 def free_port() -> int:
@@ -183,7 +184,7 @@ def _sim_version() -> str:
 def _sim_sources_digest() -> str:
     """The sim's behaviour is its source: any change to it may change every figure."""
     digest = hashlib.sha256()
-    for path in sorted(SIM_PACKAGE.rglob("*.py")):
+    for path in _sim_files():
         digest.update(str(path.relative_to(SIM_PACKAGE)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -32,7 +32,7 @@ def check(pipeline) -> None:
     pending = []
     for (workspace, argv), tests in _by_command(pipeline).items():
         spec = tests[0].spec
-        deps = pipeline._module_deps(spec, tests[0].ops)
+        deps = pipeline.module_deps(spec, tests[0].ops)
         key = f"selections:{workspace}:{json.dumps(argv)}"
         fingerprint = _fingerprint(pipeline.ctx.backend.name, argv, tests, deps)
         known = cache.recall(key, fingerprint)

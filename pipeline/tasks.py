@@ -135,7 +135,7 @@ class Pipeline:
                 sequence = spec.sequences[mode]
                 config = {**self._module_config(test), "sequence": vars(sequence), "unit_test": spec.unit_test,
                           "function": spec.names.ttnn, "pcc_tolerance": spec.pcc_tolerance}  # fmt: skip
-                deps = self._module_deps(spec) + self._unit_deps(spec)
+                deps = self.module_deps(spec) + self._unit_deps(spec)
                 yield self._task(
                     "patch_verify",
                     spec,
@@ -297,7 +297,7 @@ class Pipeline:
                      upstream: dict | None = None) -> dict:  # fmt: skip
         config = {**self._module_config(test), **(extra_config or {})}
         upstream = upstream or {}
-        return self._task(step, test.spec, test.mode, self._module_deps(test.spec, test.ops), config, upstream,
+        return self._task(step, test.spec, test.mode, self.module_deps(test.spec, test.ops), config, upstream,
                           name=f"{step}:{test.key}:{test.mode}", step_dir=self._module_dir(step, test), ops=test.ops)  # fmt: skip
 
     def _module_config(self, test: ModuleTest) -> dict:
@@ -332,7 +332,7 @@ class Pipeline:
     def _dir(self, spec: FusedOpSpec, step: str, mode: str | None = None) -> Path:
         return self.ctx.layout.step_dir(spec.name, step, mode)
 
-    def _module_deps(self, spec: FusedOpSpec, ops=()) -> list[Path]:
+    def module_deps(self, spec: FusedOpSpec, ops=()) -> list[Path]:
         key = ("module test", spec.name, ops)
         if key not in self._deps_cache:
             self._deps_cache[key] = self._find_module_deps(spec, ops)
