@@ -39,19 +39,22 @@ class Layout:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._step_dirs: dict = {}  # a graph names each step's folder several times
+        self._paths: dict = {}  # a graph names each step's folder several times
 
     def op_dir(self, op: str) -> Path:
         return self.root / op
 
     def step_dir(self, op: str, step: str, mode: str | None = None) -> Path:
-        if (op, step, mode) not in self._step_dirs:
-            path = self.root / op / step
-            self._step_dirs[(op, step, mode)] = path / mode if mode else path
-        return self._step_dirs[(op, step, mode)]
+        return self._path(op, step, mode) if mode else self._path(op, step)
 
     def module_dir(self, key: str, step: str, mode: str) -> Path:
-        return self.root / MODULE_TESTS / key / step / mode
+        return self._path(MODULE_TESTS, key, step, mode)
+
+    def _path(self, *parts: str) -> Path:
+        known = self._paths.get(parts)
+        if known is None:
+            known = self._paths[parts] = self.root.joinpath(*parts)
+        return known
 
     def summary_json(self, op: str) -> Path:
         return self.root / op / "summary.json"

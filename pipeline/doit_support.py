@@ -42,7 +42,22 @@ READ_ONLY_COMMANDS = {"list", "info", "help", "dumpdb", "tabcompletion"}
 
 
 class ContentChecker(MD5Checker):
-    """(mtime, size, digest) like MD5Checker; for result.json the digest is of its stable content."""
+    """(mtime, size, digest) like MD5Checker; for result.json the digest is of its stable content.
+
+    A source shared by many tasks (a conftest, the model's modules) is stat'ed once per doit run: the
+    graph names ~1,300 dependencies but only ~150 files. A result.json is stat'ed every time: a step of
+    this run may have just rewritten it."""
+
+    def __init__(self):
+        self._source_stats = {}
+
+    def info(self, file_path):
+        if _is_result(file_path):
+            return os.stat(file_path)
+        known = self._source_stats.get(file_path)
+        if known is None:
+            known = self._source_stats[file_path] = os.stat(file_path)
+        return known
 
     def check_modified(self, file_path, file_stat, state):
         timestamp, size, digest = state
@@ -118,7 +133,7 @@ SOURCE_CACHE = sources.SourceCache()
 
 
 def _is_result(path) -> bool:
-    return Path(path).name == artifacts.RESULT
+    return os.path.basename(os.fspath(path)) == artifacts.RESULT
 
 
 def _by_meaning(path) -> bool:

@@ -27,6 +27,7 @@ runs. Schema (docs/internals.md §2.2)::
 """
 
 import ast
+import json
 import os
 import re
 import tomllib
@@ -124,7 +125,7 @@ def load_specs(
 ) -> list[FusedOpSpec]:
     """The specs named in `selected` (all ``*.toml`` in `spec_dir` when None), validated, sorted by name."""
     validate_backend(overrides.backend)
-    available = {p.stem: p for p in sorted(Path(spec_dir).glob("*.toml"))}
+    available = {n[: -len(".toml")]: Path(spec_dir) / n for n in sorted(_spec_files(spec_dir))}
     if selected is None:
         names = sorted(available)
     else:
@@ -140,13 +141,12 @@ def load_specs(
 
 
 def load_spec(path: Path, overrides: Overrides, repo_root: Path, cache=None) -> FusedOpSpec:
-    """One spec, validated. `cache` (a sources.SourceCache) keeps what was read of each unit test."""
+    """One spec, validated. `cache` (a sources.SourceCache) keeps what was read of it and its unit test."""
     path = Path(path)
     where = _display(path)
+    read = _toml_reader(where)
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise SpecError(f"{where}: invalid TOML ({error}); fix the syntax") from None
+        raw = cache.get("toml", path, read) if cache else read(path.read_bytes())
     except OSError as error:
         raise SpecError(f"{where}: cannot read ({error.strerror}); check the path") from None
     check = _Checker(where)
@@ -244,6 +244,26 @@ class _Checker:
                 prefix + key, f"expected a list of strings, got {value!r}", f'write {key} = ["...", ...]'
             )
         return value
+
+
+def _spec_files(spec_dir: Path) -> list[str]:
+    """What `glob("*.toml")` finds, without compiling its pattern on every run."""
+    try:
+        return [n for n in os.listdir(spec_dir) if n.endswith(".toml") and not n.startswith(".")]
+    except OSError:
+        return []
+
+
+def _toml_reader(where: str):
+    """bytes -> the spec's table, as JSON keeps it: a no-op run reads the table remembered in the cache."""
+
+    def read(data: bytes) -> dict:
+        try:
+            return json.loads(json.dumps(tomllib.loads(data.decode()), default=str))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise SpecError(f"{where}: invalid TOML ({error}); fix the syntax") from None
+
+    return read
 
 
 def _display(path: Path) -> str:

@@ -212,7 +212,7 @@ class Pipeline:
                 "basename": "summary", "name": spec.name,
                 "doc": f"summary of {spec.name}: {layout.summary_md(spec.name)}",
                 "actions": [(_execute, ["summary", job])],
-                "file_dep": [self._display(Path(d) / artifacts.RESULT) for d in upstream.values()],
+                "file_dep": [self._display(os.path.join(d, artifacts.RESULT)) for d in upstream.values()],
                 "targets": [self._display(layout.summary_json(spec.name)), self._display(layout.summary_md(spec.name))],
                 "uptodate": [config_changed({"spec": spec.raw, "env": self.ctx.key_for(spec.env_vars), "tasks": list(upstream)})],
                 "clean": [(_remove, [layout.summary_json(spec.name), layout.summary_md(spec.name)]),
@@ -273,7 +273,7 @@ class Pipeline:
         job = self._job(step, spec, mode, name, step_dir, upstream, deps, config, ops)
         result = step_dir / artifacts.RESULT
         file_dep = self._displayed(deps) + [
-            self._display(Path(d) / artifacts.RESULT) for d in upstream.values()
+            self._display(os.path.join(d, artifacts.RESULT)) for d in upstream.values()
         ]
         upstream_files = doit_support.UpstreamFilesUnchanged([(upstream[u], key) for u, key in reads])
         checks = [doit_support.passed_before(result), doit_support.outputs_intact(step_dir), upstream_files]
