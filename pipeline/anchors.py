@@ -6,7 +6,7 @@ prefill paths often end with identical lines. An anchor may span several lines (
 string); its line is the one where it begins. Used by the spec check and by the patch itself, so both agree.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class AnchorError(Exception):
@@ -15,8 +15,7 @@ class AnchorError(Exception):
         self.key, self.problem, self.fix = key, problem, fix
 
 
-@dataclass(frozen=True, repr=False)
-class Span:
+class Span(NamedTuple):
     start_line: int  # 1-based line where `start` begins
     end_line: int  # 1-based line where `end` begins (searched after `start`)
 

@@ -10,11 +10,11 @@ steps run / up to date / failed / blocked with their verdicts and durations.
 Hooked in through dodo.py's ``DOIT_CONFIG["reporter"]``.
 """
 
+import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from typing import NamedTuple
 
 from doit.reporter import ConsoleReporter
 
@@ -26,8 +26,7 @@ LOCK_TAKEN = "pipeline: $ "  # the runner logs the command once it holds the loc
 FAILING = ("failed", "infra_failure", "profiler_failure", "missing")
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     task: str
     outcome: str  # run / up to date / failed / blocked
     verdict: str = ""
@@ -103,7 +102,7 @@ class StatusLine:
     def __init__(self, stream):
         self.stream = stream
         self.task: str | None = None
-        self.log: Path | None = None
+        self.log: str | None = None
         self.since = 0.0
         self.locked = False  # the running step holds the device lock
         self.rows = shutil.get_terminal_size().lines
@@ -111,7 +110,7 @@ class StatusLine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def show(self, task: str, log: Path | None) -> None:
+    def show(self, task: str, log: str | None) -> None:
         self.task, self.log, self.since, self.locked = task, log, time.monotonic(), False
         if self._thread is None:
             # one blank row, then keep the last row out of the scroll region for the status
@@ -161,7 +160,7 @@ class StatusLine:
             self._stop.set()
 
 
-def last_line(path: Path, tail: int = 4096) -> str:
+def last_line(path: str, tail: int = 4096) -> str:
     """The last non-empty line of a growing log (it says who holds the device lock while waiting)."""
     try:
         with open(path, "rb") as f:
@@ -173,7 +172,7 @@ def last_line(path: Path, tail: int = 4096) -> str:
     return next((line.strip() for line in reversed(lines) if line.strip()), "")
 
 
-def _head(path: Path, size: int = 8192) -> str:
+def _head(path: str, size: int = 8192) -> str:
     try:
         with open(path, "rb") as f:
             return f.read(size).decode("utf-8", "replace")
@@ -181,13 +180,13 @@ def _head(path: Path, size: int = 8192) -> str:
         return ""
 
 
-def _result_path(task) -> Path | None:
-    return next((Path(t) for t in task.targets if Path(t).name == artifacts.RESULT), None)
+def _result_path(task) -> str | None:
+    return next((t for t in task.targets if os.path.basename(t) == artifacts.RESULT), None)
 
 
-def _log_path(task) -> Path | None:
+def _log_path(task) -> str | None:
     result = _result_path(task)
-    return result.with_name("log.txt") if result else None
+    return os.path.join(os.path.dirname(result), "log.txt") if result else None
 
 
 def _verdict(task) -> str:

@@ -33,6 +33,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline import anchors, unit_test_names
 from pipeline.unit_test_names import UnitTestNames
@@ -54,22 +55,19 @@ class SpecError(Exception):
     """One line: '<file>: field '<field>': <problem>; <fix>'."""
 
 
-@dataclass(frozen=True, repr=False)
-class Overrides:
+class Overrides(NamedTuple):
     """doit variables that win over the spec files."""
 
     backend: str = "sim"
     workspace: str | None = None
 
 
-@dataclass(frozen=True, repr=False)
-class ModuleTest:
+class ModuleTest(NamedTuple):
     argv: tuple[str, ...]
     select: dict[str, str]  # mode -> pytest -k expression
 
 
-@dataclass(frozen=True, repr=False)
-class Sequence:
+class Sequence(NamedTuple):
     """Where the fused ops live in the module, for patch_verify."""
 
     file: str  # workspace-relative

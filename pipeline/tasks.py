@@ -23,8 +23,8 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
@@ -48,8 +48,7 @@ PER_MODE = (
 )
 
 
-@dataclass(frozen=True, repr=False)
-class ModuleTest:
+class ModuleTest(NamedTuple):
     """One module-test command for one mode, and the fused ops that use it."""
 
     key: str
@@ -58,15 +57,18 @@ class ModuleTest:
     ops: tuple[str, ...]
 
 
-@dataclass(repr=False)
 class Pipeline:
-    ctx: Context
-    specs: list[FusedOpSpec]
-    modules: dict = field(default_factory=dict)  # (key, mode) -> ModuleTest
-    _deps_cache: dict = field(default_factory=dict)  # per import closure, and per op's unit / module test
-    _display_cache: dict = field(default_factory=dict)
-    _module_of: dict = field(default_factory=dict)  # (op, mode) -> its ModuleTest
-    every_spec: bool = True  # no fused_op selection: `doit clean` may drop module-test dirs no spec uses
+    """The graph of the selected specs. `every_spec`: no fused_op selection, so `doit clean` may drop the
+    module-test folders no spec uses any more."""
+
+    def __init__(self, ctx: Context, specs: list[FusedOpSpec], every_spec: bool = True):
+        self.ctx = ctx
+        self.specs = specs
+        self.every_spec = every_spec
+        self.modules: dict = {}  # (key, mode) -> ModuleTest
+        self._module_of: dict = {}  # (op, mode) -> its ModuleTest
+        self._deps_cache: dict = {}  # per import closure, and per op's unit / module test
+        self._display_cache: dict = {}
 
     @classmethod
     def from_doit_vars(
@@ -133,7 +135,7 @@ class Pipeline:
             for mode in spec.modes:
                 test = self._module_test(spec, mode)
                 sequence = spec.sequences[mode]
-                config = {**self._module_config(test), "sequence": vars(sequence), "unit_test": spec.unit_test,
+                config = {**self._module_config(test), "sequence": sequence._asdict(), "unit_test": spec.unit_test,
                           "function": spec.names.ttnn, "pcc_tolerance": spec.pcc_tolerance}  # fmt: skip
                 deps = self.module_deps(spec) + self._unit_deps(spec)
                 yield self._task(

@@ -5,15 +5,14 @@ table overrides them, and ``PIPELINE_{WALL,SILENCE,RESET}_TIMEOUT`` in the envir
 """
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_WALL_TIMEOUT = 15 * 60.0
 DEFAULT_SILENCE_TIMEOUT = 5 * 60.0
 HOUSEKEEPING_TIMEOUT = 300.0  # each reset and health command
 
 
-@dataclass(frozen=True, repr=False)
-class Timeouts:
+class Timeouts(NamedTuple):
     """Defaults < the spec's ``[timeouts]`` < ``PIPELINE_{WALL,SILENCE,RESET}_TIMEOUT`` in the environment."""
 
     wall: float = DEFAULT_WALL_TIMEOUT  # per pytest test case (per process when it runs no pytest)

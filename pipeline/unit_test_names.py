@@ -7,14 +7,13 @@ file is read with ``ast`` (never imported), once per version of it when a cache 
 """
 
 import ast
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 DEFAULT_DEVICE_PERF_ITERS = 10  # tt-metal's gpt_oss fused-op tests
 
 
-@dataclass(frozen=True, repr=False)
-class UnitTestNames:
+class UnitTestNames(NamedTuple):
     """Names derived from the unit-test file stem (docs/internals.md §2.2) plus its module constants."""
 
     op: str  # test_gpt_oss_router.py -> gpt_oss_router
