@@ -20,8 +20,8 @@ import shlex
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline import lock
 
@@ -43,15 +43,14 @@ _PROFILER_ENV = (
 )
 
 
-@dataclass(frozen=True, repr=False)
-class Backend:
+class Backend(NamedTuple):
     name: str
     python: str
     extra_pythonpath: tuple[str, ...]
     reset_commands: tuple[tuple[str, ...], ...]  # empty: nothing to reset (the sim)
     health_command: tuple[str, ...] | None
     device_set: str
-    fixed_env: dict = field(default_factory=dict)  # variables this backend always sets
+    fixed_env: tuple[tuple[str, str], ...] = ()  # (variable, value) this backend always sets
     private_lock: Path | None = None  # the sim: nothing is shared between checkouts, lock per artifacts dir
     reset_by_machine: bool = False  # choose tt-smi -r / -glx_reset from the devices health_command lists
 
@@ -101,7 +100,7 @@ def get_backend(name: str, workspace: Path, artifacts_dir: Path | None = None) -
             reset_commands=_reset_commands(), reset_by_machine=not _reset_commands(),
             health_command=_command_from_env("PIPELINE_HEALTH_COMMAND") or ("tt-smi", "-ls"),
             device_set=os.environ.get("TT_VISIBLE_DEVICES") or os.environ.get("TT_METAL_VISIBLE_DEVICES") or "all",
-            fixed_env={"TT_METAL_HOME": os.environ.get("TT_METAL_HOME") or str(workspace)},
+            fixed_env=(("TT_METAL_HOME", os.environ.get("TT_METAL_HOME") or str(workspace)),),
         )  # fmt: skip
     raise ValueError(f"unknown backend {name!r}")
 
@@ -130,7 +129,9 @@ def _sim_stamps() -> str:
 
 def _sim_files() -> list[Path]:
     """The simulator's Python files, in a stable order: its sources are its behaviour."""
-    return sorted(SIM_PACKAGE.rglob("*.py"))
+    return sorted(
+        Path(folder, n) for folder, _, names in os.walk(SIM_PACKAGE) for n in names if n.endswith(".py")
+    )
 
 
 def free_port() -> int:

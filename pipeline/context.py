@@ -1,11 +1,10 @@
 """What every task of one doit invocation shares: where things are, the backend, the environment key."""
 
-import dataclasses
 import functools
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline import PIPELINE_VERSION, backends
 from pipeline.artifacts import Layout
@@ -17,13 +16,12 @@ KEY_ENV_VARS = ("HF_MODEL", "MESH_DEVICE", "ARCH_NAME", "TT_METAL_ARCH_NAME")
 KEY_ENV_PREFIXES = ("TTNN_SIM_",)  # the simulator's knobs (system size, faults, ...)
 
 
-@dataclass(frozen=True, repr=False)
-class Context:
+class Context(NamedTuple):
     repo_root: Path
     layout: Layout
     backend: Backend
     environment_key: dict
-    timeouts: Timeouts = field(default_factory=Timeouts.from_env)
+    timeouts: Timeouts = Timeouts()
     op_support_count: int = backends.DEFAULT_OP_SUPPORT_COUNT
 
     def display(self, path: Path) -> str:
@@ -34,7 +32,7 @@ class Context:
         """This context with a spec's own timeouts (the environment's still win)."""
         if not spec_timeouts:
             return self
-        return dataclasses.replace(self, timeouts=Timeouts.from_env(spec_timeouts))
+        return self._replace(timeouts=Timeouts.from_env(spec_timeouts))
 
     def key_for(self, env_vars: tuple[str, ...] = ()) -> dict:
         """The environment key plus the values of a spec's extra variables."""
@@ -69,6 +67,7 @@ def make_context(
         layout=Layout(artifacts_dir),
         backend=backend,
         environment_key=environment_key(backend, cache),
+        timeouts=Timeouts.from_env(),
         op_support_count=op_support_count,
     )
 

@@ -52,11 +52,11 @@ class ContentChecker(MD5Checker):
         self._source_stats = {}
 
     def info(self, file_path):
-        if _is_result(file_path):
-            return os.stat(file_path)
         known = self._source_stats.get(file_path)
         if known is None:
-            known = self._source_stats[file_path] = os.stat(file_path)
+            known = os.stat(file_path)
+            if not _is_result(file_path):
+                self._source_stats[file_path] = known
         return known
 
     def check_modified(self, file_path, file_stat, state):
@@ -133,7 +133,11 @@ SOURCE_CACHE = sources.SourceCache()
 
 
 def _is_result(path) -> bool:
-    return os.path.basename(os.fspath(path)) == artifacts.RESULT
+    path = os.fspath(path)
+    return path.endswith(_RESULT_NAME) or path == artifacts.RESULT
+
+
+_RESULT_NAME = os.sep + artifacts.RESULT
 
 
 def _by_meaning(path) -> bool:

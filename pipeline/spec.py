@@ -376,20 +376,24 @@ def _sequences(
         file = check.string(entry, "file", prefix)
         start, end = _anchors(entry, workspace, file, prefix, check)
         sequence = Sequence(file, start, end, check.string(entry, "call", prefix))
-        if not re.search(rf"\b{re.escape(names.ttnn)}\s*\(", sequence.call):
+        try:
+            call = ast.parse(sequence.call.strip())
+        except SyntaxError:
+            check.fail(
+                prefix + "call", "is not a Python statement", "write one statement such as 'out = f(x)'"
+            )
+        if not _calls(call, names.ttnn):
             check.fail(
                 prefix + "call",
                 f"does not call {names.ttnn}(...)",
                 f'write e.g. call = "out = {names.ttnn}(x, ...)"',
             )
-        try:
-            ast.parse(sequence.call.strip())
-        except SyntaxError:
-            check.fail(
-                prefix + "call", "is not a Python statement", "write one statement such as 'out = f(x)'"
-            )
         sequences[mode] = sequence
     return sequences
+
+
+def _calls(tree: ast.AST, function: str) -> bool:
+    return any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == function for n in ast.walk(tree))
 
 
 def _anchors(entry: dict, workspace: Path, file: str, prefix: str, check: _Checker) -> tuple[str, str]:

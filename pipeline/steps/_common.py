@@ -5,9 +5,8 @@ import hashlib
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pipeline import artifacts
 from pipeline.context import Context
@@ -17,8 +16,7 @@ if TYPE_CHECKING:
     from pipeline import runner
 
 
-@dataclass(frozen=True, repr=False)
-class Job:
+class Job(NamedTuple):
     """One task's work: which step, for which fused op(s) and mode, reading which upstream results."""
 
     ctx: Context
@@ -26,11 +24,11 @@ class Job:
     step: str
     task: str
     step_dir: Path
-    mode: str | None = None
-    ops: tuple[str, ...] = ()
-    upstream: dict = field(default_factory=dict)  # name -> upstream step dir
-    inputs: tuple[Path, ...] = ()  # the task's file dependencies, hashed into result.json
-    config: dict = field(default_factory=dict)  # the task's config (what config_changed watches)
+    mode: str | None
+    ops: tuple[str, ...]
+    upstream: dict  # name -> upstream step dir
+    inputs: tuple[Path, ...]  # the task's file dependencies, hashed into result.json
+    config: dict  # the task's config (what config_changed watches)
 
     @property
     def workspace(self) -> Path:
