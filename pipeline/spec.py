@@ -31,7 +31,6 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -76,8 +75,7 @@ class Sequence(NamedTuple):
     call: str
 
 
-@dataclass(frozen=True, repr=False)
-class FusedOpSpec:
+class FusedOpSpec(NamedTuple):
     name: str
     description: str
     source: Path  # the .toml file
@@ -88,12 +86,12 @@ class FusedOpSpec:
     module_test: ModuleTest
     sequences: dict[str, Sequence]
     names: UnitTestNames
-    backend: str = "sim"
-    env_vars: tuple[str, ...] = ()
-    extra_deps: tuple[str, ...] = ()
-    pcc_tolerance: float | None = None
-    timeouts: dict = field(default_factory=dict)  # TIMEOUT_FIELDS given by the spec
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
+    backend: str
+    env_vars: tuple[str, ...]
+    extra_deps: tuple[str, ...]
+    pcc_tolerance: float | None
+    timeouts: dict  # TIMEOUT_FIELDS given by the spec
+    raw: dict  # the table as written
 
     @property
     def decode_only(self) -> bool:
