@@ -18,7 +18,6 @@ never renamed onto another user's file.
 
 import errno
 import fcntl
-import getpass
 import json
 import os
 import re
@@ -218,6 +217,8 @@ def _pid_alive(pid, host) -> bool:
 
 
 def _user() -> str:
+    import getpass  # it imports termios: only a run that takes or waits for the lock needs a name
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
