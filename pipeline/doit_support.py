@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -295,26 +296,27 @@ class UpstreamFilesUnchanged:
     def __init__(self, reads: list[tuple[Path, str]]):
         self.reads = reads
 
-    def files(self) -> list[tuple[str, Path | None]]:
+    def files(self) -> list[tuple[str, Path | None, os.stat_result | None]]:
+        """(label, path, stat) of each file read; path and stat None when it is not a file there."""
         found = []
         for step_dir, key in self.reads:
             relative = result_files(step_dir).get(key)
             path = Path(step_dir) / relative if relative else None
-            found.append((f"{Path(step_dir).name}:{key}", path if path and path.is_file() else None))
+            info = _file_stat(path) if path else None
+            found.append((f"{Path(step_dir).name}:{key}", path if info else None, info))
         return found
 
     @staticmethod
     def stamps(files) -> list:
-        stamps = []
-        for label, path in files:
-            info = path.stat() if path else None
-            stamps.append([label, str(path), info.st_mtime_ns, info.st_size] if info else [label, None])
-        return stamps
+        return [
+            [label, str(path), info.st_mtime_ns, info.st_size] if info else [label, None]
+            for label, path, info in files
+        ]
 
     @staticmethod
     def digest(files) -> str:
         sha = hashlib.sha256()
-        for label, path in files:
+        for label, path, _ in files:
             sha.update(f"{label}:{content_digest(path) if path else 'missing'}".encode())
         return sha.hexdigest()
 
@@ -330,6 +332,14 @@ class UpstreamFilesUnchanged:
     def record(self) -> dict:
         files = self.files()
         return {"stamps": self.stamps(files), "digest": self.digest(files)}
+
+
+def _file_stat(path) -> os.stat_result | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
 
 
 def named_tasks(argv: list[str] | None = None) -> list[str]:
