@@ -118,6 +118,7 @@ class Pipeline:
                 "basename": step,
                 "name": None,
                 "doc": step_doc(step),
+                "uptodate": [True],  # no work of its own: nothing for doit to record on every run
             }
         yield from getattr(self, f"_{step}")()
 
