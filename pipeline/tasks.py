@@ -360,8 +360,11 @@ class Pipeline:
             found = sources.test_dependencies(
                 spec.workspace, test_files, [backends.REPO_ROOT], doit_support.SOURCE_CACHE
             )
-            extra_files = {Path(os.path.normpath(spec.workspace / e)) for e in extra}  # workspace: resolved
-            self._deps_cache[key] = sorted(set(found) | extra_files)
+            # sorted by name: a Path hashes and sorts by its parts, slowly
+            by_name = {str(p): p for p in found}
+            for name in (os.path.normpath(spec.workspace / e) for e in extra):  # the workspace is resolved
+                by_name.setdefault(name, Path(name))
+            self._deps_cache[key] = [by_name[name] for name in sorted(by_name)]
         return self._deps_cache[key]
 
     def _display(self, path: Path) -> str:
