@@ -2,7 +2,8 @@
 
 Parameters are the names the region reads before writing them (the enclosing function's own
 parameters first, in signature order, then the rest by first read); the receiver's attributes
-(`self.weight`, `self.config["MEMCFG"]`) become parameters with readable names (`weight`, `memcfg`).
+(`self.weight`, `self.config["MEMCFG"]`) become parameters with readable names (`weight`, `memcfg`),
+as do the fields of a parameter the region only reads fields of (`weights.w1` -> `w1`).
 Returns are the names the region writes that the code after it reads, in the order it reads them.
 A pure, unconditional definition the region depends on (`memory_config = ttnn.L1_MEMORY_CONFIG`,
 `tokens = x.shape[-2]`: no calls, no `if`) is pulled into the function, as a person would write it;

@@ -2,8 +2,9 @@
 
 The region's first op is found among one device's ops: between `start`/`stop` signposts when the run
 has them, else where the region's ttnn ops (in execution order) line up best with the CSV's OP CODEs
-(most ops matched, then the tightest span). Its input tensors, and `input_tensor_b` of every matmul in
-the span, are read per device: shape (logical), layout, dtype and memory, as the profiler wrote them.
+(most ops matched, then the tightest span; views are not lined up). The input tensors of every op that
+lines up with a row are read per device: shape (logical), layout, dtype and memory, as the profiler
+wrote them, with the row's settings (facts.py says which parameter each one is).
 """
 
 import re
