@@ -358,6 +358,8 @@ def _chain_names(nodes: dict, preferred: dict, statements, function_name: str) -
     for key, node in nodes.items():
         name = preferred.get(key) or readable_name(node)
         candidate, suffix = name, 2
+        if candidate in taken and isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            name = candidate = f"{node.value.id}_{name}"  # `weights.bias` beside a `bias`: weights_bias
         while candidate in taken:
             candidate, suffix = f"{name}_{suffix}", suffix + 1
         names[key] = candidate

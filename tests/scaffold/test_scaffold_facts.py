@@ -39,6 +39,12 @@ def test_a_container_also_used_whole_stays_one_parameter(extract_region):
     assert "block_size" in e.parameter_names  # args is still only read through fields
 
 
+def test_a_field_whose_name_is_taken_is_named_with_its_container(extract_region):
+    source = "import ttnn\n\ndef f(w1, weights):\n    y = ttnn.add(w1, weights.w1)\n    return y\n"
+    e = extract_region(source, "y = ttnn.add(", "y = ttnn.add(")
+    assert e.parameter_names == ["w1", "weights_w1"] and e.call == "y = op_ttnn(w1, weights.w1)"
+
+
 def test_a_tensor_property_keeps_the_tensor_whole(extract_region):
     source = "import ttnn\n\ndef f(x, y):\n    z = ttnn.add(y, x.shape[0])\n    return z\n"
     assert extract_region(source, "z = ttnn.add(", "z = ttnn.add(").parameter_names == ["x", "y"]
