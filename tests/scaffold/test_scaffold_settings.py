@@ -81,6 +81,11 @@ def test_attributes_cells_of_both_writers_parse():
         ("scalar", {"ATTRIBUTES": "{'binary_op_type': 'BinaryOpType::ADD'; 'scalar': 'std::nullopt'}"}, None),
         ("max", {"ATTRIBUTES": "{'op_chain': '[UnaryWithParam(op_type=UnaryOpType::SIGMOID)]'}"}, None),
         (
+            "scalar",
+            {"ATTRIBUTES": "{'op_chain': '[UnaryWithParam(op_type=UnaryOpType::ELU; param=0.5)]'}"},
+            "0.5",
+        ),
+        (
             "compute_kernel_config",
             {"ATTRIBUTES": "{'compute_kernel_config': 'Cfg(grid=CoreGrid(x=8;y=8))'}"},
             None,
