@@ -244,6 +244,44 @@ def receiver_chain(receiver: str | None, unfoldable: set[str]) -> Chain:
     return chain
 
 
+# Attributes a tensor answers with, not fields of a container: `x.shape` keeps `x` a parameter.
+_TENSOR_PROPERTIES = frozenset({"shape", "padded_shape", "logical_shape", "dtype", "layout", "device"})
+
+
+def containers(statements, candidates: set[str]) -> set[str]:
+    """The `candidates` that `statements` use only as `name.field` reads (`weights.w1`, `args.hidden_size`),
+    never bare, stored, called or asked a tensor property: each field can be a parameter of its own."""
+    parents = {id(child): parent for s in statements for parent in ast.walk(s)
+               for child in ast.iter_child_nodes(parent)}  # fmt: skip
+    used, bare = set(), set()
+    for node in (n for s in statements for n in ast.walk(s)):
+        if not (isinstance(node, ast.Name) and node.id in candidates):
+            continue
+        parent = parents.get(id(node))
+        read_field = (
+            isinstance(node.ctx, ast.Load)
+            and isinstance(parent, ast.Attribute)
+            and isinstance(parent.ctx, ast.Load)
+            and parent.attr not in _TENSOR_PROPERTIES
+            and not (isinstance(parents.get(id(parent)), ast.Call) and parents[id(parent)].func is parent)
+        )
+        (used if read_field else bare).add(node.id)
+    return used - bare
+
+
+def container_chain(chain: Chain, names: set[str]) -> Chain:
+    """`chain`, and `name.field` of each container `name` as one name."""
+
+    def named(node: ast.expr) -> str | None:
+        key = chain(node)
+        if key is None and isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in names and isinstance(node.ctx, ast.Load):
+                return ast.unparse(node)
+        return key
+
+    return named
+
+
 def chain_nodes(statements, chain: Chain):
     """Every outermost expression in `statements` the chain names, as (node, key), in source order."""
     found = []

@@ -2,7 +2,8 @@
 
 Parameters are the names the region reads before writing them (the enclosing function's own
 parameters first, in signature order, then the rest by first read); the receiver's attributes
-(`self.weight`, `self.config["MEMCFG"]`) become parameters with readable names (`weight`, `memcfg`).
+(`self.weight`, `self.config["MEMCFG"]`) become parameters with readable names (`weight`, `memcfg`),
+as do the fields of a parameter the region only reads fields of (`weights.w1` -> `w1`).
 Returns are the names the region writes that the code after it reads, in the order it reads them.
 A pure, unconditional definition the region depends on (`memory_config = ttnn.L1_MEMORY_CONFIG`,
 `tokens = x.shape[-2]`: no calls, no `if`) is pulled into the function, as a person would write it;
@@ -15,17 +16,20 @@ from pathlib import Path
 
 from pipeline.scaffold import bindings, ops, render
 from pipeline.scaffold import region as regions
-from pipeline.scaffold.dataflow import Flow, chain_nodes, readable_name, receiver_chain
+from pipeline.scaffold.dataflow import (
+    Flow,
+    chain_nodes,
+    container_chain,
+    containers,
+    readable_name,
+    receiver_chain,
+)
 from pipeline.scaffold.region import ExtractError, Region
 
 _PURE = (ast.Name, ast.Attribute, ast.Subscript, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Tuple,
          ast.Slice, ast.expr_context, ast.operator, ast.unaryop)  # fmt: skip
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
-# Keyword arguments of ttnn ops that are settings, never tensors: the profiler's input columns skip them.
-_SETTINGS = {"epsilon", "memory_config", "compute_kernel_config", "program_config", "dtype", "output_dtype",
-             "dim", "k", "layout", "sorted", "largest", "numeric_stable", "core_grid", "activation",
-             "transpose_a", "transpose_b", "num_links", "topology", "cluster_axis", "queue_id"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,10 @@ class Extraction:
     matmul_b_arguments: tuple[str, ...] = ()  # input_tensor_b of each matmul/linear the region calls
     # (index into op_sequence, keyword, parameter): a parameter passed as a setting of an op (`k=top_k`)
     settings: tuple[tuple[int, str, str], ...] = ()
+    # per op of op_sequence: its tensor arguments in the profiler's input order (positional, then tensor
+    # keywords), a parameter by its name, anything else as written; () for the ops of called functions
+    op_arguments: tuple[tuple[str, ...], ...] = ()
+    op_targets: tuple[str, ...] = ()  # per op: the name its result is assigned to, "" when none
 
     @property
     def parameter_names(self) -> list[str]:
@@ -89,7 +97,15 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
     attributes = receiver_chain(receiver, _mutated_attributes(region.statements, receiver))
     function_locals = bindings.function_locals(region.function) if region.function else set()
     globals_ = bindings.bound_names(region.tree.body) - function_locals
-    hoisted = _hoisted(region, attributes, function_locals, globals_)
+    outside = Flow(chain=attributes).block(region.statements + tail).reads
+    candidates = {
+        k
+        for k in outside
+        if k.isidentifier() and k != receiver and _is_parameter(k, function_locals, globals_)
+    }
+    split = containers(region.statements + tail, candidates)
+    attributes = container_chain(attributes, split)
+    hoisted = _hoisted(region, attributes, function_locals, globals_, split)
     configs = _config_arguments(region, hoisted + region.statements + tail, attributes, globals_)
     chain = _either(configs, attributes)
 
@@ -122,6 +138,8 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
     calls = ops.op_calls(code, region.tree, region.cls, receiver)
     sequence = [op for op, _ in calls]
     region_ops = list(dict.fromkeys(sequence))
+    parameter_of = {k: p.name for k, p in zip(keys, parameters, strict=True)}
+    parameter_of.update(_aliases(hoisted, found, names, parameter_of))
     return Extraction(
         function_name=function_name,
         parameters=parameters,
@@ -138,11 +156,25 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
         file=region.file,
         lines=region.lines,
         where=_where(region),
-        settings=ops.op_settings(
-            calls, found, names, {k: p.name for k, p in zip(keys, parameters, strict=True)}
-        ),
+        settings=ops.op_settings(calls, found, names, parameter_of),
+        op_arguments=ops.op_arguments(calls, found, names, parameter_of),
+        op_targets=ops.op_targets(code, calls),
         **_tensor_arguments(source, ops.ttnn_aliases(region.tree)),
     )
+
+
+def _aliases(hoisted, found, names: dict, parameter_of: dict) -> dict[str, str]:
+    """Hoisted `block = args.block_size` (or `= other_parameter`): `block` stands for that parameter."""
+    by_node = {id(node): names[key] for node, key in found if key in names}
+    aliases = {}
+    for statement in hoisted:
+        value = statement.value
+        parameter = by_node.get(id(value)) or (
+            parameter_of.get(value.id) if isinstance(value, ast.Name) else None
+        )
+        if parameter:
+            aliases[statement.targets[0].id] = parameter
+    return aliases
 
 
 def _refuse_control_flow(region: Region) -> None:
@@ -221,8 +253,9 @@ def _mutated_attributes(statements, receiver: str | None) -> set[str]:
     return mutated
 
 
-def _hoisted(region: Region, chain, function_locals: set[str], globals_: set[str]) -> list[ast.stmt]:
-    """Pure definitions before the region, at the top of the function, of names the region needs."""
+def _hoisted(region: Region, chain, function_locals, globals_, split: set[str]) -> list[ast.stmt]:
+    """Pure definitions before the region, at the top of the function, of names the region needs; they may
+    read fields of the containers the region's parameters are `split` from (`block = args.block_size`)."""
     if region.function is None or region.function.body[0] is region.first:
         return []
     body = region.function.body
@@ -244,6 +277,8 @@ def _hoisted(region: Region, chain, function_locals: set[str], globals_: set[str
             return False
         reads = Flow(chain=chain).block([ast.Expr(statement.value)]).reads
         for read in reads:
+            if read.partition(".")[0] in split:
+                continue
             if not read.isidentifier() or read == region.receiver:
                 return False
             allowed = (
@@ -273,6 +308,8 @@ def _config_arguments(region: Region, code, chain, globals_: set[str]) -> dict[i
         if not (isinstance(root, ast.Name) and root.id in aliases):
             continue
         for keyword in call.keywords:
+            if ops.is_ttnn_type(keyword.value, aliases):  # `ttnn.Tile([block, 32])`: a value, not a config
+                continue
             if not (keyword.arg and isinstance(keyword.value, ast.Call)):
                 continue
             reads = Flow(chain=chain).block([ast.Expr(keyword.value)]).reads
@@ -321,6 +358,8 @@ def _chain_names(nodes: dict, preferred: dict, statements, function_name: str) -
     for key, node in nodes.items():
         name = preferred.get(key) or readable_name(node)
         candidate, suffix = name, 2
+        if candidate in taken and isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            name = candidate = f"{node.value.id}_{name}"  # `weights.bias` beside a `bias`: weights_bias
         while candidate in taken:
             candidate, suffix = f"{name}_{suffix}", suffix + 1
         names[key] = candidate
@@ -397,7 +436,7 @@ def _tensor_arguments(function_source: str, aliases: set[str]) -> dict:
 
     visit(ast.parse(function_source).body[0])
     first = calls[0] if calls else None
-    keywords = [k for k in first.keywords if k.arg not in _SETTINGS] if first else []
+    keywords = [k for k in first.keywords if k.arg not in ops.NOT_INPUTS] if first else []
     arguments = (
         [ast.unparse(a) for a in first.args] + [ast.unparse(k.value) for k in keywords] if first else []
     )

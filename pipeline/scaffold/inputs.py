@@ -2,8 +2,9 @@
 
 The region's first op is found among one device's ops: between `start`/`stop` signposts when the run
 has them, else where the region's ttnn ops (in execution order) line up best with the CSV's OP CODEs
-(most ops matched, then the tightest span). Its input tensors, and `input_tensor_b` of every matmul in
-the span, are read per device: shape (logical), layout, dtype and memory, as the profiler wrote them.
+(most ops matched, then the tightest span; views are not lined up). The input tensors of every op that
+lines up with a row are read per device: shape (logical), layout, dtype and memory, as the profiler
+wrote them, with the row's settings (facts.py says which parameter each one is).
 """
 
 import re
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline import opsperf
+from pipeline.scaffold.ops import VIEWS
 
 # Source op names whose OP CODE does not contain the name itself.
 _CODE_WORDS = {
@@ -60,6 +62,7 @@ class RegionInputs:
     how: str  # how the row was found
     # per op of the region (region_ops order): its row's ATTRIBUTES and OUTPUT_0_MEMORY, None if unmatched
     op_cells: tuple[dict | None, ...] = ()
+    op_inputs: tuple[tuple[TensorFact, ...] | None, ...] = ()  # per op: its row's input tensors
 
 
 def region_inputs(csv_path, region_ops) -> RegionInputs:
@@ -83,11 +86,14 @@ def region_inputs(csv_path, region_ops) -> RegionInputs:
             positions = [None] * len(device_ops)
     else:
         positions, how = _align(codes, [region_ops[i] for i in device_ops], csv_path)
-        first, last = positions[0], max(p for p in positions if p is not None)
-    cells = [None] * len(region_ops)
+        matched = [p for p in positions if p is not None]
+        first, last = matched[0], max(matched)
+    cells, op_inputs = [None] * len(region_ops), [None] * len(region_ops)
     for index, position in zip(device_ops, positions, strict=True):
         if position is not None:
             cells[index] = {c: str(rows[c].iloc[position]) for c in _SETTING_COLUMNS if c in rows.columns}
+            facts = (_fact(rows.iloc[position], i) for i in range(_input_count(rows)))
+            op_inputs[index] = tuple(f for f in facts if f is not None)
     matmuls = [
         (rows[opsperf.OP_CODE].iloc[i], _fact(rows.iloc[i], 1))
         for i in range(first, last + 1)
@@ -101,6 +107,7 @@ def region_inputs(csv_path, region_ops) -> RegionInputs:
         matmul_weights=tuple((code, fact) for code, fact in matmuls if fact is not None),
         how=how,
         op_cells=tuple(cells),
+        op_inputs=tuple(op_inputs),
     )
 
 
@@ -117,7 +124,10 @@ def op_matches(op: str, op_code: str) -> bool:
 
 
 def _is_device_op(op: str) -> bool:
-    return op.rsplit(".", 1)[-1] not in {"deallocate", "synchronize_device", "from_torch", "to_torch"}
+    """Ops lined up with rows: not host calls, nor views (a reshape may run as a row or as none, and a row
+    it does run could pair with another op's; its shape is read from the op that consumes it)."""
+    name = op.rsplit(".", 1)[-1]
+    return name not in {"deallocate", "synchronize_device", "from_torch", "to_torch"} and name not in VIEWS
 
 
 def _first_device_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,9 @@ import ast
 import re
 
 from pipeline.opsperf import COLLECTIVES
+from pipeline.scaffold.settings import SCALAR  # the setting of a positional scalar operand
 
+SHAPE = "shape:"  # `shape:<dim>/<rank>`: a dimension of a view op's target shape
 # all_gather, reduce_scatter, ...: the source spellings of the op codes the profiler reports
 CCL_SOURCE_NAMES = tuple(re.sub(r"(?<!^)(?=[A-Z])", "_", code).lower() for code in COLLECTIVES)
 
@@ -67,6 +69,51 @@ def op_calls(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: s
     return ops
 
 
+# Keyword arguments that never name an input tensor of the op's row: settings and output buffers.
+NOT_INPUTS = frozenset({"epsilon", "memory_config", "compute_kernel_config", "program_config", "dtype",
+                        "output_dtype", "dim", "k", "layout", "sorted", "largest", "numeric_stable",
+                        "core_grid", "activation", "transpose_a", "transpose_b", "num_links", "topology",
+                        "cluster_axis", "queue_id", "output_tensor", "optional_output_tensor",
+                        "output_tile", "min", "max"})  # fmt: skip
+# ttnn ops that only reinterpret a tensor's shape: the profiler may show no row for them.
+VIEWS = frozenset({"reshape", "view", "squeeze", "unsqueeze"})
+
+
+def is_ttnn_type(node: ast.expr, aliases: set[str]) -> bool:
+    """`ttnn.Tile(...)`, `ttnn.Shape(...)`: a value built from a ttnn type, not an op or a config."""
+    dotted = _dotted(node.func) if isinstance(node, ast.Call) else None
+    return bool(dotted) and dotted[0] in aliases and len(dotted) > 1 and dotted[-1][:1].isupper()
+
+
+def op_arguments(calls, found, names: dict, parameter_of: dict) -> tuple:
+    """Per op call: its arguments that may be input tensors, in the profiler's order (positional, then
+    keywords that are not settings), each as the extracted function names it."""
+    by_node = {id(node): names[key] for node, key in found if key in names}
+
+    def named(node: ast.expr) -> str:
+        if id(node) in by_node:
+            return by_node[id(node)]
+        return parameter_of.get(node.id, node.id) if isinstance(node, ast.Name) else ast.unparse(node)
+
+    every = []
+    for _, call in calls:
+        if call is None:
+            every.append(())
+            continue
+        keywords = [k.value for k in call.keywords if k.arg and k.arg not in NOT_INPUTS]
+        every.append(tuple(named(a) for a in [*call.args, *keywords] if not isinstance(a, ast.Constant)))
+    return tuple(every)
+
+
+def op_targets(statements, calls) -> tuple:
+    """Per op call: the name a plain `name = ttnn.op(...)` assigns its result to, else ""."""
+    targets = {}
+    for node in (n for s in statements for n in ast.walk(s)):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            targets[id(node.value)] = node.targets[0].id
+    return tuple(targets.get(id(call), "") if call is not None else "" for _, call in calls)
+
+
 def op_settings(calls, found, names: dict, parameter_of: dict) -> tuple:
     """(op index, keyword, parameter) for each keyword argument of the region's own ttnn calls that is
     a parameter as a whole: a name the region reads, a receiver attribute or an op config.
@@ -83,6 +130,20 @@ def op_settings(calls, found, names: dict, parameter_of: dict) -> tuple:
                 parameter = parameter_of.get(value.id)
             if keyword.arg and parameter:
                 settings.append((index, keyword.arg, parameter))
+        for position, value in enumerate(call.args if call is not None else ()):
+            parameter = by_node.get(id(value)) or (
+                parameter_of.get(value.id) if isinstance(value, ast.Name) else None
+            )
+            if position and parameter:  # `ttnn.mul(x, alpha)`: the row's scalar, if not a tensor input
+                settings.append((index, SCALAR, parameter))
+        if call is not None and _dotted(call.func)[-1] in VIEWS and len(call.args) > 1:
+            if isinstance(call.args[1], ast.Tuple | ast.List):  # `reshape(x, (1, n, block, hidden))`
+                for dim, value in enumerate(call.args[1].elts):
+                    parameter = by_node.get(id(value)) or (
+                        parameter_of.get(value.id) if isinstance(value, ast.Name) else None
+                    )
+                    if parameter:
+                        settings.append((index, f"{SHAPE}{dim}/{len(call.args[1].elts)}", parameter))
     return tuple(settings)
 
 

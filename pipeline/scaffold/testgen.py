@@ -11,14 +11,14 @@ import keyword
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
-from pipeline.scaffold import expected, settings
+from pipeline.scaffold import expected, facts, ops, settings
 from pipeline.scaffold.extract import Extraction
-from pipeline.scaffold.inputs import RegionInputs, TensorFact
+from pipeline.scaffold.inputs import TensorFact
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "scaffold"
 _RESERVED = {"OP", "INPUT_TENSORS", "SINGLE_DEVICE_SKIP", "DEVICE_PERF_ENV_VAR", "DEVICE_PERF_TARGETS_US"}
@@ -99,6 +99,7 @@ def context(plan: TestPlan, workspace: Path) -> dict:
         "sorted_outputs": _topk_indices(extraction),
         "derived_seqlens": _derived_note(plan, rows),
         "input_tensors": _input_tensors(plan, rows, tensors),
+        "masks": tuple(sorted(facts.masks(extraction) & tensors)),
         "parameters": extraction.parameter_names,
         "function_source": extraction.source,
         "reference_arguments": reference_arguments,
@@ -137,20 +138,11 @@ def _ruff(argv: list[str], text: str, workspace: Path) -> str:
 
 
 def _tensor_parameters(extraction: Extraction, inputs: dict) -> set[str]:
-    """Parameters the module's CSV describes: the first op's tensor arguments and the matmuls' weights."""
+    """Parameters the module's CSV shows as an op's input tensor."""
     found = set()
     for region_inputs in inputs.values():
-        found.update(name for name, _ in _named_facts(extraction, region_inputs))
+        found.update(name for name, _ in facts.named_facts(extraction, region_inputs))
     return found
-
-
-def _named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tuple[str, TensorFact]]:
-    parameters = set(extraction.parameter_names)
-    first, matmul_b = extraction.first_call_arguments, extraction.matmul_b_arguments
-    named = [(a, f) for a, f in zip(first, region_inputs.inputs, strict=False) if a in parameters]
-    weights = [fact for _, fact in region_inputs.matmul_weights]
-    named += [(a, f) for a, f in zip(matmul_b, weights, strict=False) if a in parameters]
-    return list(dict(named).items())
 
 
 def _input_tensors(plan: TestPlan, rows, tensors: set[str]) -> list:
@@ -159,15 +151,13 @@ def _input_tensors(plan: TestPlan, rows, tensors: set[str]) -> list:
         region_inputs, profiled = _profiled_inputs(plan, key)
         if region_inputs is None:
             continue
-        facts = _named_facts(plan.extraction, region_inputs)
-        source = (
-            f"module_perf CSV row {region_inputs.row} ({region_inputs.first_op}) and the matmuls after it"
-        )
+        named = facts.named_facts(plan.extraction, region_inputs)
+        source = f"module_perf CSV rows of the region's ops, from row {region_inputs.row} ({region_inputs.first_op})"
         if profiled != key:
-            weights = set(plan.extraction.matmul_b_arguments)
-            facts = [(n, f if n in weights else _with_seq_len(f, profiled[1], key[1])) for n, f in facts]
+            weights = facts.matmul_weights(plan.extraction)
+            named = [(n, f if n in weights else facts.with_seq_len(f, profiled[1], key[1])) for n, f in named]
             source = f"{profiled[0]} {profiled[1]}'s ({source}), seq_len {profiled[1]} -> {key[1]}"
-        table.append((key, source, [_tensor_entry(name, fact) for name, fact in facts]))
+        table.append((key, source, [_tensor_entry(name, fact) for name, fact in named]))
     return table
 
 
@@ -177,10 +167,6 @@ def _profiled_inputs(plan: TestPlan, key):
         return plan.inputs[key], key
     profiled = sorted(k for k in plan.inputs if k[0] == key[0] == "prefill")
     return (plan.inputs[profiled[0]], profiled[0]) if profiled else (None, None)
-
-
-def _with_seq_len(fact: TensorFact, profiled: int, seq_len: int) -> TensorFact:
-    return replace(fact, shape=tuple(seq_len if dim == profiled else dim for dim in fact.shape))
 
 
 def _derived_note(plan: TestPlan, rows) -> list[str]:
@@ -229,20 +215,23 @@ def _constants(extraction: Extraction, tensors: set[str], inputs: dict, modes) -
 
 def _profiled_value(extraction: Extraction, parameter: str, inputs: dict, mode: str) -> str | None:
     for (row_mode, _), region_inputs in inputs.items():
-        if row_mode != mode:
-            continue
-        for index, op_keyword, name in extraction.settings:
-            cells = region_inputs.op_cells[index] if index < len(region_inputs.op_cells) else None
-            if name == parameter and cells is not None:
-                value = settings.setting_expression(op_keyword, cells)
-                if value is not None:
-                    return value
+        value = facts.profiled_value(extraction, parameter, region_inputs) if row_mode == mode else None
+        if value is not None:
+            return value
     return None
 
 
 def _uses(extraction: Extraction, parameter: str) -> str:
-    uses = [f"{extraction.op_sequence[i]}({k}=)" for i, k, name in extraction.settings if name == parameter]
+    uses = [f"{extraction.op_sequence[i]}({_setting_text(k)})" for i, k, name in extraction.settings
+            if name == parameter]  # fmt: skip
     return ", ".join(dict.fromkeys(uses))
+
+
+def _setting_text(keyword: str) -> str:
+    """`max` -> `max=`; a view's target dimension -> `shape[2]`; a positional scalar -> `scalar operand`."""
+    if keyword.startswith(ops.SHAPE):
+        return f"shape[{keyword.removeprefix(ops.SHAPE).split('/')[0]}]"
+    return "scalar operand" if keyword == settings.SCALAR else f"{keyword}="
 
 
 def reference_parameters(reference: str, workspace: Path, parameters: list[str]) -> list[str]:

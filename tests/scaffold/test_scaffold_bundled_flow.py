@@ -19,12 +19,13 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 OPS = ("router", "experts_mlp", "experts", "rms_norm")
-# The ops whose scaffolded test runs green without a hand edit. experts_mlp and experts take container
-# parameters (weights, args) and index tensors that random inputs cannot stand for (docs/scaffold.md).
-GREEN = ("router", "rms_norm")
+# The ops whose scaffolded test runs green without a hand edit. experts passes its containers (weights,
+# args) whole to a module function and takes routing tensors only the model can build (docs/scaffold.md).
+GREEN = ("router", "experts_mlp", "rms_norm")
 FIRST_CALLS = {
     "router": "indices, weights = gpt_oss_mini_router_ttnn(x, self.weight, self.bias",
-    "experts_mlp": "expert_output = gpt_oss_mini_experts_mlp_ttnn(experts_input, sparsity, weights, args",
+    "experts_mlp": "expert_output = gpt_oss_mini_experts_mlp_ttnn(experts_input, sparsity, memory_config, "
+    "args.sparsity_block_size, args.hidden_size, weights.w1, weights.w1_bias",
     "experts": "output = gpt_oss_mini_experts_ttnn(hidden_states, topk_indices, topk_weights, weights, args",
     "rms_norm": "return gpt_oss_mini_rms_norm_ttnn(x, self.eps, self.weight, activation_memory_config(mode))",
 }

@@ -108,5 +108,5 @@ def test_an_op_without_a_row_does_not_pull_the_rest_out_of_line(tmp_path):
     run += [("TopKDeviceOperation", x), ("SoftmaxDeviceOperation", x)]
     csv_path = write_csv(tmp_path / "run.csv", run, devices=(0,))
     found = region_inputs(csv_path, ["ttnn.linear", "ttnn.reshape", "ttnn.topk", "ttnn.softmax"])
-    assert found.row == 0 and found.how.startswith("3 of the region's 4 ops")
+    assert found.row == 0 and found.how.startswith("3 of the region's 3 ops")  # views are not lined up
     assert [cells is not None for cells in found.op_cells] == [True, False, True, True]

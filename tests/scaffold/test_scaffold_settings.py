@@ -25,6 +25,9 @@ METAL_SOFTMAX = (
     "math_approx_mode=false;fp32_dest_acc_en=true;packer_l1_acc=false;dst_full_sync_en=false;"
     "throttle_level=ThrottleLevel::NO_THROTTLE)'; 'inplace': 'false'}"
 )
+SIM_CLAMP = (
+    "{'op_chain': '[UnaryWithParam(op_type=UnaryOpType::CLAMP; params=[-3.4028234663852886e+38; 7.0])]'}"
+)
 KERNEL_CONFIG = (
     "ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi3, math_approx_mode=False, "
     "fp32_dest_acc_en=True, packer_l1_acc=False, dst_full_sync_en=False)"
@@ -62,6 +65,26 @@ def test_attributes_cells_of_both_writers_parse():
         ("memory_config", {"OUTPUT_0_MEMORY": "HOST"}, None),
         ("k", {"ATTRIBUTES": "{'largest': 'true'}"}, None),
         ("program_config", {"ATTRIBUTES": "{'program_config': 'std::nullopt'}"}, None),
+        # scalar operands: ttnn_sim and tt-metal write a unary's params (`;` for `,`) and BinaryNg's scalar
+        ("max", {"ATTRIBUTES": SIM_CLAMP}, "7.0"),
+        ("min", {"ATTRIBUTES": SIM_CLAMP}, "-3.4028234663852886e+38"),
+        (
+            "scalar",
+            {"ATTRIBUTES": "{'op_chain': '[UnaryWithParam(op_type=UnaryOpType::GELU; params=[1])]'}"},
+            "1",
+        ),
+        (
+            "scalar",
+            {"ATTRIBUTES": "{'binary_op_type': 'BinaryOpType::MULTIPLY'; 'scalar': '1.702'}"},
+            "1.702",
+        ),
+        ("scalar", {"ATTRIBUTES": "{'binary_op_type': 'BinaryOpType::ADD'; 'scalar': 'std::nullopt'}"}, None),
+        ("max", {"ATTRIBUTES": "{'op_chain': '[UnaryWithParam(op_type=UnaryOpType::SIGMOID)]'}"}, None),
+        (
+            "scalar",
+            {"ATTRIBUTES": "{'op_chain': '[UnaryWithParam(op_type=UnaryOpType::ELU; param=0.5)]'}"},
+            "0.5",
+        ),
         (
             "compute_kernel_config",
             {"ATTRIBUTES": "{'compute_kernel_config': 'Cfg(grid=CoreGrid(x=8;y=8))'}"},

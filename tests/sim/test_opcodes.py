@@ -139,3 +139,23 @@ def test_softmax_row_records_numeric_stable(csv_rows):
     rows, _ = csv_rows()
     attributes = [r["ATTRIBUTES"] for r in rows if r["OP CODE"] == "SoftmaxDeviceOperation"]
     assert "'numeric_stable': 'false'" in attributes[0] and "'numeric_stable': 'true'" in attributes[1]
+
+
+def test_scalar_operands_are_in_the_row_as_tt_metal_writes_them(csv_rows):
+    """BinaryNg's `scalar` and a unary's `params` carry the module's numbers (clamp's open bound: float max)."""
+    mesh = ttnn.open_mesh_device(ttnn.MeshShape(1, 1))
+    try:
+        x = ttnn.from_torch(torch.randn(32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh)
+        ttnn.mul(x, 1.702)
+        ttnn.add(x, x)
+        ttnn.clamp(x, min=None, max=7.0)
+        ttnn.sigmoid(x)
+    finally:
+        ttnn.close_mesh_device(mesh)
+    rows, _ = csv_rows()
+    binary = [r["ATTRIBUTES"] for r in rows if r["OP CODE"] == "BinaryNgDeviceOperation"]
+    assert "'binary_op_type': 'BinaryOpType::MULTIPLY'; 'scalar': '1.702'" in binary[0], binary
+    assert "'scalar': 'std::nullopt'" in binary[1], binary
+    unary = [r["ATTRIBUTES"] for r in rows if r["OP CODE"] == "UnaryDeviceOperation"]
+    assert "UnaryOpType::CLAMP; params=[-3.4028234663852886e+38; 7.0])]" in unary[0], unary
+    assert "[UnaryWithParam(op_type=UnaryOpType::SIGMOID)]" in unary[1], unary

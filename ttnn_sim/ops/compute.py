@@ -246,8 +246,18 @@ def _max_values(s, dim, keepdim):
     return torch.amax(s, dim=dim, keepdim=keepdim)
 
 
-def _eltwise_attrs(kwargs, outputs):
-    return {}
+_FLOAT_LIMIT = 3.4028234663852886e38  # a clamp bound left open is float's lowest / max, as in tt-metal
+
+
+def _binary_attrs(name):
+    """BinaryNg's `binary_op_type` and `scalar` (the second operand when it is a number, else std::nullopt)."""
+
+    def attrs(kwargs, outputs):
+        b = kwargs.get("b")
+        scalar = "std::nullopt" if b is None or isinstance(b, Tensor) else repr(float(b))
+        return {"binary_op_type": f"BinaryOpType::{name.upper()}", "scalar": scalar}
+
+    return attrs
 
 
 # tt-metal's binary ops: the BinaryNg device operation; `ttnn.sub` / `ttnn.mul` / `ttnn.div` are aliases of
@@ -280,15 +290,27 @@ def _binary_ops() -> dict:
     for name, (fn, aliases) in _BINARY.items():
         impl = _binary(fn, name)
         for spelling in (name, *aliases):
-            table[spelling] = OpDef(impl, eltwise_cost(), "BinaryNgDeviceOperation", _eltwise_attrs,
+            table[spelling] = OpDef(impl, eltwise_cost(), "BinaryNgDeviceOperation", _binary_attrs(name),
                                     output_arg="output_tensor")
         if name not in ("maximum", "minimum"):
-            table[f"{name}_"] = OpDef(impl, eltwise_cost(), "BinaryNgDeviceOperation", _eltwise_attrs, in_place=True)
+            table[f"{name}_"] = OpDef(impl, eltwise_cost(), "BinaryNgDeviceOperation", _binary_attrs(name),
+                                      in_place=True)
     return table
 
 
 def _unary_attrs(name):
-    return lambda kwargs, outputs: {"op_chain": f"[UnaryWithParam(op_type=UnaryOpType::{name.upper()})]"}
+    """tt-metal's spelling: `[UnaryWithParam(op_type=UnaryOpType::CLAMP, params=[-3.4e+38, 7.0])]`, the op's
+    scalar parameters in order (clamp: min, max); no `params` for an op without any."""
+
+    def attrs(kwargs, outputs):
+        params = [float(p) for p in kwargs.get("args", ())]
+        if name == "clamp":
+            low, high = kwargs.get("min"), kwargs.get("max")
+            params = [-_FLOAT_LIMIT if low is None else float(low), _FLOAT_LIMIT if high is None else float(high)]
+        listed = f", params=[{', '.join(repr(p) for p in params)}]" if params else ""
+        return {"op_chain": f"[UnaryWithParam(op_type=UnaryOpType::{name.upper()}{listed})]"}
+
+    return attrs
 
 
 def _softmax_attrs(kwargs, outputs):

@@ -9,7 +9,7 @@ transformers' GptOss module on the tensors, brought back to HuggingFace's layout
 
 import torch
 from transformers import GptOssConfig
-from transformers.models.gpt_oss.modeling_gpt_oss import GptOssRMSNorm, GptOssTopKRouter
+from transformers.models.gpt_oss.modeling_gpt_oss import GptOssExperts, GptOssRMSNorm, GptOssTopKRouter
 
 
 def router(
@@ -34,3 +34,46 @@ def rms_norm(x: torch.Tensor, eps: float, weight: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         module.weight.copy_(weight.reshape(-1))
         return module(x.float())
+
+
+def experts_mlp(
+    experts_input: torch.Tensor,
+    sparsity: torch.Tensor,
+    sparsity_block_size: int,
+    w1: torch.Tensor,
+    w1_bias: torch.Tensor,
+    w3: torch.Tensor,
+    w3_bias: torch.Tensor,
+    swiglu_limit: float,
+    swiglu_alpha: float,
+    w2: torch.Tensor,
+    w2_bias: torch.Tensor,
+) -> torch.Tensor:
+    """GptOssExperts' MLP of each of a device's experts on every token: tokens [..., T, H]; gate w1 and up w3
+    [1, E, H, I], down w2 [1, E, I, H], biases [1, E, 1, out]; sparsity [..., T / block, E] marks the
+    32-token blocks an expert computes (0: not computed, the output is 0 there) -> [E, 1, T, H]."""
+    experts, hidden, intermediate = w1.shape[-3:]
+    config = GptOssConfig(hidden_size=hidden, intermediate_size=intermediate, num_local_experts=experts,
+                          swiglu_limit=swiglu_limit)  # fmt: skip
+    config.swiglu_alpha = swiglu_alpha
+    module = GptOssExperts(config)
+    # HF interleaves gate (even columns) and up (odd columns) in gate_up_proj [E, H, 2I]
+    gate_up = torch.stack(
+        [w1.reshape(experts, hidden, intermediate), w3.reshape(experts, hidden, intermediate)], -1
+    )
+    gate_up_bias = torch.stack(
+        [w1_bias.reshape(experts, intermediate), w3_bias.reshape(experts, intermediate)], -1
+    )
+    tokens = experts_input.reshape(-1, hidden).float()
+    active = (sparsity.reshape(-1, experts) != 0).repeat_interleave(sparsity_block_size, dim=0)  # [T, E]
+    outputs = []
+    with torch.no_grad():
+        module.gate_up_proj.copy_(gate_up.reshape(experts, hidden, 2 * intermediate))
+        module.gate_up_proj_bias.copy_(gate_up_bias.reshape(experts, 2 * intermediate))
+        module.down_proj.copy_(w2.reshape(experts, intermediate, hidden))
+        module.down_proj_bias.copy_(w2_bias.reshape(experts, hidden))
+        for expert in range(experts):  # every token routed to this expert alone, with weight 1
+            routed = torch.full((tokens.shape[0], 1), expert)
+            output = module(tokens, router_indices=routed, routing_weights=torch.ones(tokens.shape[0], 1))
+            outputs.append(output * active[: tokens.shape[0], expert, None])
+    return torch.stack(outputs).reshape(experts, 1, tokens.shape[0], hidden)

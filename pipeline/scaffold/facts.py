@@ -1,0 +1,105 @@
+"""What each parameter of `<op>_ttnn` was in the module's profiled run: a tensor (one of an op row's inputs)
+or a value (an op row's attribute, or a dimension of the shape a view op made).
+
+A tensor parameter is the input, at its argument's position, of the first op of the region that takes it
+and has a row (`ttnn.sparse_matmul(blocks, w1, sparsity=sparsity)`: w1 is INPUT_1, sparsity INPUT_2). A
+view (`ttnn.reshape`) may have no row: its input is then the tensor the next op reads from the view's
+result, flattened to the module's activation form [1, 1, rows, columns]. A value is what the row of the op
+that takes it says (settings.py), or, for a dimension of a view's target shape (`(1, n, block, hidden)`),
+that dimension of the tensor the next op reads from the view's result. A block mask (`sparsity=`) is
+filled with ones: random values would hide which blocks run, and skipped blocks hold no defined output.
+"""
+
+from dataclasses import replace
+from math import prod
+
+from pipeline.scaffold import ops, settings
+from pipeline.scaffold.extract import Extraction
+from pipeline.scaffold.inputs import RegionInputs, TensorFact
+
+MASK_KEYWORDS = frozenset({"sparsity"})  # sparse_matmul's: nonzero marks a block to compute
+TILE_ROWS = 32  # a ttnn tile's height: per-tile (per-block) dimensions scale with the sequence length
+
+
+def named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tuple[str, TensorFact]]:
+    """(parameter, its tensor as profiled) for every parameter an op row shows as an input."""
+    parameters = set(extraction.parameter_names)
+    named: dict[str, TensorFact] = {}
+    for index, arguments in enumerate(extraction.op_arguments):
+        facts = _row_inputs(region_inputs, index)
+        if facts is None and _is_view(extraction, index) and arguments:
+            consumed = _consumer_input(extraction, region_inputs, index)
+            facts = (_flattened(consumed),) if consumed is not None else None
+        for name, fact in zip(arguments, facts or (), strict=False):
+            if name in parameters:
+                named.setdefault(name, fact)
+    return list(named.items())
+
+
+def masks(extraction: Extraction) -> set[str]:
+    """Parameters an op takes as a block mask (`sparsity=`): not data, so the test fills them with ones."""
+    return {name for _, keyword, name in extraction.settings if keyword in MASK_KEYWORDS}
+
+
+def matmul_weights(extraction: Extraction) -> set[str]:
+    """Parameters that are a matmul's `b`: their shape never follows the sequence length."""
+    return {
+        arguments[1]
+        for op, arguments in zip(extraction.op_sequence, extraction.op_arguments, strict=False)
+        if ("matmul" in op or op.endswith(".linear")) and len(arguments) > 1
+    }
+
+
+def with_seq_len(fact: TensorFact, profiled: int, seq_len: int) -> TensorFact:
+    """The profiled tensor at another sequence length: the sequence dimension and a per-tile count of it
+    (32-token blocks) scale; other dimensions keep their size."""
+
+    def scaled(dim: int) -> int:
+        if dim == profiled:
+            return seq_len
+        return seq_len // TILE_ROWS if profiled % TILE_ROWS == 0 and dim == profiled // TILE_ROWS else dim
+
+    return replace(fact, shape=tuple(scaled(dim) for dim in fact.shape))
+
+
+def profiled_value(extraction: Extraction, parameter: str, region_inputs: RegionInputs) -> str | None:
+    """The value a non-tensor parameter had in this profiled run, as a Python expression; None if no row
+    shows it."""
+    for index, keyword, name in extraction.settings:
+        if name != parameter:
+            continue
+        if keyword.startswith(ops.SHAPE):
+            dim, rank = (int(part) for part in keyword.removeprefix(ops.SHAPE).split("/"))
+            consumed = _consumer_input(extraction, region_inputs, index)
+            value = str(consumed.shape[len(consumed.shape) - rank + dim]) if consumed is not None else None
+        else:
+            cells = region_inputs.op_cells[index] if index < len(region_inputs.op_cells) else None
+            value = settings.setting_expression(keyword, cells) if cells is not None else None
+        if value is not None:
+            return value
+    return None
+
+
+def _row_inputs(region_inputs: RegionInputs, index: int):
+    return region_inputs.op_inputs[index] if index < len(region_inputs.op_inputs) else None
+
+
+def _is_view(extraction: Extraction, index: int) -> bool:
+    return extraction.op_sequence[index].rsplit(".", 1)[-1] in ops.VIEWS
+
+
+def _consumer_input(extraction: Extraction, region_inputs: RegionInputs, index: int) -> TensorFact | None:
+    """The tensor the first later op with a row reads from op `index`'s result (None: no such op)."""
+    target = extraction.op_targets[index] if index < len(extraction.op_targets) else ""
+    if not target:
+        return None
+    for later in range(index + 1, len(extraction.op_arguments)):
+        arguments, facts = extraction.op_arguments[later], _row_inputs(region_inputs, later)
+        if target in arguments:
+            position = arguments.index(target)
+            return facts[position] if facts is not None and position < len(facts) else None
+    return None
+
+
+def _flattened(fact: TensorFact) -> TensorFact:
+    return replace(fact, shape=(1, 1, prod(fact.shape[:-1]), fact.shape[-1]))
