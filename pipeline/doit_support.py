@@ -57,7 +57,7 @@ class ContentChecker(MD5Checker):
         known = self._source_stats.get(file_path)
         if known is None:
             known = os.stat(file_path)
-            if not _is_result(file_path):
+            if not is_result(file_path):
                 self._source_stats[file_path] = known
         return known
 
@@ -79,7 +79,7 @@ class ContentChecker(MD5Checker):
 def content_digest(path) -> str:
     """What a file means to the steps that read it, remembered per version of the file in SOURCE_CACHE:
     a result.json by its stable content, a Python file by its syntax tree, anything else by its bytes."""
-    if _is_result(path):
+    if is_result(path):
         return SOURCE_CACHE.get("result", path, _result_digest)
     if str(path).endswith(".py"):
         return SOURCE_CACHE.get("behaviour", path, _python_digest)
@@ -134,7 +134,8 @@ def _python_digest(source: bytes) -> str:
 SOURCE_CACHE = sources.SourceCache()
 
 
-def _is_result(path) -> bool:
+def is_result(path) -> bool:
+    """Whether `path` names a step's result.json (a string test: it runs for every dependency)."""
     path = os.fspath(path)
     return path.endswith(_RESULT_NAME) or path == artifacts.RESULT
 
@@ -144,7 +145,7 @@ _RESULT_NAME = os.sep + artifacts.RESULT
 
 def _by_meaning(path) -> bool:
     """Files whose digest ignores some bytes (so a size change alone proves nothing)."""
-    return _is_result(path) or str(path).endswith(".py")
+    return is_result(path) or str(path).endswith(".py")
 
 
 OUTPUTS_VALUE = "outputs_digest"  # the doit value a step's action saves

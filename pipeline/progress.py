@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from doit.reporter import ConsoleReporter
 
-from pipeline import artifacts, doit_support
+from pipeline import doit_support
 
 REFRESH_S = 1.0
 LOCK_WAIT = "waiting for the device lock"  # the runner's log line while another holds the lock
@@ -181,7 +181,7 @@ def _head(path: str, size: int = 8192) -> str:
 
 
 def _result_path(task) -> str | None:
-    return next((t for t in task.targets if os.path.basename(t) == artifacts.RESULT), None)
+    return next((t for t in task.targets if doit_support.is_result(t)), None)
 
 
 def _log_path(task) -> str | None:
