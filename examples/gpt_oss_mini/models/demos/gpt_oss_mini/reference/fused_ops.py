@@ -3,9 +3,12 @@
 The contract: a callable takes (some of) the ``<op>_ttnn`` function's parameters as keyword arguments, by the
 same names. Tensor parameters arrive as torch tensors shaped like the module's per-device ttnn tensors (as the
 profiler reports them: 4-d, weights in the module's own layout); the others are the values the module passes
-(``top_k=2``, ``eps=1e-05``). It returns what ``<op>_ttnn`` returns, in the same order. Each one runs
-transformers' GptOss module on the tensors, brought back to HuggingFace's layout.
+(``top_k=2``, ``eps=1e-05``); a container the module passes whole (``weights``, ``args``) arrives as a
+namespace of its fields, torch tensors and values alike. It returns what ``<op>_ttnn`` returns, in the same
+order. Each one runs transformers' GptOss module on the tensors, brought back to HuggingFace's layout.
 """
+
+from types import SimpleNamespace
 
 import torch
 from transformers import GptOssConfig
@@ -52,6 +55,54 @@ def experts_mlp(
     """GptOssExperts' MLP of each of a device's experts on every token: tokens [..., T, H]; gate w1 and up w3
     [1, E, H, I], down w2 [1, E, I, H], biases [1, E, 1, out]; sparsity [..., T / block, E] marks the
     32-token blocks an expert computes (0: not computed, the output is 0 there) -> [E, 1, T, H]."""
+    experts, hidden, _ = w1.shape[-3:]
+    module = _gpt_oss_experts(w1, w1_bias, w3, w3_bias, w2, w2_bias, swiglu_limit, swiglu_alpha)
+    tokens = experts_input.reshape(-1, hidden).float()
+    active = (sparsity.reshape(-1, experts) != 0).repeat_interleave(sparsity_block_size, dim=0)  # [T, E]
+    outputs = []
+    with torch.no_grad():
+        for expert in range(experts):  # every token routed to this expert alone, with weight 1
+            routed = torch.full((tokens.shape[0], 1), expert)
+            output = module(tokens, router_indices=routed, routing_weights=torch.ones(tokens.shape[0], 1))
+            outputs.append(output * active[: tokens.shape[0], expert, None])
+    return torch.stack(outputs).reshape(experts, 1, tokens.shape[0], hidden)
+
+
+def experts(
+    hidden_states: torch.Tensor,
+    topk_indices: torch.Tensor,
+    topk_weights: torch.Tensor,
+    weights: SimpleNamespace,
+    args: SimpleNamespace,
+    expert_mapping: torch.Tensor,
+) -> torch.Tensor:
+    """GptOssExperts with routing: sum over k of topk_weights[t, k] * expert topk_indices[t, k] on token t.
+    Tokens [..., T, H], routing [..., T, k]; ``weights`` holds one device's experts (w1/w3 [1, E_local, H, I],
+    w2 [1, E_local, I, H], biases [1, E_local, 1, out]); expert_mapping [..., E, D] is one-hot (expert e lives
+    on device d), and expert e is the device's n-th local expert when n lower experts share its device.
+    -> [..., T, H]."""
+    mapping = expert_mapping.reshape(expert_mapping.shape[-2:]) != 0  # [E, D]
+    device = mapping.int().argmax(dim=-1)
+    slot = torch.stack([(device[:expert] == device[expert]).sum() for expert in range(len(device))])
+    local = [
+        tensor[:, slot] for tensor in (weights.w1, weights.w1_bias, weights.w3, weights.w3_bias, weights.w2)
+    ]
+    module = _gpt_oss_experts(*local, weights.w2_bias[:, slot], args.swiglu_limit, args.swiglu_alpha)
+    hidden = hidden_states.shape[-1]
+    k = topk_indices.shape[-1]
+    tokens = hidden_states.reshape(-1, hidden).float()
+    with torch.no_grad():
+        output = module(
+            tokens,
+            router_indices=topk_indices.reshape(-1, k).long(),
+            routing_weights=topk_weights.reshape(-1, k).float(),
+        )
+    return output.reshape(hidden_states.shape)
+
+
+def _gpt_oss_experts(w1, w1_bias, w3, w3_bias, w2, w2_bias, swiglu_limit, swiglu_alpha) -> GptOssExperts:
+    """GptOssExperts holding the experts of gate w1 and up w3 [1, E, H, I], down w2 [1, E, I, H] and biases
+    [1, E, 1, out]."""
     experts, hidden, intermediate = w1.shape[-3:]
     config = GptOssConfig(hidden_size=hidden, intermediate_size=intermediate, num_local_experts=experts,
                           swiglu_limit=swiglu_limit)  # fmt: skip
@@ -64,16 +115,9 @@ def experts_mlp(
     gate_up_bias = torch.stack(
         [w1_bias.reshape(experts, intermediate), w3_bias.reshape(experts, intermediate)], -1
     )
-    tokens = experts_input.reshape(-1, hidden).float()
-    active = (sparsity.reshape(-1, experts) != 0).repeat_interleave(sparsity_block_size, dim=0)  # [T, E]
-    outputs = []
     with torch.no_grad():
         module.gate_up_proj.copy_(gate_up.reshape(experts, hidden, 2 * intermediate))
         module.gate_up_proj_bias.copy_(gate_up_bias.reshape(experts, 2 * intermediate))
         module.down_proj.copy_(w2.reshape(experts, intermediate, hidden))
         module.down_proj_bias.copy_(w2_bias.reshape(experts, hidden))
-        for expert in range(experts):  # every token routed to this expert alone, with weight 1
-            routed = torch.full((tokens.shape[0], 1), expert)
-            output = module(tokens, router_indices=routed, routing_weights=torch.ones(tokens.shape[0], 1))
-            outputs.append(output * active[: tokens.shape[0], expert, None])
-    return torch.stack(outputs).reshape(experts, 1, tokens.shape[0], hidden)
+    return module
