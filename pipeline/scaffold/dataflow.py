@@ -257,16 +257,21 @@ def containers(statements, candidates: set[str]) -> set[str]:
     for node in (n for s in statements for n in ast.walk(s)):
         if not (isinstance(node, ast.Name) and node.id in candidates):
             continue
-        parent = parents.get(id(node))
-        read_field = (
-            isinstance(node.ctx, ast.Load)
-            and isinstance(parent, ast.Attribute)
-            and isinstance(parent.ctx, ast.Load)
-            and parent.attr not in _TENSOR_PROPERTIES
-            and not (isinstance(parents.get(id(parent)), ast.Call) and parents[id(parent)].func is parent)
-        )
-        (used if read_field else bare).add(node.id)
+        (used if is_field_read(node, parents) else bare).add(node.id)
     return used - bare
+
+
+def is_field_read(node: ast.Name, parents: dict) -> bool:
+    """`node.field` read as a value: not stored, not called as a method, not a tensor property (`.shape`).
+    `parents`: id(child) -> its parent node."""
+    parent = parents.get(id(node))
+    return (
+        isinstance(node.ctx, ast.Load)
+        and isinstance(parent, ast.Attribute)
+        and isinstance(parent.ctx, ast.Load)
+        and parent.attr not in _TENSOR_PROPERTIES
+        and not (isinstance(parents.get(id(parent)), ast.Call) and parents[id(parent)].func is parent)
+    )
 
 
 def container_chain(chain: Chain, names: set[str]) -> Chain:

@@ -14,7 +14,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.scaffold import bindings, ops, render
+from pipeline.scaffold import bindings, ops, passed, render
 from pipeline.scaffold import region as regions
 from pipeline.scaffold.dataflow import (
     Flow,
@@ -61,6 +61,8 @@ class Extraction:
     # keywords), a parameter by its name, anything else as written; () for the ops of called functions
     op_arguments: tuple[tuple[str, ...], ...] = ()
     op_targets: tuple[str, ...] = ()  # per op: the name its result is assigned to, "" when none
+    # (parameter, its fields): a container the region passes whole to a function of its module
+    passed: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def parameter_names(self) -> list[str]:
@@ -140,6 +142,9 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
     region_ops = list(dict.fromkeys(sequence))
     parameter_of = {k: p.name for k, p in zip(keys, parameters, strict=True)}
     parameter_of.update(_aliases(hoisted, found, names, parameter_of))
+    whole = passed.passed_fields(
+        code, region.tree, region.cls, receiver, {k for k in keys if k.isidentifier()}
+    )
     return Extraction(
         function_name=function_name,
         parameters=parameters,
@@ -159,6 +164,7 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
         settings=ops.op_settings(calls, found, names, parameter_of),
         op_arguments=ops.op_arguments(calls, found, names, parameter_of),
         op_targets=ops.op_targets(code, calls),
+        passed=tuple((parameter_of[k], whole[k]) for k in keys if k in whole),
         **_tensor_arguments(source, ops.ttnn_aliases(region.tree)),
     )
 

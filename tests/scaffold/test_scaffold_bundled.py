@@ -88,3 +88,10 @@ def test_ccls_are_found_in_the_region_and_in_the_module_functions_it_calls():
     assert "from models.demos.gpt_oss_mini.tt.experts import expert_mlp_forward" in experts.imports
     for name in ("router", "experts_mlp"):
         assert _extract(_spec(REPO / "fused_ops" / f"{name}.toml"), "decode").ccl_ops == ()
+
+
+def test_experts_containers_passed_to_expert_mlp_forward_list_the_fields_it_reads():
+    passed = dict(_extract(_spec(REPO / "fused_ops" / "experts.toml"), "decode").passed)
+    assert passed["weights"] == ("w1", "w1_bias", "w3", "w3_bias", "w2", "w2_bias")  # read by the callee only
+    region_only, callee_only = {"dispatch_devices", "dispatch_axis", "reduce_axis"}, {"swiglu_alpha"}
+    assert region_only | callee_only <= set(passed["args"])

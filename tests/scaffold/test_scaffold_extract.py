@@ -302,3 +302,43 @@ def test_a_config_computed_from_the_callers_values_becomes_a_parameter(extract_r
     assert e.imports == ("import ttnn",)  # memory_for stays at the call site
     # The profiler lists the op's tensors only: x, then weight (epsilon and the configs are settings).
     assert e.first_call_arguments == ("x", "weight")
+
+
+PASSED_WHOLE = """
+import ttnn
+
+def mlp(x, weights, cfg):
+    y = ttnn.linear(x, weights.w1, bias=weights.b1)
+    return inner(y, settings=cfg)
+
+def inner(y, settings):
+    return ttnn.mul(y, settings.scale)
+
+def forward(x, weights, args, other):
+    h = ttnn.relu(x, memory_config=args.memory)
+    out = mlp(h, weights, args)
+    out = ttnn.add(out, other.bias)
+    ttnn.deallocate(h)
+    return out
+"""
+
+
+def test_a_container_passed_whole_to_a_module_function_lists_the_fields_read_through_it(extract_region):
+    e = extract_region(PASSED_WHOLE, "h = ttnn.relu(", "ttnn.deallocate(h)")
+    assert e.parameter_names == ["x", "weights", "args", "bias"]  # `other` is only read for a field
+    assert e.passed == (("weights", ("w1", "b1")), ("args", ("memory", "scale")))
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("ttnn.linear(x, weights.w1,", "ttnn.linear(x, weights,"),  # bare to a ttnn op in the callee
+        ("return ttnn.mul(y, settings.scale)", "settings.scale = 2"),  # the callee stores a field
+        ("out = mlp(h, weights, args)", "out = mlp(h, weights, args)\n    print(args)"),  # not followed
+        ("out = mlp(h, weights, args)", "out = mlp(h, weights, *args)"),  # no parameter to bind
+    ],
+)
+def test_a_container_used_any_other_way_is_not_split_into_fields(extract_region, old, new):
+    assert old in PASSED_WHOLE
+    e = extract_region(PASSED_WHOLE.replace(old, new), "h = ttnn.relu(", "ttnn.deallocate(h)")
+    assert len(e.passed) == 1

@@ -1,0 +1,86 @@
+"""Containers a region passes whole to a function of its own module, and the fields each is read for.
+
+`expert_mlp_forward(experts_input, sparsity, weights, args, memory_config)` hands `weights` and `args`
+to a function that reads `weights.w1`, `args.hidden_size`, ...: the region cannot split them into one
+parameter per field (the callee needs the whole object), but a test can build them from their fields
+(`types.SimpleNamespace(w1=..., hidden_size=...)`, duck typing: the module only reads attributes). A
+container's fields are the ones the region reads itself plus the ones each callee reads through the
+parameter the container is bound to, followed into what that callee passes it to.
+"""
+
+import ast
+
+from pipeline.scaffold import bindings
+from pipeline.scaffold.dataflow import is_field_read
+
+
+class _NotAContainer(Exception):
+    """A use other than a field read or being passed whole to a followed function."""
+
+
+def passed_fields(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None,
+                  candidates) -> dict[str, tuple[str, ...]]:  # fmt: skip
+    """name -> its fields (in the order found), for each of `candidates` that `statements` pass whole to
+    a function of the module (or a method of `cls` through `receiver`) and otherwise only read fields of."""
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    methods = {n.name: n for n in (cls.body if cls else []) if isinstance(n, ast.FunctionDef)}
+    found = {}
+    for name in candidates:
+        fields: dict[str, None] = {}
+        try:
+            passed = _fields(statements, name, functions, methods, receiver, fields, frozenset())
+        except _NotAContainer:
+            continue
+        if passed and fields:
+            found[name] = tuple(fields)
+    return found
+
+
+def _fields(statements, name, functions, methods, receiver, fields: dict, active: frozenset) -> bool:
+    """Add the fields `statements` read of `name` (following calls it is passed to) to `fields`; True when
+    they pass it whole to some function. Raises _NotAContainer on any other bare use."""
+    parents = {id(child): parent for s in statements for parent in ast.walk(s)
+               for child in ast.iter_child_nodes(parent)}  # fmt: skip
+    passed = False
+    for node in (n for s in statements for n in ast.walk(s)):
+        if not (isinstance(node, ast.Name) and node.id == name):
+            continue
+        parent = parents.get(id(node))
+        if not isinstance(node.ctx, ast.Load):
+            raise _NotAContainer
+        if is_field_read(node, parents):
+            fields.setdefault(parent.attr)
+            continue
+        call = parents.get(id(parent)) if isinstance(parent, ast.keyword) else parent
+        callee, bound = _bound_parameter(node, call, functions, methods, receiver)
+        if callee is None or id(callee) in active:
+            raise _NotAContainer
+        _fields(callee.body, bound, functions, methods, receiver, fields, active | {id(callee)})
+        passed = True
+    return passed
+
+
+def _bound_parameter(node: ast.Name, call, functions, methods, receiver):
+    """(the followed function `call` passes `node` to, the parameter it binds it to), or (None, None)."""
+    function = call.func if isinstance(call, ast.Call) else None
+    if isinstance(function, ast.Name) and function.id in functions:
+        callee, skip = functions[function.id], 0
+    elif (
+        isinstance(function, ast.Attribute)
+        and isinstance(function.value, ast.Name)
+        and function.value.id == receiver
+        and function.attr in methods
+    ):
+        callee, skip = methods[function.attr], 1  # the method's own receiver
+    else:
+        return None, None
+    positional = [a.arg for a in [*callee.args.posonlyargs, *callee.args.args]][skip:]
+    for position, argument in enumerate(call.args):
+        if argument is node:
+            if isinstance(argument, ast.Starred) or position >= len(positional):
+                return None, None
+            return callee, positional[position]
+    for keyword in call.keywords:
+        if keyword.value is node and keyword.arg in bindings.parameter_names(callee):
+            return callee, keyword.arg
+    return None, None
