@@ -6,8 +6,8 @@ and has a row (`ttnn.sparse_matmul(blocks, w1, sparsity=sparsity)`: w1 is INPUT_
 view (`ttnn.reshape`) may have no row: its input is then the tensor the next op reads from the view's
 result, flattened to the module's activation form [1, 1, rows, columns]. A value is what the row of the op
 that takes it says (settings.py), or, for a dimension of a view's target shape (`(1, n, block, hidden)`),
-that dimension of the tensor the next op reads from the view's result. A block mask (`sparsity=`) is
-filled with ones: random values would hide which blocks run, and skipped blocks hold no defined output.
+that dimension of the tensor the next op reads from the view's result. An input whose values an op
+constrains (VALUE_CONTRACTS) is built to that contract instead of random-normal data.
 """
 
 from dataclasses import replace
@@ -17,7 +17,17 @@ from pipeline.scaffold import ops, settings
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
 
-MASK_KEYWORDS = frozenset({"sparsity"})  # sparse_matmul's: nonzero marks a block to compute
+# The two kinds of input data an op constrains. ONES: a mask, every entry on (random values would hide which
+# blocks run, and a skipped block holds no defined output). EXPERT_MAP: a one-hot [1, 1, E, D] map of expert e
+# to device e // (E / D), the layout tt-metal's MoE ops and the module's expert_mapping_tensor use.
+ONES, EXPERT_MAP = "ones", "expert_map"
+# (op, argument: position among its tensor arguments, or keyword) -> the contract of that input's values.
+VALUE_CONTRACTS = {
+    ("sparse_matmul", "sparsity"): ONES,  # nonzero marks a 32-row block to compute
+    ("all_to_all_dispatch", 2): EXPERT_MAP,
+    ("moe_expert_token_remap", 1): EXPERT_MAP,
+    ("all_to_all_combine", 2): EXPERT_MAP,
+}
 TILE_ROWS = 32  # a ttnn tile's height: per-tile (per-block) dimensions scale with the sequence length
 
 
@@ -36,9 +46,23 @@ def named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tup
     return list(named.items())
 
 
-def masks(extraction: Extraction) -> set[str]:
-    """Parameters an op takes as a block mask (`sparsity=`): not data, so the test fills them with ones."""
-    return {name for _, keyword, name in extraction.settings if keyword in MASK_KEYWORDS}
+def value_contracts(extraction: Extraction) -> dict[str, str]:
+    """Parameter -> the contract (ONES, EXPERT_MAP) of the first op that constrains its values."""
+    found: dict[str, str] = {}
+    for index, keyword, name in extraction.settings:
+        contract = VALUE_CONTRACTS.get((_op_name(extraction, index), keyword))
+        if contract:
+            found.setdefault(name, contract)
+    for index, arguments in enumerate(extraction.op_arguments):
+        for position, name in enumerate(arguments):
+            contract = VALUE_CONTRACTS.get((_op_name(extraction, index), position))
+            if contract and name in extraction.parameter_names:
+                found.setdefault(name, contract)
+    return found
+
+
+def _op_name(extraction: Extraction, index: int) -> str:
+    return extraction.op_sequence[index].rsplit(".", 1)[-1]
 
 
 def matmul_weights(extraction: Extraction) -> set[str]:
@@ -85,7 +109,7 @@ def _row_inputs(region_inputs: RegionInputs, index: int):
 
 
 def _is_view(extraction: Extraction, index: int) -> bool:
-    return extraction.op_sequence[index].rsplit(".", 1)[-1] in ops.VIEWS
+    return _op_name(extraction, index) in ops.VIEWS
 
 
 def _consumer_input(extraction: Extraction, region_inputs: RegionInputs, index: int) -> TensorFact | None:

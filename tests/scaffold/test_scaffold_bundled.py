@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.patching import module_name
+from pipeline.scaffold import facts
 from pipeline.scaffold.extract import extract_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,3 +96,11 @@ def test_experts_containers_passed_to_expert_mlp_forward_list_the_fields_it_read
     assert passed["weights"] == ("w1", "w1_bias", "w3", "w3_bias", "w2", "w2_bias")  # read by the callee only
     region_only, callee_only = {"dispatch_devices", "dispatch_axis", "reduce_axis"}, {"swiglu_alpha"}
     assert region_only | callee_only <= set(passed["args"])
+
+
+def test_experts_expert_mapping_is_built_as_the_one_hot_map_the_moe_ops_read():
+    experts = _extract(_spec(REPO / "fused_ops" / "experts.toml"), "decode")
+    assert facts.value_contracts(experts) == {"expert_mapping": facts.EXPERT_MAP}  # dispatch, remap, combine
+    assert facts.value_contracts(_extract(_spec(REPO / "fused_ops" / "experts_mlp.toml"), "decode")) == {
+        "sparsity": facts.ONES
+    }

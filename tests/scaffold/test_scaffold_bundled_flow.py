@@ -7,6 +7,7 @@ every PCC equal to the unpatched module's. Then the full graph of the ops whose 
 edit (GREEN): unit_test reports "expected values are placeholders" and no step fails; after
 `doit scaffold --accept-measured` the run is all green and config compare matches in every mode."""
 
+import ast
 import json
 import shutil
 import tomllib
@@ -74,6 +75,9 @@ def test_every_bundled_op_from_its_three_inputs_through_patch_verify(bundled_rou
         }
         assert set(calls) == set(specs[op]["modes"]) and len(set(calls.values())) == 1, calls
         assert calls["decode"].startswith(FIRST_CALLS[op]), calls
+    _assert_expert_mapping_as_the_module_builds_it(
+        repo / "examples/gpt_oss_mini" / specs["experts"]["unit_test"]
+    )
 
     patched = run(repo, "run", "patch_verify", f"fused_op={','.join(OPS)}")
     for op in OPS:
@@ -117,3 +121,19 @@ def _verdicts(repo: Path, op: str) -> dict:
         if "verdict" in result:
             found[str(path.parent.relative_to(root))] = (result["verdict"], result["message"])
     return found
+
+
+def _assert_expert_mapping_as_the_module_builds_it(unit_test: Path) -> None:
+    """The scaffolded experts test's expert_mapping values: expert_mapping_tensor's one-hot [1, 1, 8, 8]."""
+    import torch
+
+    tree = ast.parse(unit_test.read_text())
+    namespace = {"torch": torch}
+    exec(compile(ast.Module([n for n in tree.body if getattr(n, "name", "") == "_input_values"], []), "t", "exec"),
+         namespace)  # fmt: skip
+    assert 'VALUE_CONTRACTS = {"expert_mapping": "expert_map"}' in unit_test.read_text()
+    for experts, devices in ((8, 8), (8, 4)):  # the module's expert_mapping_tensor: expert e on e // (E / D)
+        mapping = (
+            torch.eye(devices).repeat_interleave(experts // devices, dim=0).reshape(1, 1, experts, devices)
+        )
+        assert torch.equal(namespace["_input_values"]("expert_map", (1, 1, experts, devices)), mapping)
