@@ -20,8 +20,8 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 OPS = ("router", "experts_mlp", "experts", "rms_norm")
-# The ops whose scaffolded test runs green without a hand edit. experts passes its containers (weights,
-# args) whole to a module function and takes routing tensors only the model can build (docs/scaffold.md).
+# The ops whose scaffolded test runs green without a hand edit. experts' test does not yet build the
+# containers it passes whole to a module function (weights, args) nor its routing tensors (docs/scaffold.md).
 GREEN = ("router", "experts_mlp", "rms_norm")
 FIRST_CALLS = {
     "router": "indices, weights = gpt_oss_mini_router_ttnn(x, self.weight, self.bias",
@@ -127,11 +127,11 @@ def _assert_expert_mapping_as_the_module_builds_it(unit_test: Path) -> None:
     """The scaffolded experts test's expert_mapping values: expert_mapping_tensor's one-hot [1, 1, 8, 8]."""
     import torch
 
-    tree = ast.parse(unit_test.read_text())
+    source = unit_test.read_text()
+    assert 'VALUE_CONTRACTS = {"expert_mapping": "expert_map"}' in source
+    function = next(n for n in ast.parse(source).body if getattr(n, "name", "") == "_input_values")
     namespace = {"torch": torch}
-    exec(compile(ast.Module([n for n in tree.body if getattr(n, "name", "") == "_input_values"], []), "t", "exec"),
-         namespace)  # fmt: skip
-    assert 'VALUE_CONTRACTS = {"expert_mapping": "expert_map"}' in unit_test.read_text()
+    exec(compile(ast.Module([function], []), str(unit_test), "exec"), namespace)
     for experts, devices in ((8, 8), (8, 4)):  # the module's expert_mapping_tensor: expert e on e // (E / D)
         mapping = (
             torch.eye(devices).repeat_interleave(experts // devices, dim=0).reshape(1, 1, experts, devices)
