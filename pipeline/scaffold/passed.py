@@ -53,9 +53,10 @@ def _fields(statements, name, functions, methods, receiver, fields: dict, active
             continue
         call = parents.get(id(parent)) if isinstance(parent, ast.keyword) else parent
         callee, bound = _bound_parameter(node, call, functions, methods, receiver)
-        if callee is None or id(callee) in active:
+        if callee is None:
             raise _NotAContainer
-        _fields(callee.body, bound, functions, methods, receiver, fields, active | {id(callee)})
+        if id(callee) not in active:  # a recursive call reads what the first one read
+            _fields(callee.body, bound, functions, methods, receiver, fields, active | {id(callee)})
         passed = True
     return passed
 
@@ -71,7 +72,9 @@ def _bound_parameter(node: ast.Name, call, functions, methods, receiver):
         and function.value.id == receiver
         and function.attr in methods
     ):
-        callee, skip = methods[function.attr], 1  # the method's own receiver
+        callee = methods[function.attr]
+        static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in callee.decorator_list)
+        skip = 0 if static else 1  # the method's own receiver
     else:
         return None, None
     positional = [a.arg for a in [*callee.args.posonlyargs, *callee.args.args]][skip:]

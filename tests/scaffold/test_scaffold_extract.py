@@ -342,3 +342,25 @@ def test_a_container_used_any_other_way_is_not_split_into_fields(extract_region,
     assert old in PASSED_WHOLE
     e = extract_region(PASSED_WHOLE.replace(old, new), "h = ttnn.relu(", "ttnn.deallocate(h)")
     assert len(e.passed) == 1
+
+
+def test_a_container_passed_through_a_recursive_helper_or_a_static_method_keeps_its_fields(extract_region):
+    source = """
+    import ttnn
+
+    class Block:
+        @staticmethod
+        def scale(x, cfg):
+            return ttnn.mul(x, cfg.alpha)
+
+        def deep(self, x, cfg, depth):
+            x = ttnn.add(x, cfg.beta)
+            return self.deep(x, cfg, depth - 1) if depth else x
+
+        def __call__(self, x, args):
+            y = self.scale(x, args)
+            y = self.deep(y, args, 2)
+            return y
+    """
+    e = extract_region(source, "y = self.scale(", "y = self.deep(")
+    assert e.passed == (("args", ("alpha", "beta")),)
