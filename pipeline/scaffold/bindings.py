@@ -6,6 +6,7 @@ needs an import there; ``import_lines`` writes them with absolute module paths.
 
 import ast
 import builtins
+from collections import Counter
 
 BUILTINS = frozenset(dir(builtins))
 
@@ -92,3 +93,15 @@ def _absolute(module: str, level: int, package: str) -> str:
     parts = package.split(".")
     base = parts[: len(parts) - (level - 1)] if level > 1 else parts
     return ".".join([*base, module] if module else base)
+
+
+def assigned_once(statements) -> set[str]:
+    """Names stored exactly once in `statements` (nested scopes included): a single binding stands for
+    its value everywhere."""
+    stores = Counter(
+        n.id
+        for s in statements
+        for n in ast.walk(s)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    )
+    return {name for name, count in stores.items() if count == 1}

@@ -14,7 +14,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.scaffold import bindings, ops, passed, render
+from pipeline.scaffold import bindings, ops, passed, render, sizes
 from pipeline.scaffold import region as regions
 from pipeline.scaffold.dataflow import (
     Flow,
@@ -63,6 +63,7 @@ class Extraction:
     op_targets: tuple[str, ...] = ()  # per op: the name its result is assigned to, "" when none
     # (parameter, its fields): a container the region passes whole to a function of its module
     passed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    products: tuple = ()  # sizes.products: sizes the region computes from others, to solve for a value
 
     @property
     def parameter_names(self) -> list[str]:
@@ -138,13 +139,15 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
     source = _function_source(region, function_name, parameters, returns, hoisted, renames)
     used_globals = [k for k in flow.reads if k in globals_ and k not in bindings.BUILTINS]
     calls = ops.op_calls(code, region.tree, region.cls, receiver)
-    sequence = [op for op, _ in calls]
+    sequence = [call.op for call in calls]
     region_ops = list(dict.fromkeys(sequence))
     parameter_of = {k: p.name for k, p in zip(keys, parameters, strict=True)}
     parameter_of.update(_aliases(hoisted, found, names, parameter_of))
     whole = passed.passed_fields(
         code, region.tree, region.cls, receiver, {k for k in keys if k.isidentifier()}
     )
+    parameter_of.update(_aliases(region.statements, found, names, parameter_of, set(whole)))
+    name = ops.namer(found, names, parameter_of)
     return Extraction(
         function_name=function_name,
         parameters=parameters,
@@ -161,25 +164,33 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
         file=region.file,
         lines=region.lines,
         where=_where(region),
-        settings=ops.op_settings(calls, found, names, parameter_of),
-        op_arguments=ops.op_arguments(calls, found, names, parameter_of),
-        op_targets=ops.op_targets(code, calls),
+        settings=ops.op_settings(calls, name),
+        op_arguments=ops.op_arguments(calls, name),
+        op_targets=ops.op_targets(calls, name),
         passed=tuple((parameter_of[k], whole[k]) for k in keys if k in whole),
+        products=sizes.products(hoisted + region.statements, name),
         **_tensor_arguments(source, ops.ttnn_aliases(region.tree)),
     )
 
 
-def _aliases(hoisted, found, names: dict, parameter_of: dict) -> dict[str, str]:
-    """Hoisted `block = args.block_size` (or `= other_parameter`): `block` stands for that parameter."""
+def _aliases(statements, found, names: dict, parameter_of: dict, containers=frozenset()) -> dict[str, str]:
+    """`block = args.block_size` (or `= other_parameter`), bound once: `block` stands for that parameter,
+    or for that field of a container the region passes whole (`args.block_size`)."""
     by_node = {id(node): names[key] for node, key in found if key in names}
+    once = bindings.assigned_once(statements)
     aliases = {}
-    for statement in hoisted:
-        value = statement.value
+    for statement in statements:
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
+            continue
+        target, value = statement.targets[0], statement.value
         parameter = by_node.get(id(value)) or (
             parameter_of.get(value.id) if isinstance(value, ast.Name) else None
         )
-        if parameter:
-            aliases[statement.targets[0].id] = parameter
+        if parameter is None and ops.region_key(value, None) and isinstance(value, ast.Attribute):
+            head = value.value.id
+            parameter = f"{parameter_of[head]}.{value.attr}" if head in containers else None
+        if parameter and isinstance(target, ast.Name) and target.id in once:
+            aliases[target.id] = parameter
     return aliases
 
 

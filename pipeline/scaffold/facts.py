@@ -13,27 +13,34 @@ constrains (VALUE_CONTRACTS) is built to that contract instead of random-normal 
 from dataclasses import replace
 from math import prod
 
-from pipeline.scaffold import ops, settings
+from pipeline.scaffold import ops, settings, sizes
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
 
-# The two kinds of input data an op constrains. ONES: a mask, every entry on (random values would hide which
+# The kinds of input data an op constrains. ONES: a mask, every entry on (random values would hide which
 # blocks run, and a skipped block holds no defined output). EXPERT_MAP: a one-hot [1, 1, E, D] map of expert e
 # to device e // (E / D), the layout tt-metal's MoE ops and the module's expert_mapping_tensor use.
-ONES, EXPERT_MAP = "ones", "expert_map"
+# EXPERT_IDS: each token's k chosen experts [..., T, k], distinct ids in [0, E), as top-k picks them.
+ONES, EXPERT_MAP, EXPERT_IDS = "ones", "expert_map", "expert_ids"
 # (op, argument: position among its tensor arguments, or keyword) -> the contract of that input's values.
 VALUE_CONTRACTS = {
     ("sparse_matmul", "sparsity"): ONES,  # nonzero marks a 32-row block to compute
+    ("all_to_all_dispatch", 1): EXPERT_IDS,
     ("all_to_all_dispatch", 2): EXPERT_MAP,
+    ("moe_expert_token_remap", 0): ONES,  # a nonzero score makes a (token, chosen expert) pair active
     ("moe_expert_token_remap", 1): EXPERT_MAP,
+    ("moe_expert_token_remap", 2): EXPERT_IDS,
     ("all_to_all_combine", 2): EXPERT_MAP,
 }
+# Ops whose output holds their first input's values (rearranged): a contract holds through them.
+VALUE_CARRIERS = ops.VIEWS | {"to_layout", "repeat", "to_memory_config", "clone"}
 TILE_ROWS = 32  # a ttnn tile's height: per-tile (per-block) dimensions scale with the sequence length
 
 
 def named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tuple[str, TensorFact]]:
-    """(parameter, its tensor as profiled) for every parameter an op row shows as an input."""
-    parameters = set(extraction.parameter_names)
+    """(name, its tensor as profiled) for every parameter, or field of a container parameter passed whole
+    (`weights.w1`), that an op row shows as an input."""
+    wanted = set(extraction.parameter_names) | set(container_fields(extraction))
     named: dict[str, TensorFact] = {}
     for index, arguments in enumerate(extraction.op_arguments):
         facts = _row_inputs(region_inputs, index)
@@ -41,24 +48,56 @@ def named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tup
             consumed = _consumer_input(extraction, region_inputs, index)
             facts = (_flattened(consumed),) if consumed is not None else None
         for name, fact in zip(arguments, facts or (), strict=False):
-            if name in parameters:
+            if name in wanted:
                 named.setdefault(name, fact)
     return list(named.items())
 
 
-def value_contracts(extraction: Extraction) -> dict[str, str]:
-    """Parameter -> the contract (ONES, EXPERT_MAP) of the first op that constrains its values."""
-    found: dict[str, str] = {}
+def container_fields(extraction: Extraction) -> list[str]:
+    """`weights.w1`, `args.hidden_size`, ...: the fields of each container the region passes whole."""
+    return [f"{container}.{field}" for container, fields in extraction.passed for field in fields]
+
+
+def value_contracts(extraction: Extraction, region_inputs: RegionInputs | None = None) -> dict[str, tuple]:
+    """Parameter (or container field) -> (contract, *its arguments) of the first op that constrains its
+    values, directly or through ops that carry values (`to_layout(reshape(indices, ...))`). EXPERT_IDS'
+    argument is the number of experts: the rows of that op's expert map, when `region_inputs` show it."""
+    wanted = set(extraction.parameter_names) | set(container_fields(extraction))
+    found: dict[str, tuple] = {}
     for index, keyword, name in extraction.settings:
         contract = VALUE_CONTRACTS.get((_op_name(extraction, index), keyword))
-        if contract:
-            found.setdefault(name, contract)
+        source = _carried_from(extraction, index, name) if contract else None
+        if source in wanted:
+            found.setdefault(source, (contract,))
     for index, arguments in enumerate(extraction.op_arguments):
         for position, name in enumerate(arguments):
             contract = VALUE_CONTRACTS.get((_op_name(extraction, index), position))
-            if contract and name in extraction.parameter_names:
-                found.setdefault(name, contract)
+            source = _carried_from(extraction, index, name) if contract else None
+            if source not in wanted:
+                continue
+            experts = _expert_count(extraction, region_inputs, index) if contract == EXPERT_IDS else None
+            found.setdefault(source, (contract,) if experts is None else (contract, experts))
     return found
+
+
+def _carried_from(extraction: Extraction, index: int, name: str) -> str:
+    """The name whose values reach op `index` as `name`, back through the value carriers before it."""
+    for earlier in range(index - 1, -1, -1):
+        if extraction.op_targets[earlier] == name:
+            arguments = extraction.op_arguments[earlier]
+            if _op_name(extraction, earlier) in VALUE_CARRIERS and arguments:
+                return _carried_from(extraction, earlier, arguments[0])
+            return name
+    return name
+
+
+def _expert_count(extraction: Extraction, region_inputs: RegionInputs | None, index: int) -> int | None:
+    """The rows E of the expert map [1, 1, E, D] op `index` reads, as its row shows it."""
+    facts = _row_inputs(region_inputs, index) if region_inputs is not None else None
+    for position, fact in enumerate(facts or ()):
+        if VALUE_CONTRACTS.get((_op_name(extraction, index), position)) == EXPERT_MAP:
+            return fact.shape[-2]
+    return None
 
 
 def _op_name(extraction: Extraction, index: int) -> str:
@@ -87,8 +126,33 @@ def with_seq_len(fact: TensorFact, profiled: int, seq_len: int) -> TensorFact:
 
 
 def profiled_value(extraction: Extraction, parameter: str, region_inputs: RegionInputs) -> str | None:
-    """The value a non-tensor parameter had in this profiled run, as a Python expression; None if no row
-    shows it."""
+    """The value a non-tensor parameter (or container field) had in this profiled run, as a Python
+    expression: what a row shows, else what the region's size equations give from what rows show
+    (sizes.py); None if neither says."""
+    value = _shown_value(extraction, parameter, region_inputs)
+    if value is not None or not extraction.products:
+        return value
+    tensors = dict(named_facts(extraction, region_inputs))
+
+    def known(term: str) -> int | None:
+        read = sizes.shape_read(term)
+        if read is not None:
+            tensor = tensors.get(read[0])
+            return (
+                tensor.shape[read[1]]
+                if tensor and -len(tensor.shape) <= read[1] < len(tensor.shape)
+                else None
+            )
+        shown = _shown_value(extraction, term, region_inputs)
+        return int(shown) if shown is not None and shown.lstrip("-").isdigit() else None
+
+    solved = sizes.solve(extraction.products, known, parameter)
+    return str(solved) if solved is not None else None
+
+
+def _shown_value(extraction: Extraction, parameter: str, region_inputs: RegionInputs) -> str | None:
+    """The value of `parameter` an op row shows: a setting of the op that takes it, or a dimension of the
+    tensor a view made with it."""
     for index, keyword, name in extraction.settings:
         if name != parameter:
             continue

@@ -21,8 +21,10 @@ _CODE_WORDS = {
     "to_layout": "tilize",
     "squeeze": "reshape",
     "unsqueeze": "reshape",
-    "rms_norm": "layernorm",
-}  # ttnn::rms_norm runs LayerNormDeviceOperation (LayerNormType::RMSNORM)
+    "rms_norm": "layernorm",  # ttnn::rms_norm runs LayerNormDeviceOperation (LayerNormType::RMSNORM)
+    # a composite: reduce_scatter then all_gather, or all_gather of a [1, ...] view then a local sum
+    "all_reduce": ("reducescatter", "allgather"),
+}
 _BINARY = {"add", "sub", "subtract", "mul", "multiply", "div", "divide", "maximum", "minimum", "pow"}
 _SHAPE_CELL = re.compile(r"^\s*(\d+)(?:\[(\d+)\])?\s*$")
 _DIMS = ("W", "Z", "Y", "X")
@@ -119,8 +121,10 @@ def op_matches(op: str, op_code: str) -> bool:
         return True
     if name in _BINARY:
         return "binary" in code
-    word = _CODE_WORDS.get(name)
-    return ("unary" in code) if word is None else (word in code)
+    words = _CODE_WORDS.get(name)
+    if words is None:
+        return "unary" in code
+    return any(word in code for word in ((words,) if isinstance(words, str) else words))
 
 
 def _is_device_op(op: str) -> bool:

@@ -6,8 +6,10 @@ inside a helper the region calls still counts.
 
 import ast
 import re
+from typing import NamedTuple
 
 from pipeline.opsperf import COLLECTIVES
+from pipeline.scaffold.bindings import assigned_once
 from pipeline.scaffold.settings import SCALAR  # the setting of a positional scalar operand
 
 SHAPE = "shape:"  # `shape:<dim>/<rank>`: a dimension of a view op's target shape
@@ -29,44 +31,106 @@ def ttnn_aliases(tree: ast.Module) -> set[str]:
     return aliases
 
 
+class Frame(NamedTuple):
+    """A function of the module the region calls, as it runs there: which of its names stand for the
+    region's (a parameter bound to the region's `weights`, `block = args.block_size` to `args.block_size`)."""
+
+    function: str
+    bound: dict[str, str]  # its name -> the region's key (`weights`, `args.block_size`, `experts_input`)
+
+
+class OpCall(NamedTuple):
+    op: str  # `ttnn.<name>`
+    node: ast.Call
+    frame: Frame | None  # None: the region's own call; else the followed function it runs in
+    target: ast.expr | None  # what names its result: `name = ttnn.op(...)`'s name, or the call itself
+    # when it is another call's argument (`ttnn.to_layout(ttnn.reshape(x, ...), ...)`); None otherwise
+
+
 def op_sequence(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None) -> list[str]:
     """`ttnn.<op>` calls of `statements` (and of what they call in this module) in execution order, as
     written (each loop body once); types (`ttnn.Shape(...)`, `ttnn.Tile(...)`) are not ops."""
-    return [name for name, _ in op_calls(statements, tree, cls, receiver)]
+    return [call.op for call in op_calls(statements, tree, cls, receiver)]
 
 
-def op_calls(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None) -> list:
-    """`op_sequence` as (op, call node or None): the node when `statements` make the call themselves,
-    None for the calls of the functions they call."""
+def op_calls(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None) -> list[OpCall]:
+    """`op_sequence` as OpCalls: each call node, and the frame of the followed function it runs in."""
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     methods = {
         n.name: n for n in (cls.body if cls else []) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
     }
-    aliases, ops, active = ttnn_aliases(tree), [], set()
+    aliases, calls, active, targets = ttnn_aliases(tree), [], set(), {}
 
-    def visit(node: ast.AST) -> None:
+    def visit(node: ast.AST, frame: Frame | None) -> None:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            targets[id(node.value)] = node.targets[0]
+        if isinstance(node, ast.Call):
+            targets.update((id(a), a) for a in [*node.args, *(k.value for k in node.keywords)])
         for child in ast.iter_child_nodes(node):  # arguments run before the call
-            visit(child)
+            visit(child, frame)
         if not isinstance(node, ast.Call):
             return
         dotted = _dotted(node.func)
         if dotted and dotted[0] in aliases and len(dotted) > 1 and not dotted[-1][:1].isupper():
-            ops.append((".".join(["ttnn", *dotted[1:]]), None if active else node))
+            calls.append(OpCall(".".join(["ttnn", *dotted[1:]]), node, frame, targets.get(id(node))))
         elif dotted and len(dotted) == 1 and dotted[0] in functions:
-            follow(functions[dotted[0]])
+            follow(functions[dotted[0]], node, frame, 0)
         elif dotted and len(dotted) == 2 and dotted[0] == receiver and dotted[1] in methods:
-            follow(methods[dotted[1]])
+            method = methods[dotted[1]]
+            static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in method.decorator_list)
+            follow(method, node, frame, 0 if static else 1)  # skip the method's own receiver
 
-    def follow(function) -> None:
+    def follow(function, call: ast.Call, frame: Frame | None, skip: int) -> None:
         if id(function) not in active:  # recursion runs the function's ops once
             active.add(id(function))
+            inner = _frame(function, call, frame, skip)
             for statement in function.body:
-                visit(statement)
+                visit(statement, inner)
             active.discard(id(function))
 
     for statement in statements:
-        visit(statement)
-    return ops
+        visit(statement, None)
+    return calls
+
+
+def region_key(node: ast.expr, frame: Frame | None) -> str | None:
+    """What `node` is in the region's terms: a name (`x`) or a field of one (`args.block_size`); None
+    for anything else, and for a followed function's own locals."""
+    if isinstance(node, ast.Name):
+        return node.id if frame is None else frame.bound.get(node.id)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        head = node.value.id if frame is None else frame.bound.get(node.value.id)
+        return f"{head}.{node.attr}" if head else None
+    return None
+
+
+def local_key(node: ast.expr, frame: Frame | None) -> str:
+    """`region_key`, else the expression as written, qualified by the followed function it is local to."""
+    key = region_key(node, frame)
+    if key is not None:
+        return key
+    return ast.unparse(node) if frame is None else f"{frame.function}:{ast.unparse(node)}"
+
+
+def _frame(function, call: ast.Call, caller: Frame | None, skip: int) -> Frame:
+    """The callee's parameters bound to the caller's region keys, plus its single `name = <bound field>`."""
+    positional = [a.arg for a in [*function.args.posonlyargs, *function.args.args]][skip:]
+    pairs = list(zip(positional, call.args, strict=False))
+    pairs += [(k.arg, k.value) for k in call.keywords if k.arg]
+    bound = {}
+    for name, argument in pairs:
+        key = None if isinstance(argument, ast.Starred) else region_key(argument, caller)
+        if key is not None:
+            bound[name] = key
+    frame = Frame(function.name, bound)
+    once = assigned_once(function.body)
+    for statement in function.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0]
+            key = region_key(statement.value, frame) if isinstance(target, ast.Name) else None
+            if key is not None and target.id in once and target.id not in positional:
+                bound[target.id] = key
+    return frame
 
 
 # Keyword arguments that never name an input tensor of the op's row: settings and output buffers.
@@ -85,65 +149,62 @@ def is_ttnn_type(node: ast.expr, aliases: set[str]) -> bool:
     return bool(dotted) and dotted[0] in aliases and len(dotted) > 1 and dotted[-1][:1].isupper()
 
 
-def op_arguments(calls, found, names: dict, parameter_of: dict) -> tuple:
-    """Per op call: its arguments that may be input tensors, in the profiler's order (positional, then
-    keywords that are not settings), each as the extracted function names it."""
+def namer(found, names: dict, parameter_of: dict):
+    """(node, frame) -> the name the extracted function gives it: a parameter's name, a field of a
+    container parameter (`args.block_size`), a local's name, else the expression (qualified by the
+    followed function it is local to); with `whole`, None instead of an expression.
+
+    `found`: (node, key) of the region's receiver attributes and op configs; `names`: their key ->
+    parameter name; `parameter_of`: the other parameters' (and their aliases') key -> name."""
     by_node = {id(node): names[key] for node, key in found if key in names}
 
-    def named(node: ast.expr) -> str:
-        if id(node) in by_node:
+    def name(node: ast.expr, frame: Frame | None, whole: bool = False) -> str | None:
+        if frame is None and id(node) in by_node:
             return by_node[id(node)]
-        return parameter_of.get(node.id, node.id) if isinstance(node, ast.Name) else ast.unparse(node)
+        if whole and region_key(node, frame) is None:
+            return None
+        key = local_key(node, frame)
+        if key in names or key in parameter_of:
+            return names.get(key) or parameter_of[key]
+        head, dot, field = key.partition(".")
+        return parameter_of[head] + dot + field if dot and head in parameter_of else key
 
+    return name
+
+
+def op_arguments(calls: list[OpCall], name) -> tuple:
+    """Per op call: its arguments that may be input tensors, in the profiler's order (positional, then
+    keywords that are not settings), each as `name` (namer) calls it."""
     every = []
-    for _, call in calls:
-        if call is None:
-            every.append(())
-            continue
-        keywords = [k.value for k in call.keywords if k.arg and k.arg not in NOT_INPUTS]
-        every.append(tuple(named(a) for a in [*call.args, *keywords] if not isinstance(a, ast.Constant)))
+    for call in calls:
+        keywords = [k.value for k in call.node.keywords if k.arg and k.arg not in NOT_INPUTS]
+        arguments = [a for a in [*call.node.args, *keywords] if not isinstance(a, ast.Constant)]
+        every.append(tuple(name(a, call.frame) for a in arguments))
     return tuple(every)
 
 
-def op_targets(statements, calls) -> tuple:
-    """Per op call: the name a plain `name = ttnn.op(...)` assigns its result to, else ""."""
-    targets = {}
-    for node in (n for s in statements for n in ast.walk(s)):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            targets[id(node.value)] = node.targets[0].id
-    return tuple(targets.get(id(call), "") if call is not None else "" for _, call in calls)
+def op_targets(calls: list[OpCall], name) -> tuple:
+    """Per op call: what names its result where later ops read it (op_arguments' terms), else ""."""
+    return tuple(name(call.target, call.frame) if call.target is not None else "" for call in calls)
 
 
-def op_settings(calls, found, names: dict, parameter_of: dict) -> tuple:
-    """(op index, keyword, parameter) for each keyword argument of the region's own ttnn calls that is
-    a parameter as a whole: a name the region reads, a receiver attribute or an op config.
-
-    `calls`: op_calls of the region; `found`: (node, key) of its receiver attributes and op configs;
-    `names`: their key -> parameter name; `parameter_of`: the other parameters' key -> name."""
-    by_node = {id(node): names[key] for node, key in found if key in names}
+def op_settings(calls: list[OpCall], name) -> tuple:
+    """(op index, keyword, name) for each argument of the region's ttnn calls (and of the functions it
+    follows) that is a name in the region's terms, as a whole: a parameter, a field of a container
+    parameter (`args.block_size`), a receiver attribute, an op config or a local. Keyword arguments,
+    positional scalars (`ttnn.mul(x, alpha)`: the row's scalar, if not a tensor input) and the
+    dimensions of a view's target shape (`reshape(x, (1, n, block, hidden))`)."""
     settings = []
-    for index, (_, call) in enumerate(calls):
-        for keyword in call.keywords if call is not None else ():
-            value = keyword.value
-            parameter = by_node.get(id(value))
-            if parameter is None and isinstance(value, ast.Name):
-                parameter = parameter_of.get(value.id)
-            if keyword.arg and parameter:
-                settings.append((index, keyword.arg, parameter))
-        for position, value in enumerate(call.args if call is not None else ()):
-            parameter = by_node.get(id(value)) or (
-                parameter_of.get(value.id) if isinstance(value, ast.Name) else None
-            )
-            if position and parameter:  # `ttnn.mul(x, alpha)`: the row's scalar, if not a tensor input
-                settings.append((index, SCALAR, parameter))
-        if call is not None and _dotted(call.func)[-1] in VIEWS and len(call.args) > 1:
-            if isinstance(call.args[1], ast.Tuple | ast.List):  # `reshape(x, (1, n, block, hidden))`
-                for dim, value in enumerate(call.args[1].elts):
-                    parameter = by_node.get(id(value)) or (
-                        parameter_of.get(value.id) if isinstance(value, ast.Name) else None
-                    )
-                    if parameter:
-                        settings.append((index, f"{SHAPE}{dim}/{len(call.args[1].elts)}", parameter))
+    for index, call in enumerate(calls):
+        pairs = [(k.arg, k.value) for k in call.node.keywords if k.arg]
+        pairs += [(SCALAR, value) for value in call.node.args[1:]]
+        shape = call.node.args[1] if len(call.node.args) > 1 else None
+        if call.op.rsplit(".", 1)[-1] in VIEWS and isinstance(shape, ast.Tuple | ast.List):
+            pairs += [(f"{SHAPE}{dim}/{len(shape.elts)}", v) for dim, v in enumerate(shape.elts)]
+        for keyword, value in pairs:
+            named = name(value, call.frame, whole=True)
+            if named is not None:
+                settings.append((index, keyword, named))
     return tuple(settings)
 
 

@@ -23,6 +23,12 @@ from pipeline.scaffold.inputs import TensorFact
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "scaffold"
 _RESERVED = {"OP", "INPUT_TENSORS", "SINGLE_DEVICE_SKIP", "DEVICE_PERF_ENV_VAR", "DEVICE_PERF_TARGETS_US"}
 _MEMORY = {"DRAM": "ttnn.DRAM_MEMORY_CONFIG", "L1": "ttnn.L1_MEMORY_CONFIG"}
+# What the generated test says each value contract (facts.VALUE_CONTRACTS) builds.
+CONTRACT_NOTES = {
+    facts.ONES: "('ones',): a mask or scores, every entry on (every block computed, so every output is compared)",
+    facts.EXPERT_MAP: "('expert_map',): one-hot [1, 1, E, D], expert e on device e // (E / D), as the MoE ops read it",
+    facts.EXPERT_IDS: "('expert_ids', E): each token's k chosen experts, distinct ids in [0, E), as top-k picks them",
+}
 
 
 class GenerateError(Exception):
@@ -63,17 +69,22 @@ def context(plan: TestPlan, workspace: Path) -> dict:
     tensors = _tensor_parameters(extraction, plan.inputs)
     constants = _constants(extraction, tensors, plan.inputs, plan.modes)
     by_name = {c["parameter"]: c["name"] + ("[case.mode]" if c["per_mode"] else "") for c in constants}
+    builders = {c["parameter"]: f"_build_{c['parameter']}" for c in constants if c["builder"]}
     deallocated = set(extraction.deallocated)
+
+    def argument(parameter: str, inputs: str) -> str:
+        if parameter in builders:
+            return f"{builders[parameter]}({inputs})"
+        return f'{inputs}["{parameter}"]' if parameter in tensors else by_name[parameter]
+
     ttnn_arguments = [
-        (f'ttnn.clone(tt_inputs["{p}"])' if p in deallocated else f'tt_inputs["{p}"]')
-        if p in tensors
-        else by_name[p]
+        f"ttnn.clone({argument(p, 'tt_inputs')})" if p in deallocated else argument(p, "tt_inputs")
         for p in extraction.parameter_names
     ]
     accepted = reference_parameters(plan.reference, workspace, extraction.parameter_names)
-    reference_arguments = [
-        f'{p}=torch_inputs["{p}"]' if p in tensors else f"{p}={by_name[p]}" for p in accepted
-    ]
+    reference_arguments = [f"{p}={argument(p, 'torch_inputs')}" for p in accepted]
+    region_inputs = next(iter(plan.inputs.values()), None)
+    contracts = facts.value_contracts(extraction, region_inputs)
     rows = [(mode, 1) if mode == "decode" else (mode, s) for mode in plan.modes for s in _seqlens(plan, mode)]
     return {
         "name": plan.name,
@@ -93,15 +104,20 @@ def context(plan: TestPlan, workspace: Path) -> dict:
         "env_var": f"{op.upper()}_DEVICE_PERF",
         "constants": constants,
         "unset": [c["name"] for c in constants if c["value"] is None],
+        "containers": [c for c in constants if c["fields"]],
         "scaffold_note": _scaffold_note(plan, [c["name"] for c in constants if c["value"] is None]),
         "reference_parameters": accepted,
         "reference_keywords": ", ".join(f"{p}={p}" for p in accepted),
         "sorted_outputs": _topk_indices(extraction),
         "derived_seqlens": _derived_note(plan, rows),
         "input_tensors": _input_tensors(plan, rows, tensors),
-        "contracts": {n: c for n, c in sorted(facts.value_contracts(extraction).items()) if n in tensors},
+        "contracts": {n: c for n, c in sorted(contracts.items()) if n in tensors},
+        "contract_notes": [
+            note for kind, note in CONTRACT_NOTES.items() if any(c[0] == kind for c in contracts.values())
+        ],
         "ones": facts.ONES,
         "expert_map": facts.EXPERT_MAP,
+        "expert_ids": facts.EXPERT_IDS,
         "parameters": extraction.parameter_names,
         "function_source": extraction.source,
         "reference_arguments": reference_arguments,
@@ -195,8 +211,10 @@ def _tensor_entry(name: str, fact: TensorFact) -> dict:
 
 def _constants(extraction: Extraction, tensors: set[str], inputs: dict, modes) -> list[dict]:
     """The non-tensor parameters, each with the value the profiled module ran it with (one expression,
-    or one per mode when the modes differ), or None (a TODO) when no profiled op row says."""
+    or one per mode when the modes differ), or None (a TODO) when no profiled op row says. A container
+    the region passes whole is built from its fields (`_container`)."""
     constants, taken = [], set(_RESERVED)
+    passed = dict(extraction.passed)
     for parameter in extraction.parameters:
         if parameter.name in tensors:
             continue
@@ -204,15 +222,52 @@ def _constants(extraction: Extraction, tensors: set[str], inputs: dict, modes) -
         while name in taken:
             name = f"MODULE_{name}"
         taken.add(name)
+        constant = {
+            "name": name,
+            "parameter": parameter.name,
+            "argument": parameter.argument,
+            "uses": _uses(extraction, parameter.name),
+            "per_mode": False,
+            "fields": [],
+            "builder": False,
+            "missing": "",
+        }
+        if parameter.name in passed:
+            constants.append(_container(constant, passed[parameter.name], extraction, tensors, inputs, modes))
+            continue
         values = {mode: _profiled_value(extraction, parameter.name, inputs, mode) for mode in modes}
         known = set(values.values())
-        per_mode = None not in known and len(known) > 1
-        value = values if per_mode else (known.pop() if len(known) == 1 else None)
-        constants.append(
-            {"name": name, "parameter": parameter.name, "argument": parameter.argument, "value": value,
-             "per_mode": per_mode, "uses": _uses(extraction, parameter.name)}
-        )  # fmt: skip
+        constant["per_mode"] = None not in known and len(known) > 1
+        constant["value"] = values if constant["per_mode"] else (known.pop() if len(known) == 1 else None)
+        constants.append(constant)
     return constants
+
+
+def _container(
+    constant: dict, fields, extraction: Extraction, tensors: set[str], inputs: dict, modes
+) -> dict:
+    """A container as a `SimpleNamespace` of the fields the module reads: a constant when they are all
+    values, a builder over the test's inputs (torch or ttnn) when some are tensors; None (a TODO) when
+    the profiled run does not show a value field, or shows it differently per mode."""
+    built, missing, tensor_fields = [], [], False
+    for field_name in fields:
+        key = f"{constant['parameter']}.{field_name}"
+        if key in tensors:
+            built.append({"name": field_name, "value": f"inputs[{key!r}]", "uses": ""})
+            tensor_fields = True
+            continue
+        values = {_profiled_value(extraction, key, inputs, mode) for mode in modes}
+        if len(values) != 1 or None in values:
+            missing.append(field_name)
+            continue
+        equation = next((f"{t} = {' * '.join(fs)}" for t, fs in extraction.products if key in fs), "")
+        uses = _uses(extraction, key) or f"solved from {equation}"
+        built.append({"name": field_name, "value": values.pop(), "uses": uses})
+    constant["value"] = None if missing else "SimpleNamespace"
+    constant["missing"] = ", ".join(f"{constant['parameter']}.{f}" for f in missing)
+    constant["fields"] = [] if missing else built
+    constant["builder"] = not missing and tensor_fields
+    return constant
 
 
 def _profiled_value(extraction: Extraction, parameter: str, inputs: dict, mode: str) -> str | None:

@@ -98,9 +98,13 @@ def test_experts_containers_passed_to_expert_mlp_forward_list_the_fields_it_read
     assert region_only | callee_only <= set(passed["args"])
 
 
-def test_experts_expert_mapping_is_built_as_the_one_hot_map_the_moe_ops_read():
+def test_experts_routing_inputs_are_built_to_the_contracts_the_moe_ops_read():
     experts = _extract(_spec(REPO / "fused_ops" / "experts.toml"), "decode")
-    assert facts.value_contracts(experts) == {"expert_mapping": facts.EXPERT_MAP}  # dispatch, remap, combine
+    assert facts.value_contracts(experts) == {
+        "expert_mapping": (facts.EXPERT_MAP,),  # dispatch, remap, combine
+        "topk_indices": (facts.EXPERT_IDS,),  # to_layout(reshape(topk_indices)) is dispatch's indices
+        "remap_topk_mask": (facts.ONES,),  # reshape(repeat(remap_topk_mask)) is remap's scores
+    }
     assert facts.value_contracts(_extract(_spec(REPO / "fused_ops" / "experts_mlp.toml"), "decode")) == {
-        "sparsity": facts.ONES
+        "sparsity": (facts.ONES,)
     }

@@ -80,7 +80,7 @@ def test_tensors_come_from_the_rows_of_the_ops_that_take_them(extract_region):
     assert named["w1"].dtype == "BFLOAT8_B" and named["mask"].shape == (1, 1, 4, 1)
     assert named["w1_bias"].shape == (1, 1, 1, 64)  # a binary op's second input
     assert set(named) == {"x", "w1", "mask", "w1_bias"}  # alpha: a scalar operand, not a row input
-    assert facts.value_contracts(e) == {"mask": facts.ONES} and facts.matmul_weights(e) == {"w1"}
+    assert facts.value_contracts(e) == {"mask": (facts.ONES,)} and facts.matmul_weights(e) == {"w1"}
 
 
 def test_values_come_from_attributes_and_from_the_shapes_views_made(extract_region):
