@@ -1,5 +1,5 @@
 """`doit scaffold fused_op=NAME --accept-measured`: write the last unit_test run's measured values into
-the scaffolded test's placeholder rows.
+the scaffolded test's placeholder rows, and the trace region its log asked for into TRACE_REGION_SIZE.
 
 The values are the unit_test step's own suggestions (its result.json): the lowest PCC of the row rounded
 down (never below the last passing run's), and the eager, program-cache e2e time when the run measured
@@ -21,12 +21,12 @@ def accept(repo_root: Path, name: str, artifacts_dir: str) -> list[str]:
     result = artifacts.read_result(step_dir)
     if not result:
         raise ScaffoldError(f"{step_dir}: no unit_test result; run `doit run fused_op={name}` first")
+    trace_region = result.get("figures", {}).get("required_trace_region_size")
     try:
         placeholders = expected.placeholder_rows(test)
+        written = [expected.accept_trace_region(test, trace_region)] if trace_region else []
     except expected.ExpectedError as error:
         raise ScaffoldError(str(error)) from None
-    if not placeholders:
-        raise ScaffoldError(f"{test}: no row holds the placeholders; nothing to accept")
     measured = {}
     for suggestion in result.get("figures", {}).get("suggestions", []):
         key = (suggestion.get("mode"), suggestion.get("seq_len"))
@@ -35,12 +35,16 @@ def accept(repo_root: Path, name: str, artifacts_dir: str) -> list[str]:
                 suggestion["suggested_expected_pcc"],
                 suggestion.get("suggested_expected_perf_us"),
             )
-    if not measured:
+    if not placeholders and not written:
+        raise ScaffoldError(
+            f"{test}: no row holds the placeholders and no trace region is short; nothing to accept"
+        )
+    if placeholders and not measured and not written:
         raise ScaffoldError(
             f"{step_dir}: the last unit_test run measured no placeholder row ({placeholders}); "
             f"run `doit run fused_op={name}` first"
         )
-    lines = expected.accept_measured(test, measured)
-    lines += [f"{test}: {key} not measured by the last run; still a placeholder" for key in placeholders
-              if key not in measured]  # fmt: skip
-    return lines
+    if measured:
+        written += expected.accept_measured(test, measured)
+    left = [key for key in placeholders if key not in measured]
+    return written + [f"{test}: {key} not measured by the last run; still a placeholder" for key in left]

@@ -21,6 +21,9 @@ ACCEPTED_NOTE = (
     "# expected_pcc: lowest measured PCC rounded down; expected_perf_us: measured e2e us rounded up"
 )
 _DECIMALS = 3
+# The scaffolded test's trace region (bytes, None: the model's YAML entry), set from the size a run's log
+# asks for when the trace does not fit (guide step 7).
+TRACE_REGION_CONSTANT = "TRACE_REGION_SIZE"
 
 
 class ExpectedError(Exception):
@@ -61,6 +64,38 @@ def accept_measured(test_path: Path, measured: dict) -> list[str]:
         replacement.insert(0, ACCEPTED_NOTE + "\n")
     artifacts.write_text(Path(test_path), "".join(lines[:start] + replacement + lines[end:]))
     return written
+
+
+def has_trace_region_constant(test_path: Path) -> bool:
+    return _trace_region_node(test_path) is not None
+
+
+def accept_trace_region(test_path: Path, needed: int) -> str:
+    """Set the test's TRACE_REGION_SIZE to the bytes its trace needs; one line saying so."""
+    node = _trace_region_node(test_path)
+    if node is None:
+        raise ExpectedError(
+            f"{test_path}: no {TRACE_REGION_CONSTANT} = ... ; set trace_region_size to {needed} in the "
+            "test's device_params"
+        )
+    lines = Path(test_path).read_text().splitlines(keepends=True)
+    line = f"{TRACE_REGION_CONSTANT} = {needed}  # bytes: what the trace needs, as its run's log printed it\n"
+    artifacts.write_text(
+        Path(test_path), "".join(lines[: node.lineno - 1] + [line] + lines[node.end_lineno :])
+    )
+    return f"{test_path}: {TRACE_REGION_CONSTANT} = {needed}"
+
+
+def _trace_region_node(test_path: Path) -> ast.Assign | None:
+    try:
+        tree = ast.parse(Path(test_path).read_text(), filename=str(test_path))
+    except (OSError, SyntaxError):
+        return None
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+        if isinstance(target, ast.Name) and target.id == TRACE_REGION_CONSTANT:
+            return node
+    return None
 
 
 def placeholder_left(rows, measured: dict) -> bool:

@@ -21,13 +21,22 @@ from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import TensorFact
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "scaffold"
-_RESERVED = {"OP", "INPUT_TENSORS", "SINGLE_DEVICE_SKIP", "DEVICE_PERF_ENV_VAR", "DEVICE_PERF_TARGETS_US"}
+_RESERVED = {
+    "OP",
+    "INPUT_TENSORS",
+    "SINGLE_DEVICE_SKIP",
+    "DEVICE_PERF_ENV_VAR",
+    "DEVICE_PERF_TARGETS_US",
+    "FUSED_OP_MATRIX",
+    "VALUE_CONTRACTS",
+    expected.TRACE_REGION_CONSTANT,
+}
 _MEMORY = {"DRAM": "ttnn.DRAM_MEMORY_CONFIG", "L1": "ttnn.L1_MEMORY_CONFIG"}
 # What the generated test says each value contract (facts.VALUE_CONTRACTS) builds.
 CONTRACT_NOTES = {
-    facts.ONES: "('ones',): a mask or scores, every entry on (every block computed, so every output is compared)",
-    facts.EXPERT_MAP: "('expert_map',): one-hot [1, 1, E, D], expert e on device e // (E / D), as the MoE ops read it",
-    facts.EXPERT_IDS: "('expert_ids', E): each token's k chosen experts, distinct ids in [0, E), as top-k picks them",
+    facts.ONES: "('ones',): a mask or scores, all on (every block computed, so every output is compared)",
+    facts.EXPERT_MAP: "('expert_map',): one-hot [1, 1, E, D], expert e on device e // (E / D) (MoE ops)",
+    facts.EXPERT_IDS: "('expert_ids', E): each token's k experts, distinct ids in [0, E), as top-k picks",
 }
 
 
@@ -125,6 +134,7 @@ def context(plan: TestPlan, workspace: Path) -> dict:
         "returns": list(extraction.returns) or ["output"],
         "cases_name": f"{plan.name.upper()}_CASES",
         "placeholder_note": expected.PLACEHOLDER_NOTE,
+        "trace_region_constant": expected.TRACE_REGION_CONSTANT,
         "placeholder_pcc": expected.PLACEHOLDER_PCC,
         "placeholder_perf_us": expected.PLACEHOLDER_PERF_US,
         "rows": rows,

@@ -123,5 +123,13 @@ def failure_summary(cases: list[dict], limit: int = 3) -> str:
     return f"{len(failed)} of {len(cases)} cases failed: {shown}{more}"
 
 
+def trace_region_text(needed: int) -> str:
+    """guide step 7: the trace region is too small; set it from the size the log prints."""
+    return (
+        f"the trace region is too small: set trace_region_size to at least {needed} in the test's "
+        "device_params (guide step 7.5)"
+    )
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""

@@ -103,8 +103,7 @@ def _failed_run(result: Profiled, outcome) -> Profiled:
     needed = logparse.required_trace_region_size(outcome.output)
     if needed:
         result.trace_region_size = needed
-        result.message = (f"the trace region is too small: set trace_region_size to at least {needed} in the "
-                          f"test's device_params (guide step 7.5)")  # fmt: skip
+        result.message = _cases.trace_region_text(needed)
         result.notes.append(f"trace_region_size too small; the log asks for {needed} B")
     elif outcome.verdict == artifacts.FAILED:
         result.message = (

@@ -11,7 +11,8 @@ paste (`doit scaffold fused_op=NAME --accept-measured` writes them), not with th
 
 import math
 
-from pipeline import artifacts
+from pipeline import artifacts, logparse
+from pipeline.scaffold.expected import has_trace_region_constant
 from pipeline.steps import _cases, _expected
 from pipeline.steps._common import Job, blocked, finish, start
 
@@ -41,8 +42,13 @@ def run(job: Job) -> dict:
         verdict, message = placeholder_verdict(
             spec.name, cases, placeholders, suggestions, (verdict, message)
         )
+    trace_region = logparse.required_trace_region_size(outcome.output)
+    if trace_region:
+        verdict, message = artifacts.FAILED, trace_region_message(spec, trace_region, bool(placeholders))
     figures = {"function": spec.names.test, "cases": cases, "suggestions": suggestions, "by_mode": by_mode(cases),
                "last_passing": _measured(cases) if verdict == artifacts.PASSED else last}  # fmt: skip
+    if trace_region:
+        figures["required_trace_region_size"] = trace_region
     return finish(job, clock, verdict, message, figures, files, notes, outcomes=[outcome], commands=[argv])
 
 
@@ -70,6 +76,14 @@ def pcc_floor(task: str, cases: list[dict], message: str) -> tuple[str, str, lis
              f"({_first_sentence(next(c['expected']['justification'] for c, _, _ in low if _expected.row_key(c['expected']) == key))})"
              for key, value in groups.items()]  # fmt: skip
     return artifacts.PASSED, message, notes
+
+
+def trace_region_message(spec, needed: int, placeholders: bool) -> str:
+    """guide step 7: a trace the region does not hold; the size to set, and how for a scaffolded test."""
+    message = _cases.trace_region_text(needed)
+    if has_trace_region_constant(spec.workspace / spec.unit_test):
+        message += f"; `doit scaffold fused_op={spec.name} --accept-measured` writes it"
+    return message + (" (expected values are placeholders too)" if placeholders else "")
 
 
 def placeholder_verdict(name: str, cases, placeholders: list[str], suggestions, verdict) -> tuple[str, str]:

@@ -3,9 +3,10 @@
 the inputs from), the hand-written tests are moved aside and the specs reduced to the three inputs;
 `doit run` stops with how to scaffold and writes nothing; `doit scaffold` writes each test and the
 spec's `call` lines; and one graph runs patch_verify with every scaffolded `<op>_ttnn` in its module,
-every PCC equal to the unpatched module's. Then the full graph of the ops whose scaffold needs no hand
-edit (GREEN): unit_test reports "expected values are placeholders" and no step fails; after
-`doit scaffold --accept-measured` the run is all green and config compare matches in every mode."""
+every PCC equal to the unpatched module's. Then the full graph of every op, none hand-edited: unit_test
+reports "expected values are placeholders" and no step fails; after `doit scaffold --accept-measured` (and,
+for a trace the model's trace region does not hold, once more for the size the log printed) the run is all
+green and config compare matches in every mode."""
 
 import ast
 import json
@@ -20,9 +21,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 OPS = ("router", "experts_mlp", "experts", "rms_norm")
-# The ops whose scaffolded test runs green without a hand edit. experts' test does not yet build the
-# containers it passes whole to a module function (weights, args) nor its routing tensors (docs/scaffold.md).
-GREEN = ("router", "experts_mlp", "rms_norm")
+GREEN = OPS  # every bundled op's scaffolded test runs green without a hand edit
 FIRST_CALLS = {
     "router": "indices, weights = gpt_oss_mini_router_ttnn(x, self.weight, self.bias",
     "experts_mlp": "expert_output = gpt_oss_mini_experts_mlp_ttnn(experts_input, sparsity, memory_config, "
@@ -75,7 +74,7 @@ def test_every_bundled_op_from_its_three_inputs_through_patch_verify(bundled_rou
         }
         assert set(calls) == set(specs[op]["modes"]) and len(set(calls.values())) == 1, calls
         assert calls["decode"].startswith(FIRST_CALLS[op]), calls
-    _assert_expert_mapping_as_the_module_builds_it(
+    _assert_experts_inputs_as_the_module_builds_them(
         repo / "examples/gpt_oss_mini" / specs["experts"]["unit_test"]
     )
 
@@ -92,15 +91,14 @@ def test_every_bundled_op_from_its_three_inputs_through_patch_verify(bundled_rou
         verdicts = _verdicts(repo, op)
         unit_test = verdicts.pop("unit_test")
         assert unit_test[0] == "failed", (op, unit_test, out(placeholders))
-        assert unit_test[1].startswith("expected values are placeholders (decode/seq_len=1, "), unit_test
+        assert unit_test[1].startswith("expected values are placeholders (decode/seq_len=1"), unit_test
         assert "--accept-measured" in unit_test[1] and "expected_pcc=0.9" in unit_test[1], unit_test
         assert {verdict for verdict, _ in verdicts.values()} <= {"passed", "blocked"}, (op, verdicts)
         blocked = {step: message for step, (verdict, message) in verdicts.items() if verdict == "blocked"}
         assert all(f"unit_test:{op} failed" in message for message in blocked.values()), blocked
 
     for op in GREEN:
-        accepted = run(repo, "scaffold", f"fused_op={op}", "--accept-measured")
-        assert accepted.returncode == 0, out(accepted)
+        _accept_until_green(repo, op)
         test = (repo / "examples/gpt_oss_mini" / specs[op]["unit_test"]).read_text()
         assert "TODO: expected_pcc (1.0)" not in test and "None  # TODO" not in test, test
     green = run(repo, "run", f"fused_op={','.join(GREEN)}")
@@ -123,12 +121,30 @@ def _verdicts(repo: Path, op: str) -> dict:
     return found
 
 
-def _assert_expert_mapping_as_the_module_builds_it(unit_test: Path) -> None:
-    """The scaffolded experts test's expert_mapping values: expert_mapping_tensor's one-hot [1, 1, 8, 8]."""
+def _accept_until_green(repo: Path, op: str) -> None:
+    """`--accept-measured` while unit_test asks for it: the placeholder rows, then (experts: its trace of 100
+    iterations does not fit the model's 8 MB) the trace region size the log printed (guide step 7)."""
+    for _ in range(2):
+        accepted = run(repo, "scaffold", f"fused_op={op}", "--accept-measured")
+        assert accepted.returncode == 0, out(accepted)
+        rerun = run(repo, "run", f"unit_test:{op}")
+        verdict, message = _verdicts(repo, op)["unit_test"]
+        if verdict == "passed":
+            return
+        trace_region_short = message.startswith("the trace region is too small")
+        assert trace_region_short and "--accept-measured" in message, (op, message, out(rerun))
+    raise AssertionError(f"{op}: unit_test still fails after accepting twice: {message}")
+
+
+def _assert_experts_inputs_as_the_module_builds_them(unit_test: Path) -> None:
+    """The scaffolded experts test: expert_mapping as expert_mapping_tensor's one-hot [1, 1, 8, 8], top-k
+    indices as distinct expert ids, args and weights as namespaces of the fields decode_forward reads."""
     import torch
 
     source = unit_test.read_text()
-    assert 'VALUE_CONTRACTS = {"expert_mapping": "expert_map"}' in source
+    assert '"expert_mapping": ("expert_map",)' in source and '"topk_indices": ("expert_ids", 8)' in source
+    assert "ARGS = SimpleNamespace(\n    dispatch_devices=2,  # solved from total_tokens = " in source
+    assert "def _build_weights(inputs):" in source and 'w2_bias=inputs["weights.w2_bias"]' in source
     function = next(n for n in ast.parse(source).body if getattr(n, "name", "") == "_input_values")
     namespace = {"torch": torch}
     exec(compile(ast.Module([function], []), str(unit_test), "exec"), namespace)
@@ -136,4 +152,7 @@ def _assert_expert_mapping_as_the_module_builds_it(unit_test: Path) -> None:
         mapping = (
             torch.eye(devices).repeat_interleave(experts // devices, dim=0).reshape(1, 1, experts, devices)
         )
-        assert torch.equal(namespace["_input_values"]("expert_map", (1, 1, experts, devices)), mapping)
+        assert torch.equal(namespace["_input_values"](("expert_map",), (1, 1, experts, devices)), mapping)
+    ids = namespace["_input_values"](("expert_ids", 8), (1, 1, 16, 2))
+    assert ids.shape == (1, 1, 16, 2) and ids.min() >= 0 and ids.max() < 8
+    assert all(len(set(row.tolist())) == 2 for row in ids.reshape(16, 2))

@@ -108,3 +108,38 @@ def test_accept_without_a_unit_test_run_says_to_run_first(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "no unit_test result; run `doit run fused_op=demo_router` first" in done.stderr
     assert expected.placeholder_rows(repo / UNIT_TEST) == [("decode", 1), ("prefill", 128)]
+
+
+TRACE_FAILURE = (
+    '        raise RuntimeError("TT_FATAL @ mesh_trace.cpp: false\\nCreating trace buffers of size 2818048B on '
+    'MeshDevice 0, but only 1000000B is allocated for trace region.")\n'
+)
+
+
+def test_a_trace_region_too_small_is_reported_with_its_size_then_accepted(placeholder_run, tmp_path):
+    repo = Path(shutil.copytree(placeholder_run[0], tmp_path / "repo", symlinks=True))
+    assert _scaffold(repo, "fused_op=demo_router", "--accept-measured").returncode == 0
+    path = repo / UNIT_TEST
+    text = path.read_text()
+    old = "def test_demo_router(mode, seq_len, expected_pcc, expected_perf_us, program_cache, trace):\n"
+    check = f"    if trace and ({expected.TRACE_REGION_CONSTANT} or 0) < 2818048:\n{TRACE_FAILURE}"
+    first_row = text.index("@pytest.mark.parametrize(")
+    text = f"{text[:first_row]}{expected.TRACE_REGION_CONSTANT} = None\n\n\n{text[first_row:]}"
+    assert old in text
+    path.write_text(text.replace(old, old + check))
+
+    short = doit(repo, make_doit_env(tmp_path), "run", "unit_test")
+    unit = _result(repo, "unit_test")
+    assert short.returncode != 0 and unit["verdict"] == "failed"
+    assert unit["message"] == (
+        "the trace region is too small: set trace_region_size to at least 2818048 in the test's device_params "
+        "(guide step 7.5); `doit scaffold fused_op=demo_router --accept-measured` writes it"
+    )
+    assert unit["figures"]["required_trace_region_size"] == 2818048
+
+    accepted = _scaffold(repo, "fused_op=demo_router", "--accept-measured")
+    assert accepted.returncode == 0 and f"{expected.TRACE_REGION_CONSTANT} = 2818048" in accepted.stdout
+    assert f"\n{expected.TRACE_REGION_CONSTANT} = 2818048  # bytes" in path.read_text()
+    assert expected.placeholder_rows(path) == []  # the rows accepted before are left alone
+    fitted = doit(repo, make_doit_env(tmp_path), "run", "unit_test")
+    assert fitted.returncode == 0 and _result(repo, "unit_test")["verdict"] == "passed", fitted.stdout[-2000:]

@@ -146,7 +146,7 @@ def test_parameters_come_from_the_profiled_run_per_mode(repo):  # noqa: F811
         in text
     )
     assert "SOFTMAX_COMPUTE_CONFIG = ttnn.WormholeComputeKernelConfig(\n" in text
-    assert "MEMORY_CONFIG[case.mode]" in text and "TODO: set" not in text and "= None" not in text
+    assert "MEMORY_CONFIG[case.mode]" in text and "TODO: set" not in text and "None  # TODO" not in text
     # prefill 1024 was not profiled: prefill 128's activations with the seq_len replaced, weights unchanged
     assert '("prefill", 1024): {\n        "x": ((1, 1, 1024, 64),' in text
     assert text.count('"weight": ((1, 1, 64, 8),') == 3

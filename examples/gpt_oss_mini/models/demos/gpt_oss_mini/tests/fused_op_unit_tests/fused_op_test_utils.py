@@ -26,12 +26,17 @@ from models.perf.benchmarking_utils import BenchmarkData, BenchmarkProfiler
 FUSED_OP_RUN_TYPE = "gpt_oss_mini_fused_ops"
 E2E_PERF_MARGIN = 0.2
 DEVICE_PARAMS = {"fabric_config": ttnn.FabricConfig.FABRIC_1D_RING, TRACE_MODEL_KEY_PARAM: MODEL_NAME}
+MESH_ID = "mesh_2x4"
 
 
-def fused_op_matrix(mesh_shape, mesh_id, device_params, real_weights=(False, True), program_cache=(True, False),
-                    trace=(False, True)):  # fmt: skip
+def fused_op_matrix(mesh_shape=MESH_SHAPE, mesh_id=MESH_ID, device_params=DEVICE_PARAMS, real_weights=(False, True),
+                    program_cache=(True, False), trace=(False, True), trace_region_size=None):  # fmt: skip
     """The decorators under the ``mode, seq_len, ...`` rows of a fused-op test, nearest the function first, so ids
-    read ``[device_params0-<mesh_id>-<eager|trace>-<program_cache|no_program_cache>-<random|real>_weights-<row>]``."""
+    read ``[device_params0-<mesh_id>-<eager|trace>-<program_cache|no_program_cache>-<random|real>_weights-<row>]``.
+    ``trace_region_size`` (bytes) replaces the model's entry in models/model_trace_region_sizes.yaml, for a test
+    whose trace needs more (the size its log prints on "Creating trace buffers of size ...")."""
+    if trace_region_size is not None:
+        device_params = {**device_params, "trace_region_size": trace_region_size}
     stack = [
         pytest.mark.parametrize("use_real_weights", list(real_weights),
                                 ids=["real_weights" if w else "random_weights" for w in real_weights]),
@@ -50,7 +55,7 @@ def fused_op_matrix(mesh_shape, mesh_id, device_params, real_weights=(False, Tru
     return decorate
 
 
-FUSED_OP_MATRIX = fused_op_matrix(MESH_SHAPE, "mesh_2x4", DEVICE_PARAMS)
+FUSED_OP_MATRIX = fused_op_matrix()
 
 
 def compare_with_reference(tt_output, ref_output, expected_pcc, name=""):
