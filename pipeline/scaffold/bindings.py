@@ -105,3 +105,24 @@ def assigned_once(statements) -> set[str]:
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
     )
     return {name for name, count in stores.items() if count == 1}
+
+
+def call_bindings(function, call: ast.Call, skip: int = 0) -> list[tuple[str, ast.expr]]:
+    """(parameter, argument) for what `call` binds of `function`'s parameters: its positional arguments in
+    order (up to a `*args`), then the keywords the function takes. `skip`: leading parameters the call
+    does not pass (a method's receiver)."""
+    positional = [a.arg for a in [*function.args.posonlyargs, *function.args.args]][skip:]
+    pairs = []
+    for name, argument in zip(positional, call.args, strict=False):
+        if isinstance(argument, ast.Starred):
+            break
+        pairs.append((name, argument))
+    taken = parameter_names(function)
+    return pairs + [(k.arg, k.value) for k in call.keywords if k.arg in taken]
+
+
+def receiver_count(method) -> int:
+    """1 for a method called through its instance (`self.f(x)` binds x to its second parameter), 0 for a
+    static method."""
+    static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in method.decorator_list)
+    return 0 if static else 1

@@ -9,7 +9,7 @@ import re
 from typing import NamedTuple
 
 from pipeline.opsperf import COLLECTIVES
-from pipeline.scaffold.bindings import assigned_once
+from pipeline.scaffold.bindings import assigned_once, call_bindings, parameter_names, receiver_count
 from pipeline.scaffold.settings import SCALAR  # the setting of a positional scalar operand
 
 SHAPE = "shape:"  # `shape:<dim>/<rank>`: a dimension of a view op's target shape
@@ -77,8 +77,7 @@ def op_calls(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: s
             follow(functions[dotted[0]], node, frame, 0)
         elif dotted and len(dotted) == 2 and dotted[0] == receiver and dotted[1] in methods:
             method = methods[dotted[1]]
-            static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in method.decorator_list)
-            follow(method, node, frame, 0 if static else 1)  # skip the method's own receiver
+            follow(method, node, frame, receiver_count(method))
 
     def follow(function, call: ast.Call, frame: Frame | None, skip: int) -> None:
         if id(function) not in active:  # recursion runs the function's ops once
@@ -114,21 +113,18 @@ def local_key(node: ast.expr, frame: Frame | None) -> str:
 
 def _frame(function, call: ast.Call, caller: Frame | None, skip: int) -> Frame:
     """The callee's parameters bound to the caller's region keys, plus its single `name = <bound field>`."""
-    positional = [a.arg for a in [*function.args.posonlyargs, *function.args.args]][skip:]
-    pairs = list(zip(positional, call.args, strict=False))
-    pairs += [(k.arg, k.value) for k in call.keywords if k.arg]
     bound = {}
-    for name, argument in pairs:
-        key = None if isinstance(argument, ast.Starred) else region_key(argument, caller)
+    for name, argument in call_bindings(function, call, skip):
+        key = region_key(argument, caller)
         if key is not None:
             bound[name] = key
     frame = Frame(function.name, bound)
-    once = assigned_once(function.body)
+    once = assigned_once(function.body) - set(parameter_names(function))
     for statement in function.body:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target = statement.targets[0]
             key = region_key(statement.value, frame) if isinstance(target, ast.Name) else None
-            if key is not None and target.id in once and target.id not in positional:
+            if key is not None and target.id in once:
                 bound[target.id] = key
     return frame
 

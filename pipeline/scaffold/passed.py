@@ -73,17 +73,8 @@ def _bound_parameter(node: ast.Name, call, functions, methods, receiver):
         and function.attr in methods
     ):
         callee = methods[function.attr]
-        static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in callee.decorator_list)
-        skip = 0 if static else 1  # the method's own receiver
+        skip = bindings.receiver_count(callee)
     else:
         return None, None
-    positional = [a.arg for a in [*callee.args.posonlyargs, *callee.args.args]][skip:]
-    for position, argument in enumerate(call.args):
-        if argument is node:
-            if isinstance(argument, ast.Starred) or position >= len(positional):
-                return None, None
-            return callee, positional[position]
-    for keyword in call.keywords:
-        if keyword.value is node and keyword.arg in bindings.parameter_names(callee):
-            return callee, keyword.arg
-    return None, None
+    bound = [name for name, argument in bindings.call_bindings(callee, call, skip) if argument is node]
+    return (callee, bound[0]) if bound else (None, None)
