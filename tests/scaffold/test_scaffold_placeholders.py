@@ -111,8 +111,8 @@ def test_accept_without_a_unit_test_run_says_to_run_first(tmp_path):
 
 
 TRACE_FAILURE = (
-    '        raise RuntimeError("TT_FATAL @ mesh_trace.cpp: false\\nCreating trace buffers of size 2818048B on '
-    'MeshDevice 0, but only 1000000B is allocated for trace region.")\n'
+    '        raise RuntimeError("TT_FATAL @ mesh_trace.cpp: false\\nCreating trace buffers of size '
+    '2818048B on MeshDevice 0, but only 1000000B is allocated for trace region.")\n'
 )
 
 
@@ -132,8 +132,8 @@ def test_a_trace_region_too_small_is_reported_with_its_size_then_accepted(placeh
     unit = _result(repo, "unit_test")
     assert short.returncode != 0 and unit["verdict"] == "failed"
     assert unit["message"] == (
-        "the trace region is too small: set trace_region_size to at least 2818048 in the test's device_params "
-        "(guide step 7.5); `doit scaffold fused_op=demo_router --accept-measured` writes it"
+        "the trace region is too small: set trace_region_size to at least 2818048 in the test's "
+        "device_params (guide step 7.5); `doit scaffold fused_op=demo_router --accept-measured` writes it"
     )
     assert unit["figures"]["required_trace_region_size"] == 2818048
 
