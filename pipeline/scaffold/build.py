@@ -106,8 +106,10 @@ def _extract(spec: dict, mode: str, workspace: Path, function: str, spec_path: P
     if "lines" in sequence:
         way["lines"] = tuple(sequence["lines"])
     try:
-        return extract_file(workspace / sequence["file"], function, file=sequence["file"],
-                            module=module_name(sequence["file"]), **way)  # fmt: skip
+        module = module_name(sequence["file"])
+        return extract_file(
+            workspace / sequence["file"], function, file=sequence["file"], module=module, **way
+        )
     except ExtractError as error:
         raise ScaffoldError(f"[sequence.{mode}] {error}") from None
 

@@ -251,14 +251,23 @@ _TENSOR_PROPERTIES = frozenset({"shape", "padded_shape", "logical_shape", "dtype
 def containers(statements, candidates: set[str]) -> set[str]:
     """The `candidates` that `statements` use only as `name.field` reads (`weights.w1`, `args.hidden_size`),
     never bare, stored, called or asked a tensor property: each field can be a parameter of its own."""
-    parents = {id(child): parent for s in statements for parent in ast.walk(s)
-               for child in ast.iter_child_nodes(parent)}  # fmt: skip
+    parents = parent_map(statements)
     used, bare = set(), set()
     for node in (n for s in statements for n in ast.walk(s)):
         if not (isinstance(node, ast.Name) and node.id in candidates):
             continue
         (used if is_field_read(node, parents) else bare).add(node.id)
     return used - bare
+
+
+def parent_map(statements) -> dict:
+    """id(node) -> its parent, for every node under `statements`."""
+    return {
+        id(child): parent
+        for s in statements
+        for parent in ast.walk(s)
+        for child in ast.iter_child_nodes(parent)
+    }
 
 
 def is_field_read(node: ast.Name, parents: dict) -> bool:

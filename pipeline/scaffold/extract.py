@@ -26,8 +26,9 @@ from pipeline.scaffold.dataflow import (
 )
 from pipeline.scaffold.region import ExtractError, Region
 
-_PURE = (ast.Name, ast.Attribute, ast.Subscript, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Tuple,
-         ast.Slice, ast.expr_context, ast.operator, ast.unaryop)  # fmt: skip
+# The nodes of a definition that can be pulled in: reads, constants and arithmetic, no calls.
+_READS = (ast.Name, ast.Attribute, ast.Subscript, ast.Constant, ast.Tuple, ast.Slice, ast.expr_context)
+_PURE = (*_READS, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 
@@ -71,9 +72,16 @@ class Extraction:
 
 
 def extract_file(
-    path: Path, function_name: str, *, file: str = "", module: str = "", start: str = "", end: str = "",
-    lines: tuple[int, int] | None = None, function: str = "",
-) -> Extraction:  # fmt: skip
+    path: Path,
+    function_name: str,
+    *,
+    file: str = "",
+    module: str = "",
+    start: str = "",
+    end: str = "",
+    lines: tuple[int, int] | None = None,
+    function: str = "",
+) -> Extraction:
     """Exactly one way of naming the region: anchors (`start`, `end`), `lines` or `function`."""
     file = file or str(path)
     try:
@@ -220,8 +228,8 @@ def _refuse_control_flow(region: Region) -> None:
 
 
 def _refuse_attribute_stores(region: Region, flow: Flow, after: Flow, receiver: str | None) -> None:
-    later = {ast.unparse(n) for seg in region.after for s in seg for n in ast.walk(s)
-             if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)}  # fmt: skip
+    nodes = (n for segment in region.after for s in segment for n in ast.walk(s))
+    later = {ast.unparse(n) for n in nodes if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)}
     for target in flow.attribute_stores:
         if ast.unparse(target) in later:
             raise ExtractError(
@@ -278,12 +286,10 @@ def _hoisted(region: Region, chain, function_locals, globals_, split: set[str]) 
     body = region.function.body
     counts = _binding_counts(region.function)
     parameters = set(bindings.parameter_names(region.function)) - {region.receiver}
+    before = [s for s in body if isinstance(s, ast.Assign) and s.end_lineno < region.first.lineno]
     definitions = {
-        s.targets[0].id: s
-        for s in body
-        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
-        and s.end_lineno < region.first.lineno
-    }  # fmt: skip
+        s.targets[0].id: s for s in before if len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+    }
     chosen: dict[str, ast.stmt] = {}
 
     def hoistable(name: str, visiting: frozenset) -> bool:
@@ -404,8 +410,10 @@ def _function_source(region: Region, name: str, parameters, returns, hoisted, re
     try:
         compile(text, region.file, "exec", dont_inherit=True)
     except SyntaxError as error:
-        raise ExtractError(f"{region.file}: the extracted function does not parse ({error.msg}); "
-                           "choose a region of whole statements") from None  # fmt: skip
+        raise ExtractError(
+            f"{region.file}: the extracted function does not parse ({error.msg}); "
+            "choose a region of whole statements"
+        ) from None
     return text
 
 

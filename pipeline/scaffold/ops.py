@@ -130,11 +130,11 @@ def _frame(function, call: ast.Call, caller: Frame | None, skip: int) -> Frame:
 
 
 # Keyword arguments that never name an input tensor of the op's row: settings and output buffers.
-NOT_INPUTS = frozenset({"epsilon", "memory_config", "compute_kernel_config", "program_config", "dtype",
-                        "output_dtype", "dim", "k", "layout", "sorted", "largest", "numeric_stable",
-                        "core_grid", "activation", "transpose_a", "transpose_b", "num_links", "topology",
-                        "cluster_axis", "queue_id", "output_tensor", "optional_output_tensor",
-                        "output_tile", "min", "max"})  # fmt: skip
+NOT_INPUTS = frozenset(
+    "epsilon memory_config compute_kernel_config program_config dtype output_dtype dim k layout sorted "
+    "largest numeric_stable core_grid activation transpose_a transpose_b num_links topology cluster_axis "
+    "queue_id output_tensor optional_output_tensor output_tile min max".split()
+)
 # ttnn ops that only reinterpret a tensor's shape: the profiler may show no row for them.
 VIEWS = frozenset({"reshape", "view", "squeeze", "unsqueeze"})
 

@@ -11,15 +11,14 @@ parameter the container is bound to, followed into what that callee passes it to
 import ast
 
 from pipeline.scaffold import bindings
-from pipeline.scaffold.dataflow import is_field_read
+from pipeline.scaffold.dataflow import is_field_read, parent_map
 
 
 class _NotAContainer(Exception):
     """A use other than a field read or being passed whole to a followed function."""
 
 
-def passed_fields(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None,
-                  candidates) -> dict[str, tuple[str, ...]]:  # fmt: skip
+def passed_fields(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None, candidates):
     """name -> its fields (in the order found), for each of `candidates` that `statements` pass whole to
     a function of the module (or a method of `cls` through `receiver`) and otherwise only read fields of."""
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
@@ -39,8 +38,7 @@ def passed_fields(statements, tree: ast.Module, cls: ast.ClassDef | None, receiv
 def _fields(statements, name, functions, methods, receiver, fields: dict, active: frozenset) -> bool:
     """Add the fields `statements` read of `name` (following calls it is passed to) to `fields`; True when
     they pass it whole to some function. Raises _NotAContainer on any other bare use."""
-    parents = {id(child): parent for s in statements for parent in ast.walk(s)
-               for child in ast.iter_child_nodes(parent)}  # fmt: skip
+    parents = parent_map(statements)
     passed = False
     for node in (n for s in statements for n in ast.walk(s)):
         if not (isinstance(node, ast.Name) and node.id == name):

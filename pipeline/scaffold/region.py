@@ -106,7 +106,8 @@ def named_by(source: str, file: str, lines=None, function: str = "") -> Region:
 def anchors_for(region: Region) -> tuple[str, str]:
     """Text anchors naming exactly the region's first and last statements (the patch works on anchors):
     the first statement's line, with the lines after it until the text occurs once (short of the last
-    statement's line), and the last statement's first line. A region no text names uniquely is refused (give start/end instead)."""
+    statement's line), and the last statement's first line. A region no text names uniquely is refused
+    (give start/end instead)."""
     lines = region.source.splitlines(keepends=True)
     first = region.first
     last = region.final_return or region.statements[-1]
@@ -206,8 +207,11 @@ def _owner_class(levels: list) -> ast.ClassDef | None:
 
 
 def _refuse_partial(file: str, first_statement, last_statement, first: int, last: int) -> None:
-    for statement, inside in ((first_statement, first > first_statement.lineno),
-                              (last_statement, last < last_statement.end_lineno)):  # fmt: skip
+    ends = (
+        (first_statement, first > first_statement.lineno),
+        (last_statement, last < last_statement.end_lineno),
+    )
+    for statement, inside in ends:
         if _is_compound(statement) and inside:
             raise ExtractError(
                 f"{file}: the region covers only part of the {_kind(statement)} on line {statement.lineno}; "

@@ -66,7 +66,7 @@ def render(plan: TestPlan, workspace: Path) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-    )  # fmt: skip  -- Python source, not HTML: values go in through the `py` filter (repr)
+    )  # autoescape off: Python source, not HTML; values go in through the `py` filter (repr)
     environment.filters["py"] = repr
     text = environment.get_template("fused_op_test.py.j2").render(**context(plan, workspace))
     return ruff_clean(text, workspace, plan.unit_test)
@@ -180,7 +180,8 @@ def _input_tensors(plan: TestPlan, rows, tensors: set[str]) -> list:
         if region_inputs is None:
             continue
         named = facts.named_facts(plan.extraction, region_inputs)
-        source = f"module_perf CSV rows of the region's ops, from row {region_inputs.row} ({region_inputs.first_op})"
+        first = f"row {region_inputs.row} ({region_inputs.first_op})"
+        source = f"module_perf CSV rows of the region's ops, from {first}"
         if profiled != key:
             weights = facts.matmul_weights(plan.extraction)
             named = [(n, f if n in weights else facts.with_seq_len(f, profiled[1], key[1])) for n, f in named]
@@ -198,10 +199,8 @@ def _profiled_inputs(plan: TestPlan, key):
 
 
 def _derived_note(plan: TestPlan, rows) -> list[str]:
-    return [
-        f"{mode} {seq_len}" for mode, seq_len in rows if (mode, seq_len) not in plan.inputs
-        and _profiled_inputs(plan, (mode, seq_len))[0] is not None
-    ]  # fmt: skip
+    derived = [key for key in rows if key not in plan.inputs and _profiled_inputs(plan, key)[0] is not None]
+    return [f"{mode} {seq_len}" for mode, seq_len in derived]
 
 
 def _tensor_entry(name: str, fact: TensorFact) -> dict:
@@ -289,8 +288,8 @@ def _profiled_value(extraction: Extraction, parameter: str, inputs: dict, mode: 
 
 
 def _uses(extraction: Extraction, parameter: str) -> str:
-    uses = [f"{extraction.op_sequence[i]}({_setting_text(k)})" for i, k, name in extraction.settings
-            if name == parameter]  # fmt: skip
+    settings = [(index, keyword) for index, keyword, name in extraction.settings if name == parameter]
+    uses = [f"{extraction.op_sequence[index]}({_setting_text(keyword)})" for index, keyword in settings]
     return ", ".join(dict.fromkeys(uses))
 
 

@@ -34,9 +34,13 @@ def _extract(spec: dict, mode: str):
     sequence = spec["sequence"][mode]
     op = Path(spec["unit_test"]).stem.removeprefix("test_")
     return extract_file(
-        REPO / spec["workspace"] / sequence["file"], f"{op}_ttnn", file=sequence["file"],
-        module=module_name(sequence["file"]), start=sequence["start"], end=sequence["end"],
-    )  # fmt: skip
+        REPO / spec["workspace"] / sequence["file"],
+        f"{op}_ttnn",
+        file=sequence["file"],
+        module=module_name(sequence["file"]),
+        start=sequence["start"],
+        end=sequence["end"],
+    )
 
 
 def test_every_bundled_op_is_covered():

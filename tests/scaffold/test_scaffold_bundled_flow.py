@@ -45,8 +45,11 @@ def _reduce_to_three_inputs(repo: Path, op: str) -> dict:
 
 
 def _digest(repo: Path) -> dict:
-    return {str(p.relative_to(repo)): p.read_bytes() for p in sorted(repo.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}  # fmt: skip
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def test_every_bundled_op_from_its_three_inputs_through_patch_verify(bundled_router_run, tmp_path):

@@ -7,9 +7,10 @@ ops that only carry its values (`to_layout(reshape(ids))` is dispatch's expert i
 from types import SimpleNamespace
 
 import pytest
+from test_scaffold_facts import CLAMP, fact
 
 from pipeline.scaffold import facts
-from pipeline.scaffold.inputs import RegionInputs, TensorFact
+from pipeline.scaffold.inputs import RegionInputs
 
 MOE = """
 import ttnn
@@ -31,11 +32,6 @@ def forward(x, ids, mapping, weights, args):
     y = mlp(out, weights, args)
     return y
 """
-CLAMP = "{'op_chain': '[UnaryWithParam(op_type=UnaryOpType::CLAMP; params=[-3.4028234663852886e+38; 7.0])]'}"
-
-
-def fact(shape, dtype="BFLOAT16", layout="TILE"):
-    return TensorFact(shape, layout, dtype, "DEV_0_DRAM_INTERLEAVED")
 
 
 def profiled(extraction, drop=()):

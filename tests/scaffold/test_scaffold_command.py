@@ -28,14 +28,17 @@ GROUP = (
     "MEMORY",
 )
 ROUTER_CSV = [  # the router module's run on one device: reshape, linear (x, weight, bias), topk, softmax
-    ["ReshapeViewDeviceOperation", "32[32]", "1[1]", "32[32]", "64[64]", "TILE", "BFLOAT16",
-     "DEV_0_L1_INTERLEAVED"],
-    ["MatmulDeviceOperation", "1[1]", "1[1]", "32[32]", "64[64]", "TILE", "BFLOAT16", "DEV_0_L1_INTERLEAVED",
-     "1[1]", "1[1]", "64[64]", "32[8]", "TILE", "BFLOAT8_B", "DEV_0_DRAM_INTERLEAVED",
-     "1[1]", "1[1]", "32[1]", "32[8]", "TILE", "BFLOAT16", "DEV_0_DRAM_INTERLEAVED"],
-    ["TopKDeviceOperation", "1[1]", "1[1]", "32[32]", "32[8]", "TILE", "BFLOAT16", "DEV_0_L1_INTERLEAVED"],
-    ["SoftmaxDeviceOperation", "1[1]", "1[1]", "32[32]", "32[4]", "TILE", "BFLOAT16", "DEV_0_L1_INTERLEAVED"],
-]  # fmt: skip
+    # (OP CODE, each input tensor's W Z Y X LAYOUT DATATYPE MEMORY)
+    ("ReshapeViewDeviceOperation", "32[32] 1[1] 32[32] 64[64] TILE BFLOAT16 DEV_0_L1_INTERLEAVED"),
+    (
+        "MatmulDeviceOperation",
+        "1[1] 1[1] 32[32] 64[64] TILE BFLOAT16 DEV_0_L1_INTERLEAVED",
+        "1[1] 1[1] 64[64] 32[8] TILE BFLOAT8_B DEV_0_DRAM_INTERLEAVED",
+        "1[1] 1[1] 32[1] 32[8] TILE BFLOAT16 DEV_0_DRAM_INTERLEAVED",
+    ),
+    ("TopKDeviceOperation", "1[1] 1[1] 32[32] 32[8] TILE BFLOAT16 DEV_0_L1_INTERLEAVED"),
+    ("SoftmaxDeviceOperation", "1[1] 1[1] 32[32] 32[4] TILE BFLOAT16 DEV_0_L1_INTERLEAVED"),
+]
 
 
 def _three_inputs_spec(name: str, unit_test: str) -> str:
@@ -56,10 +59,10 @@ def repo(tmp_path, monkeypatch):
         unit_test = f"models/demos/gpt_oss_mini/tests/fused_op_unit_tests/test_scaffolded_{name}.py"
         (tmp_path / "fused_ops" / f"{name}.toml").write_text(_three_inputs_spec(name, unit_test))
     header = ["OP CODE", "OP TYPE", "DEVICE ID"] + [f"INPUT_{i}_{f}" for i in range(3) for f in GROUP]
-    rows = [
-        ",".join([row[0], "tt_dnn_device", "0", *row[1:]] + [""] * (len(header) - 2 - len(row)))
-        for row in ROUTER_CSV
-    ]
+    rows = []
+    for op, *tensors in ROUTER_CSV:
+        cells = [op, "tt_dnn_device", "0", *" ".join(tensors).split()]
+        rows.append(",".join(cells + [""] * (len(header) - len(cells))))
     (tmp_path / "router_decode.csv").write_text("\n".join([",".join(header), *rows]) + "\n")
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -182,8 +185,9 @@ def test_placeholders_are_reported_and_measured_values_accepted(repo):
     assert expected.PLACEHOLDER_NOTE in text  # one row is still a placeholder
     # Only the rows changed; the file stays ruff-clean.
     assert [a for a in before.splitlines() if a not in text.splitlines()] == [
-        '    ("decode", 1, 1.0, 0.0),', '    ("prefill", 128, 1.0, 0.0),'
-    ]  # fmt: skip
+        '    ("decode", 1, 1.0, 0.0),',
+        '    ("prefill", 128, 1.0, 0.0),',
+    ]
     relative = str(path.relative_to(repo / "examples" / "gpt_oss_mini"))
     assert _ruff(repo, "check", relative).returncode == 0
     assert _ruff(repo, "format", "--check", relative).returncode == 0

@@ -117,8 +117,12 @@ def test_attribute_and_subscript_reads_become_readable_parameters(extract_region
     e = extract_region(ATTRIBUTES, "y = ttnn.mul(", "y = ttnn.add(y, self.args")
     assert e.parameter_names == ["x", "weight", "decode_memcfg", "biases_1", "args"]
     assert [p.argument for p in e.parameters] == [
-        "x", "self.weight", 'self.config["DECODE_MEMCFG"]', "self.biases[1]", "self.args"
-    ]  # fmt: skip
+        "x",
+        "self.weight",
+        'self.config["DECODE_MEMCFG"]',
+        "self.biases[1]",
+        "self.args",
+    ]
     assert e.returns == ("y",)
     assert "self" not in e.source
     assert "y = ttnn.add(y, args.dim + weight)" in e.source

@@ -26,8 +26,18 @@ def forward(x, mask, weights, args, memory_config):
 
 def test_fields_a_region_only_reads_of_a_container_are_parameters_the_call_passes_as_written(extract_region):
     e = extract_region(MLP, "blocks = ttnn.reshape(", "out = ttnn.to_layout(")
-    assert e.parameter_names == ["x", "mask", "memory_config", "block_size", "hidden", "w1", "w1_bias",
-                                 "limit", "alpha", "experts"]  # fmt: skip
+    assert e.parameter_names == [
+        "x",
+        "mask",
+        "memory_config",
+        "block_size",
+        "hidden",
+        "w1",
+        "w1_bias",
+        "limit",
+        "alpha",
+        "experts",
+    ]
     assert "weights.w1, weights.w1_bias, args.limit" in e.call
     assert "    block = block_size\n" in e.source  # a definition from a field is pulled in
 
@@ -50,6 +60,10 @@ def test_a_tensor_property_keeps_the_tensor_whole(extract_region):
     assert extract_region(source, "z = ttnn.add(", "z = ttnn.add(").parameter_names == ["x", "y"]
 
 
+# A clamp(max=7.0) row's ATTRIBUTES as tt-metal's profiler and ttnn_sim write it (open min: float's lowest).
+CLAMP = "{'op_chain': '[UnaryWithParam(op_type=UnaryOpType::CLAMP; params=[-3.4028234663852886e+38; 7.0])]'}"
+
+
 def fact(shape, dtype="BFLOAT16", layout="TILE"):
     return TensorFact(shape, layout, dtype, "DEV_0_DRAM_INTERLEAVED")
 
@@ -61,15 +75,13 @@ def profiled(extraction):
     rows = {
         "ttnn.sparse_matmul": ((blocks, w1, mask), {}),
         "ttnn.add": ((h, bias), {"ATTRIBUTES": "{'scalar': 'std::nullopt'}"}),
-        "ttnn.clamp": ((h,), {"ATTRIBUTES": "{'op_chain': '[UnaryWithParam(op_type=UnaryOpType::CLAMP; "
-                                            "params=[-3.4028234663852886e+38; 7.0])]'}"}),
+        "ttnn.clamp": ((h,), {"ATTRIBUTES": CLAMP}),
         "ttnn.mul": ((h,), {"ATTRIBUTES": "{'binary_op_type': 'BinaryOpType::MULTIPLY'; 'scalar': '1.702'}"}),
         "ttnn.to_layout": ((fact((2, 1, 128, 64)),), {}),
-    }  # fmt: skip
+    }
     found = [rows.get(op) for op in extraction.op_sequence]
-    return RegionInputs("SparseMatmulDeviceOperation", 0, (), (), "test",
-                        op_cells=tuple(f[1] if f else None for f in found),
-                        op_inputs=tuple(f[0] if f else None for f in found))  # fmt: skip
+    cells, tensors = (tuple(f[i] if f else None for f in found) for i in (1, 0))
+    return RegionInputs("SparseMatmulDeviceOperation", 0, (), (), "test", op_cells=cells, op_inputs=tensors)
 
 
 def test_tensors_come_from_the_rows_of_the_ops_that_take_them(extract_region):

@@ -89,12 +89,19 @@ def test_a_region_no_op_of_the_run_matches_is_a_one_line_error(tmp_path):
 
 @pytest.mark.parametrize(
     "op, code, expected",
-    [("ttnn.linear", "Matmul", True), ("ttnn.sparse_matmul", "SparseMatmulDeviceOperation", True),
-     ("ttnn.mul", "BinaryNgDeviceOperation", True), ("ttnn.sigmoid", "UnaryDeviceOperation", True),
-     ("ttnn.to_layout", "Untilize", True), ("ttnn.topk", "SoftmaxDeviceOperation", False),
-     ("ttnn.linear", "TopKDeviceOperation", False), ("ttnn.all_reduce", "AllReduceAsync", True),
-     ("ttnn.rms_norm", "LayerNormDeviceOperation", True), ("ttnn.rms_norm", "SoftmaxDeviceOperation", False)],
-)  # fmt: skip
+    [
+        ("ttnn.linear", "Matmul", True),
+        ("ttnn.sparse_matmul", "SparseMatmulDeviceOperation", True),
+        ("ttnn.mul", "BinaryNgDeviceOperation", True),
+        ("ttnn.sigmoid", "UnaryDeviceOperation", True),
+        ("ttnn.to_layout", "Untilize", True),
+        ("ttnn.topk", "SoftmaxDeviceOperation", False),
+        ("ttnn.linear", "TopKDeviceOperation", False),
+        ("ttnn.all_reduce", "AllReduceAsync", True),
+        ("ttnn.rms_norm", "LayerNormDeviceOperation", True),
+        ("ttnn.rms_norm", "SoftmaxDeviceOperation", False),
+    ],
+)
 def test_op_names_match_op_codes(op, code, expected):
     assert op_matches(op, code) is expected
 

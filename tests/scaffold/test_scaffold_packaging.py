@@ -39,7 +39,8 @@ def test_package_data_holds_every_template():
 
 
 def test_doit_lists_scaffold_among_its_commands_from_the_repo_root():
-    listing = subprocess.run([sys.executable, "-m", "doit", "help"], cwd=REPO, capture_output=True, text=True,
-                             timeout=60)  # fmt: skip
+    listing = subprocess.run(
+        [sys.executable, "-m", "doit", "help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert listing.returncode == 0, listing.stderr
     assert any(line.split()[1:2] == ["scaffold"] for line in listing.stdout.splitlines()), listing.stdout

@@ -26,24 +26,35 @@ def _as_scaffolded(repo: Path) -> None:
     text = path.read_text()
     for old, new in [
         ('CASES = [("decode", 1, 0.99, 0.0), ("prefill", 128, 0.99, 0.0)]\n', PLACEHOLDER_ROWS),
-        ('"mode, seq_len, expected_pcc, expected_perf_us", CASES)', '"mode, seq_len, expected_pcc, expected_perf_us", DEMO_ROUTER_CASES)'),
+        (
+            '"mode, seq_len, expected_pcc, expected_perf_us", CASES)',
+            '"mode, seq_len, expected_pcc, expected_perf_us", DEMO_ROUTER_CASES)',
+        ),
         ("def _run(single_device=False):", "def _run(single_device=False, expected_pcc=0.99):"),
         ('    logger.info("PCC demo_router: 0.999")\n', ""),
-        ('    assert out == demo_router_reference(3), "Router test failed. PCC: 0.0 < 0.99"\n',
-         '    assert out == demo_router_reference(3), "Router test failed. PCC: 0.0 < 0.99"\n'
-         '    logger.info("PCC demo_router: 0.999")\n'
-         '    assert 0.999 >= expected_pcc, f"Router test failed. PCC: 0.999 < {expected_pcc}"\n'),
+        (
+            '    assert out == demo_router_reference(3), "Router test failed. PCC: 0.0 < 0.99"\n',
+            '    assert out == demo_router_reference(3), "Router test failed. PCC: 0.0 < 0.99"\n'
+            '    logger.info("PCC demo_router: 0.999")\n'
+            '    assert 0.999 >= expected_pcc, f"Router test failed. PCC: 0.999 < {expected_pcc}"\n',
+        ),
         ("    _run()\n", "    _run(expected_pcc=expected_pcc)\n"),
         ("    _run(single_device=True)\n", "    _run(single_device=True, expected_pcc=expected_pcc)\n"),
-    ]:  # fmt: skip
+    ]:
         assert old in text, old
         text = text.replace(old, new)
     path.write_text(text)
 
 
 def _scaffold(repo: Path, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "doit", "scaffold", *args], cwd=repo, env=make_doit_env(repo.parent),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "doit", "scaffold", *args],
+        cwd=repo,
+        env=make_doit_env(repo.parent),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _result(repo: Path, step: str) -> dict:

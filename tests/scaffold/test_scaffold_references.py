@@ -28,10 +28,13 @@ def _weights(local_experts: int) -> SimpleNamespace:
         return torch.randn(1, local_experts, *shape) / shape[0] ** 0.5
 
     return SimpleNamespace(
-        w1=tensor(HIDDEN, INTERMEDIATE), w1_bias=tensor(1, INTERMEDIATE),
-        w3=tensor(HIDDEN, INTERMEDIATE), w3_bias=tensor(1, INTERMEDIATE),
-        w2=tensor(INTERMEDIATE, HIDDEN), w2_bias=tensor(1, HIDDEN),
-    )  # fmt: skip
+        w1=tensor(HIDDEN, INTERMEDIATE),
+        w1_bias=tensor(1, INTERMEDIATE),
+        w3=tensor(HIDDEN, INTERMEDIATE),
+        w3_bias=tensor(1, INTERMEDIATE),
+        w2=tensor(INTERMEDIATE, HIDDEN),
+        w2_bias=tensor(1, HIDDEN),
+    )
 
 
 def _mapping(devices: int, per_device: int) -> torch.Tensor:
@@ -48,9 +51,18 @@ def _case(fused_ops, local_experts: int, devices: int):
     indices = torch.stack([torch.randperm(num_experts)[:K] for _ in range(TOKENS)])
     routing = torch.softmax(torch.randn(TOKENS, K), dim=-1)
     per_expert = fused_ops.experts_mlp(
-        hidden_states, torch.ones(1, 1, 1, local_experts), TOKENS, weights.w1, weights.w1_bias, weights.w3,
-        weights.w3_bias, args.swiglu_limit, args.swiglu_alpha, weights.w2, weights.w2_bias,
-    )[:, 0]  # fmt: skip
+        hidden_states,
+        torch.ones(1, 1, 1, local_experts),
+        TOKENS,
+        weights.w1,
+        weights.w1_bias,
+        weights.w3,
+        weights.w3_bias,
+        args.swiglu_limit,
+        args.swiglu_alpha,
+        weights.w2,
+        weights.w2_bias,
+    )[:, 0]
     slots = indices % local_experts  # expert e is slot e % per_device of its device
     expected = (per_expert[slots, torch.arange(TOKENS)[:, None]] * routing[..., None]).sum(dim=1)
     return hidden_states, indices, routing, weights, args, expected

@@ -109,10 +109,16 @@ def test_ops_follow_module_functions_and_the_import_alias():
 
 @pytest.mark.parametrize(
     "name, is_ccl",
-    [("ttnn.all_gather", True), ("ttnn.experimental.reduce_scatter_minimal_async", True),
-     ("ttnn.all_to_all_dispatch", True), ("AllReduceAsync", True), ("ttnn.matmul", False),
-     ("ttnn.gather", False), ("ttnn.reduce", False)],
-)  # fmt: skip
+    [
+        ("ttnn.all_gather", True),
+        ("ttnn.experimental.reduce_scatter_minimal_async", True),
+        ("ttnn.all_to_all_dispatch", True),
+        ("AllReduceAsync", True),
+        ("ttnn.matmul", False),
+        ("ttnn.gather", False),
+        ("ttnn.reduce", False),
+    ],
+)
 def test_ccl_names(name, is_ccl):
     assert ops.is_ccl(name) is is_ccl
 

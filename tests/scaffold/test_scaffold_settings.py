@@ -98,19 +98,34 @@ def test_a_setting_becomes_the_expression_the_module_ran_with(keyword, cells, ex
 
 def test_values_render_as_python():
     assert [value_expression(v) for v in ("True", "false", "-3", "0.5", "DataType::BFLOAT16")] == [
-        "True", "False", "-3", "0.5", "ttnn.DataType.BFLOAT16",
-    ]  # fmt: skip
+        "True",
+        "False",
+        "-3",
+        "0.5",
+        "ttnn.DataType.BFLOAT16",
+    ]
     assert value_expression("std::nullopt") is None and value_expression("[1; 2]") is None
 
 
 ROUTER_ROWS = [  # per device: (op code, attributes, output memory, inputs as (shape, layout, dtype, memory))
-    ("MatmulDeviceOperation", "{'transpose_a': 'false'}", "L1",
-     [((1, 1, 32, 64), "TILE", "BFLOAT16", "L1"), ((1, 1, 64, 8), "TILE", "BFLOAT16", "DRAM"),
-      ((1, 1, 1, 8), "TILE", "BFLOAT16", "DRAM")]),
-    ("TopKDeviceOperation", "{'k': '2'; 'largest': 'true'; 'sorted': 'true'}", "L1",
-     [((1, 1, 32, 8), "TILE", "BFLOAT16", "L1")]),
+    (
+        "MatmulDeviceOperation",
+        "{'transpose_a': 'false'}",
+        "L1",
+        [
+            ((1, 1, 32, 64), "TILE", "BFLOAT16", "L1"),
+            ((1, 1, 64, 8), "TILE", "BFLOAT16", "DRAM"),
+            ((1, 1, 1, 8), "TILE", "BFLOAT16", "DRAM"),
+        ],
+    ),
+    (
+        "TopKDeviceOperation",
+        "{'k': '2'; 'largest': 'true'; 'sorted': 'true'}",
+        "L1",
+        [((1, 1, 32, 8), "TILE", "BFLOAT16", "L1")],
+    ),
     ("SoftmaxDeviceOperation", SIM_SOFTMAX, "L1", [((1, 1, 32, 2), "TILE", "BFLOAT16", "L1")]),
-]  # fmt: skip
+]
 
 
 def _write_csv(path: Path, rows, memory: str, tokens: int, blank: str = "") -> str:
@@ -167,8 +182,8 @@ def test_a_parameter_the_run_does_not_show_stays_a_todo_that_fails_naming_it(rep
     paths = [str(REPO), str(REPO / "ttnn_sim" / "shim"), str(workspace)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     one_case = "test_scaffolded_router and decode and eager and program_cache and random and not single"
-    argv = [sys.executable, "-m", "pytest", str(path.relative_to(workspace)), "-p", "no:cacheprovider", "-q",
-            "-k", one_case]  # fmt: skip
+    argv = [sys.executable, "-m", "pytest", str(path.relative_to(workspace)), "-p", "no:cacheprovider"]
+    argv += ["-q", "-k", one_case]
     ran = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 1, ran.stdout[-3000:]
     assert "NotImplementedError: TODO: set TOP_K at the top of this file (the module's values)" in ran.stdout

@@ -48,8 +48,11 @@ def test_a_repeated_line_is_extended_until_it_is_unique(tmp_path):
     with pytest.raises(
         SpecError, match=r"'sequence.decode.lines': lines 8-9 repeat elsewhere .*; name the seq"
     ):
-        load_spec(write(tmp_path / "d.toml", text.replace("demo_router", "d", 1).replace("[8, 10]", "[8, 9]")),
-                  Overrides(), tmp_path)  # fmt: skip
+        load_spec(
+            write(tmp_path / "d.toml", text.replace("demo_router", "d", 1).replace("[8, 10]", "[8, 9]")),
+            Overrides(),
+            tmp_path,
+        )
 
 
 def test_reference_is_package_module_callable(tmp_path):
@@ -62,19 +65,46 @@ def test_reference_is_package_module_callable(tmp_path):
 SPEC_FILE = "fused_ops/demo_router.toml"
 # (case id, old text of the spec, new text, how many occurrences, words the one line must hold)
 CASES = [
-    ("call missing", 'call = "b = demo_router_ttnn(x)"\n', "", 1,
-     ["demo_router.toml", "sequence.decode.call", "missing", "doit scaffold fused_op=demo_router"]),
-    ("two ways", 'start = "a = add(x, 1)"', 'lines = [8, 9]\nstart = "a = add(x, 1)"', 1,
-     ["field 'sequence.decode'", "['lines', 'start']", "give exactly one of"]),
-    ("start without end", 'end = "b = mul(a, 2)"\n', "", 1, ["field 'sequence.decode'", "give exactly one of"]),
+    (
+        "call missing",
+        'call = "b = demo_router_ttnn(x)"\n',
+        "",
+        1,
+        ["demo_router.toml", "sequence.decode.call", "missing", "doit scaffold fused_op=demo_router"],
+    ),
+    (
+        "two ways",
+        'start = "a = add(x, 1)"',
+        'lines = [8, 9]\nstart = "a = add(x, 1)"',
+        1,
+        ["field 'sequence.decode'", "['lines', 'start']", "give exactly one of"],
+    ),
+    (
+        "start without end",
+        'end = "b = mul(a, 2)"\n',
+        "",
+        1,
+        ["field 'sequence.decode'", "give exactly one of"],
+    ),
     ("lines not a pair", ANCHORS, "lines = [67]\n", 1, ["sequence.decode.lines", "[first, last]"]),
     ("lines on no statement", ANCHORS, "lines = [200, 210]\n", 1, ["sequence.decode.lines", "no statement"]),
     ("function unknown", ANCHORS, 'function = "gone"\n', 1, ["sequence.decode.function", "no function gone"]),
     ("unknown sequence field", ANCHORS, ANCHORS + "line = 3\n", 1, ["sequence.decode.line", "unknown field"]),
-    ("reference malformed", 'modes = ["decode"', 'reference = "x"\nmodes = ["decode"', 1, ["field 'reference'"]),
-    ("unit test missing", "test_demo_router.py", "test_gone.py", 1,
-     ["field 'unit_test'", "does not exist", "`doit scaffold fused_op=demo_router`"]),
-]  # fmt: skip
+    (
+        "reference malformed",
+        'modes = ["decode"',
+        'reference = "x"\nmodes = ["decode"',
+        1,
+        ["field 'reference'"],
+    ),
+    (
+        "unit test missing",
+        "test_demo_router.py",
+        "test_gone.py",
+        1,
+        ["field 'unit_test'", "does not exist", "`doit scaffold fused_op=demo_router`"],
+    ),
+]
 
 
 @pytest.fixture(scope="module")
