@@ -76,13 +76,9 @@ class Pipeline:
     ) -> "Pipeline":
         """Load the specs named by the doit vars; a bad spec is one line on stderr and exit 2."""
         try:
-            pipeline = cls.load(
-                repo_root,
-                fused_op=get_var("fused_op"),
-                backend=get_var("backend", "sim"),
-                workspace=get_var("workspace"),
-                artifacts_dir=get_var("artifacts"),
-            )
+            fused_op, backend = get_var("fused_op"), get_var("backend", "sim")
+            workspace, artifacts_dir = get_var("workspace"), get_var("artifacts")
+            pipeline = cls.load(repo_root, fused_op, backend, workspace, artifacts_dir)
             argv = sys.argv[1:] if argv is None else argv
             if doit_support.doit_command(argv) == "run" and doit_support.named_tasks(argv) != ["index"]:
                 selections.check(pipeline)
@@ -156,14 +152,8 @@ class Pipeline:
                     "pcc_tolerance": spec.pcc_tolerance,
                 }
                 deps = self.module_deps(spec) + self._unit_deps(spec)
-                yield self._task(
-                    "patch_verify",
-                    spec,
-                    mode,
-                    deps,
-                    config,
-                    upstream={"baseline": self._module_dir("baseline", test)},
-                )
+                upstream = {"baseline": self._module_dir("baseline", test)}
+                yield self._task("patch_verify", spec, mode, deps, config, upstream)
 
     def _unit_test(self):
         for spec in self.specs:
@@ -172,9 +162,8 @@ class Pipeline:
                 "function": spec.names.test,
                 "prefill_seqlens": list(spec.prefill_seqlens),
             }
-            yield self._task(
-                "unit_test", spec, None, self._unit_deps(spec), config, self._gate(spec, "patch_verify")
-            )
+            upstream = self._gate(spec, "patch_verify")
+            yield self._task("unit_test", spec, None, self._unit_deps(spec), config, upstream)
 
     def _single_device(self):
         for spec in self.specs:
@@ -236,23 +225,22 @@ class Pipeline:
         layout = self.ctx.layout
         for spec in self.specs:
             upstream = self.op_step_dirs(spec)
-            job = self._job("summary", spec, None, f"summary:{spec.name}", layout.op_dir(spec.name), upstream)
+            op_dir = layout.op_dir(spec.name)
+            summary_json, summary_md = layout.summary_json(spec.name), layout.summary_md(spec.name)
+            job = self._job("summary", spec, None, f"summary:{spec.name}", op_dir, upstream)
             key = {"spec": spec.raw, "env": self.ctx.key_for(spec.env_vars), "tasks": list(upstream)}
             yield {
                 "basename": "summary",
                 "name": spec.name,
-                "doc": f"summary of {spec.name}: {layout.summary_md(spec.name)}",
+                "doc": f"summary of {spec.name}: {summary_md}",
                 "actions": [(_execute, ["summary", job])],
                 "file_dep": [self._display(os.path.join(d, artifacts.RESULT)) for d in upstream.values()],
-                "targets": [
-                    self._display(layout.summary_json(spec.name)),
-                    self._display(layout.summary_md(spec.name)),
-                ],
+                "targets": [self._display(summary_json), self._display(summary_md)],
                 "uptodate": [config_changed(key)],
                 "clean": [
-                    (_remove, [layout.summary_json(spec.name), layout.summary_md(spec.name)]),
-                    (_remove_all, [layout.op_dir(spec.name), outputs.OP_OUTPUTS]),
-                    (doit_support.prune_empty, [layout.op_dir(spec.name), layout.root]),
+                    (_remove, [summary_json, summary_md]),
+                    (_remove_all, [op_dir, outputs.OP_OUTPUTS]),
+                    (doit_support.prune_empty, [op_dir, layout.root]),
                 ],
             }
 
@@ -327,6 +315,7 @@ class Pipeline:
         ]
         upstream_files = doit_support.UpstreamFilesUnchanged([(upstream[u], key) for u, key in reads])
         checks = [doit_support.passed_before(result), doit_support.outputs_intact(step_dir), upstream_files]
+        prune = (doit_support.prune_empty, [step_dir.parent, self.ctx.layout.root])
         return {
             "basename": step,
             "name": name.split(":", 1)[1],
@@ -335,10 +324,7 @@ class Pipeline:
             "file_dep": sorted(set(file_dep)),
             "targets": [self._display(result)],
             "uptodate": [doit_support.step_up_to_date(config, checks)],
-            "clean": [
-                (artifacts.clear_dir, [step_dir]),
-                (doit_support.prune_empty, [step_dir.parent, self.ctx.layout.root]),
-            ],
+            "clean": [(artifacts.clear_dir, [step_dir]), prune],
         }
 
     def _host_task(
@@ -359,11 +345,8 @@ class Pipeline:
 
     def _module_config(self, test: ModuleTest) -> dict:
         spec = test.spec
-        return {
-            "workspace": self.ctx.display(spec.workspace),
-            "argv": list(spec.module_test.argv),
-            "select": spec.module_test.select[test.mode],
-        }
+        argv, select = list(spec.module_test.argv), spec.module_test.select[test.mode]
+        return {"workspace": self.ctx.display(spec.workspace), "argv": argv, "select": select}
 
     def _perf_config(self, spec: FusedOpSpec, mode: str, function: str) -> dict:
         return {
