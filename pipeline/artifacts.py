@@ -137,9 +137,18 @@ def clear_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def make_result(task: str, step: str, op: str | None, mode: str | None, verdict: str, message: str = "",
-                figures: dict | None = None, files: dict | None = None, notes: list | None = None,
-                run: dict | None = None) -> dict:  # fmt: skip
+def make_result(
+    task: str,
+    step: str,
+    op: str | None,
+    mode: str | None,
+    verdict: str,
+    message: str = "",
+    figures: dict | None = None,
+    files: dict | None = None,
+    notes: list | None = None,
+    run: dict | None = None,
+) -> dict:
     """A result.json document. `notes` are the "unexpected and workarounds" items for the summary."""
     if verdict not in VERDICTS:
         raise ValueError(f"unknown verdict {verdict!r}")

@@ -75,8 +75,8 @@ class Backend(NamedTuple):
         self, output_dir: Path, port: int, op_support_count: int, pytest_args: list[str]
     ) -> list[str]:
         command = shlex.join(["pytest", *PYTEST_OPTIONS, *_without_pytest(pytest_args)])
-        return [self.python, "-m", "tracy", "-r", "-p", "-o", str(output_dir), "-t", str(port),
-                "--check-exit-code", "--op-support-count", str(op_support_count), "-m", command]  # fmt: skip
+        tracy = [self.python, "-m", "tracy", "-r", "-p", "-o", str(output_dir), "-t", str(port)]
+        return [*tracy, "--check-exit-code", "--op-support-count", str(op_support_count), "-m", command]
 
     @property
     def lock_path(self) -> Path:
@@ -89,19 +89,29 @@ class Backend(NamedTuple):
 def get_backend(name: str, workspace: Path, artifacts_dir: Path | None = None) -> Backend:
     if name == "sim":
         return Backend(
-            name="sim", python=sys.executable, extra_pythonpath=(str(SIM_SHIM),), reset_commands=(),
+            name="sim",
+            python=sys.executable,
+            extra_pythonpath=(str(SIM_SHIM),),
+            reset_commands=(),
             health_command=_command_from_env("PIPELINE_HEALTH_COMMAND")
             or (sys.executable, "-c", "import ttnn; print('devices:', ttnn.get_num_devices())"),
-            device_set="sim", private_lock=Path(artifacts_dir) / ".device.lock" if artifacts_dir else None,
-        )  # fmt: skip
+            device_set="sim",
+            private_lock=Path(artifacts_dir) / ".device.lock" if artifacts_dir else None,
+        )
     if name == "ttnn":
+        device_set = (
+            os.environ.get("TT_VISIBLE_DEVICES") or os.environ.get("TT_METAL_VISIBLE_DEVICES") or "all"
+        )
         return Backend(
-            name="ttnn", python=_ttnn_python(workspace), extra_pythonpath=(),
-            reset_commands=_reset_commands(), reset_by_machine=not _reset_commands(),
+            name="ttnn",
+            python=_ttnn_python(workspace),
+            extra_pythonpath=(),
+            reset_commands=_reset_commands(),
+            reset_by_machine=not _reset_commands(),
             health_command=_command_from_env("PIPELINE_HEALTH_COMMAND") or ("tt-smi", "-ls"),
-            device_set=os.environ.get("TT_VISIBLE_DEVICES") or os.environ.get("TT_METAL_VISIBLE_DEVICES") or "all",
+            device_set=device_set,
             fixed_env=(("TT_METAL_HOME", os.environ.get("TT_METAL_HOME") or str(workspace)),),
-        )  # fmt: skip
+        )
     raise ValueError(f"unknown backend {name!r}")
 
 

@@ -63,6 +63,8 @@ def came_back(before: Listing, after: Listing) -> str | None:
     """None when every device listed before the reset is listed after it; else what is missing."""
     missing = [i for i in before.ids if i not in after.ids]
     if after.count < before.count or missing:
-        return (f"{after.count} of {before.count} devices came back after the reset "
-                f"(missing: {', '.join(missing) or 'unknown'})")  # fmt: skip
+        return (
+            f"{after.count} of {before.count} devices came back after the reset "
+            f"(missing: {', '.join(missing) or 'unknown'})"
+        )
     return None

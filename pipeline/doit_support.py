@@ -379,8 +379,10 @@ def hold_state_lock(layout: artifacts.Layout, say=None) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = _read(holder_path)
-        say(f"another doit is using {layout.root} (pid {holder.get('pid')} on {holder.get('host')}, "
-            f"since {holder.get('since')}, `{holder.get('argv')}`); waiting for it to finish")  # fmt: skip
+        say(
+            f"another doit is using {layout.root} (pid {holder.get('pid')} on {holder.get('host')}, "
+            f"since {holder.get('since')}, `{holder.get('argv')}`); waiting for it to finish"
+        )
         fcntl.flock(lock, fcntl.LOCK_EX)
         say(f"{layout.root} is free; continuing")
     since = time.strftime("%Y-%m-%dT%H:%M:%S%z")

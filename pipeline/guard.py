@@ -49,8 +49,9 @@ def main(argv: list[str]) -> int:
     guard_pid = os.getpid()
     started = time.monotonic()
     try:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True,
-                                 preexec_fn=lambda: _die_with(guard_pid))  # fmt: skip
+        child = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=lambda: _die_with(guard_pid)
+        )
     except OSError as error:
         _report(status_fd, {"error": f"cannot start {command[0]}: {error.strerror or error}"})
         return 0

@@ -80,8 +80,14 @@ class DeviceLock:
             os.close(fd)
             raise
         self.fd = fd
-        self._write_holder({"user": _user(), "pid": os.getpid(), "host": socket.gethostname(),
-                            "task": self.task, "since": _now()})  # fmt: skip
+        holder = {
+            "user": _user(),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "task": self.task,
+            "since": _now(),
+        }
+        self._write_holder(holder)
         self._log("acquire")
 
     def release(self, **note) -> None:
@@ -120,8 +126,8 @@ class DeviceLock:
             os.close(fd)
 
     def _log(self, event: str, **note) -> None:
-        line = json.dumps({"event": event, "user": _user(), "pid": os.getpid(), "task": self.task,
-                           "time": time.time(), **note})  # fmt: skip
+        record = {"event": event, "user": _user(), "pid": os.getpid(), "task": self.task, "time": time.time()}
+        line = json.dumps({**record, **note})
         shared_directory(self.log_path.parent)
         fd = open_shared(self.log_path, os.O_WRONLY | os.O_APPEND)
         try:
@@ -179,8 +185,10 @@ def describe(holder: dict | None) -> str:
     alive = (
         "" if _pid_alive(holder.get("pid"), holder.get("host")) else " (process gone; the lock frees itself)"
     )
-    return (f"held by {holder.get('task')} (user {holder.get('user')}, pid {holder.get('pid')} on "
-            f"{holder.get('host')}, since {holder.get('since')}){alive}")  # fmt: skip
+    return (
+        f"held by {holder.get('task')} (user {holder.get('user')}, pid {holder.get('pid')} on "
+        f"{holder.get('host')}, since {holder.get('since')}){alive}"
+    )
 
 
 def read_lock_log(path: Path) -> list[dict]:

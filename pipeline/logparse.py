@@ -144,6 +144,8 @@ def junit_cases(path: Path) -> list[Case]:
         output = "\n".join(
             (child.text or "") for child in node if child.tag in ("system-out", "system-err") and child.text
         )
-        cases.append(Case(node.get("name", ""), node.get("classname", ""), outcome, message,
-                          float(node.get("time") or 0.0), output))  # fmt: skip
+        duration = float(node.get("time") or 0.0)
+        cases.append(
+            Case(node.get("name", ""), node.get("classname", ""), outcome, message, duration, output)
+        )
     return cases

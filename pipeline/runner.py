@@ -54,8 +54,13 @@ CRASH_MARKERS = re.compile(
     r"Fatal Python error: |Segmentation fault|core dumped|terminate called after throwing"
 )
 # pytest: 0 passed, 1 tests failed, 2 interrupted, 3 internal error, 4 usage error, 5 nothing collected.
-PYTEST_EXIT_MEANING = {1: "tests failed", 2: "interrupted", 3: "pytest internal error", 4: "usage error",
-                       5: "no tests collected"}  # fmt: skip
+PYTEST_EXIT_MEANING = {
+    1: "tests failed",
+    2: "interrupted",
+    3: "pytest internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
 # `python -m tracy`: 2 bad arguments (argparse), 3 interrupted (SIGINT/SIGTERM), 4 the command failed
 # (with --check-exit-code; the test's own exit code is only in the log, and no report is written).
 TRACY_EXIT_MEANING = {2: "tracy usage error", 3: "tracy interrupted", 4: "test failed under tracy"}
@@ -104,8 +109,13 @@ class Outcome:
         }
 
 
-def run(request: Request, backend: Backend, timeouts: Timeouts | None = None, lock_path: Path | None = None,
-        out=None) -> Outcome:  # fmt: skip
+def run(
+    request: Request,
+    backend: Backend,
+    timeouts: Timeouts | None = None,
+    lock_path: Path | None = None,
+    out=None,
+) -> Outcome:
     """Run `request` under the device lock with watchdog, reset, classification and one infra retry."""
     timeouts = timeouts or Timeouts.from_env()
     out = out or sys.stdout
@@ -174,8 +184,16 @@ def _attempt(number: int, request: Request, timeouts: Timeouts, log: "_Log", loc
     return Attempt(number, finished.returncode, verdict, reason, finished.duration_s), finished.output
 
 
-def supervise(argv, cwd: Path, env: dict, timeouts: Timeouts, log: "_Log", lock_fd: int | None = None,
-              echo: bool = True, prefix: str = "") -> Finished:  # fmt: skip
+def supervise(
+    argv,
+    cwd: Path,
+    env: dict,
+    timeouts: Timeouts,
+    log: "_Log",
+    lock_fd: int | None = None,
+    echo: bool = True,
+    prefix: str = "",
+) -> Finished:
     """Start `argv` under a guard holding `lock_fd`; stop its tree on a timeout or when we are interrupted."""
     started = time.monotonic()
     clock = CaseClock(env)
@@ -183,9 +201,14 @@ def supervise(argv, cwd: Path, env: dict, timeouts: Timeouts, log: "_Log", lock_
     try:
         keeper = subprocess.Popen(
             [sys.executable, "-I", str(GUARD_SCRIPT), str(status_write), "--", *argv],
-            cwd=cwd, env=clock.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(status_write, *([lock_fd] if lock_fd is not None else [])), start_new_session=True,
-        )  # fmt: skip
+            cwd=cwd,
+            env=clock.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(status_write, *([lock_fd] if lock_fd is not None else [])),
+            start_new_session=True,
+        )
     except OSError as error:  # e.g. the working directory is gone
         os.close(status_read)
         clock.close()
@@ -213,8 +236,8 @@ def supervise(argv, cwd: Path, env: dict, timeouts: Timeouts, log: "_Log", lock_
     if "child_s" in status:
         log.line(f"# child wall: {status['child_s']:.3f} s")
         log.child_seconds += status["child_s"]
-    return Finished(status.get("returncode"), pump.text(), killed_because, status.get("error"),
-                    round(time.monotonic() - started, 3))  # fmt: skip
+    duration_s = round(time.monotonic() - started, 3)
+    return Finished(status.get("returncode"), pump.text(), killed_because, status.get("error"), duration_s)
 
 
 def _watchdog(timeouts: Timeouts, started: float, clock: "CaseClock", pump: "_Pump") -> str | None:
@@ -279,8 +302,9 @@ def exit_meaning(argv: list[str], returncode: int) -> str:
     return PYTEST_EXIT_MEANING.get(returncode, "failed")
 
 
-def classify(returncode: int | None, output: str, killed_because: str | None = None,
-             argv: list[str] = ()) -> tuple[str, str]:  # fmt: skip
+def classify(
+    returncode: int | None, output: str, killed_because: str | None = None, argv: list[str] = ()
+) -> tuple[str, str]:
     """(verdict, reason) of one finished attempt."""
     if killed_because:
         return artifacts.INFRA_FAILURE, killed_because
@@ -297,8 +321,9 @@ def classify(returncode: int | None, output: str, killed_because: str | None = N
     return artifacts.FAILED, f"exit {returncode} ({exit_meaning(list(argv), returncode)})"
 
 
-def _recover(backend: Backend, request: Request, attempt: Attempt, log: "_Log", lock_fd: int | None,
-             timeouts: Timeouts) -> bool:  # fmt: skip
+def _recover(
+    backend: Backend, request: Request, attempt: Attempt, log: "_Log", lock_fd: int | None, timeouts: Timeouts
+) -> bool:
     """Reset the device and check its health, still holding the lock; False: do not retry."""
     commands, before = backend.reset_commands, None
     if backend.reset_by_machine and backend.health_command:
@@ -327,13 +352,21 @@ def _note(attempt: Attempt, log: "_Log", line: str) -> None:
     attempt.housekeeping.append(line)
 
 
-def _housekeeping(kind: str, command, request: Request, log: "_Log", lock_fd: int | None, attempt: Attempt,
-                  timeouts: Timeouts) -> tuple[bool, str]:  # fmt: skip
+def _housekeeping(
+    kind: str,
+    command,
+    request: Request,
+    log: "_Log",
+    lock_fd: int | None,
+    attempt: Attempt,
+    timeouts: Timeouts,
+) -> tuple[bool, str]:
     """Run a reset / health command, bounded by the reset timeout; (ok, its output)."""
     log.say(f"{kind}: {shlex.join(command)}")
     bound = Timeouts(wall=timeouts.reset, silence=timeouts.reset)
-    done = supervise(list(command), request.cwd, request.env, bound, log, lock_fd, echo=False,
-                     prefix=f"{kind}| ")  # fmt: skip
+    done = supervise(
+        list(command), request.cwd, request.env, bound, log, lock_fd, echo=False, prefix=f"{kind}| "
+    )
     if done.start_error or done.killed_because:
         _note(
             attempt, log, f"{kind}: {shlex.join(command)} failed: {done.start_error or done.killed_because}"

@@ -84,8 +84,9 @@ def _exists(key: str) -> bool:
     return os.path.exists(key.split(":", 2)[2])
 
 
-def test_dependencies(workspace: Path, test_files: list[Path], extra_roots: list[Path] = (),
-                      cache: "SourceCache | None" = None) -> list[Path]:  # fmt: skip
+def test_dependencies(
+    workspace: Path, test_files: list[Path], extra_roots: list[Path] = (), cache: "SourceCache | None" = None
+) -> list[Path]:
     """Sorted absolute paths: the test files, conftest.py files pytest loads for them, pytest config
     files, and every module reached by following imports from all of those.
 

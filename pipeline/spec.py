@@ -189,11 +189,23 @@ def load_spec(path: Path, overrides: Overrides, repo_root: Path, cache=None) -> 
         )
     timeouts = _timeouts(raw, check)
     return FusedOpSpec(
-        name=name, description=description, source=path.resolve(), workspace=workspace, unit_test=unit_test,
-        modes=modes, prefill_seqlens=prefill_seqlens, module_test=module_test, sequences=sequences, names=names,
-        backend=validate_backend(overrides.backend), env_vars=env_vars, extra_deps=extra_deps,
-        pcc_tolerance=None if pcc_tolerance is None else float(pcc_tolerance), timeouts=timeouts, raw=raw,
-    )  # fmt: skip
+        name=name,
+        description=description,
+        source=path.resolve(),
+        workspace=workspace,
+        unit_test=unit_test,
+        modes=modes,
+        prefill_seqlens=prefill_seqlens,
+        module_test=module_test,
+        sequences=sequences,
+        names=names,
+        backend=validate_backend(overrides.backend),
+        env_vars=env_vars,
+        extra_deps=extra_deps,
+        pcc_tolerance=None if pcc_tolerance is None else float(pcc_tolerance),
+        timeouts=timeouts,
+        raw=raw,
+    )
 
 
 def _timeouts(raw: dict, check: "_Checker") -> dict:
@@ -314,8 +326,11 @@ def _prefill_seqlens(raw: dict, modes: tuple[str, ...], check: _Checker) -> tupl
         or not value
         or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     ):
-        check.fail("prefill_seqlens", f"expected a non-empty list of positive integers, got {value!r}",
-                   'write prefill_seqlens = [128, 1024], or drop "prefill" from modes')  # fmt: skip
+        check.fail(
+            "prefill_seqlens",
+            f"expected a non-empty list of positive integers, got {value!r}",
+            'write prefill_seqlens = [128, 1024], or drop "prefill" from modes',
+        )
     return tuple(value)
 
 
@@ -369,8 +384,12 @@ def _sequences(
         entry = table[mode]
         check.known_fields(entry, _SEQUENCE_FIELDS, prefix)
         if "call" not in entry:
-            check.fail(prefix + "call", "missing", f"`doit scaffold fused_op={raw['name']}` writes it (--force "
-                       "when the unit test exists: it then writes <unit test>.new)")  # fmt: skip
+            check.fail(
+                prefix + "call",
+                "missing",
+                f"`doit scaffold fused_op={raw['name']}` writes it (--force "
+                "when the unit test exists: it then writes <unit test>.new)",
+            )
         file = check.string(entry, "file", prefix)
         start, end = _anchors(entry, workspace, file, prefix, check)
         sequence = Sequence(file, start, end, check.string(entry, "call", prefix))
@@ -398,8 +417,11 @@ def _anchors(entry: dict, workspace: Path, file: str, prefix: str, check: _Check
     """start/end as given (located in `file`), or the anchors naming exactly `lines` / `function`."""
     ways = [key for key in ("lines", "function") if key in entry] + (["start"] if "start" in entry else [])
     if len(ways) != 1 or ("end" in entry) != ("start" in entry):
-        check.fail(prefix.rstrip("."), f"names the sequence by {ways or 'nothing'}",
-                   'give exactly one of: start and end (anchors), lines = [first, last], function = "name"')  # fmt: skip
+        check.fail(
+            prefix.rstrip("."),
+            f"names the sequence by {ways or 'nothing'}",
+            'give exactly one of: start and end (anchors), lines = [first, last], function = "name"',
+        )
     path = workspace / file
     if not path.is_file():
         check.fail(

@@ -76,8 +76,9 @@ class Pipeline:
     ) -> "Pipeline":
         """Load the specs named by the doit vars; a bad spec is one line on stderr and exit 2."""
         try:
-            pipeline = cls.load(repo_root, fused_op=get_var("fused_op"), backend=get_var("backend", "sim"),
-                                workspace=get_var("workspace"), artifacts_dir=get_var("artifacts"))  # fmt: skip
+            fused_op, backend = get_var("fused_op"), get_var("backend", "sim")
+            workspace, artifacts_dir = get_var("workspace"), get_var("artifacts")
+            pipeline = cls.load(repo_root, fused_op, backend, workspace, artifacts_dir)
             argv = sys.argv[1:] if argv is None else argv
             if doit_support.doit_command(argv) == "run" and doit_support.named_tasks(argv) != ["index"]:
                 selections.check(pipeline)
@@ -87,8 +88,14 @@ class Pipeline:
             raise SystemExit(2) from None
 
     @classmethod
-    def load(cls, repo_root: Path, fused_op: str | None = None, backend: str = "sim", workspace: str | None = None,
-             artifacts_dir: str | None = None) -> "Pipeline":  # fmt: skip
+    def load(
+        cls,
+        repo_root: Path,
+        fused_op: str | None = None,
+        backend: str = "sim",
+        workspace: str | None = None,
+        artifacts_dir: str | None = None,
+    ) -> "Pipeline":
         repo_root = Path(repo_root).resolve()
         selected = [n.strip() for n in fused_op.split(",") if n.strip()] if fused_op else None
         root = Path(artifacts_dir) if artifacts_dir else repo_root / "artifacts"
@@ -128,25 +135,25 @@ class Pipeline:
 
     def _module_perf(self):
         for test in self.modules.values():
-            yield self._module_task("module_perf", test, {"op_support_count": self.ctx.op_support_count},
-                                    {"baseline": self._module_dir("baseline", test)})  # fmt: skip
+            config = {"op_support_count": self.ctx.op_support_count}
+            upstream = {"baseline": self._module_dir("baseline", test)}
+            yield self._module_task("module_perf", test, config, upstream)
 
     def _patch_verify(self):
         for spec in self.specs:
             for mode in spec.modes:
                 test = self._module_test(spec, mode)
                 sequence = spec.sequences[mode]
-                config = {**self._module_config(test), "sequence": sequence._asdict(), "unit_test": spec.unit_test,
-                          "function": spec.names.ttnn, "pcc_tolerance": spec.pcc_tolerance}  # fmt: skip
+                config = {
+                    **self._module_config(test),
+                    "sequence": sequence._asdict(),
+                    "unit_test": spec.unit_test,
+                    "function": spec.names.ttnn,
+                    "pcc_tolerance": spec.pcc_tolerance,
+                }
                 deps = self.module_deps(spec) + self._unit_deps(spec)
-                yield self._task(
-                    "patch_verify",
-                    spec,
-                    mode,
-                    deps,
-                    config,
-                    upstream={"baseline": self._module_dir("baseline", test)},
-                )
+                upstream = {"baseline": self._module_dir("baseline", test)}
+                yield self._task("patch_verify", spec, mode, deps, config, upstream)
 
     def _unit_test(self):
         for spec in self.specs:
@@ -155,9 +162,8 @@ class Pipeline:
                 "function": spec.names.test,
                 "prefill_seqlens": list(spec.prefill_seqlens),
             }
-            yield self._task(
-                "unit_test", spec, None, self._unit_deps(spec), config, self._gate(spec, "patch_verify")
-            )
+            upstream = self._gate(spec, "patch_verify")
+            yield self._task("unit_test", spec, None, self._unit_deps(spec), config, upstream)
 
     def _single_device(self):
         for spec in self.specs:
@@ -173,8 +179,8 @@ class Pipeline:
         for spec in self.specs:
             for mode in spec.modes:
                 config = self._perf_config(spec, mode, spec.names.device_perf)
-                yield self._task("unit_perf", spec, mode, self._unit_deps(spec), config,
-                                 {"unit_test": self._dir(spec, "unit_test")})  # fmt: skip
+                upstream = {"unit_test": self._dir(spec, "unit_test")}
+                yield self._task("unit_perf", spec, mode, self._unit_deps(spec), config, upstream)
 
     def _single_perf(self):
         for spec in self.specs:
@@ -189,18 +195,27 @@ class Pipeline:
     def _config_compare(self):
         for spec in self.specs:
             for mode in spec.modes:
-                upstream = {"unit_test": self._dir(spec, "unit_test"), "unit_perf": self._dir(spec, "unit_perf", mode),
-                            "module_perf": self._module_dir("module_perf", self._module_test(spec, mode))}  # fmt: skip
-                yield self._host_task("config_compare", spec, mode, upstream, {"iterations": spec.names.device_perf_iters},
-                                      reads=[("unit_perf", "csv"), ("module_perf", "csv")])  # fmt: skip
+                upstream = {
+                    "unit_test": self._dir(spec, "unit_test"),
+                    "unit_perf": self._dir(spec, "unit_perf", mode),
+                    "module_perf": self._module_dir("module_perf", self._module_test(spec, mode)),
+                }
+                config = {"iterations": spec.names.device_perf_iters}
+                reads = [("unit_perf", "csv"), ("module_perf", "csv")]
+                yield self._host_task("config_compare", spec, mode, upstream, config, reads=reads)
 
     def _shape_check(self):
         for spec in self.specs:
             for mode in spec.modes:
-                upstream = {"unit_perf": self._dir(spec, "unit_perf", mode), "single_perf": self._dir(spec, "single_perf", mode),
-                            "unit_test": self._dir(spec, "unit_test"), "single_device": self._dir(spec, "single_device")}  # fmt: skip
-                yield self._host_task("shape_check", spec, mode, upstream, {"iterations": spec.names.device_perf_iters},
-                                      reads=[("unit_perf", "csv"), ("single_perf", "csv")])  # fmt: skip
+                upstream = {
+                    "unit_perf": self._dir(spec, "unit_perf", mode),
+                    "single_perf": self._dir(spec, "single_perf", mode),
+                    "unit_test": self._dir(spec, "unit_test"),
+                    "single_device": self._dir(spec, "single_device"),
+                }
+                config = {"iterations": spec.names.device_perf_iters}
+                reads = [("unit_perf", "csv"), ("single_perf", "csv")]
+                yield self._host_task("shape_check", spec, mode, upstream, config, reads=reads)
 
     def _gate(self, spec: FusedOpSpec, step: str) -> dict:
         """The per-mode results of `step` a task waits for, keyed `<step>:<mode>`."""
@@ -210,18 +225,24 @@ class Pipeline:
         layout = self.ctx.layout
         for spec in self.specs:
             upstream = self.op_step_dirs(spec)
-            job = self._job("summary", spec, None, f"summary:{spec.name}", layout.op_dir(spec.name), upstream)
+            op_dir = layout.op_dir(spec.name)
+            summary_json, summary_md = layout.summary_json(spec.name), layout.summary_md(spec.name)
+            job = self._job("summary", spec, None, f"summary:{spec.name}", op_dir, upstream)
+            key = {"spec": spec.raw, "env": self.ctx.key_for(spec.env_vars), "tasks": list(upstream)}
             yield {
-                "basename": "summary", "name": spec.name,
-                "doc": f"summary of {spec.name}: {layout.summary_md(spec.name)}",
+                "basename": "summary",
+                "name": spec.name,
+                "doc": f"summary of {spec.name}: {summary_md}",
                 "actions": [(_execute, ["summary", job])],
                 "file_dep": [self._display(os.path.join(d, artifacts.RESULT)) for d in upstream.values()],
-                "targets": [self._display(layout.summary_json(spec.name)), self._display(layout.summary_md(spec.name))],
-                "uptodate": [config_changed({"spec": spec.raw, "env": self.ctx.key_for(spec.env_vars), "tasks": list(upstream)})],
-                "clean": [(_remove, [layout.summary_json(spec.name), layout.summary_md(spec.name)]),
-                          (_remove_all, [layout.op_dir(spec.name), outputs.OP_OUTPUTS]),
-                          (doit_support.prune_empty, [layout.op_dir(spec.name), layout.root])],
-            }  # fmt: skip
+                "targets": [self._display(summary_json), self._display(summary_md)],
+                "uptodate": [config_changed(key)],
+                "clean": [
+                    (_remove, [summary_json, summary_md]),
+                    (_remove_all, [op_dir, outputs.OP_OUTPUTS]),
+                    (doit_support.prune_empty, [op_dir, layout.root]),
+                ],
+            }
 
     def _index(self):
         layout = self.ctx.layout
@@ -233,14 +254,18 @@ class Pipeline:
             deps = [self._display(layout.summary_json(op)) for op in ops]
             uptodate = [config_changed({"ops": list(ops), "env": self.ctx.environment_key})]
         yield {
-            "basename": "index", "doc": step_doc("index"),
+            "basename": "index",
+            "doc": step_doc("index"),
             "actions": [(_execute, ["index", job, ops])],
             "file_dep": deps,
             "targets": [self._display(layout.index_md)],
             "uptodate": uptodate,
-            "clean": [(_remove, [layout.index_md]), (_remove_all, [layout.root, outputs.INDEX_OUTPUTS]),
-                      *self._prune_unused_modules()],
-        }  # fmt: skip
+            "clean": [
+                (_remove, [layout.index_md]),
+                (_remove_all, [layout.root, outputs.INDEX_OUTPUTS]),
+                *self._prune_unused_modules(),
+            ],
+        }
 
     def _prune_unused_modules(self) -> list:
         if not self.every_spec:  # other specs' module tests are not loaded: keep everything
@@ -265,9 +290,19 @@ class Pipeline:
 
     # ---- building blocks ----------------------------------------------------------------------------
 
-    def _task(self, step: str, spec: FusedOpSpec, mode: str | None, deps: list[Path], config: dict,
-              upstream: dict | None = None, name: str | None = None, step_dir: Path | None = None, ops=(),
-              reads=()) -> dict:  # fmt: skip
+    def _task(
+        self,
+        step: str,
+        spec: FusedOpSpec,
+        mode: str | None,
+        deps: list[Path],
+        config: dict,
+        upstream: dict | None = None,
+        name: str | None = None,
+        step_dir: Path | None = None,
+        ops=(),
+        reads=(),
+    ) -> dict:
         """A device task: runs through the supervised runner, reruns when its last result did not pass."""
         name = name or _name(step, spec.name, mode)
         step_dir = step_dir or self._dir(spec, step, mode)
@@ -280,41 +315,61 @@ class Pipeline:
         ]
         upstream_files = doit_support.UpstreamFilesUnchanged([(upstream[u], key) for u, key in reads])
         checks = [doit_support.passed_before(result), doit_support.outputs_intact(step_dir), upstream_files]
+        prune = (doit_support.prune_empty, [step_dir.parent, self.ctx.layout.root])
         return {
-            "basename": step, "name": name.split(":", 1)[1],
+            "basename": step,
+            "name": name.split(":", 1)[1],
             "doc": _doc(step, spec, mode, ops),
             "actions": [(_execute, [step, job])],
             "file_dep": sorted(set(file_dep)),
             "targets": [self._display(result)],
             "uptodate": [doit_support.step_up_to_date(config, checks)],
-            "clean": [(artifacts.clear_dir, [step_dir]),
-                      (doit_support.prune_empty, [step_dir.parent, self.ctx.layout.root])],
-        }  # fmt: skip
+            "clean": [(artifacts.clear_dir, [step_dir]), prune],
+        }
 
     def _host_task(
         self, step: str, spec: FusedOpSpec, mode: str, upstream: dict, config: dict, reads=()
     ) -> dict:
         return self._task(step, spec, mode, [], config, upstream, reads=reads)
 
-    def _module_task(self, step: str, test: ModuleTest, extra_config: dict | None = None,
-                     upstream: dict | None = None) -> dict:  # fmt: skip
+    def _module_task(
+        self, step: str, test: ModuleTest, extra_config: dict | None = None, upstream: dict | None = None
+    ) -> dict:
         config = {**self._module_config(test), **(extra_config or {})}
         upstream = upstream or {}
-        return self._task(step, test.spec, test.mode, self.module_deps(test.spec, test.ops), config, upstream,
-                          name=f"{step}:{test.key}:{test.mode}", step_dir=self._module_dir(step, test), ops=test.ops)  # fmt: skip
+        deps = self.module_deps(test.spec, test.ops)
+        name, step_dir = f"{step}:{test.key}:{test.mode}", self._module_dir(step, test)
+        return self._task(
+            step, test.spec, test.mode, deps, config, upstream, name=name, step_dir=step_dir, ops=test.ops
+        )
 
     def _module_config(self, test: ModuleTest) -> dict:
         spec = test.spec
-        return {"workspace": self.ctx.display(spec.workspace), "argv": list(spec.module_test.argv),
-                "select": spec.module_test.select[test.mode]}  # fmt: skip
+        argv, select = list(spec.module_test.argv), spec.module_test.select[test.mode]
+        return {"workspace": self.ctx.display(spec.workspace), "argv": argv, "select": select}
 
     def _perf_config(self, spec: FusedOpSpec, mode: str, function: str) -> dict:
-        return {"unit_test": spec.unit_test, "function": function, "mode": mode,
-                "iterations": spec.names.device_perf_iters, "op_support_count": self.ctx.op_support_count}  # fmt: skip
+        return {
+            "unit_test": spec.unit_test,
+            "function": function,
+            "mode": mode,
+            "iterations": spec.names.device_perf_iters,
+            "op_support_count": self.ctx.op_support_count,
+        }
 
     def _job(self, step, spec, mode, name, step_dir, upstream, deps=(), config=None, ops=()) -> Job:
-        return Job(ctx=self.ctx.for_spec(spec.timeouts), spec=spec, step=step, task=name, step_dir=Path(step_dir),
-                   mode=mode, ops=tuple(ops), upstream=dict(upstream), inputs=tuple(deps), config=config or {})  # fmt: skip
+        return Job(
+            ctx=self.ctx.for_spec(spec.timeouts),
+            spec=spec,
+            step=step,
+            task=name,
+            step_dir=Path(step_dir),
+            mode=mode,
+            ops=tuple(ops),
+            upstream=dict(upstream),
+            inputs=tuple(deps),
+            config=config or {},
+        )
 
     def _group_module_tests(self) -> None:
         for spec in self.specs:

@@ -26,5 +26,8 @@ class Timeouts(NamedTuple):
         def pick(name: str, default: float) -> float:
             return float(os.environ.get(f"PIPELINE_{name.upper()}_TIMEOUT") or spec.get(name) or default)
 
-        return cls(wall=pick("wall", DEFAULT_WALL_TIMEOUT), silence=pick("silence", DEFAULT_SILENCE_TIMEOUT),
-                   reset=pick("reset", HOUSEKEEPING_TIMEOUT))  # fmt: skip
+        return cls(
+            wall=pick("wall", DEFAULT_WALL_TIMEOUT),
+            silence=pick("silence", DEFAULT_SILENCE_TIMEOUT),
+            reset=pick("reset", HOUSEKEEPING_TIMEOUT),
+        )

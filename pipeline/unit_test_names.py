@@ -49,8 +49,11 @@ def read(workspace: Path, unit_test: str, name: str, fail, cache=None) -> UnitTe
     """The names `unit_test` must define; `fail(field, problem, fix)` raises for the first one it lacks."""
     path = workspace / unit_test
     if not path.is_file():
-        fail("unit_test", f"{unit_test} does not exist in {workspace}",
-             f"write it with `doit scaffold fused_op={name}`, or give the path relative to the workspace")  # fmt: skip
+        fail(
+            "unit_test",
+            f"{unit_test} does not exist in {workspace}",
+            f"write it with `doit scaffold fused_op={name}`, or give the path relative to the workspace",
+        )
     if not (path.stem.startswith("test_") and path.suffix == ".py") or len(path.stem) <= len("test_"):
         fail(
             "unit_test",
@@ -69,20 +72,32 @@ def read(workspace: Path, unit_test: str, name: str, fail, cache=None) -> UnitTe
         device_perf_iters=constants.get("DEVICE_PERF_ITERS", DEFAULT_DEVICE_PERF_ITERS),
     )
     if not isinstance(names.device_perf_env_var, str) or not names.device_perf_env_var:
-        fail("unit_test", f"{unit_test} has no module-level DEVICE_PERF_ENV_VAR = \"...\"",
-             f'add DEVICE_PERF_ENV_VAR = "{op.upper()}_DEVICE_PERF" (guide step 9)')  # fmt: skip
+        fail(
+            "unit_test",
+            f'{unit_test} has no module-level DEVICE_PERF_ENV_VAR = "..."',
+            f'add DEVICE_PERF_ENV_VAR = "{op.upper()}_DEVICE_PERF" (guide step 9)',
+        )
     if not isinstance(names.device_perf_iters, int) or names.device_perf_iters <= 0:
         fail(
             "unit_test",
             f"DEVICE_PERF_ITERS = {names.device_perf_iters!r}",
             "make it a positive integer literal",
         )
-    required = (names.reference, names.ttnn, names.test, names.single_device, names.device_perf,
-                names.single_device_device_perf)  # fmt: skip
+    required = (
+        names.reference,
+        names.ttnn,
+        names.test,
+        names.single_device,
+        names.device_perf,
+        names.single_device_device_perf,
+    )
     for function in required:
         if function not in functions:
-            fail("unit_test", f"{unit_test} defines no function {function}",
-                 "add it (guide steps 4-12 name every function after the file)")  # fmt: skip
+            fail(
+                "unit_test",
+                f"{unit_test} defines no function {function}",
+                "add it (guide steps 4-12 name every function after the file)",
+            )
     return names
 
 

@@ -47,46 +47,105 @@ OPS_LOG_NAME = "ttnn_sim_ops.jsonl"
 DEFAULT_PROGRAM_SUPPORT_COUNT = 1000
 
 _BASE_COLUMNS = [
-    "OP CODE", "OP TYPE", "GLOBAL CALL COUNT", "DEVICE ID", "DEVICE ARCH", "ATTRIBUTES", "MATH FIDELITY",
-    "CORE COUNT", "AVAILABLE WORKER CORE COUNT", "SUB DEVICE ID", "PARALLELIZATION STRATEGY",
-    "HOST START TS", "HOST END TS", "HOST DURATION [ns]", "DEVICE FW START CYCLE", "DEVICE FW END CYCLE",
-    "OP TO OP LATENCY [ns]", "OP TO OP LATENCY BR/NRISC START [ns]", "DEVICE FW DURATION [ns]",
-    "DEVICE KERNEL DURATION [ns]", "DEVICE KERNEL DURATION DM START [ns]",
-    "DEVICE KERNEL DURATION PER CORE MIN [ns]", "DEVICE KERNEL DURATION PER CORE MAX [ns]",
-    "DEVICE KERNEL DURATION PER CORE AVG [ns]", "DEVICE KERNEL FIRST TO LAST START [ns]",
-    "DEVICE BRISC KERNEL DURATION [ns]", "DEVICE NCRISC KERNEL DURATION [ns]",
-    "DEVICE TRISC0 KERNEL DURATION [ns]", "DEVICE TRISC1 KERNEL DURATION [ns]",
-    "DEVICE TRISC2 KERNEL DURATION [ns]", "DEVICE ERISC KERNEL DURATION [ns]",
-    "DEVICE COMPUTE CB WAIT FRONT [ns]", "DEVICE COMPUTE CB RESERVE BACK [ns]",
-    "DISPATCH TOTAL CQ CMD OP TIME [ns]", "DISPATCH GO SEND WAIT TIME [ns]",
-]  # fmt: skip
+    "OP CODE",
+    "OP TYPE",
+    "GLOBAL CALL COUNT",
+    "DEVICE ID",
+    "DEVICE ARCH",
+    "ATTRIBUTES",
+    "MATH FIDELITY",
+    "CORE COUNT",
+    "AVAILABLE WORKER CORE COUNT",
+    "SUB DEVICE ID",
+    "PARALLELIZATION STRATEGY",
+    "HOST START TS",
+    "HOST END TS",
+    "HOST DURATION [ns]",
+    "DEVICE FW START CYCLE",
+    "DEVICE FW END CYCLE",
+    "OP TO OP LATENCY [ns]",
+    "OP TO OP LATENCY BR/NRISC START [ns]",
+    "DEVICE FW DURATION [ns]",
+    "DEVICE KERNEL DURATION [ns]",
+    "DEVICE KERNEL DURATION DM START [ns]",
+    "DEVICE KERNEL DURATION PER CORE MIN [ns]",
+    "DEVICE KERNEL DURATION PER CORE MAX [ns]",
+    "DEVICE KERNEL DURATION PER CORE AVG [ns]",
+    "DEVICE KERNEL FIRST TO LAST START [ns]",
+    "DEVICE BRISC KERNEL DURATION [ns]",
+    "DEVICE NCRISC KERNEL DURATION [ns]",
+    "DEVICE TRISC0 KERNEL DURATION [ns]",
+    "DEVICE TRISC1 KERNEL DURATION [ns]",
+    "DEVICE TRISC2 KERNEL DURATION [ns]",
+    "DEVICE ERISC KERNEL DURATION [ns]",
+    "DEVICE COMPUTE CB WAIT FRONT [ns]",
+    "DEVICE COMPUTE CB RESERVE BACK [ns]",
+    "DISPATCH TOTAL CQ CMD OP TIME [ns]",
+    "DISPATCH GO SEND WAIT TIME [ns]",
+]
 _PROGRAM_COLUMNS = [
-    "METAL TRACE ID", "METAL TRACE REPLAY SESSION ID", "COMPUTE KERNEL SOURCE", "COMPUTE KERNEL HASH",
-    "DATA MOVEMENT KERNEL SOURCE", "DATA MOVEMENT KERNEL HASH", "PROGRAM HASH", "PROGRAM CACHE HIT",
-]  # fmt: skip
+    "METAL TRACE ID",
+    "METAL TRACE REPLAY SESSION ID",
+    "COMPUTE KERNEL SOURCE",
+    "COMPUTE KERNEL HASH",
+    "DATA MOVEMENT KERNEL SOURCE",
+    "DATA MOVEMENT KERNEL HASH",
+    "PROGRAM HASH",
+    "PROGRAM CACHE HIT",
+]
 _PERF_MODEL_COLUMNS = [
-    "PM IDEAL [ns]", "PM COMPUTE [ns]", "PM BANDWIDTH [ns]", "PM REQ I BW", "PM REQ O BW", "PM FPU UTIL (%)",
-    "NOC UTIL (%)", "MULTICAST NOC UTIL (%)", "DRAM BW UTIL (%)", "DRAM BW UTIL PER CTRL (%)",
-    "ETH BW UTIL (%)", "NPE CONG IMPACT (%)",
-]  # fmt: skip
+    "PM IDEAL [ns]",
+    "PM COMPUTE [ns]",
+    "PM BANDWIDTH [ns]",
+    "PM REQ I BW",
+    "PM REQ O BW",
+    "PM FPU UTIL (%)",
+    "NOC UTIL (%)",
+    "MULTICAST NOC UTIL (%)",
+    "DRAM BW UTIL (%)",
+    "DRAM BW UTIL PER CTRL (%)",
+    "ETH BW UTIL (%)",
+    "NPE CONG IMPACT (%)",
+]
 # tracy's process_ops_logs.py: the 57-entry base header; INPUTS / OUTPUTS are placeholders for the tensor column groups.
 OPS_CSV_HEADER = [*_BASE_COLUMNS, "INPUTS", "OUTPUTS", *_PROGRAM_COLUMNS, *_PERF_MODEL_COLUMNS]
-TENSOR_FIELDS = ["W_PAD[LOGICAL]", "Z_PAD[LOGICAL]", "Y_PAD[LOGICAL]", "X_PAD[LOGICAL]", "LAYOUT", "DATATYPE", "MEMORY"]
+TENSOR_FIELDS = [
+    "W_PAD[LOGICAL]",
+    "Z_PAD[LOGICAL]",
+    "Y_PAD[LOGICAL]",
+    "X_PAD[LOGICAL]",
+    "LAYOUT",
+    "DATATYPE",
+    "MEMORY",
+]
 KERNEL_SIZE_CLASSES = ["TENSIX DM", "TENSIX COMPUTE", "ACTIVE ETH DM", "IDLE ETH DM"]
 
 _DIRECT_KEYS = {
-    "OP CODE": "op_code", "OP TYPE": "op_type", "GLOBAL CALL COUNT": "global_call_count",
-    "DEVICE ID": "device_id", "DEVICE ARCH": "arch", "MATH FIDELITY": "math_fidelity",
-    "CORE COUNT": "core_count", "AVAILABLE WORKER CORE COUNT": "available_worker_core_count",
-    "SUB DEVICE ID": "sub_device_id", "PARALLELIZATION STRATEGY": "parallelization_strategy",
-    "HOST START TS": "host_start_ts", "HOST END TS": "host_end_ts",
-    "DEVICE FW START CYCLE": "fw_start_cycle", "DEVICE FW END CYCLE": "fw_end_cycle",
-    "OP TO OP LATENCY [ns]": "op_to_op_latency_ns", "DEVICE KERNEL DURATION [ns]": "kernel_duration_ns",
-    "METAL TRACE ID": "trace_id", "METAL TRACE REPLAY SESSION ID": "replay_session_id",
-    "COMPUTE KERNEL SOURCE": "compute_kernel_source", "COMPUTE KERNEL HASH": "compute_kernel_hash",
-    "DATA MOVEMENT KERNEL SOURCE": "dm_kernel_source", "DATA MOVEMENT KERNEL HASH": "dm_kernel_hash",
-    "PROGRAM HASH": "program_hash", "PROGRAM CACHE HIT": "program_cache_hit",
-}  # fmt: skip
+    "OP CODE": "op_code",
+    "OP TYPE": "op_type",
+    "GLOBAL CALL COUNT": "global_call_count",
+    "DEVICE ID": "device_id",
+    "DEVICE ARCH": "arch",
+    "MATH FIDELITY": "math_fidelity",
+    "CORE COUNT": "core_count",
+    "AVAILABLE WORKER CORE COUNT": "available_worker_core_count",
+    "SUB DEVICE ID": "sub_device_id",
+    "PARALLELIZATION STRATEGY": "parallelization_strategy",
+    "HOST START TS": "host_start_ts",
+    "HOST END TS": "host_end_ts",
+    "DEVICE FW START CYCLE": "fw_start_cycle",
+    "DEVICE FW END CYCLE": "fw_end_cycle",
+    "OP TO OP LATENCY [ns]": "op_to_op_latency_ns",
+    "DEVICE KERNEL DURATION [ns]": "kernel_duration_ns",
+    "METAL TRACE ID": "trace_id",
+    "METAL TRACE REPLAY SESSION ID": "replay_session_id",
+    "COMPUTE KERNEL SOURCE": "compute_kernel_source",
+    "COMPUTE KERNEL HASH": "compute_kernel_hash",
+    "DATA MOVEMENT KERNEL SOURCE": "dm_kernel_source",
+    "DATA MOVEMENT KERNEL HASH": "dm_kernel_hash",
+    "PROGRAM HASH": "program_hash",
+    "PROGRAM CACHE HIT": "program_cache_hit",
+}
 _OPTIONAL_KEYS = {
     "OP TO OP LATENCY BR/NRISC START [ns]": "op_to_op_latency_br_nrisc_start_ns",
     "DEVICE KERNEL DURATION DM START [ns]": "kernel_duration_dm_start_ns",
@@ -104,12 +163,19 @@ _OPTIONAL_KEYS = {
     "DEVICE COMPUTE CB RESERVE BACK [ns]": "compute_cb_reserve_back_ns",
     "DISPATCH TOTAL CQ CMD OP TIME [ns]": "dispatch_total_cq_cmd_op_time_ns",
     "DISPATCH GO SEND WAIT TIME [ns]": "dispatch_go_send_wait_time_ns",
-    "PM IDEAL [ns]": "pm_ideal_ns", "PM COMPUTE [ns]": "pm_compute_ns", "PM BANDWIDTH [ns]": "pm_bandwidth_ns",
-    "PM REQ I BW": "pm_req_i_bw", "PM REQ O BW": "pm_req_o_bw", "PM FPU UTIL (%)": "pm_fpu_util",
-    "NOC UTIL (%)": "noc_util", "MULTICAST NOC UTIL (%)": "multicast_noc_util",
-    "DRAM BW UTIL (%)": "dram_bw_util", "DRAM BW UTIL PER CTRL (%)": "dram_bw_util_per_ctrl",
-    "ETH BW UTIL (%)": "eth_bw_util", "NPE CONG IMPACT (%)": "npe_cong_impact",
-}  # fmt: skip
+    "PM IDEAL [ns]": "pm_ideal_ns",
+    "PM COMPUTE [ns]": "pm_compute_ns",
+    "PM BANDWIDTH [ns]": "pm_bandwidth_ns",
+    "PM REQ I BW": "pm_req_i_bw",
+    "PM REQ O BW": "pm_req_o_bw",
+    "PM FPU UTIL (%)": "pm_fpu_util",
+    "NOC UTIL (%)": "noc_util",
+    "MULTICAST NOC UTIL (%)": "multicast_noc_util",
+    "DRAM BW UTIL (%)": "dram_bw_util",
+    "DRAM BW UTIL PER CTRL (%)": "dram_bw_util_per_ctrl",
+    "ETH BW UTIL (%)": "eth_bw_util",
+    "NPE CONG IMPACT (%)": "npe_cong_impact",
+}
 
 # Wording of tt-metal's device-profiler overflow warning (tt_metal/impl/profiler/profiler.cpp,
 # "Profiler DRAM buffers were full, markers were dropped! device {}, worker core {}, {}, Risc {}, ...").
@@ -307,7 +373,8 @@ def _op_row(record: dict) -> dict:
 def _tensor_cells(prefix: str, tensor: dict) -> dict:
     logical = _rank4(tensor.get("shape") or [])
     padded = _rank4(tensor.get("padded_shape") or tensor.get("shape") or [])
-    cells = {f"{prefix}{field}": f"{p}[{s}]" for field, p, s in zip(TENSOR_FIELDS[:4], padded, logical, strict=True)}
+    pads = zip(TENSOR_FIELDS[:4], padded, logical, strict=True)
+    cells = {f"{prefix}{field}": f"{p}[{s}]" for field, p, s in pads}
     cells[f"{prefix}LAYOUT"] = tensor.get("layout")
     cells[f"{prefix}DATATYPE"] = tensor.get("dtype")
     cells[f"{prefix}MEMORY"] = tensor.get("memory")

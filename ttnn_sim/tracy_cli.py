@@ -57,7 +57,9 @@ _ENV_FLAGS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tracy", usage="python3 -m tracy [-m module | scriptfile] [arg] ...")
+    parser = argparse.ArgumentParser(
+        prog="python -m tracy", usage="python3 -m tracy [-m module | scriptfile] [arg] ..."
+    )
     flag = parser.add_argument
     flag("-m", dest="module", action="store_true", help="run a library module (the command's first word)")
     flag("-p", dest="partial", action="store_true", help="only profile enabled zones (accepted, no effect)")
@@ -70,15 +72,31 @@ def build_parser() -> argparse.ArgumentParser:
     flag("-t", "--port", dest="port", help="Tracy's internal port (accepted, no effect)")
     flag("--op-support-count", dest="op_support_count", type=int, help="max profiled ops per device")
     flag("-a", "--device-analysis-types", dest="device_analysis_types", action="append", default=[])
-    flag("--check-exit-code", dest="check_exit_code", action="store_true", help="no report if the command fails")
+    flag(
+        "--check-exit-code",
+        dest="check_exit_code",
+        action="store_true",
+        help="no report if the command fails",
+    )
     flag("--process-logs-only", dest="process_logs_only", action="store_true", help="only rebuild the report")
     for name in _ENV_FLAGS:
         flag("--" + name.replace("_", "-"), dest=name, action="store_true")
-    for name in ("--no-runtime-analysis", "--collect-noc-traces", "--no-web-server", "--no-capture-tool",
-                 "--disable-device-data-dump-to-files", "--disable-device-data-push-to-tracy",
-                 "--perf-counter-multipass"):  # fmt: skip
+    for name in (
+        "--no-runtime-analysis",
+        "--collect-noc-traces",
+        "--no-web-server",
+        "--no-capture-tool",
+        "--disable-device-data-dump-to-files",
+        "--disable-device-data-push-to-tracy",
+        "--perf-counter-multipass",
+    ):
         flag(name, action="store_true", help=argparse.SUPPRESS)
-    for name in ("--child-functions", "--tracy-tools-folder", "--web-app-port", "--profiler-capture-perf-counters"):
+    for name in (
+        "--child-functions",
+        "--tracy-tools-folder",
+        "--web-app-port",
+        "--profiler-capture-perf-counters",
+    ):
         flag(name, help=argparse.SUPPRESS)
     flag("command", nargs=argparse.REMAINDER, help="the command: one quoted string or the remaining words")
     return parser

@@ -18,13 +18,19 @@ from pipeline.render.evidence import GOOD, OpEvidence
 from pipeline.render.outputs import JUNIT
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
-FAILURE_KINDS = {"failed": "failure", "profiler_failure": "failure", "infra_failure": "error",
-                 "missing": "error", "skipped": "skipped", "blocked": "skipped"}  # fmt: skip
+FAILURE_KINDS = {
+    "failed": "failure",
+    "profiler_failure": "failure",
+    "infra_failure": "error",
+    "missing": "error",
+    "skipped": "skipped",
+    "blocked": "skipped",
+}
 
 
 def md_cell(text) -> str:
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-            .replace("\n", " "))  # fmt: skip
+    escaped = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped.replace("|", "\\|").replace("\n", " ")
 
 
 def status_markdown(ops: list[OpEvidence]) -> str:
@@ -39,8 +45,10 @@ def status_markdown(ops: list[OpEvidence]) -> str:
     failing = [(op, s) for op in ops for s in op.steps if s.verdict not in GOOD]
     if failing:
         lines += ["", "#### Failures", ""]
-        lines += [f"- **{md_cell(op.op)}** `{md_cell(s.task)}`: {md_cell(s.verdict)}: {md_cell(s.message)}"
-                  for op, s in failing]  # fmt: skip
+        lines += [
+            f"- **{md_cell(op.op)}** `{md_cell(s.task)}`: {md_cell(s.verdict)}: {md_cell(s.message)}"
+            for op, s in failing
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -60,8 +68,9 @@ def junit_xml(ops: list[OpEvidence]) -> bytes:
         suite = ET.SubElement(suites, "testsuite", name=op.op, tests=str(len(op.steps)))
         counts = {"failure": 0, "error": 0, "skipped": 0}
         for step in op.steps:
-            case = ET.SubElement(suite, "testcase", classname=op.op, name=step.task,
-                                 time=f"{step.duration_s or 0:.3f}")  # fmt: skip
+            case = ET.SubElement(
+                suite, "testcase", classname=op.op, name=step.task, time=f"{step.duration_s or 0:.3f}"
+            )
             kind = FAILURE_KINDS.get(step.verdict)
             if kind:
                 counts[kind] += 1

@@ -86,8 +86,10 @@ class Step:
     @property
     def per_mode(self) -> list[tuple[str, float | None, float | None]]:
         """(`<mode> <seq_len>`, lowest PCC, e2e µs) per mode and sequence length the test step ran."""
-        return [(key.replace("_", " ").strip(), entry.get("min_pcc"), entry.get("e2e_us"))
-                for key, entry in sorted(self.by_mode.items())]  # fmt: skip
+        return [
+            (key.replace("_", " ").strip(), entry.get("min_pcc"), entry.get("e2e_us"))
+            for key, entry in sorted(self.by_mode.items())
+        ]
 
     @property
     def pcc_lines(self) -> list[tuple[str, float]]:
@@ -110,8 +112,10 @@ class Step:
     @property
     def differences(self) -> list[Difference]:
         ours, theirs = DIFFERENCE_SIDES.get(self.step, ("unit", "module"))
-        return [Difference(*(str(m.get(key, "")) for key in ("op", "field", ours, theirs)))
-                for m in self.figures.get("mismatches") or []]  # fmt: skip
+        return [
+            Difference(*(str(m.get(key, "")) for key in ("op", "field", ours, theirs)))
+            for m in self.figures.get("mismatches") or []
+        ]
 
     @property
     def sides(self) -> tuple[dict, dict]:
@@ -192,13 +196,19 @@ def load(summary_json: Path) -> OpEvidence:
         data = json.loads(path.read_text())
         steps = [_step(entry, path.parent, data.get("environment")) for entry in data["steps"]]
         return OpEvidence(
-            op=data["op"], description=data.get("description", ""), unit_test=data.get("unit_test", ""),
-            workspace=data.get("workspace", ""), modes=list(data.get("modes") or []),
-            decode_only=bool(data.get("decode_only")), verdict=data.get("verdict", "failed"),
-            environment=data.get("environment") or {}, steps=steps,
+            op=data["op"],
+            description=data.get("description", ""),
+            unit_test=data.get("unit_test", ""),
+            workspace=data.get("workspace", ""),
+            modes=list(data.get("modes") or []),
+            decode_only=bool(data.get("decode_only")),
+            verdict=data.get("verdict", "failed"),
+            environment=data.get("environment") or {},
+            steps=steps,
             unexpected=list(data.get("unexpected") or []),
-            directory=path.parent, spec=data.get("spec", ""),
-        )  # fmt: skip
+            directory=path.parent,
+            spec=data.get("spec", ""),
+        )
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise EvidenceError(
             f"{path}: not a fused op's summary.json ({error}); rerun `doit run summary`"
@@ -217,9 +227,15 @@ def collect(root: Path) -> tuple[list[OpEvidence], list[str]]:
 
 
 def _step(entry: dict, op_dir: Path, environment: dict | None) -> Step:
-    step = Step(task=entry["task"], step=entry["step"], mode=entry.get("mode"), verdict=entry["verdict"],
-                message=entry.get("message", ""), figures=entry.get("figures") or {},
-                links=dict(entry.get("links") or {}))  # fmt: skip
+    step = Step(
+        task=entry["task"],
+        step=entry["step"],
+        mode=entry.get("mode"),
+        verdict=entry["verdict"],
+        message=entry.get("message", ""),
+        figures=entry.get("figures") or {},
+        links=dict(entry.get("links") or {}),
+    )
     result = _read_json(op_dir, step.links.get("result"))
     if result:
         step.run = result.get("run") or {}
@@ -242,10 +258,17 @@ def _case(raw: dict) -> Case:
     mode, seq_len = expected.get("mode"), expected.get("seq_len")
     if mode is None:
         mode, seq_len = _mode_from_id(raw["id"])
-    return Case(id=raw["id"], outcome=raw.get("outcome", ""), message=raw.get("message", ""),
-                pcc=dict(raw.get("pcc") or {}), atol=dict(raw.get("atol") or {}),
-                e2e_us=list(raw.get("e2e_us") or []), e2e_iters=list(raw.get("e2e_iters") or []), mode=mode,
-                seq_len=int(seq_len) if str(seq_len).isdigit() else None)  # fmt: skip
+    return Case(
+        id=raw["id"],
+        outcome=raw.get("outcome", ""),
+        message=raw.get("message", ""),
+        pcc=dict(raw.get("pcc") or {}),
+        atol=dict(raw.get("atol") or {}),
+        e2e_us=list(raw.get("e2e_us") or []),
+        e2e_iters=list(raw.get("e2e_iters") or []),
+        mode=mode,
+        seq_len=int(seq_len) if str(seq_len).isdigit() else None,
+    )
 
 
 def _mode_from_id(case_id: str) -> tuple[str | None, int | None]:

@@ -39,10 +39,16 @@ def entries(op: OpEvidence, step: str, now: datetime) -> list[Entry]:
     found = []
     for entry in op.steps_of(step):
         link = entry.links.get("log") or entry.links.get("result")
-        found.append(Entry(mode=entry.mode or "", state=state_of(entry), verdict=entry.verdict,
-                           title=f"{entry.task}: {entry.verdict}: {entry.message}",
-                           age=age(entry.finished, now),
-                           href=f"{op.op}/{link}" if link else None))  # fmt: skip
+        found.append(
+            Entry(
+                mode=entry.mode or "",
+                state=state_of(entry),
+                verdict=entry.verdict,
+                title=f"{entry.task}: {entry.verdict}: {entry.message}",
+                age=age(entry.finished, now),
+                href=f"{op.op}/{link}" if link else None,
+            )
+        )
     return found
 
 

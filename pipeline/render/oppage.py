@@ -21,8 +21,11 @@ PERF_FIGURES = (
     ("op-to-op latency printed by the device-perf test (µs)", "printed_op_to_op_us"),
     ("iterations measured", "iterations"),
 )
-SIDE_FIGURES = (("lowest PCC", "min_pcc"), ("total kernel duration per iteration (µs)", "kernel_us"),
-                ("total op-to-op latency per iteration (µs)", "op_to_op_us"))  # fmt: skip
+SIDE_FIGURES = (
+    ("lowest PCC", "min_pcc"),
+    ("total kernel duration per iteration (µs)", "kernel_us"),
+    ("total op-to-op latency per iteration (µs)", "op_to_op_us"),
+)
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,20 @@ def make_reports(op: OpEvidence) -> dict:
 
 
 def _view(op: OpEvidence, step: Step, report) -> StepView:
-    return StepView(task=step.task, step=step.step, mode=step.mode or "", state=state_of(step),
-                    verdict=step.verdict, message=step.message, figures=figures_of(step),
-                    finished=(step.finished or "").replace("T", " "),
-                    duration=f"{step.duration_s:.1f} s" if step.duration_s is not None else "",
-                    reproduce=reproducer(op, step), links=step.links, perf_report=report)  # fmt: skip
+    return StepView(
+        task=step.task,
+        step=step.step,
+        mode=step.mode or "",
+        state=state_of(step),
+        verdict=step.verdict,
+        message=step.message,
+        figures=figures_of(step),
+        finished=(step.finished or "").replace("T", " "),
+        duration=f"{step.duration_s:.1f} s" if step.duration_s is not None else "",
+        reproduce=reproducer(op, step),
+        links=step.links,
+        perf_report=report,
+    )
 
 
 def figures_of(step: Step) -> list[tuple[str, str]]:
@@ -96,8 +108,15 @@ def reproducer(op: OpEvidence, step: Step) -> list[str]:
 
 
 def _config(step: Step) -> dict:
-    return {"task": step.task, "mode": step.mode, "verdict": step.verdict, "message": step.message,
-            "result": step.compare_result, "ops": step.compared_ops, "rows": step.differences}  # fmt: skip
+    return {
+        "task": step.task,
+        "mode": step.mode,
+        "verdict": step.verdict,
+        "message": step.message,
+        "result": step.compare_result,
+        "ops": step.compared_ops,
+        "rows": step.differences,
+    }
 
 
 def _single_vs_multi(step: Step) -> dict:
@@ -109,8 +128,15 @@ def _single_vs_multi(step: Step) -> dict:
             continue
         digits = 4 if name == "min_pcc" else 3
         rows.append({"label": label, "multi": _number(ours, digits), "single": _number(theirs, digits)})
-    return {"task": step.task, "mode": step.mode, "verdict": step.verdict, "message": step.message,
-            "rows": rows, "shapes": step.differences, "compared": step.compared_ops}  # fmt: skip
+    return {
+        "task": step.task,
+        "mode": step.mode,
+        "verdict": step.verdict,
+        "message": step.message,
+        "rows": rows,
+        "shapes": step.differences,
+        "compared": step.compared_ops,
+    }
 
 
 def _number(value, digits: int = 3) -> str:

@@ -43,11 +43,17 @@ def write_index(root: Path, environ=None) -> list[Path]:
     """artifacts/index.html and junit.xml from artifacts/*/summary.json; appends the CI job summary."""
     ops, problems = collect(root)
     now = datetime.now(UTC)
-    html = environment().get_template("index.html").render(
-        status_columns=status.COLUMNS, legend=status.LEGEND, status_rows=[(op, status.row(op)) for op in ops],
-        matrix_steps=matrix.STEPS, matrix_rows=matrix.rows(ops, now), problems=problems,
-        op_pages={op.op: _op_page_href(op) for op in ops}, generated=_now_text(now),
-    )  # fmt: skip
+    template = environment().get_template("index.html")
+    html = template.render(
+        status_columns=status.COLUMNS,
+        legend=status.LEGEND,
+        status_rows=[(op, status.row(op)) for op in ops],
+        matrix_steps=matrix.STEPS,
+        matrix_rows=matrix.rows(ops, now),
+        problems=problems,
+        op_pages={op.op: _op_page_href(op) for op in ops},
+        generated=_now_text(now),
+    )
     written = [artifacts.write_text(Path(root) / INDEX_PAGE, html), ci.write_junit(root, ops)]
     summary = ci.append_step_summary(ops, environ)
     return written + ([summary] if summary else [])

@@ -79,8 +79,14 @@ def _run(source: Path, out: Path, windowed: bool) -> str:
     with tempfile.TemporaryDirectory(prefix="tt-perf-report-") as scratch:
         tmp_out = Path(scratch) / out.name
         try:
-            done = subprocess.run(command(source, tmp_out, windowed), cwd=scratch, capture_output=True,
-                                  text=True, timeout=TIMEOUT_S, check=False)  # fmt: skip
+            done = subprocess.run(
+                command(source, tmp_out, windowed),
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+                check=False,
+            )
         except (OSError, subprocess.SubprocessError) as error:
             return f"tt-perf-report could not run: {error}\n"
         if done.returncode != 0 or not tmp_out.is_file():

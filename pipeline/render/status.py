@@ -17,15 +17,35 @@ LEGEND = {
     ABSENT: "verified not to exist",
     UNKNOWN: "cannot be verified (hover for the reason)",
 }
-PREFILL_LENGTHS = {"Prefill 128": 128, "Prefill 1k": 1024, "Prefill 8k": 8192, "Prefill 32k": 32768,
-                   "Prefill 128k": 131072}  # fmt: skip
+PREFILL_LENGTHS = {
+    "Prefill 128": 128,
+    "Prefill 1k": 1024,
+    "Prefill 8k": 8192,
+    "Prefill 32k": 32768,
+    "Prefill 128k": 131072,
+}
 SEQUENCES = {"D": ("decode", None), "P-128": ("prefill", 128)}
 COLUMNS = (
-    "Unit test exists", "Decode", *PREFILL_LENGTHS, "ATOL D", "ATOL P-128", "E2E Perf D (us)",
-    "E2E Perf P-128 (us)", "Device Perf D (us)", "Device Perf P-128 (us)", "PCC D", "PCC P-128",
-    "Single device test", "Random weights", "Program_cache on/off", "Tracing on/off", "100 iterations",
-    "Added to CI", "Path to test file", "Last updated",
-)  # fmt: skip
+    "Unit test exists",
+    "Decode",
+    *PREFILL_LENGTHS,
+    "ATOL D",
+    "ATOL P-128",
+    "E2E Perf D (us)",
+    "E2E Perf P-128 (us)",
+    "Device Perf D (us)",
+    "Device Perf P-128 (us)",
+    "PCC D",
+    "PCC P-128",
+    "Single device test",
+    "Random weights",
+    "Program_cache on/off",
+    "Tracing on/off",
+    "100 iterations",
+    "Added to CI",
+    "Path to test file",
+    "Last updated",
+)
 OPTIONS = {
     "Program_cache on/off": ("program_cache", "no_program_cache"),
     "Tracing on/off": ("trace", "eager"),
@@ -158,8 +178,10 @@ def _device_perf(op: OpEvidence, mode: str) -> Cell:
     kernel, op_to_op = perf.figure("kernel_us"), perf.figure("op_to_op_us")
     if kernel is None or op_to_op is None:
         return unknown(f"{perf.task} {perf.verdict}: {perf.message}")
-    return Cell.value(f"k={kernel:.3f}/op2op={op_to_op:.3f}",
-                      f"{perf.task}: per iteration over {perf.figure('iterations')} iterations")  # fmt: skip
+    return Cell.value(
+        f"k={kernel:.3f}/op2op={op_to_op:.3f}",
+        f"{perf.task}: per iteration over {perf.figure('iterations')} iterations",
+    )
 
 
 def _pcc(unit: Step | None, cases: list[Case]) -> Cell:

@@ -31,14 +31,16 @@ def run_function(job: Job, function: str):
 def from_junit(path: Path) -> list[dict]:
     cases = []
     for case in logparse.junit_cases(path):
-        cases.append({
-            "id": case.name,
-            "outcome": case.outcome,
-            "message": _first_line(case.message),
-            "pcc": {p.name: p.value for p in logparse.unit_pccs(case.output)},
-            "atol": {p.name: p.value for p in logparse.unit_atols(case.output)},
-            "e2e_us": [p["us"] for p in logparse.e2e_perf(case.output)],
-        })  # fmt: skip
+        cases.append(
+            {
+                "id": case.name,
+                "outcome": case.outcome,
+                "message": _first_line(case.message),
+                "pcc": {p.name: p.value for p in logparse.unit_pccs(case.output)},
+                "atol": {p.name: p.value for p in logparse.unit_atols(case.output)},
+                "e2e_us": [p["us"] for p in logparse.e2e_perf(case.output)],
+            }
+        )
     return cases
 
 

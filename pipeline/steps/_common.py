@@ -53,8 +53,11 @@ class Clock:
         self.started = time.monotonic()
 
     def record(self) -> dict:
-        return {"started": self.started_at, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "duration_s": round(time.monotonic() - self.started, 3)}  # fmt: skip
+        return {
+            "started": self.started_at,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "duration_s": round(time.monotonic() - self.started, 3),
+        }
 
 
 def start(job: Job) -> Clock:
@@ -70,16 +73,27 @@ def run_device(
     from pipeline import runner  # only when a step runs: a no-op `doit run` never needs it
 
     request = runner.Request(
-        task=job.task, argv=argv, cwd=job.workspace,
+        task=job.task,
+        argv=argv,
+        cwd=job.workspace,
         env=job.ctx.backend.env(job.workspace, {"PIPELINE_STEP_DIR": str(job.step_dir), **(env_extra or {})}),
-        log_path=job.step_dir / log_name, environment_key=job.environment_key,
-    )  # fmt: skip
+        log_path=job.step_dir / log_name,
+        environment_key=job.environment_key,
+    )
     return runner.run(request, job.ctx.backend, job.ctx.timeouts)
 
 
-def finish(job: Job, clock: Clock, verdict: str, message: str = "", figures: dict | None = None,
-           files: dict | None = None, notes: list | None = None, outcomes: list | None = None,
-           commands: list | None = None) -> dict:  # fmt: skip
+def finish(
+    job: Job,
+    clock: Clock,
+    verdict: str,
+    message: str = "",
+    figures: dict | None = None,
+    files: dict | None = None,
+    notes: list | None = None,
+    outcomes: list | None = None,
+    commands: list | None = None,
+) -> dict:
     """Write result.json (the step's target) and say the verdict in one line."""
     run = {
         **clock.record(),
@@ -93,10 +107,14 @@ def finish(job: Job, clock: Clock, verdict: str, message: str = "", figures: dic
     for outcome in outcomes or []:
         if len(outcome.attempts) > 1:
             first = outcome.attempts[0]
-            notes.append(f"{job.task}: retried once after an infrastructure failure ({first.reason}); "
-                         f"device reset and health check ran before the retry")  # fmt: skip
-    result = artifacts.make_result(job.task, job.step, job.spec.name if not job.ops else _ops(job), job.mode,
-                                   verdict, message, figures, files, notes, run)  # fmt: skip
+            notes.append(
+                f"{job.task}: retried once after an infrastructure failure ({first.reason}); "
+                f"device reset and health check ran before the retry"
+            )
+    op = job.spec.name if not job.ops else _ops(job)
+    result = artifacts.make_result(
+        job.task, job.step, op, job.mode, verdict, message, figures, files, notes, run
+    )
     artifacts.write_json(job.step_dir / artifacts.RESULT, result)
     print(
         f"[{job.task}] {verdict.upper()}: {message}" if message else f"[{job.task}] {verdict.upper()}",

@@ -73,8 +73,11 @@ def justifies(row: dict | None) -> bool:
 
 
 def _parametrize_rows(decorator, constants, comments, function_line) -> list[dict]:
-    if not (isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", "") == "parametrize"
-            and len(decorator.args) >= 2):  # fmt: skip
+    if not (
+        isinstance(decorator, ast.Call)
+        and getattr(decorator.func, "attr", "") == "parametrize"
+        and len(decorator.args) >= 2
+    ):
         return []
     try:
         names = ast.literal_eval(decorator.args[0])

@@ -43,12 +43,16 @@ class Profiled:
 def run_device_perf_function(job: Job, function: str) -> Profiled:
     """`pytest <unit test>::<function> -k <mode>`, which profiles its own case (the function's contract)."""
     junit = job.step_dir / "junit.xml"
-    pytest_args = ["pytest", f"{job.spec.unit_test}::{function}", "-k", job.mode, "--capture=tee-sys",
-                   f"--junitxml={junit}", "-o", "junit_logging=all"]  # fmt: skip
+    test = f"{job.spec.unit_test}::{function}"
+    junit_args = [f"--junitxml={junit}", "-o", "junit_logging=all"]
+    pytest_args = ["pytest", test, "-k", job.mode, "--capture=tee-sys", *junit_args]
 
     def attempt(count: int):
-        env = {"TT_METAL_PROFILER_DIR": str(job.step_dir / "profiler"), "TRACY_PORT": str(backends.free_port()),
-               "TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT": str(count)}  # fmt: skip
+        env = {
+            "TT_METAL_PROFILER_DIR": str(job.step_dir / "profiler"),
+            "TRACY_PORT": str(backends.free_port()),
+            "TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT": str(count),
+        }
         return job.ctx.backend.pytest_argv(pytest_args), env
 
     profiled = _attempts(job, attempt, junit)
@@ -88,8 +92,10 @@ def _attempts(job: Job, make_argv, junit: Path) -> Profiled:
         if not logparse.dropped_profiler_rows(outcome.output):
             break
         if number == 1:
-            result.notes.append(f"{job.task}: the device profiler dropped rows with op-support count {count}; "
-                                f"reran with {count * SUPPORT_COUNT_GROWTH}")  # fmt: skip
+            result.notes.append(
+                f"{job.task}: the device profiler dropped rows with op-support count {count}; "
+                f"reran with {count * SUPPORT_COUNT_GROWTH}"
+            )
             count *= SUPPORT_COUNT_GROWTH
         else:
             result.verdict = artifacts.PROFILER_FAILURE
@@ -118,8 +124,10 @@ def _adopt_csv(job: Job, result: Profiled, output: str, profiler_dir: Path) -> P
     reported = logparse.ops_csv_paths(output)
     if not reported:
         result.verdict = artifacts.PROFILER_FAILURE
-        result.message = ("the run printed no 'OPs csv generated at:' line: the device-perf function must run "
-                          "its case under python -m tracy with -o $TT_METAL_PROFILER_DIR")  # fmt: skip
+        result.message = (
+            "the run printed no 'OPs csv generated at:' line: the device-perf function must run "
+            "its case under python -m tracy with -o $TT_METAL_PROFILER_DIR"
+        )
         return result
     csv = Path(reported[-1])
     csv = csv if csv.is_absolute() else job.workspace / csv
@@ -127,8 +135,10 @@ def _adopt_csv(job: Job, result: Profiled, output: str, profiler_dir: Path) -> P
         csv.resolve().relative_to(profiler_dir.resolve())
     except ValueError:
         result.verdict = artifacts.PROFILER_FAILURE
-        result.message = (f"the profiler wrote its report outside this step's output dir ({csv}): pass "
-                          f"-o $TT_METAL_PROFILER_DIR to python -m tracy")  # fmt: skip
+        result.message = (
+            f"the profiler wrote its report outside this step's output dir ({csv}): pass "
+            f"-o $TT_METAL_PROFILER_DIR to python -m tracy"
+        )
         return result
     if not csv.is_file():
         result.verdict = artifacts.PROFILER_FAILURE
@@ -160,19 +170,24 @@ def report(job: Job, clock, profiled: Profiled, analyse, extra: dict) -> dict:
                 verdict, message = agree_with_printed(
                     figures, profiled.printed, extra.get("function"), message
                 )
-    return finish(job, clock, verdict, message, figures, relative_files(job, profiled.files), notes,
-                  outcomes=profiled.outcomes, commands=profiled.commands)  # fmt: skip
+    files = relative_files(job, profiled.files)
+    outcomes, commands = profiled.outcomes, profiled.commands
+    return finish(job, clock, verdict, message, figures, files, notes, outcomes=outcomes, commands=commands)
 
 
 def agree_with_printed(figures: dict, printed: dict | None, function: str, message: str) -> tuple[str, str]:
     """guide step 9: the function's printed per-iteration totals are the pipeline's, within 1 %."""
     if not printed:
-        return artifacts.FAILED, (f"{function} printed no 'Device perf per-iteration averages: kernel=X us, "
-                                  f"op_to_op=Y us' line: it must measure and log its window (guide step 9)")  # fmt: skip
+        return artifacts.FAILED, (
+            f"{function} printed no 'Device perf per-iteration averages: kernel=X us, "
+            f"op_to_op=Y us' line: it must measure and log its window (guide step 9)"
+        )
     figures["printed_total_kernel_duration_us"] = printed["kernel"]
     figures["printed_total_op_to_op_latency_us"] = printed["op_to_op"]
-    for key, ours in (("kernel", figures["total_kernel_duration_us"]),
-                      ("op_to_op", figures["total_op_to_op_latency_us"])):  # fmt: skip
+    for key, ours in (
+        ("kernel", figures["total_kernel_duration_us"]),
+        ("op_to_op", figures["total_op_to_op_latency_us"]),
+    ):
         theirs = printed[key]
         if abs(theirs - ours) > AGREEMENT * max(abs(ours), 1e-9):
             return artifacts.FAILED, (

@@ -77,8 +77,8 @@ def count_iterations(frame: pd.DataFrame, window: pd.DataFrame, configured: int)
         )
     count, period = next(iter(found.values()))
     if count != configured:
-        hint = (" - the window holds warm-up iterations: put signpost('start') after the warm-up loop"
-                if count > configured else "")  # fmt: skip
+        warm_up = " - the window holds warm-up iterations: put signpost('start') after the warm-up loop"
+        hint = warm_up if count > configured else ""
         raise opsperf.DevicePerfError(
             f"the signpost window holds {count} iterations of the {period}-op sequence but the test configures "
             f"{configured} (DEVICE_PERF_ITERS): run exactly DEVICE_PERF_ITERS iterations between "
@@ -155,9 +155,11 @@ def _figures(merged, warnings, iteration, count) -> dict:
 
 
 def describe(figures: dict) -> str:
-    return (f"total kernel duration {figures['total_kernel_duration_us']:.3f} us, total op-to-op latency "
-            f"{figures['total_op_to_op_latency_us']:.3f} us per iteration ({figures['iterations']} iteration(s) of "
-            f"{len(figures['one_iteration_ops'])} ops)")  # fmt: skip
+    return (
+        f"total kernel duration {figures['total_kernel_duration_us']:.3f} us, total op-to-op latency "
+        f"{figures['total_op_to_op_latency_us']:.3f} us per iteration "
+        f"({figures['iterations']} iteration(s) of {len(figures['one_iteration_ops'])} ops)"
+    )
 
 
 def config_digest(rows: pd.DataFrame) -> str:

@@ -16,8 +16,11 @@ def run(job: Job) -> dict:
     files = {"collect": job.step_dir / "collect.txt"}
     if not ids:
         verdict = artifacts.FAILED if collected.verdict != artifacts.INFRA_FAILURE else collected.verdict
-        return finish(job, clock, verdict, f"{_selection_error(job, select, [])} ({collected.message})",
-                      files=relative_files(job, files), outcomes=[collected], commands=[collect_argv])  # fmt: skip
+        message = f"{_selection_error(job, select, [])} ({collected.message})"
+        files = relative_files(job, files)
+        return finish(
+            job, clock, verdict, message, files=files, outcomes=[collected], commands=[collect_argv]
+        )
     argv = job.ctx.backend.pytest_argv(
         [*spec.module_test.argv, "-k", select, f"--junitxml={junit}", "-o", "junit_logging=all"]
     )
@@ -43,8 +46,9 @@ def run(job: Job) -> dict:
         "pcc": [{"name": p.name, "text": p.text, "value": p.value, "passed": p.passed} for p in pccs],
         "cases": [{k: c[k] for k in ("id", "outcome", "message")} for c in cases],
     }
-    return finish(job, clock, verdict, message, figures, relative_files(job, files), notes,
-                  outcomes=[collected, outcome], commands=[collect_argv, argv])  # fmt: skip
+    files = relative_files(job, files)
+    outcomes, commands = [collected, outcome], [collect_argv, argv]
+    return finish(job, clock, verdict, message, figures, files, notes, outcomes=outcomes, commands=commands)
 
 
 def _selection_error(job: Job, select: str, ids: list[str]) -> str:

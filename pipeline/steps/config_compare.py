@@ -118,8 +118,16 @@ def _closest(unit_values, module_values, columns, unit_rows, module_rows) -> dic
     ):
         for column, unit_value, module_value in zip(columns, unit_row, module_row, strict=True):
             if unit_value != module_value:
-                mismatches.append({"row": offset, "op": unit_row[code], "field": column, "unit": unit_value,
-                                   "module": module_value, "module_row": best + offset})  # fmt: skip
+                mismatches.append(
+                    {
+                        "row": offset,
+                        "op": unit_row[code],
+                        "field": column,
+                        "unit": unit_value,
+                        "module": module_value,
+                        "module_row": best + offset,
+                    }
+                )
     return {"result": MISMATCH, "aligned_at": best, "aligned_candidates": aligned, "mismatches": mismatches}
 
 
@@ -166,7 +174,9 @@ def render_text(report: dict) -> str:
         lines += [f"Result: matched subsequence at start indices: {report['match_starts']}", "Result: MATCH"]
     else:
         lines.append(f"Op codes aligned at module index {report['aligned_at']}")
-        lines += [f"MISMATCH row {m['row']} op {m['op']} key {m['field']}: fused={m['unit']} module={m['module']}"
-                  for m in report["mismatches"]]  # fmt: skip
+        lines += [
+            f"MISMATCH row {m['row']} op {m['op']} key {m['field']}: fused={m['unit']} module={m['module']}"
+            for m in report["mismatches"]
+        ]
         lines.append("Result: MISMATCH")
     return "\n".join(lines) + "\n"

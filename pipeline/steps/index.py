@@ -25,9 +25,13 @@ def run(job: Job, ops: tuple[str, ...] | None) -> TaskFailed | None:
     print(f"[{job.task}] wrote {layout.index_md} ({len(summaries)} fused ops)", flush=True)
     failed = [s["op"] for s in summaries if (ops is None or s["op"] in ops) and s["verdict"] != "passed"]
     if failed:
-        details = [f"  {s['op']}/{step['task']}: {step['verdict']}: {step['message']}"
-                   for s in summaries if s["op"] in failed for step in s["steps"]
-                   if step["verdict"] not in artifacts.GOOD_VERDICTS]  # fmt: skip
+        details = [
+            f"  {s['op']}/{step['task']}: {step['verdict']}: {step['message']}"
+            for s in summaries
+            if s["op"] in failed
+            for step in s["steps"]
+            if step["verdict"] not in artifacts.GOOD_VERDICTS
+        ]
         return TaskFailed("fused ops with failing steps: " + ", ".join(failed) + "\n" + "\n".join(details))
     return None
 

@@ -22,8 +22,8 @@ def run(job: Job) -> dict:
         )
     sequence = spec.sequences[job.mode]
     try:
-        patch = patching.plan(spec.workspace, sequence.file, sequence.start, sequence.end, sequence.call,
-                              spec.unit_test, spec.names.ttnn)  # fmt: skip
+        where = (sequence.file, sequence.start, sequence.end, sequence.call)
+        patch = patching.plan(spec.workspace, *where, spec.unit_test, spec.names.ttnn)
     except patching.PatchError as error:
         return finish(job, clock, artifacts.FAILED, str(error))
     description = artifacts.write_text(job.step_dir / "patch.json", patch.to_json())
@@ -31,14 +31,19 @@ def run(job: Job) -> dict:
     module_file = spec.workspace / sequence.file
     before = _sha256(module_file)
     junit = job.step_dir / "junit.xml"
-    argv = job.ctx.backend.pytest_argv([*spec.module_test.argv, "-p", patching.PLUGIN, "-k", spec.module_test.select[job.mode],
-                                        f"--junitxml={junit}", "-o", "junit_logging=all"])  # fmt: skip
+    pytest_args = [*spec.module_test.argv, "-p", patching.PLUGIN, "-k", spec.module_test.select[job.mode]]
+    argv = job.ctx.backend.pytest_argv([*pytest_args, f"--junitxml={junit}", "-o", "junit_logging=all"])
     outcome = run_device(job, argv, {patching.ENV_VAR: str(description)})
-    files = relative_files(job, {"log": job.step_dir / "log.txt", "patch_diff": diff, "patch": description,
-                                 "junit": junit if junit.exists() else None})  # fmt: skip
+    produced = {
+        "log": job.step_dir / "log.txt",
+        "patch_diff": diff,
+        "patch": description,
+        "junit": junit if junit.exists() else None,
+    }
+    files = relative_files(job, produced)
     if _sha256(module_file) != before:
-        return finish(job, clock, artifacts.FAILED, f"{sequence.file} changed on disk during the run", files=files,
-                      outcomes=[outcome], commands=[argv])  # fmt: skip
+        problem = f"{sequence.file} changed on disk during the run"
+        return finish(job, clock, artifacts.FAILED, problem, files=files, outcomes=[outcome], commands=[argv])
     comparison = compare(baseline["figures"]["pcc"], logparse.module_pccs(outcome.output), spec.pcc_tolerance)
     figures = {"file": sequence.file, "replaced_lines": list(patch.replaced_lines), "pcc": comparison}
     verdict, message = _verdict(outcome, comparison, _served(description), junit)

@@ -60,8 +60,8 @@ def run(job: Job) -> dict:
             figures,
             {"report_json": report.name},
         )
-    return finish(job, clock, artifacts.PASSED, f"all shapes of {len(compared)} ops match the first device's", figures,
-                  {"report_json": report.name})  # fmt: skip
+    matched = f"all shapes of {len(compared)} ops match the first device's"
+    return finish(job, clock, artifacts.PASSED, matched, figures, {"report_json": report.name})
 
 
 def compare_shapes(multi_csv, single_csv, iterations: int) -> tuple[list[dict], list[str]]:
@@ -95,8 +95,14 @@ def kernel_differences(multi: dict, single: dict) -> list[dict]:
         theirs = (single.get(op) or {}).get("avg_kernel_duration_ns")
         ours = stats["avg_kernel_duration_ns"]
         if theirs is not None and abs(theirs - ours) > KERNEL_TOLERANCE * max(ours, 1e-9):
-            found.append({"op": op, "field": "avg kernel duration [ns] (within 2 %)", "multi": round(ours, 1),
-                          "single": round(theirs, 1)})  # fmt: skip
+            found.append(
+                {
+                    "op": op,
+                    "field": "avg kernel duration [ns] (within 2 %)",
+                    "multi": round(ours, 1),
+                    "single": round(theirs, 1),
+                }
+            )
     return found
 
 
@@ -120,5 +126,8 @@ def _figures(perf: dict, test: dict | None, mode: str) -> dict:
         if key.startswith(f"{mode}_") and entry["min_pcc"] is not None
     ]
     figures = perf["figures"]
-    return {"min_pcc": min(pcc) if pcc else None, "total_kernel_duration_us": figures.get("total_kernel_duration_us"),
-            "total_op_to_op_latency_us": figures.get("total_op_to_op_latency_us")}  # fmt: skip
+    return {
+        "min_pcc": min(pcc) if pcc else None,
+        "total_kernel_duration_us": figures.get("total_kernel_duration_us"),
+        "total_op_to_op_latency_us": figures.get("total_op_to_op_latency_us"),
+    }

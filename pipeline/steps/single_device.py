@@ -32,8 +32,10 @@ def run(job: Job) -> dict:
         message = f"{message} (accepted: the unit test's device-perf window has {', '.join(ccl)})"
     elif _cases.all_skipped(cases):
         verdict = artifacts.FAILED
-        message = (f"the single-device test skips ({_cases.skip_reason(cases)}) but the unit test's device-perf "
-                   f"window has no CCL op ({', '.join(_window_ops(job)) or 'no window'}): run it (guide step 11)")  # fmt: skip
+        message = (
+            f"the single-device test skips ({_cases.skip_reason(cases)}) but the unit test's device-perf "
+            f"window has no CCL op ({', '.join(_window_ops(job)) or 'no window'}): run it (guide step 11)"
+        )
     elif verdict == artifacts.PASSED:
         differences = pcc_differences(job.upstream_result("unit_test"), cases)
         if differences:

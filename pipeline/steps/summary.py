@@ -62,8 +62,16 @@ def build(job: Job, steps: list[dict]) -> dict:
 def _step_entry(task: str, step_dir: Path, op_dir: Path) -> dict:
     result = artifacts.read_result(step_dir)
     if result is None:
-        return {"task": task, "step": task.split(":")[0], "mode": None, "verdict": "missing",
-                "message": "no result.json", "figures": {}, "links": {}, "notes": []}  # fmt: skip
+        return {
+            "task": task,
+            "step": task.split(":")[0],
+            "mode": None,
+            "verdict": "missing",
+            "message": "no result.json",
+            "figures": {},
+            "links": {},
+            "notes": [],
+        }
     links = {name: _link(step_dir / rel, op_dir) for name, rel in result.get("files", {}).items()}
     links["result"] = _link(step_dir / artifacts.RESULT, op_dir)
     return {

@@ -18,5 +18,6 @@ def run(job: Job) -> dict:
     function = job.spec.names.device_perf
     profiled = _perf.run_device_perf_function(job, function)
     iterations = job.spec.names.device_perf_iters
-    return _perf.report(job, clock, profiled, lambda csv: _window.window_figures(csv, iterations),
-                        {"function": function})  # fmt: skip
+    return _perf.report(
+        job, clock, profiled, lambda csv: _window.window_figures(csv, iterations), {"function": function}
+    )

@@ -45,8 +45,13 @@ def run(job: Job) -> dict:
     trace_region = logparse.required_trace_region_size(outcome.output)
     if trace_region:
         verdict, message = artifacts.FAILED, trace_region_message(spec, trace_region, bool(placeholders))
-    figures = {"function": spec.names.test, "cases": cases, "suggestions": suggestions, "by_mode": by_mode(cases),
-               "last_passing": _measured(cases) if verdict == artifacts.PASSED else last}  # fmt: skip
+    figures = {
+        "function": spec.names.test,
+        "cases": cases,
+        "suggestions": suggestions,
+        "by_mode": by_mode(cases),
+        "last_passing": _measured(cases) if verdict == artifacts.PASSED else last,
+    }
     if trace_region:
         figures["required_trace_region_size"] = trace_region
     return finish(job, clock, verdict, message, figures, files, notes, outcomes=[outcome], commands=[argv])
@@ -54,8 +59,8 @@ def run(job: Job) -> dict:
 
 def pcc_floor(task: str, cases: list[dict], message: str) -> tuple[str, str, list[str]]:
     """guide step 8: PCC < 0.99 fails, unless the row's expected_pcc is justified by a comment next to it."""
-    low = [(c, name, v) for c in cases if not _cases.not_applicable(c["id"])
-           for name, v in c["pcc"].items() if v < PCC_FLOOR]  # fmt: skip
+    applicable = [c for c in cases if not _cases.not_applicable(c["id"])]
+    low = [(c, name, v) for c in applicable for name, v in c["pcc"].items() if v < PCC_FLOOR]
     unjustified = [(c, n, v) for c, n, v in low if not _expected.justifies(c.get("expected"))]
     if unjustified:
         case, name, value = unjustified[0]
@@ -72,9 +77,11 @@ def pcc_floor(task: str, cases: list[dict], message: str) -> tuple[str, str, lis
     for case, _name, value in low:
         key = _expected.row_key(case["expected"])
         groups[key] = min(groups.get(key, value), value)
-    notes = [f"{task}: {key}: PCC down to {_cases.pcc_text(value)} < {PCC_FLOOR}, accepted: the test justifies it "
-             f"({_first_sentence(next(c['expected']['justification'] for c, _, _ in low if _expected.row_key(c['expected']) == key))})"
-             for key, value in groups.items()]  # fmt: skip
+    notes = [
+        f"{task}: {key}: PCC down to {_cases.pcc_text(value)} < {PCC_FLOOR}, accepted: the test justifies it "
+        f"({_first_sentence(_justification(low, key))})"
+        for key, value in groups.items()
+    ]
     return artifacts.PASSED, message, notes
 
 
@@ -86,6 +93,11 @@ def trace_region_message(spec, needed: int, placeholders: bool) -> str:
     return message + (" (expected values are placeholders too)" if placeholders else "")
 
 
+def _justification(low: list, key) -> str:
+    """The justification of the first low-PCC case in row `key`."""
+    return next(c["expected"]["justification"] for c, _, _ in low if _expected.row_key(c["expected"]) == key)
+
+
 def placeholder_verdict(name: str, cases, placeholders: list[str], suggestions, verdict) -> tuple[str, str]:
     """Rows still holding the scaffold's placeholders: the measured values to paste, instead of the PCC
     assertion they fail. A case that failed without measuring a PCC is a real failure and keeps its verdict."""
@@ -93,15 +105,17 @@ def placeholder_verdict(name: str, cases, placeholders: list[str], suggestions, 
     if unmeasured:
         return verdict[0], f"{verdict[1]} (expected values are placeholders too)"
     measured = [s for s in suggestions if s["row"] in placeholders]
-    values = "; ".join(
-        f"{s['row']} expected_pcc={s['suggested_expected_pcc']}"
-        + (f" expected_perf_us={s['suggested_expected_perf_us']}" if "suggested_expected_perf_us" in s else "")
-        for s in measured
-    )  # fmt: skip
+    values = "; ".join(_suggested_values(s) for s in measured)
     return artifacts.FAILED, (
         f"expected values are placeholders ({', '.join(placeholders)}): measured {values or 'nothing'}; "
         f"paste them into the rows, or run `doit scaffold fused_op={name} --accept-measured`"
     )
+
+
+def _suggested_values(s: dict) -> str:
+    """`<row> expected_pcc=X[ expected_perf_us=Y]`: one row's suggested values."""
+    perf = f" expected_perf_us={s['suggested_expected_perf_us']}" if "suggested_expected_perf_us" in s else ""
+    return f"{s['row']} expected_pcc={s['suggested_expected_pcc']}{perf}"
 
 
 def by_mode(cases: list[dict]) -> dict:
@@ -138,16 +152,21 @@ def review(task: str, cases: list[dict], last: dict) -> tuple[list[dict], list[s
             "suggested_expected_pcc": math.floor(floor * 1000) / 1000,
         }
         if "expected_pcc" in expected and expected["expected_pcc"] != suggestion["suggested_expected_pcc"]:
-            notes.append(f"{task}: {key}: expected_pcc {expected['expected_pcc']} but measured "
-                         f"{_cases.pcc_text(measured_pcc)}; suggest expected_pcc={suggestion['suggested_expected_pcc']}")  # fmt: skip
+            notes.append(
+                f"{task}: {key}: expected_pcc {expected['expected_pcc']} but measured "
+                f"{_cases.pcc_text(measured_pcc)}; "
+                f"suggest expected_pcc={suggestion['suggested_expected_pcc']}"
+            )
         perf = [c["e2e_us"][-1] for c in group if c["e2e_us"] and _eager_program_cache(c["id"])]
         if perf and "expected_perf_us" in expected:
             measured = perf[0]
             suggestion.update(measured_perf_us=measured, suggested_expected_perf_us=round(measured, 3))
             target = expected["expected_perf_us"]
             if not target:
-                notes.append(f"{task}: {key}: expected_perf_us is 0.0 (no target); suggest expected_perf_us={measured:.3f} "
-                             "with a TODO for the theoretical target (guide step 8.2)")  # fmt: skip
+                notes.append(
+                    f"{task}: {key}: expected_perf_us is 0.0 (no target); suggest "
+                    f"expected_perf_us={measured:.3f} with a TODO for the theoretical target (guide step 8.2)"
+                )
             elif abs(measured - target) > PERF_TOLERANCE * target:
                 notes.append(f"{task}: {key}: expected_perf_us {target} but measured {measured:.3f}")
         suggestions.append(suggestion)
@@ -162,8 +181,10 @@ def _dropped(task: str, cases: list[dict], last: dict) -> list[str]:
         for name, value in case["pcc"].items():
             old = before.get("pcc", {}).get(name)
             if old is not None and value < old:
-                notes.append(f"{task}: {case['id']} PCC {name} went down: {_cases.pcc_text(value)} now, "
-                             f"{_cases.pcc_text(old)} in the last passing run")  # fmt: skip
+                notes.append(
+                    f"{task}: {case['id']} PCC {name} went down: {_cases.pcc_text(value)} now, "
+                    f"{_cases.pcc_text(old)} in the last passing run"
+                )
         for name, value in case["atol"].items():
             old = before.get("atol", {}).get(name)
             if old is not None and value > old:

@@ -64,8 +64,10 @@ def test_mutant_is_caught_by_its_step(mutant: Mutant, bundled_router_run, tmp_pa
         k: (str(request.getfixturevalue("checkpoint")) if v == "<checkpoint>" else v)
         for k, v in mutant.env.items()
     }
-    done = subprocess.run([sys.executable, "-c", RUN_TASKS], cwd=repo, capture_output=True, text=True, timeout=900,
-                          env={**env_for(repo), **env, "MUTANT_TASKS": json.dumps(mutant.tasks)})  # fmt: skip
+    run_env = {**env_for(repo), **env, "MUTANT_TASKS": json.dumps(mutant.tasks)}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_TASKS], cwd=repo, capture_output=True, text=True, timeout=900, env=run_env
+    )
     assert "MUTANT_TASKS_RAN" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
     ran = json.loads(done.stdout.split("MUTANT_TASKS_RAN ", 1)[1].splitlines()[0])
     result = json.loads((result_dir(repo, ran[-1]) / "result.json").read_text())

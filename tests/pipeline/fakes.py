@@ -300,8 +300,8 @@ def make_doit_env(tmp_path: Path) -> dict:
 
 
 def doit(repo: Path, env: dict, *args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "doit", *args], cwd=repo, env=env, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    argv = [sys.executable, "-m", "doit", *args]
+    return subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def executed(result: subprocess.CompletedProcess) -> set[str]:
@@ -367,8 +367,10 @@ def tree_digest(folder: Path) -> dict:
     """Every file (by content) and directory under `folder`: to show a run left a checkout as it was."""
     import hashlib
 
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def tagged_processes(tag: str) -> list[int]:
@@ -389,8 +391,10 @@ def tagged_processes(tag: str) -> list[int]:
 def make_tt_metal_home(home: Path, workspace: Path) -> Path:
     """A stand-in tt-metal checkout: a copy of `workspace` whose python_env/bin/python sees the simulator."""
     shutil.copytree(workspace, home, symlinks=True)
-    python = write(home / "python_env" / "bin" / "python",
-                   f'#!/bin/sh\nPYTHONPATH="{REPO / "ttnn_sim" / "shim"}${{PYTHONPATH:+:$PYTHONPATH}}" '
-                   f'exec "{sys.executable}" "$@"\n')  # fmt: skip
+    python = write(
+        home / "python_env" / "bin" / "python",
+        f'#!/bin/sh\nPYTHONPATH="{REPO / "ttnn_sim" / "shim"}${{PYTHONPATH:+:$PYTHONPATH}}" '
+        f'exec "{sys.executable}" "$@"\n',
+    )
     python.chmod(0o755)
     return home

@@ -31,7 +31,12 @@ def spec(old: str, new: str):
 
 # (case id, mutation of the checkout, doit variables, words the one line must hold)
 CASES = [
-    ("malformed TOML", spec('modes = ["decode", "prefill"]', "modes = [decode"), [], ["demo_router.toml", "TOML"]),
+    (
+        "malformed TOML",
+        spec('modes = ["decode", "prefill"]', "modes = [decode"),
+        [],
+        ["demo_router.toml", "TOML"],
+    ),
     ("missing name", spec('name = "demo_router"\n', ""), [], ["field 'name'", "missing"]),
     ("missing workspace", spec('workspace = "examples/demo"\n', ""), [], ["field 'workspace'"]),
     ("missing unit_test", spec('unit_test = "models', 'unit_tests = "models'), [], ["unit_test"]),
@@ -40,8 +45,12 @@ CASES = [
     ("missing sequence", spec("[sequence.decode]", "[sequences.decode]"), [], ["sequence"]),
     ("missing description", spec('description = "x + 1, * 2"\n', ""), [], ["field 'description'"]),
     ("modes mistyped", spec('modes = ["decode", "prefill"]', 'modes = "decode"'), [], ["field 'modes'"]),
-    ("prefill_seqlens mistyped", spec("prefill_seqlens = [128, 1024]", 'prefill_seqlens = "128"'), [],
-     ["prefill_seqlens"]),
+    (
+        "prefill_seqlens mistyped",
+        spec("prefill_seqlens = [128, 1024]", 'prefill_seqlens = "128"'),
+        [],
+        ["prefill_seqlens"],
+    ),
     ("unknown mode", spec('modes = ["decode", "prefill"]', 'modes = ["decode", "prefil"]'), [], ["prefil"]),
     ("unknown field", spec('description = "x + 1, * 2"', 'description = "d"\ncolour = 1'), [], ["colour"]),
     ("name differs from file", spec('name = "demo_router"', 'name = "other"'), [], ["field 'name'"]),
@@ -50,46 +59,123 @@ CASES = [
     ("fused_op path traversal", None, ["fused_op=../x"], ["fused_op", "../x"]),
     ("fused_op shell metacharacters", None, ["fused_op=demo$(touch x)"], ["fused_op"]),
     ("unknown backend", None, ["backend=cuda"], ["backend", "sim", "ttnn"]),
-    ("workspace missing", spec('workspace = "examples/demo"', 'workspace = "examples/nowhere"'), [],
-     ["workspace", "nowhere"]),
+    (
+        "workspace missing",
+        spec('workspace = "examples/demo"', 'workspace = "examples/nowhere"'),
+        [],
+        ["workspace", "nowhere"],
+    ),
     ("workspace variable missing", None, ["workspace=/nonexistent/ws"], ["workspace", "/nonexistent/ws"]),
-    ("start anchor missing", spec('start = "a = add(x, 1)"', 'start = "a = sub(x, 1)"'), [],
-     ["sequence.decode.start", "matches 0 times"]),
-    ("start anchor matching twice", spec('start = "a = add(x, 1)"', 'start = "op("'), [],
-     ["sequence.decode.start", "matches"]),
-    ("end anchor missing", spec('end = "b = mul(a, 2)"', 'end = "c = mul(a, 2)"'), [],
-     ["sequence.decode.end", "occurs nowhere"]),
-    ("end anchor only before start", spec('end = "b = mul(a, 2)"', 'end = "from models"'), [],
-     ["sequence.decode.end", "only before start"]),
-    ("sequence file missing", spec('file = "models/demo/tt/model.py"', 'file = "models/demo/tt/gone.py"'), [],
-     ["sequence.decode.file", "does not exist"]),
-    ("call does not parse", spec('call = "b = demo_router_ttnn(x)"', 'call = "b = demo_router_ttnn(x"'), [],
-     ["sequence.decode.call"]),
-    ("call misses the ttnn function", spec('call = "b = demo_router_ttnn(x)"', 'call = "b = f(x)"'), [],
-     ["sequence.decode.call", "demo_router_ttnn"]),
+    (
+        "start anchor missing",
+        spec('start = "a = add(x, 1)"', 'start = "a = sub(x, 1)"'),
+        [],
+        ["sequence.decode.start", "matches 0 times"],
+    ),
+    (
+        "start anchor matching twice",
+        spec('start = "a = add(x, 1)"', 'start = "op("'),
+        [],
+        ["sequence.decode.start", "matches"],
+    ),
+    (
+        "end anchor missing",
+        spec('end = "b = mul(a, 2)"', 'end = "c = mul(a, 2)"'),
+        [],
+        ["sequence.decode.end", "occurs nowhere"],
+    ),
+    (
+        "end anchor only before start",
+        spec('end = "b = mul(a, 2)"', 'end = "from models"'),
+        [],
+        ["sequence.decode.end", "only before start"],
+    ),
+    (
+        "sequence file missing",
+        spec('file = "models/demo/tt/model.py"', 'file = "models/demo/tt/gone.py"'),
+        [],
+        ["sequence.decode.file", "does not exist"],
+    ),
+    (
+        "call does not parse",
+        spec('call = "b = demo_router_ttnn(x)"', 'call = "b = demo_router_ttnn(x"'),
+        [],
+        ["sequence.decode.call"],
+    ),
+    (
+        "call misses the ttnn function",
+        spec('call = "b = demo_router_ttnn(x)"', 'call = "b = f(x)"'),
+        [],
+        ["sequence.decode.call", "demo_router_ttnn"],
+    ),
     ("module test argv not pytest", spec('argv = ["pytest"', 'argv = ["python"'), [], ["module_test.argv"]),
-    ("module test selection empty", spec('decode = "decode_32"', 'decode = ""'), [],
-     ["module_test.select.decode"]),
-    ("module test selection matching no test", spec('decode = "decode_32"', 'decode = "decode_99"'), [],
-     ["module_test.select.decode", "'decode_99' selects no test", "available ids", "decode_32"]),
-    ("module test selection matching two tests", spec('decode = "decode_32"', 'decode = "decode_32 or prefill"'),
-     [], ["module_test.select.decode", "selects 2 tests", "exactly one test per mode"]),
-    ("module test selection not a -k expression", spec('decode = "decode_32"', 'decode = "decode_32 and"'),
-     [], ["module_test.select.decode", "'decode_32 and'", "-k"]),
-    ("unit test file missing", spec("test_demo_router.py", "test_gone.py"), [], ["unit_test", "does not exist"]),
-    ("unit test without the single-device test",
-     replace(UNIT_TEST, "def test_demo_router_single_device(", "def renamed("), [], ["test_demo_router_single_device"]),
-    ("unit test without the ttnn function", replace(UNIT_TEST, "def demo_router_ttnn(", "def renamed_ttnn("), [],
-     ["demo_router_ttnn"]),
-    ("env_vars not names", spec('description = "x + 1, * 2"', 'description = "d"\nenv_vars = ["1BAD"]'), [],
-     ["env_vars", "1BAD"]),
-    ("extra_deps missing", spec('description = "x + 1, * 2"', 'description = "d"\nextra_deps = ["gone.json"]'), [],
-     ["extra_deps", "gone.json"]),
-    ("pcc_tolerance mistyped", spec('description = "x + 1, * 2"', 'description = "d"\npcc_tolerance = "high"'), [],
-     ["pcc_tolerance"]),
-    ("timeouts not positive", spec('description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wall = 0 }'), [],
-     ["timeouts.wall"]),
-]  # fmt: skip
+    (
+        "module test selection empty",
+        spec('decode = "decode_32"', 'decode = ""'),
+        [],
+        ["module_test.select.decode"],
+    ),
+    (
+        "module test selection matching no test",
+        spec('decode = "decode_32"', 'decode = "decode_99"'),
+        [],
+        ["module_test.select.decode", "'decode_99' selects no test", "available ids", "decode_32"],
+    ),
+    (
+        "module test selection matching two tests",
+        spec('decode = "decode_32"', 'decode = "decode_32 or prefill"'),
+        [],
+        ["module_test.select.decode", "selects 2 tests", "exactly one test per mode"],
+    ),
+    (
+        "module test selection not a -k expression",
+        spec('decode = "decode_32"', 'decode = "decode_32 and"'),
+        [],
+        ["module_test.select.decode", "'decode_32 and'", "-k"],
+    ),
+    (
+        "unit test file missing",
+        spec("test_demo_router.py", "test_gone.py"),
+        [],
+        ["unit_test", "does not exist"],
+    ),
+    (
+        "unit test without the single-device test",
+        replace(UNIT_TEST, "def test_demo_router_single_device(", "def renamed("),
+        [],
+        ["test_demo_router_single_device"],
+    ),
+    (
+        "unit test without the ttnn function",
+        replace(UNIT_TEST, "def demo_router_ttnn(", "def renamed_ttnn("),
+        [],
+        ["demo_router_ttnn"],
+    ),
+    (
+        "env_vars not names",
+        spec('description = "x + 1, * 2"', 'description = "d"\nenv_vars = ["1BAD"]'),
+        [],
+        ["env_vars", "1BAD"],
+    ),
+    (
+        "extra_deps missing",
+        spec('description = "x + 1, * 2"', 'description = "d"\nextra_deps = ["gone.json"]'),
+        [],
+        ["extra_deps", "gone.json"],
+    ),
+    (
+        "pcc_tolerance mistyped",
+        spec('description = "x + 1, * 2"', 'description = "d"\npcc_tolerance = "high"'),
+        [],
+        ["pcc_tolerance"],
+    ),
+    (
+        "timeouts not positive",
+        spec('description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wall = 0 }'),
+        [],
+        ["timeouts.wall"],
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +203,18 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(pristine, tmp_path, nam
 CSV_HEADER = "OP CODE,OP TYPE,DEVICE ID,DEVICE KERNEL DURATION [ns]\n"
 BAD_CSVS = [
     ("no signposts", CSV_HEADER + "Matmul,tt_dnn_device,0,100\n", "No signposts found"),
-    ("stop before start", CSV_HEADER + "stop,signpost,,\nMatmul,tt_dnn_device,0,100\nstart,signpost,,\n",
-     "Signpost 'stop' must come after 'start'"),
-    ("missing start", CSV_HEADER + "Matmul,tt_dnn_device,0,100\nstop,signpost,,\n", "Missing signpost 'start'"),
+    (
+        "stop before start",
+        CSV_HEADER + "stop,signpost,,\nMatmul,tt_dnn_device,0,100\nstart,signpost,,\n",
+        "Signpost 'stop' must come after 'start'",
+    ),
+    (
+        "missing start",
+        CSV_HEADER + "Matmul,tt_dnn_device,0,100\nstop,signpost,,\n",
+        "Missing signpost 'start'",
+    ),
     ("missing columns", "OP CODE,DEVICE ID\nMatmul,0\n", "Missing device perf columns"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("name, text, words", BAD_CSVS, ids=[c[0] for c in BAD_CSVS])

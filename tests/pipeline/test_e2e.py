@@ -37,8 +37,17 @@ DEVICE_STEPS = (
     "single_perf",
 )
 HOST_STEPS = ("config_compare", "shape_check", "summary", "index")
-ALL_STEPS = {"baseline", "patch_verify", "unit_test", "unit_perf", "module_perf", "config_compare",
-             "single_device", "single_perf", "shape_check"}  # fmt: skip
+ALL_STEPS = {
+    "baseline",
+    "patch_verify",
+    "unit_test",
+    "unit_perf",
+    "module_perf",
+    "config_compare",
+    "single_device",
+    "single_perf",
+    "shape_check",
+}
 
 
 def env_for(repo: Path, **extra) -> dict:
@@ -66,8 +75,8 @@ def out(result: subprocess.CompletedProcess) -> str:
 
 
 def graph(repo: Path, fused_op: str) -> set[str]:
-    listing = subprocess.run([sys.executable, "-m", "doit", "list", "--all", "--quiet", f"fused_op={fused_op}"],
-                             cwd=repo, env=env_for(repo), capture_output=True, text=True, check=True)  # fmt: skip
+    argv = [sys.executable, "-m", "doit", "list", "--all", "--quiet", f"fused_op={fused_op}"]
+    listing = subprocess.run(argv, cwd=repo, env=env_for(repo), capture_output=True, text=True, check=True)
     names = {line.split()[0] for line in listing.stdout.splitlines() if line.strip()}
     return {n for n in names if ":" in n or n == "index"}
 
@@ -84,23 +93,29 @@ def file_deps(repo: Path, fused_op: str) -> dict[str, list[str]]:
         "        deps[name] = list(t.get('file_dep', []))\n"
         "print(json.dumps(deps))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env_for(repo), capture_output=True, text=True,
-                          check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, env=env_for(repo), capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout)
 
 
 def result_hashes(repo: Path) -> dict[str, str]:
     """Digests as doit's checker sees them (result.json: its stable content, without timings)."""
     root = repo / "artifacts"
-    return {p.relative_to(repo).as_posix(): content_digest(p)
-            for p in root.rglob("*") if p.name in ("result.json", "summary.json", "summary.md", "index.md")}  # fmt: skip
+    return {
+        p.relative_to(repo).as_posix(): content_digest(p)
+        for p in root.rglob("*")
+        if p.name in ("result.json", "summary.json", "summary.md", "index.md")
+    }
 
 
 def tree_digest(folder: Path) -> dict:
     """Every file of the workspace but what tests are expected to write (generated/: BenchmarkData JSON)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and not {"generated", "__pycache__", ".pytest_cache", "logs"} & set(p.parts)}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not {"generated", "__pycache__", ".pytest_cache", "logs"} & set(p.parts)
+    }
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -349,17 +364,18 @@ def test_hf_model_set_profiles_the_random_weights_case_only(tmp_path):
     figures = []
     for name, extra in (("random", {}), ("hf_model", {"HF_MODEL": str(checkpoint)})):
         profiler_dir = tmp_path / name / "profiler"
-        env = backends.get_backend("sim", workspace).env(workspace, {
-            "TT_METAL_PROFILER_DIR": str(profiler_dir), "TRACY_PORT": str(backends.free_port()), **extra})  # fmt: skip
-        done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"{ROUTER_TEST.split('/', 2)[2]}"
-                               "::test_gpt_oss_mini_router_device_perf", "-k", "decode", "--capture=tee-sys"],
-                              cwd=workspace, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        profiled = {"TT_METAL_PROFILER_DIR": str(profiler_dir), "TRACY_PORT": str(backends.free_port())}
+        env = backends.get_backend("sim", workspace).env(workspace, {**profiled, **extra})
+        test = f"{ROUTER_TEST.split('/', 2)[2]}::test_gpt_oss_mini_router_device_perf"
+        pytest_cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+        argv = [*pytest_cmd, test, "-k", "decode", "--capture=tee-sys"]
+        done = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:]
         (csv,) = logparse.ops_csv_paths(done.stdout + done.stderr)
         assert Path(csv).resolve().is_relative_to(profiler_dir.resolve())
         ours = _window.window_figures(csv, 10)
-        figures.append((ours["total_kernel_duration_us"], ours["total_op_to_op_latency_us"],
-                        ours["one_iteration_ops"], logparse.device_perf_per_iteration(done.stdout)))  # fmt: skip
+        totals = (ours["total_kernel_duration_us"], ours["total_op_to_op_latency_us"])
+        figures.append((*totals, ours["one_iteration_ops"], logparse.device_perf_per_iteration(done.stdout)))
     assert figures[0] == figures[1]
 
 
@@ -369,8 +385,12 @@ def test_experts_mlp_and_experts_first_run(tmp_path):
     assert executed(result) == graph(repo, "experts_mlp,experts")
     mlp = _assert_op_artifacts(repo, "experts_mlp", ("decode", "prefill"))
     experts = _assert_op_artifacts(repo, "experts", ("decode",), skipped={"single_device", "single_perf"})
-    failing = {(op, s["step"], s.get("mode")): s.get("message") for op, summ in (("experts_mlp", mlp), ("experts", experts))
-               for s in summ["steps"] if s["verdict"] not in ("passed", "skipped")}  # fmt: skip
+    failing = {
+        (op, s["step"], s.get("mode")): s.get("message")
+        for op, summ in (("experts_mlp", mlp), ("experts", experts))
+        for s in summ["steps"]
+        if s["verdict"] not in ("passed", "skipped")
+    }
     assert failing == {}, failing
     assert {s["verdict"] for s in mlp["steps"]} == {"passed"}
     skipped = {s["step"] for s in experts["steps"] if s["verdict"] == "skipped"}

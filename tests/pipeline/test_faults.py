@@ -38,10 +38,17 @@ def repo(first_run, tmp_path) -> Path:
     return Path(shutil.copytree(first_run, tmp_path / "repo", symlinks=True))
 
 
+def popen_doit_run(repo: Path, env: dict, *args, **popen) -> subprocess.Popen:
+    """`doit run ARGS` in the background, its stdout and stderr piped together."""
+    argv = [sys.executable, "-m", "doit", "run", *args]
+    return subprocess.Popen(
+        argv, cwd=repo, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen
+    )
+
+
 def start_doit(repo: Path, env: dict, task: str, *args) -> tuple[subprocess.Popen, list[str]]:
     """`doit run ARGS` in a session of its own, read until `task`'s device command has started."""
-    run = subprocess.Popen([sys.executable, "-m", "doit", "run", *args], cwd=repo, env=env, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    run = popen_doit_run(repo, env, *args, start_new_session=True)
     lines = []
     for line in run.stdout:
         lines.append(line)
@@ -65,9 +72,11 @@ def wait_gone(tag: str, seconds: float) -> list[int]:
 
 @pytest.mark.parametrize(
     "task, slow",
-    [("patch_verify:demo_router:decode", {"FAKE_SLOW_MODULE": "60"}),
-     ("unit_perf:demo_router:decode", {"FAKE_SLOW": "60"})],
-)  # fmt: skip
+    [
+        ("patch_verify:demo_router:decode", {"FAKE_SLOW_MODULE": "60"}),
+        ("unit_perf:demo_router:decode", {"FAKE_SLOW": "60"}),
+    ],
+)
 def test_kill_9_of_doit_mid_step_leaves_nothing_behind_and_the_next_run_recovers(repo, task, slow):
     workspace_before = tree_digest(repo / WORKSPACE)
     doit(repo, make_doit_env(repo.parent), "forget", task)
@@ -144,9 +153,11 @@ def test_input_edited_while_its_step_runs_is_not_recorded_as_fresh(repo):
 
 @pytest.mark.parametrize(
     "artifact, task",
-    [("demo_router/unit_perf/decode/ops_perf_results.csv", "unit_perf:demo_router:decode"),
-     ("demo_router/unit_test/result.json", "unit_test:demo_router")],
-)  # fmt: skip
+    [
+        ("demo_router/unit_perf/decode/ops_perf_results.csv", "unit_perf:demo_router:decode"),
+        ("demo_router/unit_test/result.json", "unit_test:demo_router"),
+    ],
+)
 @pytest.mark.parametrize("tamper", ["edit", "truncate"])
 def test_tampered_artifact_is_detected_and_its_step_reruns(repo, artifact, task, tamper):
     path = repo / "artifacts" / artifact
@@ -162,10 +173,15 @@ def test_tampered_artifact_is_detected_and_its_step_reruns(repo, artifact, task,
 
 MODEL = f"{WORKSPACE}/models/demo/tt/model.py"
 UNIT_STEPS = {
-    "unit_test:demo_router", "single_device:demo_router", "unit_perf:demo_router:decode",
-    "unit_perf:demo_router:prefill", "single_perf:demo_router:decode", "single_perf:demo_router:prefill",
-    "patch_verify:demo_router:decode", "patch_verify:demo_router:prefill",
-}  # fmt: skip
+    "unit_test:demo_router",
+    "single_device:demo_router",
+    "unit_perf:demo_router:decode",
+    "unit_perf:demo_router:prefill",
+    "single_perf:demo_router:decode",
+    "single_perf:demo_router:prefill",
+    "patch_verify:demo_router:decode",
+    "patch_verify:demo_router:prefill",
+}
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -176,14 +192,21 @@ def edit(path: Path, old: str, new: str) -> None:
 
 @pytest.mark.parametrize(
     "path, old, new",
-    [(UNIT_TEST, "import logging\n", "# a comment\nimport logging  # why\n\n\n"),
-     (UNIT_TEST, "CASES = [(", "CASES = [\n    ("),
-     (MODEL, "    a = add(x, 1)\n", "    # the fused part starts here\n\n    a = add(x, 1)  # first op\n"),
-     (MODEL, 'op("LayerNormDeviceOperation")', 'op(\n        "LayerNormDeviceOperation",\n    )'),
-     (MODEL, 'op("EmbeddingsDeviceOperation")', "op('EmbeddingsDeviceOperation')")],
-    ids=["comment+blank lines in the unit test", "reformatted unit test", "comment+blank line in the module",
-         "reformatted module", "quote style in the module"],
-)  # fmt: skip
+    [
+        (UNIT_TEST, "import logging\n", "# a comment\nimport logging  # why\n\n\n"),
+        (UNIT_TEST, "CASES = [(", "CASES = [\n    ("),
+        (MODEL, "    a = add(x, 1)\n", "    # the fused part starts here\n\n    a = add(x, 1)  # first op\n"),
+        (MODEL, 'op("LayerNormDeviceOperation")', 'op(\n        "LayerNormDeviceOperation",\n    )'),
+        (MODEL, 'op("EmbeddingsDeviceOperation")', "op('EmbeddingsDeviceOperation')"),
+    ],
+    ids=[
+        "comment+blank lines in the unit test",
+        "reformatted unit test",
+        "comment+blank line in the module",
+        "reformatted module",
+        "quote style in the module",
+    ],
+)
 def test_edit_that_cannot_change_behaviour_reruns_nothing(repo, path, old, new):
     edit(repo / path, old, new)
     result = doit(repo, make_doit_env(repo.parent), "run")
@@ -245,16 +268,13 @@ def held_intervals(log_path: Path) -> list[tuple[float, float, int]]:
 def start_copy(first_run: Path, folder: Path, env: dict) -> tuple[Path, subprocess.Popen]:
     repo = Path(shutil.copytree(first_run, folder / "repo", symlinks=True))
     doit(repo, env, "forget", *RERUN)
-    run = subprocess.Popen([sys.executable, "-m", "doit", "run", *RERUN], cwd=repo, env=env, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    return repo, run
+    return repo, popen_doit_run(repo, env, *RERUN)
 
 
 def test_six_pipelines_on_one_device_set_never_overlap_and_all_finish(first_run, tmp_path):
     env = {**make_doit_env(tmp_path), "FAKE_SLOW": "0.05"}
     runs = [start_copy(first_run, tmp_path / f"copy{i}", env) for i in range(4)]
-    same_copy = subprocess.Popen([sys.executable, "-m", "doit", "run", *RERUN], cwd=runs[0][0], env=env, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    same_copy = popen_doit_run(runs[0][0], env, *RERUN)
     runs.append((runs[0][0], same_copy))
     for _, run in runs:
         out = run.communicate(timeout=300)[0]

@@ -39,8 +39,9 @@ def repo(first_run, tmp_path) -> Path:
 
 
 def tasks_of_graph(repo: Path) -> set[str]:
-    listing = subprocess.run([sys.executable, "-m", "doit", "list", "--all", "--quiet"], cwd=repo,
-                             env=make_doit_env(repo.parent), capture_output=True, text=True, check=True)  # fmt: skip
+    argv = [sys.executable, "-m", "doit", "list", "--all", "--quiet"]
+    env = make_doit_env(repo.parent)
+    listing = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, check=True)
     names = {line.split()[0] for line in listing.stdout.splitlines() if line.strip()}
     return {n for n in names if ":" in n or n == "index"}
 
@@ -53,8 +54,11 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def tree_digest(folder: Path) -> dict:
     """Every file of the workspace but what tests are expected to write (generated/: BenchmarkData JSON)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "generated" not in p.parts}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "generated" not in p.parts
+    }
 
 
 def test_first_run_builds_every_step_and_all_pass(first_run):
@@ -63,8 +67,17 @@ def test_first_run_builds_every_step_and_all_pass(first_run):
     assert executed(result) == tasks_of_graph(repo)
     summary = json.loads((repo / "artifacts/demo_router/summary.json").read_text())
     assert summary["verdict"] == "passed"
-    assert {s["step"] for s in summary["steps"]} == {"baseline", "patch_verify", "unit_test", "unit_perf", "module_perf",
-                                                     "config_compare", "single_device", "single_perf", "shape_check"}  # fmt: skip
+    assert {s["step"] for s in summary["steps"]} == {
+        "baseline",
+        "patch_verify",
+        "unit_test",
+        "unit_perf",
+        "module_perf",
+        "config_compare",
+        "single_device",
+        "single_perf",
+        "shape_check",
+    }
     for step in summary["steps"]:
         assert step["verdict"] == "passed", step
     config = json.loads((repo / "artifacts/demo_router/config_compare/decode/result.json").read_text())
@@ -98,11 +111,15 @@ def test_code_edit_in_unit_test_reruns_only_the_unit_steps(repo):
     result = doit(repo, make_doit_env(repo.parent), "run")
     assert result.returncode == 0, result.stdout[-2000:]
     assert executed(result) == {
-        "unit_test:demo_router", "single_device:demo_router",
-        "unit_perf:demo_router:decode", "unit_perf:demo_router:prefill",
-        "single_perf:demo_router:decode", "single_perf:demo_router:prefill",
-        "patch_verify:demo_router:decode", "patch_verify:demo_router:prefill",
-    }  # fmt: skip
+        "unit_test:demo_router",
+        "single_device:demo_router",
+        "unit_perf:demo_router:decode",
+        "unit_perf:demo_router:prefill",
+        "single_perf:demo_router:decode",
+        "single_perf:demo_router:prefill",
+        "patch_verify:demo_router:decode",
+        "patch_verify:demo_router:prefill",
+    }
 
 
 def test_unrelated_workspace_file_reruns_nothing(repo):
@@ -159,8 +176,15 @@ def test_failing_patch_verify_blocks_the_unit_steps_until_fixed(repo):
         repo / UNIT_TEST, "    a = add(x, 1)\n    return mul(a, 2)", "    a = add(x, 2)\n    return mul(a, 2)"
     )
     doit(repo, env, "run")
-    gated = ["unit_test", "single_device", "unit_perf/decode", "unit_perf/prefill", "single_perf/decode",
-             "config_compare/decode", "shape_check/prefill"]  # fmt: skip
+    gated = [
+        "unit_test",
+        "single_device",
+        "unit_perf/decode",
+        "unit_perf/prefill",
+        "single_perf/decode",
+        "config_compare/decode",
+        "shape_check/prefill",
+    ]
     for step in gated:
         result = json.loads((repo / "artifacts/demo_router" / step / "result.json").read_text())
         assert result["verdict"] == "blocked", (step, result["message"])
@@ -179,12 +203,21 @@ def test_failing_patch_verify_blocks_the_unit_steps_until_fixed(repo):
     fixed = doit(repo, env, "run")
     assert fixed.returncode == 0, fixed.stdout[-2000:]
     assert executed(fixed) == {
-        "patch_verify:demo_router:decode", "patch_verify:demo_router:prefill", "unit_test:demo_router",
-        "single_device:demo_router", "unit_perf:demo_router:decode", "unit_perf:demo_router:prefill",
-        "single_perf:demo_router:decode", "single_perf:demo_router:prefill", "config_compare:demo_router:decode",
-        "config_compare:demo_router:prefill", "shape_check:demo_router:decode", "shape_check:demo_router:prefill",
-        "summary:demo_router", "index",
-    }  # fmt: skip
+        "patch_verify:demo_router:decode",
+        "patch_verify:demo_router:prefill",
+        "unit_test:demo_router",
+        "single_device:demo_router",
+        "unit_perf:demo_router:decode",
+        "unit_perf:demo_router:prefill",
+        "single_perf:demo_router:decode",
+        "single_perf:demo_router:prefill",
+        "config_compare:demo_router:decode",
+        "config_compare:demo_router:prefill",
+        "shape_check:demo_router:decode",
+        "shape_check:demo_router:prefill",
+        "summary:demo_router",
+        "index",
+    }
 
 
 def record_outputs_as_made_by(artifacts_dir: Path, task: str, step_dir: Path) -> None:
@@ -267,8 +300,19 @@ def test_doit_list_shows_every_step_with_its_guide_step(fake_repo, doit_env):
     result = doit(fake_repo, doit_env, "list")
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
-    for step in ("baseline", "patch_verify", "unit_test", "unit_perf", "module_perf", "config_compare",
-                 "single_device", "single_perf", "shape_check", "summary", "index"):  # fmt: skip
+    for step in (
+        "baseline",
+        "patch_verify",
+        "unit_test",
+        "unit_perf",
+        "module_perf",
+        "config_compare",
+        "single_device",
+        "single_perf",
+        "shape_check",
+        "summary",
+        "index",
+    ):
         assert step in lines and "[guide " in lines[step], result.stdout
 
 
@@ -290,12 +334,17 @@ def test_copied_artifacts_make_a_fresh_clone_up_to_date(first_run, tmp_path):
     assert executed(result) == set()
 
 
+def _start_doit_run(cwd: Path, env: dict, stderr=subprocess.STDOUT) -> subprocess.Popen:
+    """`doit run` in the background, its output piped."""
+    argv = [sys.executable, "-m", "doit", "run"]
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
 def test_second_doit_on_the_same_artifacts_waits_then_both_finish(repo):
     env = make_doit_env(repo.parent)
     (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "\nCHANGED = 1\n")
     slow = {**env, "FAKE_SLOW": "0.2"}
-    first = subprocess.Popen([sys.executable, "-m", "doit", "run"], cwd=repo, env=slow, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    first = _start_doit_run(repo, slow, stderr=subprocess.PIPE)
     _wait_for(lambda: _holder_pid(repo / "artifacts/.doit.lock.holder.json") == first.pid, 30)
     second = doit(repo, slow, "run")
     out, err = first.communicate(timeout=600)
@@ -311,8 +360,7 @@ def test_two_checkouts_never_hold_the_device_together(first_run, tmp_path):
     for name in ("a", "b"):
         copy = Path(shutil.copytree(first_run[0], tmp_path / name, symlinks=True))
         (copy / UNIT_TEST).write_text((copy / UNIT_TEST).read_text() + f"\nCHECKOUT = {name!r}\n")
-        runs.append(subprocess.Popen([sys.executable, "-m", "doit", "run"], cwd=copy, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True))  # fmt: skip
+        runs.append(_start_doit_run(copy, env))
     for run in runs:
         out = run.communicate(timeout=600)[0]
         assert run.returncode == 0, out[-2000:]
@@ -331,8 +379,7 @@ def test_two_checkouts_never_hold_the_device_together(first_run, tmp_path):
 def test_sigterm_keeps_doit_state_and_frees_the_locks(repo):
     env = {**make_doit_env(repo.parent), "FAKE_SLOW": "0.5"}
     (repo / UNIT_TEST).write_text((repo / UNIT_TEST).read_text() + "\nSIGTERM_EDIT = 1\n")
-    run = subprocess.Popen([sys.executable, "-m", "doit", "run"], cwd=repo, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    run = _start_doit_run(repo, env)
     lines = []
     for line in run.stdout:  # unit_test is done once unit_perf has started
         lines.append(line)
@@ -374,6 +421,13 @@ def test_too_small_trace_region_reports_the_size_to_set(repo):
     assert not (repo / "artifacts/demo_router/unit_perf/decode/ops_perf_results.csv").exists()
 
 
+def _result_path(repo: Path, task: str) -> Path:
+    """A demo_router task's result.json: `<step>:demo_router[:<mode>]` -> <step>[/<mode>]/result.json."""
+    parts = task.split(":")
+    mode = parts[2] if len(parts) == 3 else ""
+    return repo / "artifacts/demo_router" / parts[0] / mode / "result.json"
+
+
 def test_single_device_skip_is_accepted_only_with_a_ccl_op_in_the_window(repo):
     tasks = ["single_device:demo_router", "single_perf:demo_router:decode", "shape_check:demo_router:decode"]
     doit(repo, make_doit_env(repo.parent), "forget", *tasks)
@@ -386,8 +440,7 @@ def test_single_device_skip_is_accepted_only_with_a_ccl_op_in_the_window(repo):
     perf = ["unit_perf:demo_router:decode", "unit_perf:demo_router:prefill"]
     doit(repo, env, "forget", *perf, *tasks)
     doit(repo, env, "run", *perf, *tasks)
-    results = {t: json.loads((repo / "artifacts/demo_router" / t.split(":")[0] / (t.split(":")[2] if t.count(":") == 2 else "")
-                             / "result.json").read_text()) for t in tasks}  # fmt: skip
+    results = {t: json.loads(_result_path(repo, t).read_text()) for t in tasks}
     assert {r["verdict"] for r in results.values()} == {"skipped"}
     assert (
         "accepted: the unit test's device-perf window has AllReduceDeviceOperation"

@@ -29,8 +29,9 @@ HOLD = textwrap.dedent(
 
 def start_holder(lock_path, seconds):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock_path), str(seconds)], stdout=subprocess.PIPE,
-                              text=True, env=env)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock_path), str(seconds)], stdout=subprocess.PIPE, text=True, env=env
+    )
     assert holder.stdout.readline().strip() == "held"
     return holder
 
@@ -55,8 +56,9 @@ def test_waiter_says_who_holds_the_lock_then_gets_it(tmp_path):
     with DeviceLock(path, task="waiter", say=messages.append):
         pass
     holder.wait()
-    assert messages[0].startswith(f"waiting for the device lock {path}: held by holder (user {getpass.getuser()}, "
-                                  f"pid {holder.pid}")  # fmt: skip
+    assert messages[0].startswith(
+        f"waiting for the device lock {path}: held by holder (user {getpass.getuser()}, pid {holder.pid}"
+    )
     assert messages[-1] == f"got the device lock {path}"
     events = [(e["event"], e["task"]) for e in read_lock_log(tmp_path / "device.lock.log")]
     assert events == [

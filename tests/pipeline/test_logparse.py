@@ -54,8 +54,10 @@ def test_junit_cases(tmp_path):
     )
     cases = logparse.junit_cases(path)
     assert [(c.name, c.outcome, c.message) for c in cases] == [
-        ("test_a[x]", "passed", ""), ("test_b", "failed", "assert 1 == 2"), ("test_c", "skipped", "has CCL ops (all_reduce)")
-    ]  # fmt: skip
+        ("test_a[x]", "passed", ""),
+        ("test_b", "failed", "assert 1 == 2"),
+        ("test_c", "skipped", "has CCL ops (all_reduce)"),
+    ]
     assert cases[0].output == "PCC a: 0.99" and cases[0].time_s == 1.5
     assert logparse.junit_cases(tmp_path / "missing.xml") == []
 

@@ -44,8 +44,17 @@ def test_read_keeps_cells_as_strings(tmp_path):
 
 
 def test_window_is_first_start_to_last_stop(tmp_path):
-    rows = [op("Warm", 0, 1), signpost("start"), op("A", 0, 2), signpost("stop"), op("B", 0, 3),
-            signpost("start"), op("C", 0, 4), signpost("stop"), op("After", 0, 5)]  # fmt: skip
+    rows = [
+        op("Warm", 0, 1),
+        signpost("start"),
+        op("A", 0, 2),
+        signpost("stop"),
+        op("B", 0, 3),
+        signpost("start"),
+        op("C", 0, 4),
+        signpost("stop"),
+        op("After", 0, 5),
+    ]
     window = opsperf.signpost_window(frame(tmp_path, rows))
     assert window["OP CODE"].tolist() == ["A", "stop", "B", "start", "C"]
 
@@ -71,14 +80,18 @@ def test_window_with_custom_names(tmp_path):
 
 
 def test_merge_takes_slowest_device_row_for_ordinary_ops(tmp_path):
-    rows = [op("Matmul", 0, 100, o2o="7", memory="DEV_0_X"), op("Matmul", 1, 300, o2o="9", memory="DEV_1_X"),
-            op("Softmax", 0, 50), op("Softmax", 1, 40)]  # fmt: skip
+    rows = [
+        op("Matmul", 0, 100, o2o="7", memory="DEV_0_X"),
+        op("Matmul", 1, 300, o2o="9", memory="DEV_1_X"),
+        op("Softmax", 0, 50),
+        op("Softmax", 1, 40),
+    ]
     merged, warnings = opsperf.merge_device_rows(frame(tmp_path, rows))
     assert warnings == []
     assert merged["OP CODE"].tolist() == ["Matmul", "Softmax"]
     # The whole row of the slowest device: its op-to-op latency and memory cell come with it.
-    assert merged.iloc[0][["DEVICE KERNEL DURATION [ns]", "OP TO OP LATENCY [ns]", "INPUT_0_MEMORY"]].tolist() == [
-        "300", "9", "DEV_1_X"]  # fmt: skip
+    columns = ["DEVICE KERNEL DURATION [ns]", "OP TO OP LATENCY [ns]", "INPUT_0_MEMORY"]
+    assert merged.iloc[0][columns].tolist() == ["300", "9", "DEV_1_X"]
     assert merged.index.tolist() == [1, 2]  # source rows, for reports
 
 
@@ -131,16 +144,23 @@ def test_merge_of_nothing_is_empty_with_columns(tmp_path):
 def test_stats_and_totals_over_two_iterations_on_two_devices(tmp_path):
     rows = [signpost("start")]
     for _ in range(2):
-        rows += [op("Matmul", 0, 100, o2o="5"), op("Matmul", 1, 120, o2o="6"),
-                 op("AllReduce", 0, 40, o2o="1"), op("AllReduce", 1, 60, o2o="2")]  # fmt: skip
+        rows += [
+            op("Matmul", 0, 100, o2o="5"),
+            op("Matmul", 1, 120, o2o="6"),
+            op("AllReduce", 0, 40, o2o="1"),
+            op("AllReduce", 1, 60, o2o="2"),
+        ]
     rows.append(signpost("stop"))
     merged, _ = opsperf.merge_device_rows(opsperf.signpost_window(frame(tmp_path, rows)))
     stats = opsperf.op_stats(merged)
     assert list(stats) == ["AllReduce", "Matmul"]  # sorted like pandas groupby
     assert stats["Matmul"] == {
-        "avg_kernel_duration_ns": 120.0, "avg_op_to_op_latency_ns": 6.0,
-        "total_kernel_duration_ns": 240.0, "total_op_to_op_latency_ns": 12.0, "call_count": 2,
-    }  # fmt: skip
+        "avg_kernel_duration_ns": 120.0,
+        "avg_op_to_op_latency_ns": 6.0,
+        "total_kernel_duration_ns": 240.0,
+        "total_op_to_op_latency_ns": 12.0,
+        "call_count": 2,
+    }
     assert stats["AllReduce"]["total_kernel_duration_ns"] == 100.0  # mean over devices, per iteration
     assert stats["AllReduce"]["total_op_to_op_latency_ns"] == 2.0  # the first device's row
     assert opsperf.totals(stats) == (340.0, 14.0)

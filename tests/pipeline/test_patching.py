@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def plan(workspace, start="a = add(x, 1)", end="b = mul(a, 2)", call="b = demo_router_ttnn(x)"):
-    return patching.plan(workspace, "models/demo/tt/model.py", start, end, call,
-                         "models/demo/tests/fused/test_demo_router.py", "demo_router_ttnn")  # fmt: skip
+    module, unit_test = "models/demo/tt/model.py", "models/demo/tests/fused/test_demo_router.py"
+    return patching.plan(workspace, module, start, end, call, unit_test, "demo_router_ttnn")
 
 
 def test_plan_replaces_the_statements_with_a_local_import_and_the_call(workspace):
@@ -61,10 +61,9 @@ def test_patched_module_is_served_in_a_pytest_child_and_the_file_never_changes(w
         "PYTHONPATH": os.pathsep.join([str(REPO), str(workspace)]),
         patching.ENV_VAR: str(description),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", patching.PLUGIN, "models/demo/tests/test_modules.py", "-q", "-s"],
-        cwd=workspace, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    module_test = "models/demo/tests/test_modules.py"
+    argv = [sys.executable, "-m", "pytest", "-p", patching.PLUGIN, module_test, "-q", "-s"]
+    done = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     served = Path(str(description) + patching.SERVED_SUFFIX).read_text()
     assert f"{patching.SERVED_MARKER} {model.resolve()} as models.demo.tt.model" in served
@@ -72,8 +71,8 @@ def test_patched_module_is_served_in_a_pytest_child_and_the_file_never_changes(w
     assert hashlib.sha256(model.read_bytes()).hexdigest() == before
     # Without the plugin the same test passes: the patch lives only in the child.
     env.pop(patching.ENV_VAR)
-    plain = subprocess.run([sys.executable, "-m", "pytest", "models/demo/tests/test_modules.py", "-q"],
-                           cwd=workspace, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    argv = [sys.executable, "-m", "pytest", module_test, "-q"]
+    plain = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=120)
     assert plain.returncode == 0, plain.stdout
 
 

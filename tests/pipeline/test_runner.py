@@ -22,18 +22,29 @@ HEALTHY = (PY, "-c", "print('devices: 8')")
 
 
 def backend(reset=(), health=HEALTHY, by_machine=False):
-    return Backend(name="fake", python=PY, extra_pythonpath=(), reset_commands=reset, health_command=health,
-                   device_set="test", reset_by_machine=by_machine)  # fmt: skip
+    return Backend(
+        name="fake",
+        python=PY,
+        extra_pythonpath=(),
+        reset_commands=reset,
+        health_command=health,
+        device_set="test",
+        reset_by_machine=by_machine,
+    )
 
 
 def run(tmp_path, code, *, silence=30.0, wall=60.0, be=None, env=None, reset=300.0):
     out = io.StringIO()
     request = runner.Request(
-        task="step:op", argv=[PY, "-c", textwrap.dedent(code)], cwd=tmp_path, env={**os.environ, **(env or {})},
-        log_path=tmp_path / "step" / "log.txt", environment_key={"backend": "fake", "pipeline": "test"},
-    )  # fmt: skip
-    outcome = runner.run(request, be or backend(), runner.Timeouts(wall=wall, silence=silence, reset=reset),
-                         lock_path=tmp_path / "device.lock", out=out)  # fmt: skip
+        task="step:op",
+        argv=[PY, "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+        log_path=tmp_path / "step" / "log.txt",
+        environment_key={"backend": "fake", "pipeline": "test"},
+    )
+    timeouts = runner.Timeouts(wall=wall, silence=silence, reset=reset)
+    outcome = runner.run(request, be or backend(), timeouts, lock_path=tmp_path / "device.lock", out=out)
     return outcome, out.getvalue(), request.log_path.read_text()
 
 
@@ -226,8 +237,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_missing_interpreter_is_a_failure_with_the_reason(tmp_path):
-    request = runner.Request("step:op", [str(tmp_path / "no-python"), "-c", "pass"], tmp_path, dict(os.environ),
-                             tmp_path / "log.txt")  # fmt: skip
+    argv = [str(tmp_path / "no-python"), "-c", "pass"]
+    request = runner.Request("step:op", argv, tmp_path, dict(os.environ), tmp_path / "log.txt")
     outcome = runner.run(
         request, backend(), runner.Timeouts(5, 5), lock_path=tmp_path / "device.lock", out=io.StringIO()
     )
@@ -273,8 +284,10 @@ def test_wall_timeout_is_per_test_case(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     for slow, verdict in (("", artifacts.PASSED), ("2", artifacts.INFRA_FAILURE)):
         request = runner.Request("step:op", argv, tmp_path, {**env, "SLOW_CASE": slow}, tmp_path / "log.txt")
-        outcome = runner.run(request, backend(), runner.Timeouts(wall=1.0, silence=60),
-                             lock_path=tmp_path / "device.lock", out=io.StringIO())  # fmt: skip
+        timeouts = runner.Timeouts(wall=1.0, silence=60)
+        outcome = runner.run(
+            request, backend(), timeouts, lock_path=tmp_path / "device.lock", out=io.StringIO()
+        )
         assert outcome.verdict == verdict, outcome.message
     assert outcome.attempts[0].reason == "wall timeout: test case still running after 1 s"
 
@@ -304,14 +317,19 @@ def test_fewer_devices_after_reset_is_an_infrastructure_failure_not_retried(tmp_
     )
 
 
-@pytest.mark.parametrize("fault, why", [("fail", "reset: tt-smi -r exit 1"),
-                                        ("hang", "reset: tt-smi -r failed: wall timeout: process still running "
-                                                 "after 1 s")])  # fmt: skip
+@pytest.mark.parametrize(
+    "fault, why",
+    [
+        ("fail", "reset: tt-smi -r exit 1"),
+        ("hang", "reset: tt-smi -r failed: wall timeout: process still running after 1 s"),
+    ],
+)
 def test_reset_that_fails_or_hangs_is_bounded_reported_and_frees_the_lock(tmp_path, fault, why):
     smi = make_tt_smi(tmp_path / "smi", 8, fault=fault)
     started = time.monotonic()
-    outcome, _, _ = run(tmp_path, "import os; os.abort()", be=backend(health=TT_SMI_LS, by_machine=True), env=smi,
-                        reset=1.0)  # fmt: skip
+    outcome, _, _ = run(
+        tmp_path, "import os; os.abort()", be=backend(health=TT_SMI_LS, by_machine=True), env=smi, reset=1.0
+    )
     assert time.monotonic() - started < 15
     assert outcome.verdict == artifacts.INFRA_FAILURE and len(outcome.attempts) == 1
     assert outcome.message.endswith(f"not retried: {why}")

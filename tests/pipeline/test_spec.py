@@ -76,8 +76,12 @@ def test_device_perf_iters_read_from_the_file_without_importing_it(spec_dir, wor
 
 
 ERRORS = [
-    ('modes = ["decode", "prefill"]', 'modes = ["decode", "prefil"]', "modes",
-     "unknown mode 'prefil'; use \"decode\" and/or \"prefill\""),
+    (
+        'modes = ["decode", "prefill"]',
+        'modes = ["decode", "prefil"]',
+        "modes",
+        'unknown mode \'prefil\'; use "decode" and/or "prefill"',
+    ),
     ('name = "demo_router"', 'name = "Demo-Router"', "name", "invalid fused-op name"),
     ('name = "demo_router"', 'name = "other"', "name", "rename the file"),
     ('description = "x + 1, * 2"\n', "", "description", "missing"),
@@ -86,15 +90,30 @@ ERRORS = [
     (', prefill = "prefill_128" }', " }", "module_test.select.prefill", "expected a non-empty string"),
     ('start = "a = add(x, 1)"', 'start = "x"', "sequence.decode.start", "'x' matches 2 times"),
     ('end = "b = mul(a, 2)"', 'end = "nowhere"', "sequence.decode.end", "occurs nowhere"),
-    ('call = "b = demo_router_ttnn(x)"', 'call = "b = other(x)"', "sequence.decode.call", "does not call demo_router_ttnn"),
-    ('file = "models/demo/tt/model.py"', 'file = "models/demo/tt/missing.py"', "sequence.decode.file", "does not exist"),
+    (
+        'call = "b = demo_router_ttnn(x)"',
+        'call = "b = other(x)"',
+        "sequence.decode.call",
+        "does not call demo_router_ttnn",
+    ),
+    (
+        'file = "models/demo/tt/model.py"',
+        'file = "models/demo/tt/missing.py"',
+        "sequence.decode.file",
+        "does not exist",
+    ),
     ("test_demo_router.py", "test_missing.py", "unit_test", "does not exist"),
     ('description = "x + 1, * 2"', 'description = "d"\nbogus = 1', "bogus", "unknown field"),
     ("[sequence.prefill]", "[sequence.prefil]", "sequence.prefil", "unknown mode"),
     ('description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wall = -1 }', "timeouts.wall", "> 0"),
-    ('description = "x + 1, * 2"', 'description = "d"\ntimeouts = { wal = 5 }', "timeouts.wal", "unknown field"),
+    (
+        'description = "x + 1, * 2"',
+        'description = "d"\ntimeouts = { wal = 5 }',
+        "timeouts.wal",
+        "unknown field",
+    ),
     ('description = "x + 1, * 2"', 'description = "d"\ntimeouts = 5', "timeouts", "not a table"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("old, new, field, problem", ERRORS, ids=[e[2] + ":" + e[3][:20] for e in ERRORS])
@@ -206,11 +225,13 @@ def test_end_anchor_is_searched_after_start_and_anchors_may_span_lines(spec_dir,
 
 @pytest.mark.parametrize(
     "start, end, problem",
-    [("a = add(x, 10)", "a = add(x, 1)", "'a = add(x, 1)' occurs only before start"),
-     ("a = add(x, 1)", "c = 3", "'c = 3' occurs nowhere"),
-     ("a = add(x", "b = mul(a, 2)", "'a = add(x' matches 2 times"),
-     ("a = add(x, 1)", " ", "expected a non-empty string")],
-)  # fmt: skip
+    [
+        ("a = add(x, 10)", "a = add(x, 1)", "'a = add(x, 1)' occurs only before start"),
+        ("a = add(x, 1)", "c = 3", "'c = 3' occurs nowhere"),
+        ("a = add(x", "b = mul(a, 2)", "'a = add(x' matches 2 times"),
+        ("a = add(x, 1)", " ", "expected a non-empty string"),
+    ],
+)
 def test_anchor_errors_name_the_field(spec_dir, workspace, start, end, problem):
     (workspace / "models/demo/tt/model.py").write_text(TWO_PATHS)
     text = (spec_dir / "demo_router.toml").read_text()

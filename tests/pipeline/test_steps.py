@@ -19,8 +19,17 @@ from pipeline.steps import (
     unit_test,
 )
 
-COLUMNS = ["OP CODE", "OP TYPE", "DEVICE ID", "ATTRIBUTES", "DEVICE KERNEL DURATION [ns]", "OP TO OP LATENCY [ns]",
-           "INPUT_0_Y_PAD[LOGICAL]", "INPUT_0_MEMORY", "OUTPUT_0_DATATYPE"]  # fmt: skip
+COLUMNS = [
+    "OP CODE",
+    "OP TYPE",
+    "DEVICE ID",
+    "ATTRIBUTES",
+    "DEVICE KERNEL DURATION [ns]",
+    "OP TO OP LATENCY [ns]",
+    "INPUT_0_Y_PAD[LOGICAL]",
+    "INPUT_0_MEMORY",
+    "OUTPUT_0_DATATYPE",
+]
 
 
 def row(code, device=0, y="32[32]", memory="DRAM_INTERLEAVED", dtype="BFLOAT16", attrs="{}", kernel="100"):
@@ -152,7 +161,9 @@ def test_shape_check_compares_first_device_shapes(tmp_path):
     assert difference["op"] == "A" and (difference["multi"], difference["single"]) == (100.0, 103.0)
     mismatches, _ = shape_check.compare_shapes(multi, other, 10)
     assert {(m["op"], m["field"], m["multi"], m["single"]) for m in mismatches} == {
-        ("A", "INPUT_0_Y_PAD[LOGICAL]", "64[64]", "32[32]"), ("B", "INPUT_0_Y_PAD[LOGICAL]", "64[64]", "32[32]")}  # fmt: skip
+        ("A", "INPUT_0_Y_PAD[LOGICAL]", "64[64]", "32[32]"),
+        ("B", "INPUT_0_Y_PAD[LOGICAL]", "64[64]", "32[32]"),
+    }
 
 
 def test_expected_values_from_parametrize_rows(workspace, spec_dir):
@@ -224,8 +235,11 @@ def test_required_cases_that_skip_fail_and_trace_without_program_cache_is_not_ap
     def case(params, outcome="passed", message=""):
         return {"id": f"test_x[{params}]", "outcome": outcome, "message": message, "pcc": {"a": 0.999}}
 
-    cases = [case("eager-program_cache-decode-1"), case("trace-no_program_cache-decode-1"),
-             case("eager-program_cache-prefill-1024", "skipped", "slow")]  # fmt: skip
+    cases = [
+        case("eager-program_cache-decode-1"),
+        case("trace-no_program_cache-decode-1"),
+        case("eager-program_cache-prefill-1024", "skipped", "slow"),
+    ]
     verdict, message = _cases.verdict(_Outcome(), cases, (128, 1024))
     assert verdict == "passed" and "1/2 cases passed" in message and "not applicable (guide 7.6" in message
     cases.append(case("trace-program_cache-prefill-128", "skipped", "no trace today"))
@@ -257,13 +271,36 @@ def test_single_device_pcc_must_equal_the_multi_device_pcc():
 
 def test_summary_and_index_render(tmp_path):
     data = {
-        "op": "router", "description": "d", "spec": "fused_ops/router.toml", "unit_test": "t.py", "modes": ["decode"],
-        "decode_only": True, "backend": "sim", "verdict": "failed", "unexpected": ["decode only"],
-        "steps": [{"task": "unit_perf:router:decode", "step": "unit_perf", "mode": "decode", "verdict": "passed",
-                   "message": "a | b", "figures": {"total_kernel_duration_us": 1.5, "printed_total_kernel_duration_us": 1.5012}, "links": {"log": "unit_perf/decode/log.txt"}},
-                  {"task": "config_compare:router:decode", "step": "config_compare", "mode": "decode", "verdict": "failed",
-                   "message": "MISMATCH", "figures": {"result": "mismatch"}, "links": {}}],
-    }  # fmt: skip
+        "op": "router",
+        "description": "d",
+        "spec": "fused_ops/router.toml",
+        "unit_test": "t.py",
+        "modes": ["decode"],
+        "decode_only": True,
+        "backend": "sim",
+        "verdict": "failed",
+        "unexpected": ["decode only"],
+        "steps": [
+            {
+                "task": "unit_perf:router:decode",
+                "step": "unit_perf",
+                "mode": "decode",
+                "verdict": "passed",
+                "message": "a | b",
+                "figures": {"total_kernel_duration_us": 1.5, "printed_total_kernel_duration_us": 1.5012},
+                "links": {"log": "unit_perf/decode/log.txt"},
+            },
+            {
+                "task": "config_compare:router:decode",
+                "step": "config_compare",
+                "mode": "decode",
+                "verdict": "failed",
+                "message": "MISMATCH",
+                "figures": {"result": "mismatch"},
+                "links": {},
+            },
+        ],
+    }
     md = summary.render_md(data)
     assert (
         "| unit_perf | decode | passed | total kernel duration per iteration (us) 1.500, as test_<op>_device_perf "

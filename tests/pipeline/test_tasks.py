@@ -13,10 +13,16 @@ def test_dependencies_follow_imports_not_the_whole_checkout(workspace):
     deps = sources.test_dependencies(workspace, [workspace / "models/demo/tests/fused/test_demo_router.py"])
     names = {p.relative_to(workspace).as_posix() for p in deps if p.is_relative_to(workspace)}
     assert names == {
-        "models/demo/tests/fused/test_demo_router.py", "models/__init__.py", "models/demo/__init__.py",
-        "models/demo/tt/__init__.py", "models/demo/tt/fake_device.py", "conftest.py", "pytest.ini",
-        "models/demo/tests/__init__.py", "models/demo/tests/device_perf.py",
-    }  # fmt: skip
+        "models/demo/tests/fused/test_demo_router.py",
+        "models/__init__.py",
+        "models/demo/__init__.py",
+        "models/demo/tt/__init__.py",
+        "models/demo/tt/fake_device.py",
+        "conftest.py",
+        "pytest.ini",
+        "models/demo/tests/__init__.py",
+        "models/demo/tests/device_perf.py",
+    }
 
 
 def test_relative_and_lazy_imports_are_followed(tmp_path):
@@ -96,16 +102,29 @@ def test_task_dicts_use_repo_relative_paths_and_content_deps(tmp_path):
     assert "ws/models/demo/tt/unused.py" not in unit["file_dep"]
     assert not any(Path(d).is_absolute() and "/ws/" in d for d in unit["file_dep"])
     verify = next(t for t in pipeline.tasks("patch_verify") if t.get("actions"))
-    assert any(d.startswith("artifacts/_module_tests/test_block-") and d.endswith("/baseline/decode/result.json")
-               for d in verify["file_dep"])  # fmt: skip
+    assert any(
+        d.startswith("artifacts/_module_tests/test_block-") and d.endswith("/baseline/decode/result.json")
+        for d in verify["file_dep"]
+    )
     compare = next(t for t in pipeline.tasks("config_compare") if t.get("actions"))
     assert "artifacts/demo_router/unit_perf/decode/result.json" in compare["file_dep"]
 
 
 def test_every_step_has_a_guide_doc(tmp_path):
     pipeline = fake_pipeline(tmp_path, ("demo_router", SPEC.format(workspace="ws")))
-    for step in ("baseline", "patch_verify", "unit_test", "unit_perf", "module_perf", "config_compare",
-                 "single_device", "single_perf", "shape_check", "summary", "index"):  # fmt: skip
+    for step in (
+        "baseline",
+        "patch_verify",
+        "unit_test",
+        "unit_perf",
+        "module_perf",
+        "config_compare",
+        "single_device",
+        "single_perf",
+        "shape_check",
+        "summary",
+        "index",
+    ):
         first = next(pipeline.tasks(step))
         assert first["doc"].startswith("[guide "), step
     assert pipeline.tasks_of(pipeline.specs[0])[-2:] == ["summary:demo_router", "index"]
@@ -121,6 +140,8 @@ def test_the_orchestrator_never_imports_a_device_stack():
         "print(sorted(m for m in ('torch', 'ttnn', 'ttnn_sim', 'tracy') if m in sys.modules))\n"
     )
     repo = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True,
-                          env={"PATH": "", "PYTHONPATH": str(repo)})  # fmt: skip
+    env = {"PATH": "", "PYTHONPATH": str(repo)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True, env=env
+    )
     assert done.stdout.strip() == "[]"

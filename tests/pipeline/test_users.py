@@ -48,8 +48,8 @@ def peer():
 
 
 def as_user(user: str, argv: list[str]) -> list[str]:
-    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
-            "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", *argv]  # fmt: skip
+    caps = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *caps, *argv]
 
 
 def test_second_user_waits_for_the_first_then_runs(peer):
@@ -58,14 +58,15 @@ def test_second_user_waits_for_the_first_then_runs(peer):
         shared.chmod(0o755)
         lock = shared / "locks" / "device.lock"  # created by the first user, world-writable + sticky
         env = {**make_doit_env(shared), "PIPELINE_DEVICE_LOCK": str(lock), "HOME": str(shared)}
-        holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock), "6"], env=env, stdout=subprocess.PIPE,
-                                  text=True)  # fmt: skip
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(lock), "6"], env=env, stdout=subprocess.PIPE, text=True
+        )
         assert holder.stdout.readline().strip() == "held"
         repo = make_fake_repo(shared / "repo")
         subprocess.run(["chown", "-R", f"{peer}:", str(repo)], check=True)
         started = time.monotonic()
-        second = subprocess.run(as_user(peer, [sys.executable, "-m", "doit", "run"]), cwd=repo, env=env,
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        argv = as_user(peer, [sys.executable, "-m", "doit", "run"])
+        second = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
         holder.wait(timeout=30)
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
         assert f"held by unit_test:first_user_op (user root, pid {holder.pid} on " in second.stdout

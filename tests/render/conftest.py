@@ -64,6 +64,6 @@ def merged(tmp_path_factory) -> Merged:
     shutil.copytree(base / "B" / "demo_other", root / "demo_other")
     step_summary = base / "step_summary.md"
     step_summary.write_text(PREVIOUS_SUMMARY)
-    index_run = doit(repo, {**env, "GITHUB_STEP_SUMMARY": str(step_summary)}, "run", "index",
-                     f"artifacts={root}")  # fmt: skip
+    summary_env = {**env, "GITHUB_STEP_SUMMARY": str(step_summary)}
+    index_run = doit(repo, summary_env, "run", "index", f"artifacts={root}")
     return Merged(repo, root, step_summary, index_run)

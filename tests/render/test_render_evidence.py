@@ -9,10 +9,19 @@ from pipeline.render import evidence, findings, pages, status
 
 
 def write_summary(root, op, steps, **extra):
-    data = {"op": op, "description": "d", "unit_test": f"tests/test_{op}.py", "workspace": "ws",
-            "modes": ["decode"],
-            "decode_only": True, "verdict": "passed", "environment": {"backend": "sim"}, "steps": steps,
-            "unexpected": [], **extra}  # fmt: skip
+    data = {
+        "op": op,
+        "description": "d",
+        "unit_test": f"tests/test_{op}.py",
+        "workspace": "ws",
+        "modes": ["decode"],
+        "decode_only": True,
+        "verdict": "passed",
+        "environment": {"backend": "sim"},
+        "steps": steps,
+        "unexpected": [],
+        **extra,
+    }
     path = root / op / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
@@ -20,16 +29,25 @@ def write_summary(root, op, steps, **extra):
 
 
 def perf_step(figures, verdict="passed", message=""):
-    return {"task": "unit_perf:x:decode", "step": "unit_perf", "mode": "decode", "verdict": verdict,
-            "message": message, "figures": figures, "links": {}}  # fmt: skip
+    return {
+        "task": "unit_perf:x:decode",
+        "step": "unit_perf",
+        "mode": "decode",
+        "verdict": verdict,
+        "message": message,
+        "figures": figures,
+        "links": {},
+    }
 
 
 @pytest.mark.parametrize(
     "figures",
-    [{"total_kernel_duration_us": 1.5, "total_op_to_op_latency_us": 0.25, "iterations": 10},
-     {"avg_kernel_us": 1.5, "avg_op_to_op_us": 0.25, "total_kernel_us": 15.0, "iterations": 10}],
+    [
+        {"total_kernel_duration_us": 1.5, "total_op_to_op_latency_us": 0.25, "iterations": 10},
+        {"avg_kernel_us": 1.5, "avg_op_to_op_us": 0.25, "total_kernel_us": 15.0, "iterations": 10},
+    ],
     ids=["guide_names", "older_names"],
-)  # fmt: skip
+)
 def test_device_perf_cell_is_per_iteration_under_either_name(tmp_path, figures):
     op = evidence.load(write_summary(tmp_path, "x", [perf_step(figures)]))
     cell = status.row(op)["Device Perf D (us)"]
@@ -59,9 +77,11 @@ def test_index_reports_an_unreadable_summary_and_renders_the_rest(tmp_path):
 
 
 def test_findings_repeated_per_case_are_one_line_listing_the_cases():
-    notes = ["unit_test:x: test_x[decode-1] PCC a went down",
-             "unit_test:x: test_x[prefill-128] PCC a went down",
-             "retried once"]  # fmt: skip
+    notes = [
+        "unit_test:x: test_x[decode-1] PCC a went down",
+        "unit_test:x: test_x[prefill-128] PCC a went down",
+        "retried once",
+    ]
     grouped = findings.group(notes)
     assert [(g.text, g.cases) for g in grouped] == [
         ("unit_test:x: <case> PCC a went down", ["test_x[decode-1]", "test_x[prefill-128]"]),
@@ -73,8 +93,8 @@ def with_result(tmp_path, op, step, environment, started="2026-11-30T10:00:00+00
     """A step entry whose result.json (linked from summary.json) ran under `environment`."""
     result = tmp_path / op / step["task"].replace(":", "_") / "result.json"
     result.parent.mkdir(parents=True, exist_ok=True)
-    result.write_text(json.dumps({"run": {"environment": environment, "started": started,
-                                          "finished": started, "duration_s": 1.0}}))  # fmt: skip
+    run = {"environment": environment, "started": started, "finished": started, "duration_s": 1.0}
+    result.write_text(json.dumps({"run": run}))
     return {**step, "links": {"result": result.relative_to(tmp_path / op).as_posix()}}
 
 
@@ -83,8 +103,10 @@ def test_matrix_states_stale_and_not_run(tmp_path):
 
     from pipeline.render import matrix
 
-    steps = [with_result(tmp_path, "x", perf_step({"total_kernel_duration_us": 1.0}), {"backend": "ttnn"}),
-             {**perf_step({}, "missing", "no result.json"), "task": "unit_perf:x:prefill", "mode": "prefill"}]  # fmt: skip
+    steps = [
+        with_result(tmp_path, "x", perf_step({"total_kernel_duration_us": 1.0}), {"backend": "ttnn"}),
+        {**perf_step({}, "missing", "no result.json"), "task": "unit_perf:x:prefill", "mode": "prefill"},
+    ]
     op = evidence.load(write_summary(tmp_path, "x", steps))  # the summary's environment: backend sim
     now = datetime.strptime("2026-11-30T12:30:00+0000", "%Y-%m-%dT%H:%M:%S%z")
     entries = matrix.entries(op, "unit_perf", now)

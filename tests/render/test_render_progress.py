@@ -98,8 +98,10 @@ def test_on_a_terminal_the_status_line_says_who_holds_the_device_lock(repo):
         release.join()
     assert code == 0, out[-3000:]
     status_lines = re.findall(r"\x1b\[7m([^\x1b]*)\x1b\[0m", out)
-    assert any(f"▶ {TASK}" in s and "waiting for the device lock, held by someone_else:holding" in s
-               for s in status_lines), status_lines[-5:]  # fmt: skip
+    assert any(
+        f"▶ {TASK}" in s and "waiting for the device lock, held by someone_else:holding" in s
+        for s in status_lines
+    ), status_lines[-5:]
 
 
 def test_status_text_says_when_the_step_holds_the_device_lock(tmp_path):

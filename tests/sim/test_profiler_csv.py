@@ -14,16 +14,34 @@ def _tensor(shape, padded, memory="DEV_0_DRAM_INTERLEAVED", layout="TILE", dtype
 
 def _op(sort_ts, op_code="MatmulDeviceOperation", device_id=0, inputs=None, outputs=None, **extra):
     record = {
-        "kind": "op", "op_code": op_code, "op_type": "tt_dnn_device", "global_call_count": 1024,
-        "device_id": device_id, "arch": "wormhole_b0", "attributes": {"transpose_a": "false", "dtype": "BFLOAT16"},
-        "math_fidelity": "HiFi2", "core_count": 64, "available_worker_core_count": 64,
-        "host_start_ts": 100, "host_end_ts": 250, "fw_start_cycle": 1000, "fw_end_cycle": 1900,
-        "kernel_start_cycle": 1010, "kernel_end_cycle": 1890, "kernel_duration_ns": 880, "op_to_op_latency_ns": 0,
+        "kind": "op",
+        "op_code": op_code,
+        "op_type": "tt_dnn_device",
+        "global_call_count": 1024,
+        "device_id": device_id,
+        "arch": "wormhole_b0",
+        "attributes": {"transpose_a": "false", "dtype": "BFLOAT16"},
+        "math_fidelity": "HiFi2",
+        "core_count": 64,
+        "available_worker_core_count": 64,
+        "host_start_ts": 100,
+        "host_end_ts": 250,
+        "fw_start_cycle": 1000,
+        "fw_end_cycle": 1900,
+        "kernel_start_cycle": 1010,
+        "kernel_end_cycle": 1890,
+        "kernel_duration_ns": 880,
+        "op_to_op_latency_ns": 0,
         "inputs": inputs if inputs is not None else [_tensor([1, 1, 32, 64], [1, 1, 32, 64])],
         "outputs": outputs if outputs is not None else [_tensor([1, 1, 32, 32], [1, 1, 32, 32])],
-        "trace_id": None, "replay_session_id": None, "program_cache_hit": True, "program_hash": 123,
-        "compute_kernel_source": ["bmm.cpp"], "dm_kernel_source": ["reader.cpp", "writer.cpp"], "sort_ts": sort_ts,
-    }  # fmt: skip
+        "trace_id": None,
+        "replay_session_id": None,
+        "program_cache_hit": True,
+        "program_hash": 123,
+        "compute_kernel_source": ["bmm.cpp"],
+        "dm_kernel_source": ["reader.cpp", "writer.cpp"],
+        "sort_ts": sort_ts,
+    }
     record.update(extra)
     return record
 
@@ -51,7 +69,12 @@ def _reference_header(max_inputs, max_outputs):
 def test_base_header_is_the_57_reference_entries():
     assert len(profiler.OPS_CSV_HEADER) == 57
     assert profiler.OPS_CSV_HEADER[:3] == ["OP CODE", "OP TYPE", "GLOBAL CALL COUNT"]
-    assert profiler.OPS_CSV_HEADER[34:38] == ["DISPATCH GO SEND WAIT TIME [ns]", "INPUTS", "OUTPUTS", "METAL TRACE ID"]
+    assert profiler.OPS_CSV_HEADER[34:38] == [
+        "DISPATCH GO SEND WAIT TIME [ns]",
+        "INPUTS",
+        "OUTPUTS",
+        "METAL TRACE ID",
+    ]
     assert profiler.OPS_CSV_HEADER[-1] == "NPE CONG IMPACT (%)"
 
 
@@ -76,7 +99,9 @@ def test_file_uses_crlf_and_replaces_commas_inside_cells(tmp_path):
 
 
 def test_op_row_cells(tmp_path):
-    record = _op(1, inputs=[_tensor([3, 65], [32, 96])], pm_fpu_util=12.05349, trace_id=7, replay_session_id=2)
+    record = _op(
+        1, inputs=[_tensor([3, 65], [32, 96])], pm_fpu_util=12.05349, trace_id=7, replay_session_id=2
+    )
     record["program_cache_hit"] = False
 
     _, _, (row,) = _write_and_read(tmp_path, [record])
@@ -97,10 +122,15 @@ def test_missing_and_nan_values_are_empty(tmp_path):
 
 
 def test_signpost_row_has_only_code_type_message_and_host_ts(tmp_path):
-    _, _, rows = _write_and_read(tmp_path, [_signpost("start", 123456789), _signpost("stop", 5, "a, b"), _op(9)])
+    records = [_signpost("start", 123456789), _signpost("stop", 5, "a, b"), _op(9)]
+    _, _, rows = _write_and_read(tmp_path, records)
 
     stop, start = rows[0], rows[2]
-    assert {k: v for k, v in start.items() if v} == {"OP CODE": "start", "OP TYPE": "signpost", "HOST START TS": "123456789"}
+    assert {k: v for k, v in start.items() if v} == {
+        "OP CODE": "start",
+        "OP TYPE": "signpost",
+        "HOST START TS": "123456789",
+    }
     assert stop["ATTRIBUTES"] == "a; b"
 
 
@@ -129,8 +159,10 @@ def test_kernel_size_columns_follow_program_cache_hit_when_present(tmp_path):
     _, header, (row,) = _write_and_read(tmp_path, [_op(1, max_kernel_size_b=sizes)])
     at = header.index("PROGRAM CACHE HIT")
     assert header[at + 1 : at + 4] == [
-        "TENSIX DM 0 MAX KERNEL SIZE [B]", "TENSIX DM 1 MAX KERNEL SIZE [B]", "TENSIX COMPUTE 0 MAX KERNEL SIZE [B]",
-    ]  # fmt: skip
+        "TENSIX DM 0 MAX KERNEL SIZE [B]",
+        "TENSIX DM 1 MAX KERNEL SIZE [B]",
+        "TENSIX COMPUTE 0 MAX KERNEL SIZE [B]",
+    ]
     assert header[at + 4] == "PM IDEAL [ns]" and row["TENSIX DM 0 MAX KERNEL SIZE [B]"] == "1068"
 
 
@@ -145,7 +177,9 @@ def profiling_child(tmp_path, monkeypatch):
     profiler._reset_for_tests()
 
 
-def test_ops_past_the_support_count_are_dropped_per_device_with_one_warning(profiling_child, monkeypatch, caplog):
+def test_ops_past_the_support_count_are_dropped_per_device_with_one_warning(
+    profiling_child, monkeypatch, caplog
+):
     monkeypatch.setenv("TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT", "3")
     caplog.set_level(logging.WARNING, logger="ttnn_sim.profiler")
 

@@ -58,7 +58,11 @@ def child(tmp_path) -> Path:
 
 def _tracy(*args, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SHIM), str(REPO)])}
-    for variable in ("TT_METAL_PROFILER_DIR", "TT_METAL_DEVICE_PROFILER", "TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT"):
+    for variable in (
+        "TT_METAL_PROFILER_DIR",
+        "TT_METAL_DEVICE_PROFILER",
+        "TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT",
+    ):
         env.pop(variable, None)
     return subprocess.run(
         [sys.executable, "-m", "tracy", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
@@ -78,8 +82,8 @@ def _rows(path: Path) -> list[dict]:
 
 def test_report_lands_in_a_dated_folder_with_ops_and_signposts(tmp_path, child):
     out = tmp_path / "prof"
-    result = _tracy("-p", "-r", "-o", str(out), "-t", "5000", "-a", "device_kernel_duration",
-                    "-m", f"python {child}", cwd=tmp_path)  # fmt: skip
+    options = ["-p", "-r", "-o", str(out), "-t", "5000", "-a", "device_kernel_duration"]
+    result = _tracy(*options, "-m", f"python {child}", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     report = _report_path(result)
@@ -98,7 +102,8 @@ def test_name_append_nests_the_report_under_the_name(tmp_path, child):
 
     report = _report_path(result)
     date = report.parent.name
-    assert report == (tmp_path / "prof").resolve() / "reports" / "router" / date / f"ops_perf_results_router_{date}.csv"
+    reports = (tmp_path / "prof").resolve() / "reports"
+    assert report == reports / "router" / date / f"ops_perf_results_router_{date}.csv"
 
 
 def test_default_output_dir_is_under_tt_metal_home(tmp_path, child, monkeypatch):
@@ -136,7 +141,9 @@ def test_op_support_count_drops_later_ops_per_device_with_a_warning(tmp_path, ch
 def test_stale_logs_are_wiped_before_the_run(tmp_path):
     logs = tmp_path / "prof" / ".logs"
     logs.mkdir(parents=True)
-    (logs / "ttnn_sim_ops.jsonl").write_text('{"kind": "signpost", "header": "stale", "host_ts": 0, "sort_ts": 0}\n')
+    (logs / "ttnn_sim_ops.jsonl").write_text(
+        '{"kind": "signpost", "header": "stale", "host_ts": 0, "sort_ts": 0}\n'
+    )
 
     result = _tracy("-r", "-o", "prof", "-m", f"{sys.executable} -c pass", cwd=tmp_path)
 
@@ -149,10 +156,12 @@ def test_stale_logs_are_wiped_before_the_run(tmp_path):
 def test_interrupt_kills_the_child_process_group(tmp_path):
     pid_file = tmp_path / "child.pid"
     sleeper = tmp_path / "sleeper.py"
-    sleeper.write_text(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
+    sleeper.write_text(
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SHIM), str(REPO)])}
-    tracy = subprocess.Popen([sys.executable, "-m", "tracy", "-r", "-o", "prof", "-m", f"python {sleeper}"],
-                             cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)  # fmt: skip
+    argv = [sys.executable, "-m", "tracy", "-r", "-o", "prof", "-m", f"python {sleeper}"]
+    tracy = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not pid_file.exists() or not pid_file.read_text():
@@ -173,7 +182,11 @@ def test_interrupt_kills_the_child_process_group(tmp_path):
 @pytest.mark.parametrize(
     "words, module, expected",
     [
-        (["pytest tests/x.py -k 'a and b'"], True, [sys.executable, "-m", "pytest", "tests/x.py", "-k", "a and b"]),
+        (
+            ["pytest tests/x.py -k 'a and b'"],
+            True,
+            [sys.executable, "-m", "pytest", "tests/x.py", "-k", "a and b"],
+        ),
         (["pytest", "tests/x.py"], True, [sys.executable, "-m", "pytest", "tests/x.py"]),
         (["python3 -m pytest -q"], True, [sys.executable, "-m", "pytest", "-q"]),
         (["my_pkg.tool --flag"], True, [sys.executable, "-m", "my_pkg.tool", "--flag"]),
@@ -190,23 +203,73 @@ def test_command_argv(words, module, expected):
 
 # tt-metal's ops_perf_results header, written out independently of ttnn_sim.profiler.
 REFERENCE_BASE_HEADER = [
-    "OP CODE", "OP TYPE", "GLOBAL CALL COUNT", "DEVICE ID", "DEVICE ARCH", "ATTRIBUTES", "MATH FIDELITY",
-    "CORE COUNT", "AVAILABLE WORKER CORE COUNT", "SUB DEVICE ID", "PARALLELIZATION STRATEGY", "HOST START TS",
-    "HOST END TS", "HOST DURATION [ns]", "DEVICE FW START CYCLE", "DEVICE FW END CYCLE", "OP TO OP LATENCY [ns]",
-    "OP TO OP LATENCY BR/NRISC START [ns]", "DEVICE FW DURATION [ns]", "DEVICE KERNEL DURATION [ns]",
-    "DEVICE KERNEL DURATION DM START [ns]", "DEVICE KERNEL DURATION PER CORE MIN [ns]",
-    "DEVICE KERNEL DURATION PER CORE MAX [ns]", "DEVICE KERNEL DURATION PER CORE AVG [ns]",
-    "DEVICE KERNEL FIRST TO LAST START [ns]", "DEVICE BRISC KERNEL DURATION [ns]",
-    "DEVICE NCRISC KERNEL DURATION [ns]", "DEVICE TRISC0 KERNEL DURATION [ns]", "DEVICE TRISC1 KERNEL DURATION [ns]",
-    "DEVICE TRISC2 KERNEL DURATION [ns]", "DEVICE ERISC KERNEL DURATION [ns]", "DEVICE COMPUTE CB WAIT FRONT [ns]",
-    "DEVICE COMPUTE CB RESERVE BACK [ns]", "DISPATCH TOTAL CQ CMD OP TIME [ns]", "DISPATCH GO SEND WAIT TIME [ns]",
-    "INPUTS", "OUTPUTS", "METAL TRACE ID", "METAL TRACE REPLAY SESSION ID", "COMPUTE KERNEL SOURCE",
-    "COMPUTE KERNEL HASH", "DATA MOVEMENT KERNEL SOURCE", "DATA MOVEMENT KERNEL HASH", "PROGRAM HASH",
-    "PROGRAM CACHE HIT", "PM IDEAL [ns]", "PM COMPUTE [ns]", "PM BANDWIDTH [ns]", "PM REQ I BW", "PM REQ O BW",
-    "PM FPU UTIL (%)", "NOC UTIL (%)", "MULTICAST NOC UTIL (%)", "DRAM BW UTIL (%)", "DRAM BW UTIL PER CTRL (%)",
-    "ETH BW UTIL (%)", "NPE CONG IMPACT (%)",
-]  # fmt: skip
-TENSOR_SUFFIXES = ["W_PAD[LOGICAL]", "Z_PAD[LOGICAL]", "Y_PAD[LOGICAL]", "X_PAD[LOGICAL]", "LAYOUT", "DATATYPE", "MEMORY"]
+    "OP CODE",
+    "OP TYPE",
+    "GLOBAL CALL COUNT",
+    "DEVICE ID",
+    "DEVICE ARCH",
+    "ATTRIBUTES",
+    "MATH FIDELITY",
+    "CORE COUNT",
+    "AVAILABLE WORKER CORE COUNT",
+    "SUB DEVICE ID",
+    "PARALLELIZATION STRATEGY",
+    "HOST START TS",
+    "HOST END TS",
+    "HOST DURATION [ns]",
+    "DEVICE FW START CYCLE",
+    "DEVICE FW END CYCLE",
+    "OP TO OP LATENCY [ns]",
+    "OP TO OP LATENCY BR/NRISC START [ns]",
+    "DEVICE FW DURATION [ns]",
+    "DEVICE KERNEL DURATION [ns]",
+    "DEVICE KERNEL DURATION DM START [ns]",
+    "DEVICE KERNEL DURATION PER CORE MIN [ns]",
+    "DEVICE KERNEL DURATION PER CORE MAX [ns]",
+    "DEVICE KERNEL DURATION PER CORE AVG [ns]",
+    "DEVICE KERNEL FIRST TO LAST START [ns]",
+    "DEVICE BRISC KERNEL DURATION [ns]",
+    "DEVICE NCRISC KERNEL DURATION [ns]",
+    "DEVICE TRISC0 KERNEL DURATION [ns]",
+    "DEVICE TRISC1 KERNEL DURATION [ns]",
+    "DEVICE TRISC2 KERNEL DURATION [ns]",
+    "DEVICE ERISC KERNEL DURATION [ns]",
+    "DEVICE COMPUTE CB WAIT FRONT [ns]",
+    "DEVICE COMPUTE CB RESERVE BACK [ns]",
+    "DISPATCH TOTAL CQ CMD OP TIME [ns]",
+    "DISPATCH GO SEND WAIT TIME [ns]",
+    "INPUTS",
+    "OUTPUTS",
+    "METAL TRACE ID",
+    "METAL TRACE REPLAY SESSION ID",
+    "COMPUTE KERNEL SOURCE",
+    "COMPUTE KERNEL HASH",
+    "DATA MOVEMENT KERNEL SOURCE",
+    "DATA MOVEMENT KERNEL HASH",
+    "PROGRAM HASH",
+    "PROGRAM CACHE HIT",
+    "PM IDEAL [ns]",
+    "PM COMPUTE [ns]",
+    "PM BANDWIDTH [ns]",
+    "PM REQ I BW",
+    "PM REQ O BW",
+    "PM FPU UTIL (%)",
+    "NOC UTIL (%)",
+    "MULTICAST NOC UTIL (%)",
+    "DRAM BW UTIL (%)",
+    "DRAM BW UTIL PER CTRL (%)",
+    "ETH BW UTIL (%)",
+    "NPE CONG IMPACT (%)",
+]
+TENSOR_SUFFIXES = [
+    "W_PAD[LOGICAL]",
+    "Z_PAD[LOGICAL]",
+    "Y_PAD[LOGICAL]",
+    "X_PAD[LOGICAL]",
+    "LAYOUT",
+    "DATATYPE",
+    "MEMORY",
+]
 
 MESH_TEST = textwrap.dedent(
     """
@@ -249,7 +312,8 @@ def _sim_core_available() -> bool:
     """Probed in a child so this test process never imports the `ttnn` shim."""
     probe = "import ttnn; ttnn.open_mesh_device"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SHIM), str(REPO)])}
-    return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=120).returncode == 0
+    probed = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=120)
+    return probed.returncode == 0
 
 
 def test_traced_multi_device_run_gives_a_csv_tt_perf_report_accepts(tmp_path):
@@ -257,8 +321,8 @@ def test_traced_multi_device_run_gives_a_csv_tt_perf_report_accepts(tmp_path):
         pytest.skip("the sim core (ttnn.open_mesh_device in ttnn_sim/shim/ttnn) is not there yet")
     (tmp_path / "test_mesh.py").write_text(MESH_TEST)
 
-    result = _tracy("-p", "-r", "-o", "prof", "--check-exit-code", "-t", "5000",
-                    "-m", "pytest test_mesh.py -q -p no:cacheprovider", cwd=tmp_path)  # fmt: skip
+    options = ["-p", "-r", "-o", "prof", "--check-exit-code", "-t", "5000"]
+    result = _tracy(*options, "-m", "pytest test_mesh.py -q -p no:cacheprovider", cwd=tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
     report = _report_path(result)
@@ -283,7 +347,8 @@ def test_traced_multi_device_run_gives_a_csv_tt_perf_report_accepts(tmp_path):
     if not perf_report.exists():
         perf_report = Path(sys.executable).parent / "tt-perf-report"
     for extra in ([], ["--start-signpost", "start", "--end-signpost", "stop", "--tracing-mode"]):
-        table = subprocess.run([str(perf_report), str(report), "--no-color", *extra],
-                               capture_output=True, text=True, timeout=300)  # fmt: skip
+        table = subprocess.run(
+            [str(perf_report), str(report), "--no-color", *extra], capture_output=True, text=True, timeout=300
+        )
         assert table.returncode == 0, table.stdout + table.stderr
     assert "Matmul" in table.stdout and "No operations to display" not in table.stdout

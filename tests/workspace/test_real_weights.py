@@ -47,20 +47,19 @@ def test_reference_loads_the_checkpoint_layer(checkpoint, monkeypatch):
 @requires_sim
 def test_workspace_runs_on_real_weights(checkpoint):
     folder, _ = checkpoint
-    module = run_workspace_pytest(
-        "models/demos/gpt_oss_mini/tests/unit/test_modules.py::test_decoder", "-k", "decode_32", HF_MODEL=str(folder)
-    )
+    decoder_test = "models/demos/gpt_oss_mini/tests/unit/test_modules.py::test_decoder"
+    module = run_workspace_pytest(decoder_test, "-k", "decode_32", HF_MODEL=str(folder))
     assert module.returncode == 0, module.output[-3000:]
     assert len(module.lines("Decoder Layer test passed. Output:")) == 1
 
-    fused = run_workspace_pytest(
-        "models/demos/gpt_oss_mini/tests/fused_op_unit_tests",
-        "-k", "real_weights and program_cache and not no_program_cache and eager and not device_perf and not 1024",
-        "-rA",
-        HF_MODEL=str(folder),
-    )  # fmt: skip
+    fused_tests = "models/demos/gpt_oss_mini/tests/fused_op_unit_tests"
+    selection = (
+        "real_weights and program_cache and not no_program_cache and eager and not device_perf and not 1024"
+    )
+    fused = run_workspace_pytest(fused_tests, "-k", selection, "-rA", HF_MODEL=str(folder))
     assert fused.returncode == 0, fused.output[-3000:]
-    summary = [line for line in fused.output.splitlines() if line.startswith(("PASSED ", "SKIPPED ")) and "::" in line]
+    lines = fused.output.splitlines()
+    summary = [line for line in lines if line.startswith(("PASSED ", "SKIPPED ")) and "::" in line]
     passed = [line for line in summary if line.startswith("PASSED ")]
     # router, experts_mlp and rms_norm: decode + prefill_128, multi- and single-device; experts: decode, multi-device only
     assert len(passed) == 13 and all("real_weights" in line for line in passed), summary

@@ -73,8 +73,10 @@ def test_profiler_averages_per_count_and_clears():
 
 
 def test_profiler_uses_the_simulators_host_clock():
-    code = ("import ttnn; from models.common.utility_functions import host_time_ns; a = host_time_ns(); "
-            "b = host_time_ns(); print(a == b == ttnn.sim.host_time_ns())")  # fmt: skip
+    code = (
+        "import ttnn; from models.common.utility_functions import host_time_ns; a = host_time_ns(); "
+        "b = host_time_ns(); print(a == b == ttnn.sim.host_time_ns())"
+    )
     env = sim_env(PYTHONPATH=os.pathsep.join([sim_env()["PYTHONPATH"], str(WORKSPACE)]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "True", out.stderr  # no op ran in between: the simulated clock stood still
@@ -93,12 +95,13 @@ def test_benchmark_data_requires_completed_steps():
 def test_partial_run_json_field_order_location_and_no_overwrite(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     profiler, data = BenchmarkProfiler(), BenchmarkData()
-    with profiler("run"), profiler("gpt_oss_mini_router_decode_seq1_trace_pcache"):
+    step = "gpt_oss_mini_router_decode_seq1_trace_pcache"
+    with profiler("run"), profiler(step):
         pass
-    data.add_measurement(profiler, 0, "gpt_oss_mini_router_decode_seq1_trace_pcache", "x-avg_us", 12.5,
-                         step_warm_up_num_iterations=10)  # fmt: skip
-    first = data.save_partial_run_json(profiler, "gpt_oss_mini_fused_ops", "gpt-oss-mini", batch_size=32,
-                                       input_sequence_length=1)  # fmt: skip
+    data.add_measurement(profiler, 0, step, "x-avg_us", 12.5, step_warm_up_num_iterations=10)
+    first = data.save_partial_run_json(
+        profiler, "gpt_oss_mini_fused_ops", "gpt-oss-mini", batch_size=32, input_sequence_length=1
+    )
     second = data.save_partial_run_json(profiler, "gpt_oss_mini_fused_ops", "gpt-oss-mini")
     start = profiler.start_times[(0, "run")].strftime("%Y-%m-%dT%H:%M:%SZ")
     assert first == tmp_path.joinpath("generated", "benchmark_data", f"partial_run_{start}.json").relative_to(
@@ -110,9 +113,17 @@ def test_partial_run_json_field_order_location_and_no_overwrite(tmp_path, monkey
     assert run["batch_size"] == 32 and run["precision"] is None and run["run_start_ts"] == start
     (measurement,) = run["measurements"]
     assert list(measurement) == [
-        "step_start_ts", "step_end_ts", "iteration", "step_name", "step_warm_up_num_iterations", "name", "value",
-        "target", "device_power", "device_temperature",
-    ]  # fmt: skip
+        "step_start_ts",
+        "step_end_ts",
+        "iteration",
+        "step_name",
+        "step_warm_up_num_iterations",
+        "name",
+        "value",
+        "target",
+        "device_power",
+        "device_temperature",
+    ]
     assert measurement["value"] == 12.5 and measurement["target"] is None
     assert " " not in first.read_text()  # compact, as pydantic's model_dump_json
 
@@ -202,9 +213,14 @@ PROFILE = textwrap.dedent(
 def _profile(tmp_path, **env):
     (tmp_path / "child.py").write_text(CHILD)
     paths = os.pathsep.join([sim_env()["PYTHONPATH"], str(WORKSPACE)])
-    return subprocess.run([sys.executable, "-c", PROFILE, str(tmp_path / "child.py")], cwd=tmp_path, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          env=sim_env(PYTHONPATH=paths, TT_METAL_PROFILER_DIR=str(tmp_path / "prof"), **env))  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", PROFILE, str(tmp_path / "child.py")],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=sim_env(PYTHONPATH=paths, TT_METAL_PROFILER_DIR=str(tmp_path / "prof"), **env),
+    )
 
 
 def test_device_perf_run_honours_the_callers_dir_port_and_count_and_merges_devices(tmp_path):
@@ -240,12 +256,22 @@ def _report(tmp_path, rows) -> str:
 
 
 def test_signpost_window_is_first_start_to_last_stop_and_missing_markers_fail(tmp_path):
-    rows = [["start", "signpost", None, None, None], ["A", "tt_dnn_device", 0, 5, 1], ["stop", "signpost", None, None, None],
-            ["A", "tt_dnn_device", 0, 7, 1], ["stop", "signpost", None, None, None], ["A", "tt_dnn_device", 0, 100, 1]]  # fmt: skip
+    rows = [
+        ["start", "signpost", None, None, None],
+        ["A", "tt_dnn_device", 0, 5, 1],
+        ["stop", "signpost", None, None, None],
+        ["A", "tt_dnn_device", 0, 7, 1],
+        ["stop", "signpost", None, None, None],
+        ["A", "tt_dnn_device", 0, 100, 1],
+    ]
     stats, kernel_ns, _ = perf.ops_perf_stats(_report(tmp_path, rows), use_signposts=True)
     assert stats["A"]["call_count"] == 2 and kernel_ns == 12
-    for markers, message in ((["x"], "Missing signpost 'start'"), (["start"], "Missing signpost 'stop'"),
-                             (["stop", "start"], "Signpost 'stop' must come after 'start'."), ([], "No signposts")):  # fmt: skip
+    for markers, message in (
+        (["x"], "Missing signpost 'start'"),
+        (["start"], "Missing signpost 'stop'"),
+        (["stop", "start"], "Signpost 'stop' must come after 'start'."),
+        ([], "No signposts"),
+    ):
         frame = [[m, "signpost", None, None, None] for m in markers] + [["A", "tt_dnn_device", 0, 5, 1]]
         with pytest.raises(AssertionError, match=message):
             perf.ops_perf_stats(_report(tmp_path, frame), use_signposts=True)
@@ -263,8 +289,15 @@ def logged():
 
 
 def test_merge_lets_a_device_whose_next_op_differs_wait(logged):
-    frame = pd.DataFrame({"OP CODE": ["A", "B", "B", "A"], "OP TYPE": ["tt_dnn_device"] * 4, "DEVICE ID": [0, 0, 1, 1],
-                          perf.KERNEL: [1.0, 2.0, 3.0, 4.0], perf.OP_TO_OP: [0.0] * 4})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "OP CODE": ["A", "B", "B", "A"],
+            "OP TYPE": ["tt_dnn_device"] * 4,
+            "DEVICE ID": [0, 0, 1, 1],
+            perf.KERNEL: [1.0, 2.0, 3.0, 4.0],
+            perf.OP_TO_OP: [0.0] * 4,
+        }
+    )
     merged = perf.merge_device_rows_for_perf(frame)
     # device 1 waits at B while device 0 runs A; B merges both (slowest: 3.0); device 1's A comes alone
     assert list(merged["OP CODE"]) == ["A", "B", "A"] and list(merged[perf.KERNEL]) == [1.0, 3.0, 4.0]

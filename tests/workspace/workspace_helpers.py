@@ -24,8 +24,9 @@ def sim_env(**extra: str) -> dict[str, str]:
 
 def sim_ready() -> bool:
     """True once the sim core has landed (``import ttnn`` works through the shim)."""
-    probe = subprocess.run([sys.executable, "-c", "import ttnn; ttnn.open_mesh_device"], env=sim_env(),
-                           capture_output=True)  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, "-c", "import ttnn; ttnn.open_mesh_device"], env=sim_env(), capture_output=True
+    )
     return probe.returncode == 0
 
 
