@@ -33,8 +33,18 @@ def _to_logging(message) -> None:
     std_logger = logging.getLogger(record["name"])
     level = record["level"].no
     if std_logger.isEnabledFor(level):
-        std_logger.handle(std_logger.makeRecord(record["name"], level, record["file"].path, record["line"],
-                                                record["message"], (), None, record["function"]))  # fmt: skip
+        std_logger.handle(
+            std_logger.makeRecord(
+                record["name"],
+                level,
+                record["file"].path,
+                record["line"],
+                record["message"],
+                (),
+                None,
+                record["function"],
+            )
+        )
 
 
 def pytest_configure(config):

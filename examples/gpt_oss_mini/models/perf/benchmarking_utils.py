@@ -18,12 +18,33 @@ from loguru import logger
 BENCHMARK_DATA_DIR = Path("generated") / "benchmark_data"
 # PartialBenchmarkRun's fields after the two run timestamps, in serialization order.
 RUN_FIELDS = (
-    "run_type", "git_repo_name", "git_commit_hash", "git_commit_ts", "git_branch_name", "github_pipeline_id",
-    "github_pipeline_link", "github_job_id", "user_name", "docker_image", "device_hostname", "device_ip",
-    "device_info", "ml_model_name", "ml_model_type", "num_layers", "batch_size", "config_params", "precision",
-    "dataset_name", "profiler_name", "input_sequence_length", "output_sequence_length", "image_dimension",
-    "perf_analysis", "training",
-)  # fmt: skip
+    "run_type",
+    "git_repo_name",
+    "git_commit_hash",
+    "git_commit_ts",
+    "git_branch_name",
+    "github_pipeline_id",
+    "github_pipeline_link",
+    "github_job_id",
+    "user_name",
+    "docker_image",
+    "device_hostname",
+    "device_ip",
+    "device_info",
+    "ml_model_name",
+    "ml_model_type",
+    "num_layers",
+    "batch_size",
+    "config_params",
+    "precision",
+    "dataset_name",
+    "profiler_name",
+    "input_sequence_length",
+    "output_sequence_length",
+    "image_dimension",
+    "perf_analysis",
+    "training",
+)
 
 
 def _now() -> datetime.datetime:
@@ -76,38 +97,73 @@ class BenchmarkData:
     def __init__(self):
         self.measurements = []
 
-    def add_measurement(self, profiler, iteration, step_name, name, value, step_warm_up_num_iterations=None,
-                        target=None, device_power=None, device_temperature=None):  # fmt: skip
+    def add_measurement(
+        self,
+        profiler,
+        iteration,
+        step_name,
+        name,
+        value,
+        step_warm_up_num_iterations=None,
+        target=None,
+        device_power=None,
+        device_temperature=None,
+    ):
         assert step_name and name and value is not None, "step_name, name and value are required"
         assert profiler.contains_step(step_name, iteration), (
             f"Completed step '{step_name}' for iteration {iteration} not found in profiler"
         )
-        self.measurements.append({
-            "step_start_ts": _json_ts(profiler.start_times[(iteration, step_name)]),
-            "step_end_ts": _json_ts(profiler.end_times[(iteration, step_name)]),
-            "iteration": iteration,
-            "step_name": step_name,
-            "step_warm_up_num_iterations": step_warm_up_num_iterations,
-            "name": name,
-            "value": float(value),
-            "target": None if target is None else float(target),
-            "device_power": device_power,
-            "device_temperature": device_temperature,
-        })  # fmt: skip
+        self.measurements.append(
+            {
+                "step_start_ts": _json_ts(profiler.start_times[(iteration, step_name)]),
+                "step_end_ts": _json_ts(profiler.end_times[(iteration, step_name)]),
+                "iteration": iteration,
+                "step_name": step_name,
+                "step_warm_up_num_iterations": step_warm_up_num_iterations,
+                "name": name,
+                "value": float(value),
+                "target": None if target is None else float(target),
+                "device_power": device_power,
+                "device_temperature": device_temperature,
+            }
+        )
 
-    def save_partial_run_json(self, profiler, run_type, ml_model_name, ml_model_type=None, num_layers=None,
-                              batch_size=None, config_params=None, precision=None, dataset_name=None,
-                              profiler_name=None, input_sequence_length=None, output_sequence_length=None,
-                              image_dimension=None, perf_analysis=None, training=None):  # fmt: skip
+    def save_partial_run_json(
+        self,
+        profiler,
+        run_type,
+        ml_model_name,
+        ml_model_type=None,
+        num_layers=None,
+        batch_size=None,
+        config_params=None,
+        precision=None,
+        dataset_name=None,
+        profiler_name=None,
+        input_sequence_length=None,
+        output_sequence_length=None,
+        image_dimension=None,
+        perf_analysis=None,
+        training=None,
+    ):
         """Write the run (its ``run`` step must be complete) and log ``Run and measurement data saved to <path>``."""
         assert profiler.contains_step("run"), "Completed step 'run' for iteration 0 not found in profiler"
         given = {
-            "run_type": run_type, "ml_model_name": ml_model_name, "ml_model_type": ml_model_type,
-            "num_layers": num_layers, "batch_size": batch_size, "config_params": config_params,
-            "precision": precision, "dataset_name": dataset_name, "profiler_name": profiler_name,
-            "input_sequence_length": input_sequence_length, "output_sequence_length": output_sequence_length,
-            "image_dimension": image_dimension, "perf_analysis": perf_analysis, "training": training,
-        }  # fmt: skip
+            "run_type": run_type,
+            "ml_model_name": ml_model_name,
+            "ml_model_type": ml_model_type,
+            "num_layers": num_layers,
+            "batch_size": batch_size,
+            "config_params": config_params,
+            "precision": precision,
+            "dataset_name": dataset_name,
+            "profiler_name": profiler_name,
+            "input_sequence_length": input_sequence_length,
+            "output_sequence_length": output_sequence_length,
+            "image_dimension": image_dimension,
+            "perf_analysis": perf_analysis,
+            "training": training,
+        }
         values = {**_environment_fields(), **given}
         run = {
             "run_start_ts": _json_ts(profiler.start_times[(0, "run")]),

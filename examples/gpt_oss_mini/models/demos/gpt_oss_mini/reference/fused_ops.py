@@ -104,8 +104,12 @@ def _gpt_oss_experts(w1, w1_bias, w3, w3_bias, w2, w2_bias, swiglu_limit, swiglu
     """GptOssExperts holding the experts of gate w1 and up w3 [1, E, H, I], down w2 [1, E, I, H] and biases
     [1, E, 1, out]."""
     experts, hidden, intermediate = w1.shape[-3:]
-    config = GptOssConfig(hidden_size=hidden, intermediate_size=intermediate, num_local_experts=experts,
-                          swiglu_limit=swiglu_limit)  # fmt: skip
+    config = GptOssConfig(
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_local_experts=experts,
+        swiglu_limit=swiglu_limit,
+    )
     config.swiglu_alpha = swiglu_alpha
     module = GptOssExperts(config)
     # HF interleaves gate (even columns) and up (odd columns) in gate_up_proj [E, H, 2I]

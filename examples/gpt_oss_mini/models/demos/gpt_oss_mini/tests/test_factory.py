@@ -42,8 +42,14 @@ def tokens_per_device(mode: str, seq_len: int, mesh_device) -> int:
     return DECODE_BATCH // rows if mode == "decode" else seq_len
 
 
-def to_mesh(tokens: torch.Tensor, mesh_device, mode: str, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
-            memory_config=None):  # fmt: skip
+def to_mesh(
+    tokens: torch.Tensor,
+    mesh_device,
+    mode: str,
+    dtype=ttnn.bfloat16,
+    layout=ttnn.TILE_LAYOUT,
+    memory_config=None,
+):
     """Token-major activations [T, ...] -> [1, 1, T/rows, ...] per device: decode rows-sharded, prefill replicated."""
     x = tokens.reshape(1, 1, *tokens.shape)
     shape = tuple(mesh_device.shape)

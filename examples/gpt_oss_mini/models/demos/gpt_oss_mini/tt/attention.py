@@ -20,7 +20,9 @@ class Attention:
         self.rope_order = interleave_permutation(self.head_dim)
         q, q_bias = self._rope_ordered(state_dict, "q_proj", self.num_heads)
         k, k_bias = self._rope_ordered(state_dict, "k_proj", self.num_kv_heads)
-        wqkv = torch.cat([q, k, state_dict["v_proj.weight"]]).transpose(0, 1)  # [H, (heads + 2 kv heads) * dim]
+        wqkv = torch.cat([q, k, state_dict["v_proj.weight"]]).transpose(
+            0, 1
+        )  # [H, (heads + 2 kv heads) * dim]
         wqkv_bias = torch.cat([q_bias, k_bias, state_dict["v_proj.bias"]])
         self.wqkv = weight_tensor(wqkv, mesh_device)
         self.wqkv_bias = weight_tensor(wqkv_bias.unsqueeze(0), mesh_device)
@@ -67,17 +69,26 @@ class Attention:
         )
         ttnn.deallocate(xqkv)
         cos, sin = rope.decode(position, users)
-        q = ttnn.experimental.rotary_embedding_llama(q, cos, sin, rope.transformation_mat, is_decode_mode=True)
-        k = ttnn.experimental.rotary_embedding_llama(k, cos, sin, rope.transformation_mat, is_decode_mode=True)
+        q = ttnn.experimental.rotary_embedding_llama(
+            q, cos, sin, rope.transformation_mat, is_decode_mode=True
+        )
+        k = ttnn.experimental.rotary_embedding_llama(
+            k, cos, sin, rope.transformation_mat, is_decode_mode=True
+        )
         positions = self._positions(position, users)
         ttnn.experimental.paged_update_cache(self.k_cache, k, update_idxs_tensor=positions)
         ttnn.experimental.paged_update_cache(self.v_cache, v, update_idxs_tensor=positions)
         ttnn.deallocate(k)
         ttnn.deallocate(v)
         attention = ttnn.transformer.scaled_dot_product_attention_decode(
-            q, self.k_cache, self.v_cache, cur_pos_tensor=positions, attention_sink=self.decode_sinks,
-            scale=self.args.scaling, memory_config=memory_config,
-        )  # fmt: skip
+            q,
+            self.k_cache,
+            self.v_cache,
+            cur_pos_tensor=positions,
+            attention_sink=self.decode_sinks,
+            scale=self.args.scaling,
+            memory_config=memory_config,
+        )
         ttnn.deallocate(q)
         heads = ttnn.experimental.nlp_concat_heads_decode(attention, num_heads=self.num_heads)
         ttnn.deallocate(attention)
@@ -91,13 +102,20 @@ class Attention:
         seq_len = hidden_states.shape[-2]
         xqkv = ttnn.linear(hidden_states, self.wqkv, bias=self.wqkv_bias, memory_config=memory_config)
         q, k, v = ttnn.experimental.nlp_create_qkv_heads(
-            xqkv, num_heads=self.num_heads, num_kv_heads=self.num_kv_heads, transpose_k_heads=False,
+            xqkv,
+            num_heads=self.num_heads,
+            num_kv_heads=self.num_kv_heads,
+            transpose_k_heads=False,
             memory_config=memory_config,
-        )  # fmt: skip
+        )
         ttnn.deallocate(xqkv)
         cos, sin = rope.prefill(seq_len)
-        q = ttnn.experimental.rotary_embedding_llama(q, cos, sin, rope.transformation_mat, is_decode_mode=False)
-        k = ttnn.experimental.rotary_embedding_llama(k, cos, sin, rope.transformation_mat, is_decode_mode=False)
+        q = ttnn.experimental.rotary_embedding_llama(
+            q, cos, sin, rope.transformation_mat, is_decode_mode=False
+        )
+        k = ttnn.experimental.rotary_embedding_llama(
+            k, cos, sin, rope.transformation_mat, is_decode_mode=False
+        )
         ttnn.fill_cache(self.k_cache, k, batch_idx=user_id)
         ttnn.fill_cache(self.v_cache, v, batch_idx=user_id)
         attention = ttnn.transformer.scaled_dot_product_attention(
@@ -113,5 +131,9 @@ class Attention:
 
     def _positions(self, position: int, users: int):
         """cur_pos / update_idxs: every user's current position, int32 [users]."""
-        return ttnn.from_torch(torch.full((users,), position, dtype=torch.int32), dtype=ttnn.int32,
-                               device=self.mesh_device, mesh_mapper=ttnn.ReplicateTensorToMesh(self.mesh_device))  # fmt: skip
+        return ttnn.from_torch(
+            torch.full((users,), position, dtype=torch.int32),
+            dtype=ttnn.int32,
+            device=self.mesh_device,
+            mesh_mapper=ttnn.ReplicateTensorToMesh(self.mesh_device),
+        )

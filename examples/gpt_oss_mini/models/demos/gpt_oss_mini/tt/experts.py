@@ -37,7 +37,12 @@ def load_expert_weights(mesh_device, state_dict) -> ExpertWeights:
     gate_up, gate_up_bias = state_dict["gate_up_proj"], state_dict["gate_up_proj_bias"]
 
     def experts_over_devices(tensor, dtype):  # expert e lands on device e (row-major device order)
-        return weight_tensor(tensor.unsqueeze(0), mesh_device, dtype=dtype, mesh_mapper=ttnn.ShardTensorToMesh(mesh_device, dim=1))
+        return weight_tensor(
+            tensor.unsqueeze(0),
+            mesh_device,
+            dtype=dtype,
+            mesh_mapper=ttnn.ShardTensorToMesh(mesh_device, dim=1),
+        )
 
     return ExpertWeights(
         w1=experts_over_devices(gate_up[..., ::2], ttnn.bfloat8_b),
@@ -70,11 +75,25 @@ def expert_mlp_forward(experts_input, sparsity, weights: ExpertWeights, args, me
     tokens = experts_input.shape[-2]
     block = args.sparsity_block_size
     blocks = ttnn.reshape(experts_input, (1, tokens // block, block, args.hidden_size))
-    gate = ttnn.sparse_matmul(blocks, weights.w1, sparsity=sparsity, memory_config=memory_config,
-                              is_input_a_sparse=False, is_input_b_sparse=True, output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]))  # fmt: skip
+    gate = ttnn.sparse_matmul(
+        blocks,
+        weights.w1,
+        sparsity=sparsity,
+        memory_config=memory_config,
+        is_input_a_sparse=False,
+        is_input_b_sparse=True,
+        output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]),
+    )
     gate = ttnn.add(gate, weights.w1_bias, output_tensor=gate)
-    up = ttnn.sparse_matmul(blocks, weights.w3, sparsity=sparsity, memory_config=memory_config,
-                            is_input_a_sparse=False, is_input_b_sparse=True, output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]))  # fmt: skip
+    up = ttnn.sparse_matmul(
+        blocks,
+        weights.w3,
+        sparsity=sparsity,
+        memory_config=memory_config,
+        is_input_a_sparse=False,
+        is_input_b_sparse=True,
+        output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]),
+    )
     up = ttnn.add(up, weights.w3_bias, output_tensor=up)
     gate = ttnn.clamp(gate, min=None, max=args.swiglu_limit)
     up = ttnn.clamp(up, min=-args.swiglu_limit, max=args.swiglu_limit)
@@ -85,8 +104,15 @@ def expert_mlp_forward(experts_input, sparsity, weights: ExpertWeights, args, me
     activated = ttnn.mul(up, glu, memory_config=memory_config)
     ttnn.deallocate(glu)
     activated = ttnn.squeeze(ttnn.squeeze(activated, 0), 1)  # [blocks, E_local, block, I]
-    down = ttnn.sparse_matmul(activated, weights.w2, sparsity=sparsity, memory_config=memory_config,
-                              is_input_a_sparse=True, is_input_b_sparse=False, output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]))  # fmt: skip
+    down = ttnn.sparse_matmul(
+        activated,
+        weights.w2,
+        sparsity=sparsity,
+        memory_config=memory_config,
+        is_input_a_sparse=True,
+        is_input_b_sparse=False,
+        output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]),
+    )
     ttnn.deallocate(activated)
     down = ttnn.add(down, weights.w2_bias, output_tensor=down)
     expert_output = ttnn.permute(down, (1, 0, 2, 3))  # [E_local, blocks, block, H]
@@ -105,25 +131,45 @@ def decode_forward(hidden_states, topk_indices, topk_weights, weights, args, exp
     k = args.experts_per_token
     indices_rm = ttnn.to_layout(ttnn.reshape(topk_indices, (1, 1, tokens, k)), ttnn.ROW_MAJOR_LAYOUT)
     dispatch_output, dispatch_metadata = ttnn.all_to_all_dispatch(
-        hidden_rm, indices_rm, expert_mapping, cluster_axis=args.dispatch_axis, memory_config=memory_config,
-        num_links=1, topology=ttnn.Topology.Linear, output_concat_dim=2,
-    )  # fmt: skip
+        hidden_rm,
+        indices_rm,
+        expert_mapping,
+        cluster_axis=args.dispatch_axis,
+        memory_config=memory_config,
+        num_links=1,
+        topology=ttnn.Topology.Linear,
+        output_concat_dim=2,
+    )
     ttnn.deallocate(hidden_rm)
     ttnn.deallocate(indices_rm)
-    remap_mask = ttnn.reshape(ttnn.repeat(remap_topk_mask, ttnn.Shape((1, 1, tokens, 1))), (1, 1, total_tokens, args.num_experts))
-    _, sparsity = ttnn.moe_expert_token_remap(remap_mask, expert_mapping, dispatch_metadata, reduction_size=args.sparsity_block_size)
+    remap_mask = ttnn.reshape(
+        ttnn.repeat(remap_topk_mask, ttnn.Shape((1, 1, tokens, 1))), (1, 1, total_tokens, args.num_experts)
+    )
+    _, sparsity = ttnn.moe_expert_token_remap(
+        remap_mask, expert_mapping, dispatch_metadata, reduction_size=args.sparsity_block_size
+    )
     ttnn.deallocate(remap_mask)
-    experts_input = ttnn.to_layout(ttnn.reshape(dispatch_output, (1, 1, total_tokens, args.hidden_size)), ttnn.TILE_LAYOUT)
+    experts_input = ttnn.to_layout(
+        ttnn.reshape(dispatch_output, (1, 1, total_tokens, args.hidden_size)), ttnn.TILE_LAYOUT
+    )
     ttnn.deallocate(dispatch_output)
     expert_output = expert_mlp_forward(experts_input, sparsity, weights, args, memory_config)
     ttnn.deallocate(experts_input)
     combine_output = ttnn.all_to_all_combine(
-        expert_output, dispatch_metadata, expert_mapping, cluster_axis=args.dispatch_axis, memory_config=memory_config,
-        num_links=1, topology=ttnn.Topology.Linear, output_shard_dim=2,
-    )  # fmt: skip
+        expert_output,
+        dispatch_metadata,
+        expert_mapping,
+        cluster_axis=args.dispatch_axis,
+        memory_config=memory_config,
+        num_links=1,
+        topology=ttnn.Topology.Linear,
+        output_shard_dim=2,
+    )
     ttnn.deallocate(expert_output)
     ttnn.deallocate(dispatch_metadata)
-    post_combine = ttnn.to_layout(combine_output, ttnn.TILE_LAYOUT)  # [k, 1, T, H]: output of each chosen expert
+    post_combine = ttnn.to_layout(
+        combine_output, ttnn.TILE_LAYOUT
+    )  # [k, 1, T, H]: output of each chosen expert
     ttnn.deallocate(combine_output)
     routing = ttnn.to_layout(ttnn.reshape(topk_weights, (-1, 1, 1, k)), ttnn.ROW_MAJOR_LAYOUT)
     routing = ttnn.permute(ttnn.repeat(routing, ttnn.Shape((1, 1, args.hidden_size, 1))), (3, 1, 0, 2))
@@ -133,8 +179,13 @@ def decode_forward(hidden_states, topk_indices, topk_weights, weights, args, exp
     ttnn.deallocate(routing)
     mixed = ttnn.sum(weighted, dim=0, keepdim=True)  # this column's experts' share of each token
     ttnn.deallocate(weighted)
-    output = ttnn.all_reduce(mixed, cluster_axis=args.reduce_axis, num_links=1, topology=ttnn.Topology.Linear,
-                             memory_config=memory_config)  # fmt: skip
+    output = ttnn.all_reduce(
+        mixed,
+        cluster_axis=args.reduce_axis,
+        num_links=1,
+        topology=ttnn.Topology.Linear,
+        memory_config=memory_config,
+    )
     ttnn.deallocate(mixed)
     return output
 
@@ -148,19 +199,26 @@ def prefill_forward(hidden_states, topk_indices, topk_weights, weights, args, ex
     weights_rm = ttnn.to_layout(ttnn.reshape(topk_weights, (1, 1, tokens, k)), ttnn.ROW_MAJOR_LAYOUT)
     zeros = ttnn.slice(routing_zeros, (0, 0, 0, 0), (1, 1, tokens, args.num_experts))
     dense_routing = ttnn.scatter(zeros, 3, indices_rm, weights_rm)  # [1, 1, S, E], 0 for unchosen experts
-    local_routing, sparsity = ttnn.moe_expert_token_remap(dense_routing, expert_mapping, indices_rm,
-                                                          reduction_size=args.sparsity_block_size)  # fmt: skip
+    local_routing, sparsity = ttnn.moe_expert_token_remap(
+        dense_routing, expert_mapping, indices_rm, reduction_size=args.sparsity_block_size
+    )
     ttnn.deallocate(dense_routing)
     expert_output = expert_mlp_forward(hidden_states, sparsity, weights, args, memory_config)
     expert_output = ttnn.to_layout(expert_output, ttnn.TILE_LAYOUT)  # [E_local, 1, S, H]
-    local_routing = ttnn.to_layout(ttnn.permute(local_routing, (3, 1, 2, 0)), ttnn.TILE_LAYOUT)  # [E_local, 1, S, 1]
+    local_routing = ttnn.to_layout(
+        ttnn.permute(local_routing, (3, 1, 2, 0)), ttnn.TILE_LAYOUT
+    )  # [E_local, 1, S, 1]
     weighted = ttnn.mul(expert_output, local_routing, memory_config=memory_config)
     ttnn.deallocate(expert_output)
     partial = ttnn.sum(weighted, dim=0, keepdim=True)
     ttnn.deallocate(weighted)
-    column_sum = ttnn.all_reduce(partial, cluster_axis=args.reduce_axis, num_links=1, topology=ttnn.Topology.Linear)
+    column_sum = ttnn.all_reduce(
+        partial, cluster_axis=args.reduce_axis, num_links=1, topology=ttnn.Topology.Linear
+    )
     ttnn.deallocate(partial)
-    mesh_sum = ttnn.all_reduce(column_sum, cluster_axis=args.dispatch_axis, num_links=1, topology=ttnn.Topology.Linear)
+    mesh_sum = ttnn.all_reduce(
+        column_sum, cluster_axis=args.dispatch_axis, num_links=1, topology=ttnn.Topology.Linear
+    )
     ttnn.deallocate(column_sum)
     return mesh_sum
 
@@ -179,7 +237,21 @@ class Experts:
 
     def __call__(self, hidden_states, topk_indices, topk_weights, mode: str):
         if mode == "decode":
-            return decode_forward(hidden_states, topk_indices, topk_weights, self.weights, self.args,
-                                  self.expert_mapping, self.remap_topk_mask)  # fmt: skip
-        return prefill_forward(hidden_states, topk_indices, topk_weights, self.weights, self.args,
-                               self.expert_mapping, self.routing_zeros)  # fmt: skip
+            return decode_forward(
+                hidden_states,
+                topk_indices,
+                topk_weights,
+                self.weights,
+                self.args,
+                self.expert_mapping,
+                self.remap_topk_mask,
+            )
+        return prefill_forward(
+            hidden_states,
+            topk_indices,
+            topk_weights,
+            self.weights,
+            self.args,
+            self.expert_mapping,
+            self.routing_zeros,
+        )

@@ -41,12 +41,23 @@ class RotarySetup:
 
     def prefill(self, seq_len: int):
         """(cos, sin) [1, 1, S, head_dim] for positions 0..S-1."""
-        return tuple(self._device(table[:seq_len].reshape(1, 1, seq_len, -1)) for table in (self.cos_table, self.sin_table))
+        return tuple(
+            self._device(table[:seq_len].reshape(1, 1, seq_len, -1))
+            for table in (self.cos_table, self.sin_table)
+        )
 
     def decode(self, position: int, users: int):
         """(cos, sin) [1, users, 1, head_dim]: every user at ``position``."""
-        return tuple(self._device(table[position].expand(1, users, 1, -1).contiguous()) for table in (self.cos_table, self.sin_table))
+        return tuple(
+            self._device(table[position].expand(1, users, 1, -1).contiguous())
+            for table in (self.cos_table, self.sin_table)
+        )
 
     def _device(self, tensor):
-        return ttnn.from_torch(tensor, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=self.mesh_device,
-                               mesh_mapper=replicated(self.mesh_device))  # fmt: skip
+        return ttnn.from_torch(
+            tensor,
+            dtype=ttnn.bfloat16,
+            layout=ttnn.TILE_LAYOUT,
+            device=self.mesh_device,
+            mesh_mapper=replicated(self.mesh_device),
+        )

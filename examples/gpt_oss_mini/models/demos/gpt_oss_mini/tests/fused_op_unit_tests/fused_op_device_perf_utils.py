@@ -125,8 +125,12 @@ def ops_perf_stats(filename, warmup_iters: int = 0, use_signposts: bool = False)
 def collect_device_perf(command: str, subdir: str, warmup_iters: int = 0, use_signposts: bool = False):
     """Profile ``command`` and reduce the report it wrote (see ``ops_perf_stats``)."""
     started = time.time()
-    run_device_profiler(command, subdir, device_analysis_types=DEVICE_ANALYSIS_TYPES,
-                        op_support_count=DEVICE_PERF_OP_SUPPORT_COUNT)  # fmt: skip
+    run_device_profiler(
+        command,
+        subdir,
+        device_analysis_types=DEVICE_ANALYSIS_TYPES,
+        op_support_count=DEVICE_PERF_OP_SUPPORT_COUNT,
+    )
     filename = get_latest_ops_log_filename(subdir)
     # The latest report folder may be an older run's if this one wrote none: never measure that.
     assert os.path.getmtime(filename) >= started - 1, f"The profiler run wrote no new ops report ({filename})"
@@ -134,9 +138,18 @@ def collect_device_perf(command: str, subdir: str, warmup_iters: int = 0, use_si
     return ops_perf_stats(filename, warmup_iters, use_signposts)
 
 
-def run_single_op_device_perf(op_name, test_path, test_function, env_var, mode, seq_len, batch_size,
-                              subdir="gpt_oss_mini_fused_ops_device_perf", use_trace=True,
-                              iterations=DEVICE_PERF_ITERS) -> DevicePerfResult:  # fmt: skip
+def run_single_op_device_perf(
+    op_name,
+    test_path,
+    test_function,
+    env_var,
+    mode,
+    seq_len,
+    batch_size,
+    subdir="gpt_oss_mini_fused_ops_device_perf",
+    use_trace=True,
+    iterations=DEVICE_PERF_ITERS,
+) -> DevicePerfResult:
     """Profile ``test_function``'s case for (mode, seq_len) with ``env_var`` set; log the figures (per iteration =
     over the ``iterations`` the test runs between its signposts)."""
     step_name = f"{op_name}_device_perf_{mode}_seq{seq_len}"
@@ -151,8 +164,17 @@ def run_single_op_device_perf(op_name, test_path, test_function, env_var, mode, 
         os.environ.pop(env_var, None)
     assert op_stats, f"No device perf stats captured for {op_name}."
     kernel_us, op_to_op_us = kernel_ns / 1000.0, op_to_op_ns / 1000.0
-    result = DevicePerfResult(op_name, step_name, kernel_us, op_to_op_us, kernel_us / iterations,
-                              op_to_op_us / iterations, op_stats, batch_size, seq_len)  # fmt: skip
+    result = DevicePerfResult(
+        op_name,
+        step_name,
+        kernel_us,
+        op_to_op_us,
+        kernel_us / iterations,
+        op_to_op_us / iterations,
+        op_stats,
+        batch_size,
+        seq_len,
+    )
     log_device_perf(result, iterations)
     return result
 
@@ -160,10 +182,14 @@ def run_single_op_device_perf(op_name, test_path, test_function, env_var, mode, 
 def log_device_perf(result: DevicePerfResult, iterations: int = DEVICE_PERF_ITERS) -> None:
     """Per iteration = the window's total over its iterations = the sum over ops of each op's time per iteration."""
     logger.info(f"Device perf per-op averages (ns): {json.dumps(result.op_stats, indent=2)}")
-    logger.info(f"Device perf totals ({iterations} iterations): kernel={result.total_kernel_us:.3f} us, "
-                f"op_to_op={result.total_op_to_op_us:.3f} us")  # fmt: skip
-    logger.info(f"Device perf per-iteration averages: kernel={result.avg_kernel_us:.3f} us, "
-                f"op_to_op={result.avg_op_to_op_us:.3f} us")  # fmt: skip
+    logger.info(
+        f"Device perf totals ({iterations} iterations): kernel={result.total_kernel_us:.3f} us, "
+        f"op_to_op={result.total_op_to_op_us:.3f} us"
+    )
+    logger.info(
+        f"Device perf per-iteration averages: kernel={result.avg_kernel_us:.3f} us, "
+        f"op_to_op={result.avg_op_to_op_us:.3f} us"
+    )
 
 
 def check_device_perf(
@@ -178,17 +204,22 @@ def check_device_perf(
     if target is None:
         logger.warning("No device perf targets configured; skipping perf assertions.")
         return
-    for label, measured, limit in (("Kernel", result.avg_kernel_us, target["kernel"]),
-                                   ("Op-to-op", result.avg_op_to_op_us, target["op_to_op"])):  # fmt: skip
+    for label, measured, limit in (
+        ("Kernel", result.avg_kernel_us, target["kernel"]),
+        ("Op-to-op", result.avg_op_to_op_us, target["op_to_op"]),
+    ):
         assert measured <= limit * (1 + margin), (
             f"{label} perf regression: {measured:.3f}us exceeds {limit:.3f}us (+{margin * 100:.0f}%)"
         )
 
 
-def add_result_to_benchmark(benchmark_data: BenchmarkData, perf_profiler: BenchmarkProfiler,
-                            result: DevicePerfResult) -> None:  # fmt: skip
-    for name, value in (("total_kernel_duration_us", result.total_kernel_us),
-                        ("total_op_to_op_latency_us", result.total_op_to_op_us),
-                        ("avg_kernel_duration_us", result.avg_kernel_us),
-                        ("avg_op_to_op_latency_us", result.avg_op_to_op_us)):  # fmt: skip
+def add_result_to_benchmark(
+    benchmark_data: BenchmarkData, perf_profiler: BenchmarkProfiler, result: DevicePerfResult
+) -> None:
+    for name, value in (
+        ("total_kernel_duration_us", result.total_kernel_us),
+        ("total_op_to_op_latency_us", result.total_op_to_op_us),
+        ("avg_kernel_duration_us", result.avg_kernel_us),
+        ("avg_op_to_op_latency_us", result.avg_op_to_op_us),
+    ):
         benchmark_data.add_measurement(perf_profiler, 0, result.step_name, name, value)

@@ -29,8 +29,15 @@ DEVICE_PARAMS = {"fabric_config": ttnn.FabricConfig.FABRIC_1D_RING, TRACE_MODEL_
 MESH_ID = "mesh_2x4"
 
 
-def fused_op_matrix(mesh_shape=MESH_SHAPE, mesh_id=MESH_ID, device_params=DEVICE_PARAMS, real_weights=(False, True),
-                    program_cache=(True, False), trace=(False, True), trace_region_size=None):  # fmt: skip
+def fused_op_matrix(
+    mesh_shape=MESH_SHAPE,
+    mesh_id=MESH_ID,
+    device_params=DEVICE_PARAMS,
+    real_weights=(False, True),
+    program_cache=(True, False),
+    trace=(False, True),
+    trace_region_size=None,
+):
     """The decorators under the ``mode, seq_len, ...`` rows of a fused-op test, nearest the function first, so ids
     read ``[device_params0-<mesh_id>-<eager|trace>-<program_cache|no_program_cache>-<random|real>_weights-<row>]``.
     ``trace_region_size`` (bytes) replaces the model's entry in models/model_trace_region_sizes.yaml, for a test
@@ -38,14 +45,20 @@ def fused_op_matrix(mesh_shape=MESH_SHAPE, mesh_id=MESH_ID, device_params=DEVICE
     if trace_region_size is not None:
         device_params = {**device_params, "trace_region_size": trace_region_size}
     stack = [
-        pytest.mark.parametrize("use_real_weights", list(real_weights),
-                                ids=["real_weights" if w else "random_weights" for w in real_weights]),
-        pytest.mark.parametrize("program_cache_enabled", list(program_cache),
-                                ids=["program_cache" if c else "no_program_cache" for c in program_cache]),
+        pytest.mark.parametrize(
+            "use_real_weights",
+            list(real_weights),
+            ids=["real_weights" if w else "random_weights" for w in real_weights],
+        ),
+        pytest.mark.parametrize(
+            "program_cache_enabled",
+            list(program_cache),
+            ids=["program_cache" if c else "no_program_cache" for c in program_cache],
+        ),
         pytest.mark.parametrize("trace_mode", list(trace), ids=["trace" if t else "eager" for t in trace]),
         pytest.mark.parametrize("mesh_device", [mesh_shape], ids=[mesh_id], indirect=True),
         pytest.mark.parametrize("device_params", [device_params], indirect=True),
-    ]  # fmt: skip
+    ]
 
     def decorate(function):
         for decorator in reversed(stack):
@@ -166,14 +179,24 @@ class FusedOpTest:
         self.warmup_iters, self.measure_iters = warmup_iters, measure_iters
         self.device_perf_iters = device_perf_iters
 
-    def case(self, mesh_device, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
-             program_cache_enabled, trace_mode) -> FusedOpCase:  # fmt: skip
+    def case(
+        self,
+        mesh_device,
+        mode,
+        seq_len,
+        expected_pcc,
+        expected_perf_us,
+        use_real_weights,
+        program_cache_enabled,
+        trace_mode,
+    ) -> FusedOpCase:
         """The case; first, as tt-metal's tests do, a no_program_cache case disables and clears the cache of the
         mesh the ops will run on (it is on by default)."""
         if not program_cache_enabled:
             mesh_device.disable_and_clear_program_cache()
-        return FusedOpCase(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
-                           program_cache_enabled, trace_mode)  # fmt: skip
+        return FusedOpCase(
+            mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode
+        )
 
     def measure(
         self, mesh_device, op_fn, case: FusedOpCase, batch_size: int, single_device: bool = False
@@ -184,14 +207,18 @@ class FusedOpTest:
                 mesh_device, op_fn, self.warmup_iters, case.trace_mode, self.device_perf_iters
             )
             return
-        if not (case.trace_mode and not case.program_cache_enabled):  # trace without the program cache times nothing
+        if not (
+            case.trace_mode and not case.program_cache_enabled
+        ):  # trace without the program cache times nothing
             self.e2e_perf(mesh_device, op_fn, case, batch_size, single_device)
 
     def e2e_perf(self, mesh_device, op_fn, case: FusedOpCase, batch_size: int, single_device: bool) -> None:
         """Measure, log ``Perf avg: ...``, record the step in BenchmarkData, check the target (eager, cached only)."""
         infix = "_single_device" if single_device else ""
-        step_name = (f"{self.op}_{case.mode}_seq{case.seq_len}{infix}_{'trace' if case.trace_mode else 'no_trace'}"
-                     f"_{'pcache' if case.program_cache_enabled else 'no_pcache'}")  # fmt: skip
+        step_name = (
+            f"{self.op}_{case.mode}_seq{case.seq_len}{infix}_{'trace' if case.trace_mode else 'no_trace'}"
+            f"_{'pcache' if case.program_cache_enabled else 'no_pcache'}"
+        )
         perf_profiler = BenchmarkProfiler()
         perf_profiler.start("run")
         perf_profiler.start(step_name)
@@ -202,11 +229,22 @@ class FusedOpTest:
         perf_profiler.end("run")
         target_applies = case.expected_perf_us > 0 and not case.trace_mode and case.program_cache_enabled
         benchmark_data = BenchmarkData()
-        benchmark_data.add_measurement(perf_profiler, 0, step_name, f"{step_name}-avg_us", perf_us,
-                                       step_warm_up_num_iterations=self.warmup_iters,
-                                       target=case.expected_perf_us if target_applies else None)  # fmt: skip
-        benchmark_data.save_partial_run_json(perf_profiler, run_type=FUSED_OP_RUN_TYPE + infix, ml_model_name=MODEL_NAME,
-                                             batch_size=batch_size, input_sequence_length=case.seq_len)  # fmt: skip
+        benchmark_data.add_measurement(
+            perf_profiler,
+            0,
+            step_name,
+            f"{step_name}-avg_us",
+            perf_us,
+            step_warm_up_num_iterations=self.warmup_iters,
+            target=case.expected_perf_us if target_applies else None,
+        )
+        benchmark_data.save_partial_run_json(
+            perf_profiler,
+            run_type=FUSED_OP_RUN_TYPE + infix,
+            ml_model_name=MODEL_NAME,
+            batch_size=batch_size,
+            input_sequence_length=case.seq_len,
+        )
         if target_applies:
             assert perf_us <= case.expected_perf_us * (1 + E2E_PERF_MARGIN), (
                 f"Perf regression: {perf_us:.3f}us exceeds expected {case.expected_perf_us:.3f}us"
@@ -224,14 +262,26 @@ class FusedOpTest:
         perf_profiler.start("run")
         perf_profiler.start(step_name)
         result = run_single_op_device_perf(
-            f"{self.op}{infix}", os.path.relpath(self.test_file), f"test_{self.op}{infix}", self.env_var, mode,
-            seq_len, batch_size, subdir=run_type, iterations=self.device_perf_iters,
-        )  # fmt: skip
+            f"{self.op}{infix}",
+            os.path.relpath(self.test_file),
+            f"test_{self.op}{infix}",
+            self.env_var,
+            mode,
+            seq_len,
+            batch_size,
+            subdir=run_type,
+            iterations=self.device_perf_iters,
+        )
         perf_profiler.end(step_name)
         perf_profiler.end("run")
         check_device_perf(result, mode, targets)
         benchmark_data = BenchmarkData()
         add_result_to_benchmark(benchmark_data, perf_profiler, result)
-        benchmark_data.save_partial_run_json(perf_profiler, run_type=run_type, ml_model_name=MODEL_NAME,
-                                             batch_size=batch_size, input_sequence_length=seq_len)  # fmt: skip
+        benchmark_data.save_partial_run_json(
+            perf_profiler,
+            run_type=run_type,
+            ml_model_name=MODEL_NAME,
+            batch_size=batch_size,
+            input_sequence_length=seq_len,
+        )
         return result

@@ -40,8 +40,17 @@ CCL_SKIP_REASON = (
 OP = FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS, DEVICE_PERF_ITERS)
 
 
-def gpt_oss_mini_experts_reference(hidden_states, topk_indices, topk_weights, gate_up_proj, gate_up_proj_bias,
-                                   down_proj, down_proj_bias, alpha, limit):  # fmt: skip
+def gpt_oss_mini_experts_reference(
+    hidden_states,
+    topk_indices,
+    topk_weights,
+    gate_up_proj,
+    gate_up_proj_bias,
+    down_proj,
+    down_proj_bias,
+    alpha,
+    limit,
+):
     """GptOssExperts.forward: sum_k weight[t, k] * expert_{index[t, k]}(x[t]) for tokens [T, H], routing [T, k]."""
     gate_up = torch.einsum("th,ehi->eti", hidden_states, gate_up_proj) + gate_up_proj_bias[:, None, :]
     gate = gate_up[..., ::2].clamp(max=limit)
@@ -52,7 +61,9 @@ def gpt_oss_mini_experts_reference(hidden_states, topk_indices, topk_weights, ga
     return (chosen * topk_weights[..., None]).sum(dim=1)
 
 
-def gpt_oss_mini_experts_ttnn(hidden_states, topk_indices, topk_weights, weights, args, expert_mapping, remap_topk_mask):
+def gpt_oss_mini_experts_ttnn(
+    hidden_states, topk_indices, topk_weights, weights, args, expert_mapping, remap_topk_mask
+):
     """The ops of decode_forward: this mesh row's users [1, 1, T, H], routing [T, k] -> MoE output [1, 1, T, H]."""
     memory_config = ttnn.L1_MEMORY_CONFIG
     hidden_rm = ttnn.to_layout(hidden_states, ttnn.ROW_MAJOR_LAYOUT)
@@ -61,22 +72,40 @@ def gpt_oss_mini_experts_ttnn(hidden_states, topk_indices, topk_weights, weights
     k = args.experts_per_token
     indices_rm = ttnn.to_layout(ttnn.reshape(topk_indices, (1, 1, tokens, k)), ttnn.ROW_MAJOR_LAYOUT)
     dispatch_output, dispatch_metadata = ttnn.all_to_all_dispatch(
-        hidden_rm, indices_rm, expert_mapping, cluster_axis=args.dispatch_axis, memory_config=memory_config,
-        num_links=1, topology=ttnn.Topology.Linear, output_concat_dim=2,
-    )  # fmt: skip
+        hidden_rm,
+        indices_rm,
+        expert_mapping,
+        cluster_axis=args.dispatch_axis,
+        memory_config=memory_config,
+        num_links=1,
+        topology=ttnn.Topology.Linear,
+        output_concat_dim=2,
+    )
     ttnn.deallocate(hidden_rm)
     ttnn.deallocate(indices_rm)
-    remap_mask = ttnn.reshape(ttnn.repeat(remap_topk_mask, ttnn.Shape((1, 1, tokens, 1))), (1, 1, total_tokens, args.num_experts))
-    _, sparsity = ttnn.moe_expert_token_remap(remap_mask, expert_mapping, dispatch_metadata, reduction_size=args.sparsity_block_size)
+    remap_mask = ttnn.reshape(
+        ttnn.repeat(remap_topk_mask, ttnn.Shape((1, 1, tokens, 1))), (1, 1, total_tokens, args.num_experts)
+    )
+    _, sparsity = ttnn.moe_expert_token_remap(
+        remap_mask, expert_mapping, dispatch_metadata, reduction_size=args.sparsity_block_size
+    )
     ttnn.deallocate(remap_mask)
-    experts_input = ttnn.to_layout(ttnn.reshape(dispatch_output, (1, 1, total_tokens, args.hidden_size)), ttnn.TILE_LAYOUT)
+    experts_input = ttnn.to_layout(
+        ttnn.reshape(dispatch_output, (1, 1, total_tokens, args.hidden_size)), ttnn.TILE_LAYOUT
+    )
     ttnn.deallocate(dispatch_output)
     expert_output = expert_mlp_forward(experts_input, sparsity, weights, args, memory_config)
     ttnn.deallocate(experts_input)
     combine_output = ttnn.all_to_all_combine(
-        expert_output, dispatch_metadata, expert_mapping, cluster_axis=args.dispatch_axis, memory_config=memory_config,
-        num_links=1, topology=ttnn.Topology.Linear, output_shard_dim=2,
-    )  # fmt: skip
+        expert_output,
+        dispatch_metadata,
+        expert_mapping,
+        cluster_axis=args.dispatch_axis,
+        memory_config=memory_config,
+        num_links=1,
+        topology=ttnn.Topology.Linear,
+        output_shard_dim=2,
+    )
     ttnn.deallocate(expert_output)
     ttnn.deallocate(dispatch_metadata)
     post_combine = ttnn.to_layout(combine_output, ttnn.TILE_LAYOUT)
@@ -89,8 +118,13 @@ def gpt_oss_mini_experts_ttnn(hidden_states, topk_indices, topk_weights, weights
     ttnn.deallocate(routing)
     mixed = ttnn.sum(weighted, dim=0, keepdim=True)  # this column's experts' share of each token
     ttnn.deallocate(weighted)
-    output = ttnn.all_reduce(mixed, cluster_axis=args.reduce_axis, num_links=1, topology=ttnn.Topology.Linear,
-                             memory_config=memory_config)  # fmt: skip
+    output = ttnn.all_reduce(
+        mixed,
+        cluster_axis=args.reduce_axis,
+        num_links=1,
+        topology=ttnn.Topology.Linear,
+        memory_config=memory_config,
+    )
     ttnn.deallocate(mixed)
     return output
 
@@ -103,9 +137,16 @@ def _run_experts_test(mesh_device, case: FusedOpCase):
     topk_indices, topk_weights = reference.router(layer, hidden_states)
     state = substate(setup["state_dict"], "mlp.experts")
     ref_output = gpt_oss_mini_experts_reference(
-        hidden_states, topk_indices, topk_weights, state["gate_up_proj"], state["gate_up_proj_bias"],
-        state["down_proj"], state["down_proj_bias"], config.swiglu_alpha, config.swiglu_limit,
-    )  # fmt: skip
+        hidden_states,
+        topk_indices,
+        topk_weights,
+        state["gate_up_proj"],
+        state["gate_up_proj_bias"],
+        state["down_proj"],
+        state["down_proj_bias"],
+        config.swiglu_alpha,
+        config.swiglu_limit,
+    )
 
     # Inputs and parameters exactly as the module's experts receive them (router outputs are [T, k]).
     experts = Experts(mesh_device, config, state, args)
@@ -115,8 +156,15 @@ def _run_experts_test(mesh_device, case: FusedOpCase):
     tt_weights = ttnn.reshape(to_mesh(topk_weights, mesh_device, case.mode), (-1, k))
 
     def op_fn():
-        return gpt_oss_mini_experts_ttnn(tt_hidden, tt_indices, tt_weights, experts.weights, args, experts.expert_mapping,
-                                         experts.remap_topk_mask)  # fmt: skip
+        return gpt_oss_mini_experts_ttnn(
+            tt_hidden,
+            tt_indices,
+            tt_weights,
+            experts.weights,
+            args,
+            experts.expert_mapping,
+            experts.remap_topk_mask,
+        )
 
     tt_output = op_fn()
     tt_output_torch = from_mesh(tt_output, mesh_device, case.mode).reshape(DECODE_BATCH, -1)
@@ -138,16 +186,43 @@ DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"k
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", EXPERTS_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_experts(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode, mesh_device):
+def test_gpt_oss_mini_experts(
+    mode,
+    seq_len,
+    expected_pcc,
+    expected_perf_us,
+    use_real_weights,
+    program_cache_enabled,
+    trace_mode,
+    mesh_device,
+):
     assert mode == "decode", "This is a decode-only fused op"
-    case = OP.case(mesh_device, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode)
+    case = OP.case(
+        mesh_device,
+        mode,
+        seq_len,
+        expected_pcc,
+        expected_perf_us,
+        use_real_weights,
+        program_cache_enabled,
+        trace_mode,
+    )
     pcc = _run_experts_test(mesh_device, case)
     logger.info(f"Test passed with PCC: {pcc}")
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", EXPERTS_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_experts_single_device(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode, mesh_device):
+def test_gpt_oss_mini_experts_single_device(
+    mode,
+    seq_len,
+    expected_pcc,
+    expected_perf_us,
+    use_real_weights,
+    program_cache_enabled,
+    trace_mode,
+    mesh_device,
+):
     pytest.skip(CCL_SKIP_REASON)
 
 

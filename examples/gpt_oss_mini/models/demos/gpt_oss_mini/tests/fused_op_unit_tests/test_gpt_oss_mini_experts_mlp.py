@@ -35,7 +35,9 @@ DEVICE_PERF_ITERS = 10
 OP = FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS, DEVICE_PERF_ITERS)
 
 
-def gpt_oss_mini_experts_mlp_reference(tokens, gate_up_proj, gate_up_proj_bias, down_proj, down_proj_bias, alpha, limit):
+def gpt_oss_mini_experts_mlp_reference(
+    tokens, gate_up_proj, gate_up_proj_bias, down_proj, down_proj_bias, alpha, limit
+):
     """GptOssExperts' per-expert MLP for every expert given and every token: [T, H] -> [E, T, H].
 
     gate_up_proj [E, H, 2I] holds gate (even columns) and up (odd columns) interleaved, as HF stores it."""
@@ -51,11 +53,25 @@ def gpt_oss_mini_experts_mlp_ttnn(experts_input, sparsity, weights, args, memory
     tokens = experts_input.shape[-2]
     block = args.sparsity_block_size
     blocks = ttnn.reshape(experts_input, (1, tokens // block, block, args.hidden_size))
-    gate = ttnn.sparse_matmul(blocks, weights.w1, sparsity=sparsity, memory_config=memory_config,
-                              is_input_a_sparse=False, is_input_b_sparse=True, output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]))  # fmt: skip
+    gate = ttnn.sparse_matmul(
+        blocks,
+        weights.w1,
+        sparsity=sparsity,
+        memory_config=memory_config,
+        is_input_a_sparse=False,
+        is_input_b_sparse=True,
+        output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]),
+    )
     gate = ttnn.add(gate, weights.w1_bias, output_tensor=gate)
-    up = ttnn.sparse_matmul(blocks, weights.w3, sparsity=sparsity, memory_config=memory_config,
-                            is_input_a_sparse=False, is_input_b_sparse=True, output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]))  # fmt: skip
+    up = ttnn.sparse_matmul(
+        blocks,
+        weights.w3,
+        sparsity=sparsity,
+        memory_config=memory_config,
+        is_input_a_sparse=False,
+        is_input_b_sparse=True,
+        output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]),
+    )
     up = ttnn.add(up, weights.w3_bias, output_tensor=up)
     gate = ttnn.clamp(gate, min=None, max=args.swiglu_limit)
     up = ttnn.clamp(up, min=-args.swiglu_limit, max=args.swiglu_limit)
@@ -66,8 +82,15 @@ def gpt_oss_mini_experts_mlp_ttnn(experts_input, sparsity, weights, args, memory
     activated = ttnn.mul(up, glu, memory_config=memory_config)
     ttnn.deallocate(glu)
     activated = ttnn.squeeze(ttnn.squeeze(activated, 0), 1)
-    down = ttnn.sparse_matmul(activated, weights.w2, sparsity=sparsity, memory_config=memory_config,
-                              is_input_a_sparse=True, is_input_b_sparse=False, output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]))  # fmt: skip
+    down = ttnn.sparse_matmul(
+        activated,
+        weights.w2,
+        sparsity=sparsity,
+        memory_config=memory_config,
+        is_input_a_sparse=True,
+        is_input_b_sparse=False,
+        output_tile=ttnn.Tile([block, ttnn.TILE_SIZE]),
+    )
     ttnn.deallocate(activated)
     down = ttnn.add(down, weights.w2_bias, output_tensor=down)
     expert_output = ttnn.permute(down, (1, 0, 2, 3))
@@ -82,13 +105,19 @@ def _routed_sparsity(mesh_device, args, topk_indices):
     tokens = topk_indices.shape[0]
 
     def replicated(tensor, dtype):
-        return ttnn.from_torch(tensor, dtype=dtype, layout=ttnn.ROW_MAJOR_LAYOUT, device=mesh_device,
-                               mesh_mapper=ttnn.ReplicateTensorToMesh(mesh_device))  # fmt: skip
+        return ttnn.from_torch(
+            tensor,
+            dtype=dtype,
+            layout=ttnn.ROW_MAJOR_LAYOUT,
+            device=mesh_device,
+            mesh_mapper=ttnn.ReplicateTensorToMesh(mesh_device),
+        )
 
     metadata = replicated(topk_indices.reshape(1, 1, tokens, -1), ttnn.uint16)
     mask = replicated(torch.ones(1, 1, tokens, args.num_experts), ttnn.bfloat16)
-    _, sparsity = ttnn.moe_expert_token_remap(mask, expert_mapping_tensor(mesh_device, args), metadata,
-                                              reduction_size=args.sparsity_block_size)  # fmt: skip
+    _, sparsity = ttnn.moe_expert_token_remap(
+        mask, expert_mapping_tensor(mesh_device, args), metadata, reduction_size=args.sparsity_block_size
+    )
     return sparsity
 
 
@@ -109,29 +138,46 @@ def _run_experts_mlp_test(mesh_device, case: FusedOpCase, single_device_mesh=Non
     # The tokens expert_mlp_forward sees: a whole mesh column's users after dispatch (decode), the sequence (prefill).
     tokens = DECODE_BATCH if case.mode == "decode" else case.seq_len
     experts_input = torch.randn(tokens, config.hidden_size)
-    topk_indices = torch.stack([torch.randperm(config.num_local_experts)[: config.num_experts_per_tok] for _ in range(tokens)])
+    topk_indices = torch.stack(
+        [torch.randperm(config.num_local_experts)[: config.num_experts_per_tok] for _ in range(tokens)]
+    )
     experts = list(range(num_devices * args.experts_per_device))
     ref_output = gpt_oss_mini_experts_mlp_reference(
-        experts_input, *(state[name][experts] for name in ("gate_up_proj", "gate_up_proj_bias", "down_proj", "down_proj_bias")),
-        config.swiglu_alpha, config.swiglu_limit,
-    )  # fmt: skip
+        experts_input,
+        *(
+            state[name][experts]
+            for name in ("gate_up_proj", "gate_up_proj_bias", "down_proj", "down_proj_bias")
+        ),
+        config.swiglu_alpha,
+        config.swiglu_limit,
+    )
 
     # Op parameters exactly as the module uses them.
     memory_config = activation_memory_config(case.mode)
     weights = load_expert_weights(mesh_device, {name: value[experts] for name, value in state.items()})
     sparsity = _routed_sparsity(mesh_device, args, topk_indices)
-    tt_input = ttnn.from_torch(experts_input.reshape(1, 1, tokens, -1), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT,
-                               device=mesh_device, memory_config=memory_config,
-                               mesh_mapper=ttnn.ReplicateTensorToMesh(mesh_device))  # fmt: skip
+    tt_input = ttnn.from_torch(
+        experts_input.reshape(1, 1, tokens, -1),
+        dtype=ttnn.bfloat16,
+        layout=ttnn.TILE_LAYOUT,
+        device=mesh_device,
+        memory_config=memory_config,
+        mesh_mapper=ttnn.ReplicateTensorToMesh(mesh_device),
+    )
 
     def op_fn():
         return gpt_oss_mini_experts_mlp_ttnn(tt_input, sparsity, weights, args, memory_config)
 
     tt_output = op_fn()
-    per_device = [ttnn.to_torch(shard).float().reshape(args.experts_per_device, tokens, -1) for shard in ttnn.get_device_tensors(tt_output)]
+    per_device = [
+        ttnn.to_torch(shard).float().reshape(args.experts_per_device, tokens, -1)
+        for shard in ttnn.get_device_tensors(tt_output)
+    ]
     active = _active_blocks(topk_indices, experts, args.sparsity_block_size)[..., None]
     name = "experts_mlp" if num_devices > 1 else "experts_mlp_single_device"
-    passing, pcc = compare_with_reference(torch.cat(per_device) * active, ref_output * active, case.expected_pcc, name)
+    passing, pcc = compare_with_reference(
+        torch.cat(per_device) * active, ref_output * active, case.expected_pcc, name
+    )
     assert passing, f"Experts MLP test failed. PCC: {pcc} < {case.expected_pcc}"
     ttnn.deallocate(tt_output)
 
@@ -149,20 +195,61 @@ DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"k
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", EXPERTS_MLP_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_experts_mlp(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode, mesh_device):
+def test_gpt_oss_mini_experts_mlp(
+    mode,
+    seq_len,
+    expected_pcc,
+    expected_perf_us,
+    use_real_weights,
+    program_cache_enabled,
+    trace_mode,
+    mesh_device,
+):
     """Every device runs its own expert on the same tokens."""
-    pcc = _run_experts_mlp_test(mesh_device, OP.case(mesh_device, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
-                                                     program_cache_enabled, trace_mode))  # fmt: skip
+    pcc = _run_experts_mlp_test(
+        mesh_device,
+        OP.case(
+            mesh_device,
+            mode,
+            seq_len,
+            expected_pcc,
+            expected_perf_us,
+            use_real_weights,
+            program_cache_enabled,
+            trace_mode,
+        ),
+    )
     logger.info(f"Test passed with PCC: {pcc}")
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", EXPERTS_MLP_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_experts_mlp_single_device(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode, mesh_device):
+def test_gpt_oss_mini_experts_mlp_single_device(
+    mode,
+    seq_len,
+    expected_pcc,
+    expected_perf_us,
+    use_real_weights,
+    program_cache_enabled,
+    trace_mode,
+    mesh_device,
+):
     """The first device alone: its expert (expert 0) on the tokens it holds in the multi-device test."""
     first_device = mesh_device.create_submesh(ttnn.MeshShape((1, 1)))
-    pcc = _run_experts_mlp_test(mesh_device, OP.case(first_device, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
-                                                     program_cache_enabled, trace_mode), first_device)  # fmt: skip
+    pcc = _run_experts_mlp_test(
+        mesh_device,
+        OP.case(
+            first_device,
+            mode,
+            seq_len,
+            expected_pcc,
+            expected_perf_us,
+            use_real_weights,
+            program_cache_enabled,
+            trace_mode,
+        ),
+        first_device,
+    )
     logger.info(f"Single device test passed with PCC: {pcc}")
 
 
@@ -173,4 +260,10 @@ def test_gpt_oss_mini_experts_mlp_device_perf(mode, seq_len):
 
 @pytest.mark.parametrize("mode, seq_len", [("decode", 1), ("prefill", 128)])
 def test_gpt_oss_mini_experts_mlp_single_device_device_perf(mode, seq_len):
-    OP.device_perf(mode, seq_len, DECODE_BATCH if mode == "decode" else seq_len, DEVICE_PERF_TARGETS_US, single_device=True)
+    OP.device_perf(
+        mode,
+        seq_len,
+        DECODE_BATCH if mode == "decode" else seq_len,
+        DEVICE_PERF_TARGETS_US,
+        single_device=True,
+    )

@@ -54,7 +54,9 @@ def _run_rms_norm_test(mesh_device, case, single_device_mesh=None):
         rows = MESH_SHAPE[0] if case.mode == "decode" else 1  # decode users are sharded over the mesh rows
         hidden_states = hidden_states[: len(hidden_states) // rows]
         mesh_device = single_device_mesh
-    norm = RMSNorm(mesh_device, {"weight": weight}, config.rms_norm_eps)  # the scale laid out as the module does
+    norm = RMSNorm(
+        mesh_device, {"weight": weight}, config.rms_norm_eps
+    )  # the scale laid out as the module does
     tt_x = to_mesh(hidden_states, mesh_device, case.mode)
     memory_config = activation_memory_config(case.mode)
 
@@ -81,20 +83,52 @@ DEVICE_PERF_CASES = [("decode", 1), ("prefill", 128)]
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", RMS_NORM_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_rms_norm(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
-                               program_cache_enabled, trace_mode, mesh_device):  # fmt: skip
-    case = OP.case(mesh_device, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
-                   program_cache_enabled, trace_mode)  # fmt: skip
+def test_gpt_oss_mini_rms_norm(
+    mode,
+    seq_len,
+    expected_pcc,
+    expected_perf_us,
+    use_real_weights,
+    program_cache_enabled,
+    trace_mode,
+    mesh_device,
+):
+    case = OP.case(
+        mesh_device,
+        mode,
+        seq_len,
+        expected_pcc,
+        expected_perf_us,
+        use_real_weights,
+        program_cache_enabled,
+        trace_mode,
+    )
     logger.info(f"Test passed with PCC: {_run_rms_norm_test(mesh_device, case)}")
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", RMS_NORM_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_rms_norm_single_device(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
-                                             program_cache_enabled, trace_mode, mesh_device):  # fmt: skip
+def test_gpt_oss_mini_rms_norm_single_device(
+    mode,
+    seq_len,
+    expected_pcc,
+    expected_perf_us,
+    use_real_weights,
+    program_cache_enabled,
+    trace_mode,
+    mesh_device,
+):
     first_device = mesh_device.create_submesh(ttnn.MeshShape((1, 1)))
-    case = OP.case(first_device, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights,
-                   program_cache_enabled, trace_mode)  # fmt: skip
+    case = OP.case(
+        first_device,
+        mode,
+        seq_len,
+        expected_pcc,
+        expected_perf_us,
+        use_real_weights,
+        program_cache_enabled,
+        trace_mode,
+    )
     logger.info(f"Single device test passed with PCC: {_run_rms_norm_test(mesh_device, case, first_device)}")
 
 
@@ -105,5 +139,7 @@ def test_gpt_oss_mini_rms_norm_device_perf(mode, seq_len):
 
 @pytest.mark.parametrize("mode, seq_len", DEVICE_PERF_CASES)
 def test_gpt_oss_mini_rms_norm_single_device_device_perf(mode, seq_len):
-    per_device = tokens_for(mode, seq_len) // MESH_SHAPE[0] if mode == "decode" else seq_len  # rows share the batch
+    per_device = (
+        tokens_for(mode, seq_len) // MESH_SHAPE[0] if mode == "decode" else seq_len
+    )  # rows share the batch
     OP.device_perf(mode, seq_len, per_device, DEVICE_PERF_TARGETS_US, single_device=True)

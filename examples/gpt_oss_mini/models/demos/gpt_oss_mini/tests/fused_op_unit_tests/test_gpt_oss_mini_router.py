@@ -61,9 +61,14 @@ def _compare_routing(tt_indices, tt_weights, ref_indices, ref_weights, expected_
     """tt-metal's router comparison: indices sorted per token, weights reordered the same way."""
     tt_sorted, tt_order = torch.sort(tt_indices.long(), dim=-1)
     ref_sorted, ref_order = torch.sort(ref_indices.long(), dim=-1)
-    indices_ok, indices_pcc = compare_with_reference(tt_sorted, ref_sorted, expected_pcc, f"router_indices{suffix}")
+    indices_ok, indices_pcc = compare_with_reference(
+        tt_sorted, ref_sorted, expected_pcc, f"router_indices{suffix}"
+    )
     weights_ok, weights_pcc = compare_with_reference(
-        torch.gather(tt_weights, -1, tt_order), torch.gather(ref_weights, -1, ref_order), expected_pcc, f"router_weights{suffix}"
+        torch.gather(tt_weights, -1, tt_order),
+        torch.gather(ref_weights, -1, ref_order),
+        expected_pcc,
+        f"router_weights{suffix}",
     )
     assert indices_ok, f"Router indices test failed. PCC: {indices_pcc} < {expected_pcc}"
     assert weights_ok, f"Router weights test failed. PCC: {weights_pcc} < {expected_pcc}"
@@ -86,18 +91,25 @@ def _run_router_test(mesh_device, case: FusedOpCase, single_device_mesh=None):
     memory_config = activation_memory_config(case.mode)
     tt_router = TopKRouter(mesh_device, config, {"weight": router.weight.data, "bias": router.bias.data})
 
-    ref_indices, ref_weights = gpt_oss_mini_router_reference(hidden_states, router.weight.data, router.bias.data, top_k)
+    ref_indices, ref_weights = gpt_oss_mini_router_reference(
+        hidden_states, router.weight.data, router.bias.data, top_k
+    )
     tt_x = ttnn.reshape(to_mesh(hidden_states, mesh_device, case.mode), (-1, config.hidden_size))
 
     def op_fn():
-        return gpt_oss_mini_router_ttnn(tt_x, tt_router.weight, tt_router.bias, top_k, memory_config, tt_router.softmax_compute_config)
+        return gpt_oss_mini_router_ttnn(
+            tt_x, tt_router.weight, tt_router.bias, top_k, memory_config, tt_router.softmax_compute_config
+        )
 
     tt_indices, tt_weights = op_fn()
     pccs = _compare_routing(
         from_mesh(tt_indices, mesh_device, case.mode, token_dim=0),
         from_mesh(tt_weights, mesh_device, case.mode, token_dim=0),
-        ref_indices, ref_weights, case.expected_pcc, "" if mesh_device.get_num_devices() > 1 else "_single_device",
-    )  # fmt: skip
+        ref_indices,
+        ref_weights,
+        case.expected_pcc,
+        "" if mesh_device.get_num_devices() > 1 else "_single_device",
+    )
     deallocate_outputs((tt_indices, tt_weights))
 
     # DEVICE_PERF_ENV_VAR set (the profiled child of the device-perf test): signposted iterations; else e2e perf.
@@ -116,17 +128,53 @@ DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"k
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", ROUTER_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_router(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode, mesh_device):
-    case = OP.case(mesh_device, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode)
+def test_gpt_oss_mini_router(
+    mode,
+    seq_len,
+    expected_pcc,
+    expected_perf_us,
+    use_real_weights,
+    program_cache_enabled,
+    trace_mode,
+    mesh_device,
+):
+    case = OP.case(
+        mesh_device,
+        mode,
+        seq_len,
+        expected_pcc,
+        expected_perf_us,
+        use_real_weights,
+        program_cache_enabled,
+        trace_mode,
+    )
     indices_pcc, weights_pcc = _run_router_test(mesh_device, case)
     logger.info(f"Test passed with indices PCC: {indices_pcc}, weights PCC: {weights_pcc}")
 
 
 @pytest.mark.parametrize("mode, seq_len, expected_pcc, expected_perf_us", ROUTER_CASES)
 @FUSED_OP_MATRIX
-def test_gpt_oss_mini_router_single_device(mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode, mesh_device):
+def test_gpt_oss_mini_router_single_device(
+    mode,
+    seq_len,
+    expected_pcc,
+    expected_perf_us,
+    use_real_weights,
+    program_cache_enabled,
+    trace_mode,
+    mesh_device,
+):
     single_device_mesh = mesh_device.create_submesh(ttnn.MeshShape((1, 1)))
-    case = OP.case(single_device_mesh, mode, seq_len, expected_pcc, expected_perf_us, use_real_weights, program_cache_enabled, trace_mode)
+    case = OP.case(
+        single_device_mesh,
+        mode,
+        seq_len,
+        expected_pcc,
+        expected_perf_us,
+        use_real_weights,
+        program_cache_enabled,
+        trace_mode,
+    )
     indices_pcc, weights_pcc = _run_router_test(mesh_device, case, single_device_mesh)
     logger.info(f"Single device test passed with PCC: {weights_pcc} (indices PCC: {indices_pcc})")
 
@@ -138,5 +186,7 @@ def test_gpt_oss_mini_router_device_perf(mode, seq_len):
 
 @pytest.mark.parametrize("mode, seq_len", [("decode", 1), ("prefill", 128)])
 def test_gpt_oss_mini_router_single_device_device_perf(mode, seq_len):
-    per_device = tokens_for(mode, seq_len) // MESH_SHAPE[0] if mode == "decode" else seq_len  # rows share the batch
+    per_device = (
+        tokens_for(mode, seq_len) // MESH_SHAPE[0] if mode == "decode" else seq_len
+    )  # rows share the batch
     OP.device_perf(mode, seq_len, per_device, DEVICE_PERF_TARGETS_US, single_device=True)

@@ -92,8 +92,9 @@ def run_attention(case: ModuleCase, threshold):
     logger.info("Testing Attention...")
     x = case.random_tokens("attention")
     cache, start = case.decode_prefix("attention")
-    tt_attention = Attention(case.mesh_device, case.config, substate(case.state_dict, "self_attn"), case.args,
-                             case.batch_size)  # fmt: skip
+    tt_attention = Attention(
+        case.mesh_device, case.config, substate(case.state_dict, "self_attn"), case.args, case.batch_size
+    )
     load_reference_cache(tt_attention, cache)
     ref = reference.attention(case.layer, case.as_sequences(x), start, cache)
     rope = RotarySetup(case.mesh_device, case.config, case.args)
@@ -112,7 +113,12 @@ def run_router(case: ModuleCase, threshold):
     sorted_tt, tt_order = torch.sort(indices, dim=-1)
     sorted_ref, ref_order = torch.sort(ref_indices, dim=-1)
     check("TopK Router indices", sorted_tt, sorted_ref, threshold)
-    check("TopK Router weights", torch.gather(weights, -1, tt_order), torch.gather(ref_weights, -1, ref_order), threshold)
+    check(
+        "TopK Router weights",
+        torch.gather(weights, -1, tt_order),
+        torch.gather(ref_weights, -1, ref_order),
+        threshold,
+    )
 
 
 def run_experts(case: ModuleCase, threshold):
@@ -134,7 +140,12 @@ def run_mlp(case: ModuleCase, threshold):
     x = case.random_tokens("mlp")
     ref = reference.mlp(case.layer, case.as_sequences(x))
     mlp = MLP(case.mesh_device, case.config, substate(case.state_dict, "mlp"), case.args)
-    check("MLP Pipeline", case.from_mesh(mlp(case.to_mesh(x), case.mode)), ref.reshape(case.tokens, -1), threshold)
+    check(
+        "MLP Pipeline",
+        case.from_mesh(mlp(case.to_mesh(x), case.mode)),
+        ref.reshape(case.tokens, -1),
+        threshold,
+    )
 
 
 def run_decoder_layer(case: ModuleCase, threshold):
@@ -180,13 +191,24 @@ def selected_modules(test_modules: str) -> list[str]:
 )
 @pytest.mark.parametrize("mesh_shape", [MESH_SHAPE], ids=["mesh_2x4"])
 @pytest.mark.parametrize("layer_idx", [0], ids=["layer_0"])
-def test_decoder(mesh_device, device_params, batch_size, seq_len, mesh_shape, layer_idx, test_modules,
-                 test_thresholds, reset_seeds):  # fmt: skip
+def test_decoder(
+    mesh_device,
+    device_params,
+    batch_size,
+    seq_len,
+    mesh_shape,
+    layer_idx,
+    test_modules,
+    test_thresholds,
+    reset_seeds,
+):
     """Every selected module of layer ``layer_idx`` against the reference, in decode or prefill."""
     if tuple(mesh_device.shape) != tuple(mesh_shape):
         mesh_device = mesh_device.create_submesh(ttnn.MeshShape(*mesh_shape))
     use_real_weights = reference.hf_model_dir() is not None
-    case = ModuleCase(mesh_device, TestFactory.setup_test(mesh_device, use_real_weights, layer_idx), batch_size, seq_len)
+    case = ModuleCase(
+        mesh_device, TestFactory.setup_test(mesh_device, use_real_weights, layer_idx), batch_size, seq_len
+    )
     modules = selected_modules(test_modules)
     logger.info(f"Running tests: {test_modules}")
     for name in modules:
