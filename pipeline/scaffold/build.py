@@ -13,10 +13,11 @@ from pathlib import Path
 
 from pipeline import artifacts
 from pipeline.patching import module_name
+from pipeline.scaffold import helper
 from pipeline.scaffold import inputs as module_inputs
 from pipeline.scaffold.extract import extract_file
 from pipeline.scaffold.region import ExtractError
-from pipeline.scaffold.testgen import GenerateError, TestPlan, render
+from pipeline.scaffold.testgen import GenerateError, TestPlan, model_dir, render, render_template
 from pipeline.spec import MODES, NAME_PATTERN
 
 
@@ -52,10 +53,12 @@ def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
     plan = TestPlan(name, unit_test, modes, seqlens, extraction, found, reference)
     try:
         text = render(plan, workspace)
+        helpers = _helpers(workspace, unit_test)
     except GenerateError as error:
         raise ScaffoldError(str(error)) from None
     return notes + [
         _write_test(workspace / unit_test, text, options.force),
+        *(_write_helper(workspace / path, helper_text) for path, helper_text in helpers.items()),
         *_write_calls(spec_path, extractions),
     ]
 
@@ -161,6 +164,21 @@ def _write_test(path: Path, text: str, force: bool) -> str:
         path = path.with_name(path.name + ".new")
     artifacts.write_text(path, text)
     return f"wrote {path}"
+
+
+def _helpers(workspace: Path, unit_test: str) -> dict[str, str]:
+    """The per-model helper files the test's directory lacks, rendered for its model."""
+    absent = helper.missing(workspace, unit_test)
+    values = helper.values(workspace, unit_test, model_dir(unit_test)) if absent else {}
+    return {
+        path: render_template(helper.TEMPLATES[Path(path).name], values, workspace, path) for path in absent
+    }
+
+
+def _write_helper(path: Path, text: str) -> str:
+    artifacts.write_text(path, text)
+    todo = " (set its TODOs: MESH_SHAPE, DECODE_BATCH)" if "raise NotImplementedError" in text else ""
+    return f"wrote {path}, the per-model helper the test imports{todo}"
 
 
 def _write_calls(spec_path: Path, extractions: dict) -> list[str]:

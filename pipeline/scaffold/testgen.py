@@ -1,7 +1,7 @@
 """The unit-test file of a fused op, in tt-metal's dialect, from the extraction and the module's tensors.
 
 The file imports only ttnn, torch, pytest, loguru, the model's own code and the per-model helper
-module beside it (`fused_op_test_utils`, `test_factory`), never `pipeline`. It is rendered from
+module beside it (`fused_op_test_utils`; helper.py writes it when missing), never `pipeline`. It is rendered from
 templates/scaffold/fused_op_test.py.j2, then ruff sorts its imports and formats it with the
 workspace's configuration; a result ruff still complains about is an error, not a file.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jinja2
 
-from pipeline.scaffold import expected, facts, ops, settings
+from pipeline.scaffold import expected, facts, helper, ops, settings
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import TensorFact
 
@@ -59,6 +59,11 @@ class TestPlan:
 
 def render(plan: TestPlan, workspace: Path) -> str:
     """The formatted, ruff-clean test source."""
+    return render_template("fused_op_test.py.j2", context(plan, workspace), workspace, plan.unit_test)
+
+
+def render_template(template: str, values: dict, workspace: Path, path: str) -> str:
+    """A template of templates/scaffold rendered, then sorted, formatted and checked by ruff as `path`."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=False,
@@ -68,8 +73,7 @@ def render(plan: TestPlan, workspace: Path) -> str:
         keep_trailing_newline=True,
     )  # autoescape off: Python source, not HTML; values go in through the `py` filter (repr)
     environment.filters["py"] = repr
-    text = environment.get_template("fused_op_test.py.j2").render(**context(plan, workspace))
-    return ruff_clean(text, workspace, plan.unit_test)
+    return ruff_clean(environment.get_template(template).render(**values), workspace, path)
 
 
 def context(plan: TestPlan, workspace: Path) -> dict:
@@ -107,8 +111,8 @@ def context(plan: TestPlan, workspace: Path) -> dict:
         "ccl": [o.rsplit(".", 1)[-1] for o in extraction.ccl_ops],
         "modes_text": _modes_text(plan, rows),
         "imports": [line for line in extraction.imports if line != "import ttnn"],
-        "helper_module": _module(Path(plan.unit_test).parent / "fused_op_test_utils.py"),
-        "factory_module": _module(_model_dir(plan.unit_test) / "tests" / "test_factory.py"),
+        "helper_module": helper.module_of(Path(plan.unit_test).parent / helper.TEST_UTILS),
+        "tokens_module": helper.tokens_module(workspace, plan.unit_test, model_dir(plan.unit_test)),
         "reference": _reference(plan.reference),
         "env_var": f"{op.upper()}_DEVICE_PERF",
         "constants": constants,
@@ -385,7 +389,7 @@ def _modes_text(plan: TestPlan, rows) -> str:
     return f"Modes: {listed}."
 
 
-def _model_dir(unit_test: str) -> Path:
+def model_dir(unit_test: str) -> Path:
     """models/demos/<model>/tests/fused_op_unit_tests/test_x.py -> models/demos/<model>."""
     path = Path(unit_test)
     for parent in path.parents:
@@ -394,10 +398,6 @@ def _model_dir(unit_test: str) -> Path:
     raise GenerateError(
         f"unit_test {unit_test}: not under a tests/ directory of a model; use tt-metal's layout"
     )
-
-
-def _module(path: Path) -> str:
-    return ".".join(path.with_suffix("").parts)
 
 
 def _reference(reference: str) -> dict | None:

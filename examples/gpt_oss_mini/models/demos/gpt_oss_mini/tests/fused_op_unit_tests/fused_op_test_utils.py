@@ -26,7 +26,7 @@ from models.perf.benchmarking_utils import BenchmarkData, BenchmarkProfiler
 FUSED_OP_RUN_TYPE = "gpt_oss_mini_fused_ops"
 E2E_PERF_MARGIN = 0.2
 DEVICE_PARAMS = {"fabric_config": ttnn.FabricConfig.FABRIC_1D_RING, TRACE_MODEL_KEY_PARAM: MODEL_NAME}
-MESH_ID = "mesh_2x4"
+MESH_ID = f"mesh_{MESH_SHAPE[0]}x{MESH_SHAPE[1]}"
 
 
 def fused_op_matrix(
