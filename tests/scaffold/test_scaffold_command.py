@@ -13,20 +13,13 @@ import pytest
 from doit.doit_cmd import DoitMain
 
 from pipeline.scaffold import expected, testgen
+from ttnn_sim.profiler import TENSOR_FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT_TESTS = "examples/gpt_oss_mini/models/demos/gpt_oss_mini/tests/fused_op_unit_tests"
 FUSED_OPS_REFERENCE = "models.demos.gpt_oss_mini.reference.fused_ops"
 PLUGIN = {"COMMAND": {"scaffold": "pipeline.scaffold.command:Scaffold"}}
-GROUP = (
-    "W_PAD[LOGICAL]",
-    "Z_PAD[LOGICAL]",
-    "Y_PAD[LOGICAL]",
-    "X_PAD[LOGICAL]",
-    "LAYOUT",
-    "DATATYPE",
-    "MEMORY",
-)
+GROUP = TENSOR_FIELDS  # a tensor's columns in an ops_perf_results CSV: INPUT_<i>_<field>
 ROUTER_CSV = [  # the router module's run on one device: reshape, linear (x, weight, bias), topk, softmax
     # (OP CODE, each input tensor's W Z Y X LAYOUT DATATYPE MEMORY)
     ("ReshapeViewDeviceOperation", "32[32] 1[1] 32[32] 64[64] TILE BFLOAT16 DEV_0_L1_INTERLEAVED"),

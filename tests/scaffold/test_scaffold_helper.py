@@ -51,7 +51,9 @@ def test_a_test_directory_without_the_helper_gets_it_once(repo, capsys):  # noqa
         in written[helper.TEST_UTILS]
     )
     out = capsys.readouterr().out
-    assert f"{helper.TEST_UTILS}, the per-model helper the test imports\n" in out and "set its TODOs" not in out
+    assert (
+        f"{helper.TEST_UTILS}, the per-model helper the test imports\n" in out and "set its TODOs" not in out
+    )
     test = (folder / Path(unit_test).name).read_text()
     assert "from models.demos.gpt_oss_mini.tests.scaffolded.fused_op_test_utils import (" in test
     collected = _collect(repo, unit_test)

@@ -5,16 +5,9 @@ import csv
 import pytest
 
 from pipeline.scaffold.inputs import InputsError, TensorFact, op_matches, region_inputs
+from ttnn_sim.profiler import TENSOR_FIELDS
 
-GROUP = (
-    "W_PAD[LOGICAL]",
-    "Z_PAD[LOGICAL]",
-    "Y_PAD[LOGICAL]",
-    "X_PAD[LOGICAL]",
-    "LAYOUT",
-    "DATATYPE",
-    "MEMORY",
-)
+GROUP = TENSOR_FIELDS  # a tensor's columns in an ops_perf_results CSV: INPUT_<i>_<field>
 COLUMNS = ["OP CODE", "OP TYPE", "DEVICE ID", "DEVICE KERNEL DURATION [ns]"] + [
     f"INPUT_{i}_{field}" for i in range(2) for field in GROUP
 ]
