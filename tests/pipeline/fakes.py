@@ -8,12 +8,20 @@ well under a second per process, without the simulator's core.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def as_in_a_terminal() -> None:
+    """A `preexec_fn`: SIGINT as a terminal's foreground process has it (Python's KeyboardInterrupt), even
+    when these tests were started in the background, where the shell hands its children SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 
 PYTEST_INI = """\
 [pytest]

@@ -15,7 +15,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fakes import doit, executed, make_doit_env, make_fake_repo, tagged_processes, tree_digest
+from fakes import (
+    as_in_a_terminal,
+    doit,
+    executed,
+    make_doit_env,
+    make_fake_repo,
+    tagged_processes,
+    tree_digest,
+)
 
 from pipeline.lock import DeviceLock, read_lock_log
 
@@ -48,7 +56,7 @@ def popen_doit_run(repo: Path, env: dict, *args, **popen) -> subprocess.Popen:
 
 def start_doit(repo: Path, env: dict, task: str, *args) -> tuple[subprocess.Popen, list[str]]:
     """`doit run ARGS` in a session of its own, read until `task`'s device command has started."""
-    run = popen_doit_run(repo, env, *args, start_new_session=True)
+    run = popen_doit_run(repo, env, *args, start_new_session=True, preexec_fn=as_in_a_terminal)
     lines = []
     for line in run.stdout:
         lines.append(line)

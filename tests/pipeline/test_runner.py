@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import make_tt_smi
+from fakes import as_in_a_terminal, make_tt_smi
 
 from pipeline import artifacts, runner
 from pipeline.backends import Backend
@@ -179,8 +179,9 @@ SUPERVISOR = textwrap.dedent(
 def start_supervisor(tmp_path, child=None):
     """A process running runner.run on a tracy-like child: it starts a grandchild in a new session."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    argv = [PY, "-c", SUPERVISOR, str(tmp_path)]
     supervisor = subprocess.Popen(
-        [PY, "-c", SUPERVISOR, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+        argv, stdout=subprocess.PIPE, text=True, env=env, preexec_fn=as_in_a_terminal
     )
     line = supervisor.stdout.readline()  # "[step:op] $ ..." then the child's and grandchild's pids
     while "$ " in line or "pipeline:" in line:
