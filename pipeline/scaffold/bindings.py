@@ -126,3 +126,27 @@ def receiver_count(method) -> int:
     static method."""
     static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in method.decorator_list)
     return 0 if static else 1
+
+
+def callee_resolver(tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None):
+    """call -> (the function of the module, or method of `cls` called through `receiver`, that it runs;
+    the leading parameters it does not pass), or None for any other call."""
+    kinds = ast.FunctionDef | ast.AsyncFunctionDef
+    functions = {n.name: n for n in tree.body if isinstance(n, kinds)}
+    methods = {n.name: n for n in (cls.body if cls else []) if isinstance(n, kinds)}
+
+    def resolve(call) -> tuple | None:
+        function = call.func if isinstance(call, ast.Call) else None
+        if isinstance(function, ast.Name) and function.id in functions:
+            return functions[function.id], 0
+        if (
+            isinstance(function, ast.Attribute)
+            and isinstance(function.value, ast.Name)
+            and function.value.id == receiver
+            and function.attr in methods
+        ):
+            method = methods[function.attr]
+            return method, receiver_count(method)
+        return None
+
+    return resolve

@@ -13,6 +13,8 @@ helper is this rendering for gpt_oss_mini (a test keeps the two equal).
 import ast
 from pathlib import Path
 
+from pipeline.scaffold import bindings
+
 TEST_UTILS = "fused_op_test_utils.py"
 DEVICE_PERF_UTILS = "fused_op_device_perf_utils.py"
 TEMPLATES = {name: f"{name}.j2" for name in (TEST_UTILS, DEVICE_PERF_UTILS)}
@@ -52,16 +54,8 @@ def values(workspace: Path, unit_test: str, model_dir: Path) -> dict:
 
 
 def _defines(path: Path) -> set[str]:
-    """Top-level names a module assigns or defines; empty when it is missing or does not parse."""
+    """The names a module binds at its top level; empty when it is missing or does not parse."""
     try:
-        tree = ast.parse(path.read_text(), filename=str(path))
+        return bindings.bound_names(ast.parse(path.read_text(), filename=str(path)).body)
     except (OSError, SyntaxError, ValueError):
         return set()
-    names = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(t.id for t in targets if isinstance(t, ast.Name))
-    return names

@@ -9,7 +9,7 @@ import re
 from typing import NamedTuple
 
 from pipeline.opsperf import COLLECTIVES
-from pipeline.scaffold.bindings import assigned_once, call_bindings, parameter_names, receiver_count
+from pipeline.scaffold.bindings import assigned_once, call_bindings, callee_resolver, parameter_names
 from pipeline.scaffold.settings import SCALAR  # the setting of a positional scalar operand
 
 SHAPE = "shape:"  # `shape:<dim>/<rank>`: a dimension of a view op's target shape
@@ -55,10 +55,7 @@ def op_sequence(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver
 
 def op_calls(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None) -> list[OpCall]:
     """`op_sequence` as OpCalls: each call node, and the frame of the followed function it runs in."""
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
-    methods = {
-        n.name: n for n in (cls.body if cls else []) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
+    resolve = callee_resolver(tree, cls, receiver)
     aliases, calls, active, targets = ttnn_aliases(tree), [], set(), {}
 
     def visit(node: ast.AST, frame: Frame | None) -> None:
@@ -73,13 +70,10 @@ def op_calls(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: s
         dotted = _dotted(node.func)
         if dotted and dotted[0] in aliases and len(dotted) > 1 and not dotted[-1][:1].isupper():
             calls.append(OpCall(".".join(["ttnn", *dotted[1:]]), node, frame, targets.get(id(node))))
-        elif dotted and len(dotted) == 1 and dotted[0] in functions:
-            follow(functions[dotted[0]], node, frame, 0)
-        elif dotted and len(dotted) == 2 and dotted[0] == receiver and dotted[1] in methods:
-            method = methods[dotted[1]]
-            follow(method, node, frame, receiver_count(method))
+        elif resolve(node) is not None:
+            follow(*resolve(node), node, frame)
 
-    def follow(function, call: ast.Call, frame: Frame | None, skip: int) -> None:
+    def follow(function, skip: int, call: ast.Call, frame: Frame | None) -> None:
         if id(function) not in active:  # recursion runs the function's ops once
             active.add(id(function))
             inner = _frame(function, call, frame, skip)

@@ -21,13 +21,12 @@ class _NotAContainer(Exception):
 def passed_fields(statements, tree: ast.Module, cls: ast.ClassDef | None, receiver: str | None, candidates):
     """name -> its fields (in the order found), for each of `candidates` that `statements` pass whole to
     a function of the module (or a method of `cls` through `receiver`) and otherwise only read fields of."""
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    methods = {n.name: n for n in (cls.body if cls else []) if isinstance(n, ast.FunctionDef)}
+    resolve = bindings.callee_resolver(tree, cls, receiver)
     found = {}
     for name in candidates:
         fields: dict[str, None] = {}
         try:
-            passed = _fields(statements, name, functions, methods, receiver, fields, frozenset())
+            passed = _fields(statements, name, resolve, fields, frozenset())
         except _NotAContainer:
             continue
         if passed and fields:
@@ -35,7 +34,7 @@ def passed_fields(statements, tree: ast.Module, cls: ast.ClassDef | None, receiv
     return found
 
 
-def _fields(statements, name, functions, methods, receiver, fields: dict, active: frozenset) -> bool:
+def _fields(statements, name, resolve, fields: dict, active: frozenset) -> bool:
     """Add the fields `statements` read of `name` (following calls it is passed to) to `fields`; True when
     they pass it whole to some function. Raises _NotAContainer on any other bare use."""
     parents = parent_map(statements)
@@ -50,29 +49,20 @@ def _fields(statements, name, functions, methods, receiver, fields: dict, active
             fields.setdefault(parent.attr)
             continue
         call = parents.get(id(parent)) if isinstance(parent, ast.keyword) else parent
-        callee, bound = _bound_parameter(node, call, functions, methods, receiver)
+        callee, bound = _bound_parameter(node, call, resolve)
         if callee is None:
             raise _NotAContainer
         if id(callee) not in active:  # a recursive call reads what the first one read
-            _fields(callee.body, bound, functions, methods, receiver, fields, active | {id(callee)})
+            _fields(callee.body, bound, resolve, fields, active | {id(callee)})
         passed = True
     return passed
 
 
-def _bound_parameter(node: ast.Name, call, functions, methods, receiver):
+def _bound_parameter(node: ast.Name, call, resolve):
     """(the followed function `call` passes `node` to, the parameter it binds it to), or (None, None)."""
-    function = call.func if isinstance(call, ast.Call) else None
-    if isinstance(function, ast.Name) and function.id in functions:
-        callee, skip = functions[function.id], 0
-    elif (
-        isinstance(function, ast.Attribute)
-        and isinstance(function.value, ast.Name)
-        and function.value.id == receiver
-        and function.attr in methods
-    ):
-        callee = methods[function.attr]
-        skip = bindings.receiver_count(callee)
-    else:
+    found = resolve(call)
+    if found is None:
         return None, None
+    callee, skip = found
     bound = [name for name, argument in bindings.call_bindings(callee, call, skip) if argument is node]
     return (callee, bound[0]) if bound else (None, None)
