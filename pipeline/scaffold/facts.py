@@ -40,7 +40,7 @@ TILE_ROWS = 32  # a ttnn tile's height: per-tile (per-block) dimensions scale wi
 def named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tuple[str, TensorFact]]:
     """(name, its tensor as profiled) for every parameter, or field of a container parameter passed whole
     (`weights.w1`), that an op row shows as an input."""
-    wanted = set(extraction.parameter_names) | set(container_fields(extraction))
+    wanted = parameters_and_fields(extraction)
     named: dict[str, TensorFact] = {}
     for index, arguments in enumerate(extraction.op_arguments):
         facts = _row_inputs(region_inputs, index)
@@ -53,6 +53,11 @@ def named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tup
     return list(named.items())
 
 
+def parameters_and_fields(extraction: Extraction) -> set[str]:
+    """The names a test builds an input for: the parameters and the fields of the containers passed whole."""
+    return set(extraction.parameter_names) | set(container_fields(extraction))
+
+
 def container_fields(extraction: Extraction) -> list[str]:
     """`weights.w1`, `args.hidden_size`, ...: the fields of each container the region passes whole."""
     return [f"{container}.{field}" for container, fields in extraction.passed for field in fields]
@@ -62,7 +67,7 @@ def value_contracts(extraction: Extraction, region_inputs: RegionInputs | None =
     """Parameter (or container field) -> (contract, *its arguments) of the first op that constrains its
     values, directly or through ops that carry values (`to_layout(reshape(indices, ...))`). EXPERT_IDS'
     argument is the number of experts: the rows of that op's expert map, when `region_inputs` show it."""
-    wanted = set(extraction.parameter_names) | set(container_fields(extraction))
+    wanted = parameters_and_fields(extraction)
     found: dict[str, tuple] = {}
     for index, keyword, name in extraction.settings:
         contract = VALUE_CONTRACTS.get((_op_name(extraction, index), keyword))
@@ -143,8 +148,7 @@ def profiled_value(extraction: Extraction, parameter: str, region_inputs: Region
                 if tensor and -len(tensor.shape) <= read[1] < len(tensor.shape)
                 else None
             )
-        shown = _shown_value(extraction, term, region_inputs)
-        return int(shown) if shown is not None and shown.lstrip("-").isdigit() else None
+        return sizes.integer(_shown_value(extraction, term, region_inputs))
 
     solved = sizes.solve(extraction.products, known, parameter)
     return str(solved) if solved is not None else None

@@ -40,13 +40,18 @@ def shape_read(term: str) -> tuple[str, int] | None:
         return None
 
 
+def integer(text: str | None) -> int | None:
+    """`"32"`, `"-1"` -> the integer; None for anything else (a float, an expression, None)."""
+    return int(text) if text is not None and text.lstrip("-").isdigit() else None
+
+
 def solve(equations: tuple[Equation, ...], known, wanted: str) -> int | None:
     """The value of `wanted` the equations give from `known(term) -> int | None`; None if they do not."""
     values: dict[str, int | None] = {}
 
     def value(term: str) -> int | None:
-        if term.lstrip("-").isdigit():
-            return int(term)
+        if integer(term) is not None:
+            return integer(term)
         if term not in values:
             values[term] = known(term)
         return values[term]
