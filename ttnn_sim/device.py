@@ -77,7 +77,7 @@ def system() -> System:
 class Trace:
     def __init__(self, trace_id: int):
         self.id = trace_id
-        self.calls: list = []  # (name, OpDef, output target, args, kwargs, outputs, OpCost) at capture
+        self.calls: list = []  # dispatch.TracedCall per call captured
         self.replays = 0
 
 

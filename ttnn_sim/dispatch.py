@@ -13,6 +13,7 @@ import inspect
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ttnn_sim import clock, cost, faults, profiler
 from ttnn_sim.cost import OpCost
@@ -199,13 +200,14 @@ def launch(name: str, opdef: OpDef, args: tuple, kwargs: dict):
     host_ns = cost.HOST_DISPATCH_NS + (0 if hit else cost.HOST_COMPILE_NS)
     host_start = clock.host_time_ns()
     clock.advance_host(host_ns)
+    op = DeviceOp(name, opdef, inputs, _as_tuple(outputs), named, op_cost, hit, host_start,
+                  clock.host_time_ns())
     if mesh.capturing is not None:
-        mesh.capturing.calls.append((name, opdef, target, args, kwargs, _as_tuple(outputs), op_cost))
+        mesh.capturing.calls.append(TracedCall(name, opdef, target, args, kwargs, op.outputs, op_cost))
         if profiler.enabled():
-            profiler.emit(_host_record(mesh, name, opdef, inputs, _as_tuple(outputs), named, hit, host_start))
+            profiler.emit(_host_record(mesh, op))
         return outputs
-    _run_on_devices(mesh, name, opdef, inputs, _as_tuple(outputs), named, op_cost, hit,
-                    host_start, clock.host_time_ns(), op_to_op_floor=0)
+    _run_on_devices(mesh, op)
     return outputs
 
 
@@ -214,26 +216,66 @@ def _launch_view(mesh, name, opdef, args, kwargs):
     the view from the replayed input."""
     outputs = opdef.impl(Context(mesh, replay=False, as_view=True), *args, **kwargs)
     if mesh.capturing is not None:
-        mesh.capturing.calls.append((name, opdef, None, args, kwargs, _as_tuple(outputs), None))
+        mesh.capturing.calls.append(TracedCall(name, opdef, None, args, kwargs, _as_tuple(outputs), None))
     return outputs
 
 
-def _run_on_devices(mesh, name, opdef, inputs, outputs, kwargs, op_cost: OpCost, hit, host_start, host_end,
-                    op_to_op_floor, trace_id=None, replay_session=None, sort_ts=None):
+class TracedCall(NamedTuple):
+    """One call recorded while a trace is captured; a replay re-runs it."""
+
+    name: str
+    opdef: OpDef
+    target: Tensor | None  # the preallocated output the result is written into
+    args: tuple
+    kwargs: dict
+    outputs: tuple  # the captured output tensors, which a replay overwrites
+    op_cost: OpCost | None  # None: a view (no device op)
+
+
+@dataclass(frozen=True)
+class DeviceOp:
+    """One op as the chips run it: what every chip's timeline and profiler row of that op share."""
+
+    name: str
+    opdef: OpDef
+    inputs: list
+    outputs: tuple
+    named: dict  # every argument by parameter name
+    op_cost: OpCost
+    hit: bool  # program-cache hit
+    host_start: int
+    host_end: int
+    # The device clock before which no kernel of the op may start: the host has not issued it yet. Eager ops
+    # are issued when their dispatch ends; a trace replay's ops when the host's execute_trace issued them.
+    ready_at: int | None = None
+    op_to_op_floor: int = 0  # the device's own minimum gap between two kernels (trace replays)
+    trace_id: int | None = None
+    replay_session: int | None = None
+    sort_ts: int | None = None
+
+
+class ChipSpan(NamedTuple):
+    """Where one op's kernel ran on one chip's device clock."""
+
+    start: int
+    end: int
+    gap: int  # from the chip's previous kernel end (the profiler's OP TO OP LATENCY)
+
+
+def _run_on_devices(mesh, op: DeviceOp) -> None:
     system_calls = _next_call_count()
-    per_op = _op_fields(name, opdef, inputs, outputs, kwargs, op_cost) if profiler.enabled() else None
+    per_op = _op_fields(op) if profiler.enabled() else None
+    ready_at = op.host_end if op.ready_at is None else op.ready_at
     for chip in mesh.chips:
-        start = max(chip.idle_at, host_end if trace_id is None else 0)
+        start = max(chip.idle_at, ready_at)
         if chip.last_kernel_end is not None:
-            start = max(start, chip.last_kernel_end + op_to_op_floor)
-        end = start + op_cost.kernel_ns
+            start = max(start, chip.last_kernel_end + op.op_to_op_floor)
+        end = start + op.op_cost.kernel_ns
         gap = 0 if chip.last_kernel_end is None else start - chip.last_kernel_end
         chip.idle_at = end
         chip.last_kernel_end = end
         if per_op is not None:
-            profiler.emit(_record(per_op, chip, inputs, outputs, op_cost, hit, system_calls, host_start, host_end,
-                                  start, end, gap, trace_id, replay_session,
-                                  sort_ts if sort_ts is not None else host_start))
+            profiler.emit(_record(op, per_op, chip, system_calls, ChipSpan(start, end, gap)))
 
 
 def _next_call_count() -> int:
@@ -258,46 +300,49 @@ def _attributes_text(opdef: OpDef, kwargs, outputs) -> dict:
     return attrs
 
 
-def _host_record(mesh, name, opdef, inputs, outputs, kwargs, hit, host_start) -> dict:
-    """A captured op's host record: tt-metal keeps it in the CSV with empty device columns (the device runs the
-    op only on replay), at capture time, with no trace id."""
+def _host_record(mesh, op: DeviceOp) -> dict:
+    """A captured op's host record: tt-metal keeps it in the CSV with empty device columns (the device runs
+    the op only on replay), at capture time, with no trace id."""
     chip = mesh.chips[0]
     return {
-        "kind": "op", "op_code": opdef.code_for(kwargs), "op_type": "tt_dnn_device",
+        "kind": "op", "op_code": op.opdef.code_for(op.named), "op_type": "tt_dnn_device",
         "global_call_count": _next_call_count(),
-        "attributes": _attributes_text(opdef, kwargs, outputs), "host_start_ts": host_start,
-        "host_end_ts": clock.host_time_ns(), "inputs": [_tensor_record(t, chip.id) for t in inputs],
-        "outputs": [_tensor_record(t, chip.id) for t in outputs], "program_cache_hit": hit, "sort_ts": host_start,
+        "attributes": _attributes_text(op.opdef, op.named, op.outputs), "host_start_ts": op.host_start,
+        "host_end_ts": op.host_end, "inputs": [_tensor_record(t, chip.id) for t in op.inputs],
+        "outputs": [_tensor_record(t, chip.id) for t in op.outputs], "program_cache_hit": op.hit,
+        "sort_ts": op.host_start,
     }
 
 
-def _op_fields(name, opdef, inputs, outputs, kwargs, op_cost) -> dict:
+def _op_fields(op: DeviceOp) -> dict:
     """The record fields every chip's row of one op shares (computed once per op, not once per chip)."""
-    attrs = _attributes_text(opdef, kwargs, outputs)
-    op_code = opdef.code_for(kwargs)
+    attrs = _attributes_text(op.opdef, op.named, op.outputs)
+    op_code = op.opdef.code_for(op.named)
+    program = repr((op_code, sorted(attrs.items()), [t.spec_key() for t in op.inputs]))
+    kernels = f"ttnn_sim/kernels/{op.name}"
     return {
-        "op_code": op_code, "attributes": attrs,
-        "program_hash": zlib.crc32(repr((op_code, sorted(attrs.items()), [t.spec_key() for t in inputs])).encode()),
-        "compute_kernel_source": [f"ttnn_sim/kernels/{name}/compute.cpp"] if op_cost.math_fidelity else [],
-        "dm_kernel_source": [f"ttnn_sim/kernels/{name}/reader.cpp", f"ttnn_sim/kernels/{name}/writer.cpp"],
+        "op_code": op_code, "attributes": attrs, "program_hash": zlib.crc32(program.encode()),
+        "compute_kernel_source": [f"{kernels}/compute.cpp"] if op.op_cost.math_fidelity else [],
+        "dm_kernel_source": [f"{kernels}/reader.cpp", f"{kernels}/writer.cpp"],
     }
 
 
-def _record(per_op, chip, inputs, outputs, op_cost, hit, call_count, host_start, host_end, start, end, gap,
-            trace_id, replay_session, sort_ts) -> dict:
+def _record(op: DeviceOp, per_op: dict, chip, call_count: int, span: ChipSpan) -> dict:
     return {
-        "kind": "op", "op_code": per_op["op_code"], "op_type": "tt_dnn_device", "global_call_count": call_count,
-        "device_id": chip.id, "arch": "wormhole_b0", "attributes": per_op["attributes"],
-        "math_fidelity": op_cost.math_fidelity,
-        "core_count": op_cost.core_count, "available_worker_core_count": cost.CORES, "sub_device_id": 0,
-        "host_start_ts": host_start, "host_end_ts": host_end,
-        "fw_start_cycle": start - 200, "fw_end_cycle": end + 100, "kernel_start_cycle": start,
-        "kernel_end_cycle": end, "kernel_duration_ns": op_cost.kernel_ns, "op_to_op_latency_ns": gap,
-        "inputs": [_tensor_record(t, chip.id) for t in inputs],
-        "outputs": [_tensor_record(t, chip.id) for t in outputs],
-        "trace_id": trace_id, "replay_session_id": replay_session, "program_cache_hit": hit,
+        "kind": "op", "op_code": per_op["op_code"], "op_type": "tt_dnn_device",
+        "global_call_count": call_count, "device_id": chip.id, "arch": "wormhole_b0",
+        "attributes": per_op["attributes"], "math_fidelity": op.op_cost.math_fidelity,
+        "core_count": op.op_cost.core_count, "available_worker_core_count": cost.CORES, "sub_device_id": 0,
+        "host_start_ts": op.host_start, "host_end_ts": op.host_end,
+        "fw_start_cycle": span.start - 200, "fw_end_cycle": span.end + 100, "kernel_start_cycle": span.start,
+        "kernel_end_cycle": span.end, "kernel_duration_ns": op.op_cost.kernel_ns,
+        "op_to_op_latency_ns": span.gap,
+        "inputs": [_tensor_record(t, chip.id) for t in op.inputs],
+        "outputs": [_tensor_record(t, chip.id) for t in op.outputs],
+        "trace_id": op.trace_id, "replay_session_id": op.replay_session, "program_cache_hit": op.hit,
         "program_hash": per_op["program_hash"], "compute_kernel_source": per_op["compute_kernel_source"],
-        "dm_kernel_source": per_op["dm_kernel_source"], "sort_ts": sort_ts,
+        "dm_kernel_source": per_op["dm_kernel_source"],
+        "sort_ts": op.host_start if op.sort_ts is None else op.sort_ts,
     }
 
 
@@ -328,27 +373,39 @@ def end_trace_capture(mesh, trace_id: int, cq_id: int = 0) -> None:
 
 @on_sim_threads
 def execute_trace(mesh, trace_id: int, cq_id: int = 0, blocking: bool = True) -> None:
+    """Replay a captured trace. The device starts the replay only once the host has issued it: no kernel of
+    the replay starts before this call's host dispatch ends, so the host gap between two replays shows as
+    the first op's op-to-op latency, and a replay's e2e time always covers its device time."""
     trace = mesh.traces[trace_id]
     trace.replays += 1
     host_start = clock.host_time_ns()
-    clock.advance_host(cost.HOST_EXECUTE_TRACE_NS)
-    for name, opdef, target, args, kwargs, outputs, op_cost in trace.calls:
-        is_view = op_cost is None
-        if not is_view:
-            faults.on_device_op(name)
-        fresh = _as_tuple(_run_impl(Context(mesh, replay=True, as_view=is_view), opdef, target, args, kwargs))
-        for recorded, new in zip(outputs, fresh, strict=True):
-            if recorded is not new:
-                recorded.shards = restored(new, recorded.dtype, recorded.layout)
-        if is_view:
-            continue
-        inputs = _tensors_in(args, kwargs)
-        _run_on_devices(mesh, name, opdef, inputs, outputs, _named_arguments(opdef, args, kwargs), op_cost, True,
-                        host_start, clock.host_time_ns(), cost.TRACE_OP_TO_OP_NS, trace_id=trace_id,
-                        replay_session=trace.replays, sort_ts=clock.host_time_ns())
+    issued = clock.advance_host(cost.HOST_EXECUTE_TRACE_NS)
+    for call in trace.calls:
+        _replay_call(mesh, call)
+        if call.op_cost is None:
+            continue  # a view: no device op
+        inputs = _tensors_in(call.args, call.kwargs)
+        named = _named_arguments(call.opdef, call.args, call.kwargs)
+        now = clock.host_time_ns()
+        _run_on_devices(mesh, DeviceOp(call.name, call.opdef, inputs, call.outputs, named, call.op_cost, True,
+                                       host_start, now, ready_at=issued,
+                                       op_to_op_floor=cost.TRACE_OP_TO_OP_NS, trace_id=trace_id,
+                                       replay_session=trace.replays, sort_ts=now))
         clock.advance_host(1)  # keeps replay rows in execution order when sorted by time
     if blocking:
         mesh.synchronize()
+
+
+def _replay_call(mesh, call: TracedCall) -> None:
+    """Re-run one captured call's impl on its captured inputs, writing into its captured outputs."""
+    is_view = call.op_cost is None
+    if not is_view:
+        faults.on_device_op(call.name)
+    context = Context(mesh, replay=True, as_view=is_view)
+    fresh = _as_tuple(_run_impl(context, call.opdef, call.target, call.args, call.kwargs))
+    for recorded, new in zip(call.outputs, fresh, strict=True):
+        if recorded is not new:
+            recorded.shards = restored(new, recorded.dtype, recorded.layout)
 
 
 def release_trace(mesh, trace_id: int) -> None:
