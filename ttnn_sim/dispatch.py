@@ -42,6 +42,11 @@ class OpDef:
     # the result shares the input's buffer); ctx.as_view tells the impl.
     view: Callable | None = None
     op_codes: tuple = ()
+    # The tt-metal file whose binding (or Python wrapper) gives the op's signature; the impl's parameters are
+    # that signature, so ttnn's keywords, and only those, are accepted (docs/sim-semantics.md lists them).
+    source: str = ""
+    # The arguments whose value tt-metal records in the op's ATTRIBUTES (the profiler cell changes with each).
+    recorded: tuple = ()
 
     def codes(self) -> tuple:
         """Every OP CODE this op can write."""
@@ -122,21 +127,15 @@ def _signature(impl) -> inspect.Signature:
     return inspect.signature(impl)
 
 
-def _named_arguments(opdef: OpDef, args, kwargs) -> dict:
-    """Every argument by parameter name (positional ones too), so attributes and cost see e.g. `dim`."""
-    signature = _signature(opdef.impl)
+def _named_arguments(name: str, opdef: OpDef, args, kwargs) -> dict:
+    """Every argument by ttnn's parameter name (positional ones too, defaults filled in), so attributes and
+    cost see e.g. `dim`. An argument ttnn's signature lacks raises TypeError naming it, as ttnn's bindings do."""
     try:
-        bound = signature.bind_partial(None, *args, **kwargs).arguments
-    except TypeError:
-        return dict(kwargs)
-    named = {}
-    for key, value in list(bound.items())[1:]:  # skip ctx
-        parameter = signature.parameters[key]
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            named.update(value)
-        else:
-            named[key] = value  # extra positionals stay together under the *args name
-    return named
+        bound = _signature(opdef.impl).bind(None, *args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"ttnn.{name}() {error}") from None
+    bound.apply_defaults()  # what the op runs with, as its ATTRIBUTES show it
+    return dict(list(bound.arguments.items())[1:])  # skip ctx
 
 
 def _cache_key(name, inputs, kwargs) -> tuple:
@@ -144,18 +143,12 @@ def _cache_key(name, inputs, kwargs) -> tuple:
     return (name, tuple(t.spec_key() for t in inputs), plain)
 
 
-_OUTPUT_KEYWORDS = ("output_tensor", "optional_output_tensor", "optional_tensor", "persistent_output_buffer")
-
-
-def _output_target(name: str, opdef: OpDef, args: tuple, kwargs: dict):
+def _output_target(opdef: OpDef, args: tuple, kwargs: dict):
     """(preallocated output or None, kwargs without it): what ttnn writes the result into."""
     if opdef.in_place:
         return args[0], kwargs
     if opdef.output_arg and kwargs.get(opdef.output_arg) is not None:
         return kwargs[opdef.output_arg], {k: v for k, v in kwargs.items() if k != opdef.output_arg}
-    for key in _OUTPUT_KEYWORDS:
-        if kwargs.get(key) is not None:
-            raise TypeError(f"ttnn.{name}() got an unexpected keyword argument '{key}'")
     return None, kwargs
 
 
@@ -180,14 +173,15 @@ def _run_impl(ctx, opdef: OpDef, target, args, kwargs):
 
 @on_sim_threads
 def launch(name: str, opdef: OpDef, args: tuple, kwargs: dict):
-    target, kwargs = _output_target(name, opdef, args, kwargs)
+    named = _named_arguments(name, opdef, args, kwargs)  # refuses what ttnn refuses, before any work
+    target, kwargs = _output_target(opdef, args, kwargs)
+    named.pop(opdef.output_arg, None)
     inputs = _tensors_in(args, kwargs)
     if not inputs or inputs[0].device() is None:
         raise RuntimeError(f"TT_FATAL: ttnn.{name} expects device tensors")
     mesh = inputs[0].device()
     for t in inputs:
         t.check_alive()
-    named = _named_arguments(opdef, args, kwargs)
     if opdef.view is not None and opdef.view(named):
         return _launch_view(mesh, name, opdef, args, kwargs)
     faults.on_device_op(name)
@@ -292,8 +286,22 @@ def _tensor_record(t: Tensor, chip_id: int) -> dict:
             "dtype": t.dtype.name, "memory": memory}
 
 
+def attribute_text(value) -> str:
+    """An argument as the ATTRIBUTES cell prints it: std::nullopt for none, true / false for booleans."""
+    if value is None:
+        return "std::nullopt"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(attribute_text(v) for v in value) + "]"
+    return str(value)
+
+
 def _attributes_text(opdef: OpDef, kwargs, outputs) -> dict:
-    attrs = {k: str(v) for k, v in opdef.attributes(kwargs, outputs).items()}
+    """The recorded arguments by name, then what the op derives (op type, fidelity, ...), then the output's
+    dtype and memory config when the op does not name them itself."""
+    attrs = {name: attribute_text(kwargs.get(name)) for name in opdef.recorded}
+    attrs.update({k: str(v) for k, v in opdef.attributes(kwargs, outputs).items()})
     if outputs:
         attrs.setdefault("output_dtype", f"DataType::{outputs[0].dtype.name}")
         attrs.setdefault("output_mem_config", str(outputs[0].memory_config()).replace(",", ";"))
@@ -385,7 +393,7 @@ def execute_trace(mesh, trace_id: int, cq_id: int = 0, blocking: bool = True) ->
         if call.op_cost is None:
             continue  # a view: no device op
         inputs = _tensors_in(call.args, call.kwargs)
-        named = _named_arguments(call.opdef, call.args, call.kwargs)
+        named = _named_arguments(call.name, call.opdef, call.args, call.kwargs)
         now = clock.host_time_ns()
         _run_on_devices(mesh, DeviceOp(call.name, call.opdef, inputs, call.outputs, named, call.op_cost, True,
                                        host_start, now, ready_at=issued,

@@ -382,8 +382,10 @@ def init_device_compute_kernel_config(
     fp32_dest_acc_en: bool = False,
     packer_l1_acc: bool = False,
     dst_full_sync_en: bool = False,
-    **_ignored,
+    throttle_level=None,
 ):
+    """ttnn/cpp/ttnn/operations/core/compute_kernel/compute_kernel_config.hpp; the arch and the throttle
+    level pick nothing in the sim (one Wormhole-class chip)."""
     return WormholeComputeKernelConfig(
         math_fidelity=math_fidelity,
         math_approx_mode=math_approx_mode,

@@ -35,7 +35,7 @@ import torch
 
 from ttnn_sim import cost
 from ttnn_sim.dispatch import OpDef
-from ttnn_sim.ops.common import memcfg, memory_cost
+from ttnn_sim.ops.common import memory_cost, not_simulated
 from ttnn_sim.tensor import to_storage
 
 TILE = 32
@@ -45,8 +45,8 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float32)
 
 
-def _like(ctx, reference, shards, kwargs, dtype=None):
-    return ctx.output(shards, dtype or reference.dtype, reference.layout, memcfg(kwargs, reference.memory_config()))
+def _like(ctx, reference, shards, memory_config, dtype=None):
+    return ctx.output(shards, dtype or reference.dtype, reference.layout, memory_config or reference.memory_config())
 
 
 # --- heads -----------------------------------------------------------------------------------------
@@ -58,7 +58,9 @@ def _split_fused_heads(x: torch.Tensor, num_heads: int, num_kv_heads: int):
 
 
 def _create_qkv_heads(ctx, input_tensor, input_tensor_kv=None, *, num_heads, num_kv_heads=None,
-                      transpose_k_heads=False, **kwargs):
+                      transpose_k_heads=True, memory_config=None, output_tensors=None):
+    not_simulated(input_tensor_kv, "experimental.nlp_create_qkv_heads", "input_tensor_kv")
+    not_simulated(output_tensors, "experimental.nlp_create_qkv_heads", "output_tensors")
     num_kv_heads = num_kv_heads or num_heads
 
     def one(x):
@@ -66,29 +68,33 @@ def _create_qkv_heads(ctx, input_tensor, input_tensor_kv=None, *, num_heads, num
         return q, (k.transpose(-1, -2) if transpose_k_heads else k), v
 
     per_device = ctx.per_device(one, input_tensor)
-    return tuple(_like(ctx, input_tensor, [r[i] for r in per_device], kwargs) for i in range(3))
+    return tuple(_like(ctx, input_tensor, [r[i] for r in per_device], memory_config) for i in range(3))
 
 
-def _create_qkv_heads_decode(ctx, input_tensor, *, num_heads, num_kv_heads=None, **kwargs):
+def _create_qkv_heads_decode(ctx, input_tensor, *, num_heads, num_kv_heads=None, overlap_qk_coregrid=True,
+                             batch_offset=None, slice_size=None, memory_config=None, output_tensors=None):
+    not_simulated(batch_offset, "experimental.nlp_create_qkv_heads_decode", "batch_offset")
+    not_simulated(slice_size, "experimental.nlp_create_qkv_heads_decode", "slice_size")
+    not_simulated(output_tensors, "experimental.nlp_create_qkv_heads_decode", "output_tensors")
     num_kv_heads = num_kv_heads or num_heads
     per_device = ctx.per_device(lambda x: _split_fused_heads(x[:, 0], num_heads, num_kv_heads), input_tensor)
-    return tuple(_like(ctx, input_tensor, [r[i] for r in per_device], kwargs) for i in range(3))
+    return tuple(_like(ctx, input_tensor, [r[i] for r in per_device], memory_config) for i in range(3))
 
 
-def _concat_heads(ctx, input_tensor, **kwargs):
+def _concat_heads(ctx, input_tensor, *, memory_config=None):
     def one(x):
         batch, heads, seq, dim = x.shape
         return x.transpose(1, 2).reshape(batch, 1, seq, heads * dim)
 
-    return _like(ctx, input_tensor, ctx.per_device(one, input_tensor), kwargs)
+    return _like(ctx, input_tensor, ctx.per_device(one, input_tensor), memory_config)
 
 
-def _concat_heads_decode(ctx, input_tensor, *, num_heads, **kwargs):
+def _concat_heads_decode(ctx, input_tensor, *, num_heads, memory_config=None, sub_core_grids=None):
     def one(x):
         users = x.shape[1]
         return x[:, :, :num_heads].reshape(1, 1, users, num_heads * x.shape[-1])
 
-    return _like(ctx, input_tensor, ctx.per_device(one, input_tensor), kwargs)
+    return _like(ctx, input_tensor, ctx.per_device(one, input_tensor), memory_config)
 
 
 # --- rotary embedding --------------------------------------------------------------------------------
@@ -99,13 +105,14 @@ def apply_trans_mat(x: torch.Tensor, trans_mat: torch.Tensor) -> torch.Tensor:
     return (tiles @ t).reshape(x.shape)
 
 
-def _rotary_embedding_llama(ctx, input_tensor, cos_cache, sin_cache, trans_mat, *, is_decode_mode=False,
-                            **kwargs):
+def _rotary_embedding_llama(ctx, input_tensor, cos_cache, sin_cache, trans_mat, is_decode_mode=False, *,
+                            memory_config=None, compute_kernel_config=None):
     def one(x, cos, sin, t):
         x = _f32(x)
         return x * _f32(cos) + apply_trans_mat(x, t) * _f32(sin)
 
-    return _like(ctx, input_tensor, ctx.per_device(one, input_tensor, cos_cache, sin_cache, trans_mat), kwargs)
+    shards = ctx.per_device(one, input_tensor, cos_cache, sin_cache, trans_mat)
+    return _like(ctx, input_tensor, shards, memory_config)
 
 
 # --- KV cache (in place) ----------------------------------------------------------------------------
@@ -127,7 +134,7 @@ def _write_rows(cache, device: int, rows: torch.Tensor, index) -> None:
     shard[index] = to_storage(rows, cache.dtype, cache.layout).to(shard.dtype)
 
 
-def _fill_cache(ctx, cache_tensor, input_tensor, batch_idx, **kwargs):
+def _fill_cache(ctx, cache_tensor, input_tensor, batch_idx):
     for device in range(ctx.num_devices):
         x = input_tensor.shards[device][0]
         _write_rows(cache_tensor, device, x, (batch_idx, slice(None), slice(0, x.shape[-2])))
@@ -140,8 +147,11 @@ def _positions(ctx, update_idxs, update_idxs_tensor, device: int) -> list[int]:
     return [int(p) for p in update_idxs]
 
 
-def _paged_update_cache(ctx, cache_tensor, input_tensor, *, update_idxs=None, update_idxs_tensor=None,
-                        page_table=None, batch_offset=0, **kwargs):
+def _paged_update_cache(ctx, cache_tensor, input_tensor, *, update_idxs=(), update_idxs_tensor=None,
+                        share_cache=None, page_table=None, batch_offset=0, compute_kernel_config=None,
+                        mesh_coords=None):
+    not_simulated(share_cache, "experimental.paged_update_cache", "share_cache")
+    not_simulated(mesh_coords, "experimental.paged_update_cache", "mesh_coords")
     for device in range(ctx.num_devices):
         # Block-float exponents are shared along a row's last dim only, so rounding the new rows together
         # equals rounding each in place; one copy per device keeps this linear in the number of users.
@@ -200,8 +210,9 @@ def window_mask(query_positions, key_positions, causal: bool, window) -> torch.T
     return torch.zeros(distance.shape).masked_fill(~allowed, float("-inf"))
 
 
-def _sdpa(ctx, input_tensor_q, input_tensor_k, input_tensor_v, *, is_causal=True, attn_mask=None, scale=None,
-          sliding_window_size=None, attention_sink=None, **kwargs):
+def _sdpa(ctx, input_tensor_q, input_tensor_k, input_tensor_v, *, attn_mask=None, is_causal=True, scale=None,
+          sliding_window_size=None, program_config=None, memory_config=None, compute_kernel_config=None,
+          attention_sink=None):
     def one(q, k, v, mask, sink):
         q, k, v = _f32(q), _f32(k), _f32(v)
         positions_q, positions_k = torch.arange(q.shape[-2]), torch.arange(k.shape[-2])
@@ -212,12 +223,29 @@ def _sdpa(ctx, input_tensor_q, input_tensor_k, input_tensor_v, *, is_causal=True
         return attend(q, k, v, additive, scale or 1 / math.sqrt(q.shape[-1]), sink)
 
     shards = ctx.per_device(one, input_tensor_q, input_tensor_k, input_tensor_v, attn_mask, attention_sink)
-    return _like(ctx, input_tensor_q, shards, kwargs)
+    return _like(ctx, input_tensor_q, shards, memory_config)
 
 
 def _sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, *, is_causal=True, attn_mask=None,
-                 cur_pos=None, cur_pos_tensor=None, attention_sink=None, scale=None, sliding_window_size=None,
-                 page_table_tensor=None, **kwargs):
+                 cur_pos=(), cur_pos_tensor=None, attention_sink=None, scale=None, sliding_window_size=None,
+                 memory_config=None, program_config=None, compute_kernel_config=None):
+    not_simulated(attn_mask, "transformer.scaled_dot_product_attention_decode", "attn_mask")
+    return _decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, None, cur_pos, cur_pos_tensor,
+                   attention_sink, scale, sliding_window_size, memory_config)
+
+
+def _paged_sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tensor, *, is_causal=True,
+                       attn_mask=None, cur_pos_tensor=None, attention_sink=None, scale=None,
+                       sliding_window_size=None, memory_config=None, program_config=None,
+                       compute_kernel_config=None):
+    not_simulated(attn_mask, "transformer.paged_scaled_dot_product_attention_decode", "attn_mask")
+    return _decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tensor, (), cur_pos_tensor,
+                   attention_sink, scale, sliding_window_size, memory_config)
+
+
+def _decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tensor, cur_pos, cur_pos_tensor,
+            attention_sink, scale, sliding_window_size, memory_config):
+    """Decode attention, paged when page_table_tensor is given: each user attends up to its position."""
     outputs = []
     for device in range(ctx.num_devices):
         q = _f32(input_tensor_q.shards[device])[0]  # [B, nh, d]
@@ -229,7 +257,7 @@ def _sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, *, is_caus
         positions = torch.tensor(_positions(ctx, cur_pos, cur_pos_tensor, device)[: q.shape[0]])
         outputs.append(_decode_users(q, k[: q.shape[0]], v[: q.shape[0]], positions, sliding_window_size, scale,
                                      sink).unsqueeze(0))
-    return _like(ctx, input_tensor_q, outputs, kwargs)
+    return _like(ctx, input_tensor_q, outputs, memory_config)
 
 
 def _unpage(cache: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -238,11 +266,6 @@ def _unpage(cache: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     users, per_user = table.shape
     _, heads, block, dim = cache.shape
     return blocks.reshape(users, per_user, heads, block, dim).transpose(1, 2).reshape(users, heads, -1, dim)
-
-
-def _paged_sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tensor, **kwargs):
-    return _sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tensor=page_table_tensor,
-                        **kwargs)
 
 
 def _decode_users(q, k, v, positions, window, scale, sink):
@@ -281,30 +304,46 @@ def _rotary_cost(ctx, inputs, outputs, kwargs):
     return memory_cost(inputs, outputs, cost.matmul_ns(2 * elements * TILE, "HiFi4"), fidelity="HiFi4")
 
 
-def _pick(*names):
-    return lambda kwargs, outputs: {name: kwargs.get(name) for name in names if name in kwargs}
-
-
+_EXPERIMENTAL = "ttnn/cpp/ttnn/operations/experimental"
+_HEADS = f"{_EXPERIMENTAL}/transformer"
+_SDPA_RECORDED = ("is_causal", "scale", "sliding_window_size", "memory_config", "program_config",
+                  "compute_kernel_config")
 TABLE = {
-    "experimental.nlp_create_qkv_heads": OpDef(_create_qkv_heads, _move_cost, "NlpCreateHeadsDeviceOperation",
-                                               _pick("num_heads", "num_kv_heads", "transpose_k_heads")),
-    "experimental.nlp_create_qkv_heads_decode": OpDef(_create_qkv_heads_decode, _move_cost,
-                                                      "NLPCreateHeadsDecodeDeviceOperation",
-                                                      _pick("num_heads", "num_kv_heads")),
-    "experimental.nlp_concat_heads": OpDef(_concat_heads, _move_cost, "NLPConcatHeadsDeviceOperation"),
-    "experimental.nlp_concat_heads_decode": OpDef(_concat_heads_decode, _move_cost,
-                                                  "NLPConcatHeadsDecodeDeviceOperation", _pick("num_heads")),
-    "experimental.rotary_embedding_llama": OpDef(_rotary_embedding_llama, _rotary_cost,
-                                                 "RotaryEmbeddingLlamaDeviceOperation", _pick("is_decode_mode")),
-    "fill_cache": OpDef(_fill_cache, _update_cost, "UpdateKVCacheOperation", _pick("batch_idx")),
-    "experimental.paged_update_cache": OpDef(_paged_update_cache, _update_cost, "PagedUpdateCacheDeviceOperation",
-                                             _pick("batch_offset")),
-    "transformer.scaled_dot_product_attention": OpDef(_sdpa, _sdpa_cost, "SDPAOperation",
-                                                      _pick("is_causal", "scale", "sliding_window_size")),
-    "transformer.scaled_dot_product_attention_decode": OpDef(_sdpa_decode, _sdpa_cost, "SdpaDecodeDeviceOperation",
-                                                             _pick("is_causal", "scale", "sliding_window_size")),
+    "experimental.nlp_create_qkv_heads": OpDef(
+        _create_qkv_heads, _move_cost, "NlpCreateHeadsDeviceOperation",
+        source=f"{_HEADS}/nlp_create_qkv_heads/nlp_create_qkv_heads_nanobind.cpp",
+        recorded=("num_heads", "num_kv_heads", "transpose_k_heads", "memory_config")),
+    "experimental.nlp_create_qkv_heads_decode": OpDef(
+        _create_qkv_heads_decode, _move_cost, "NLPCreateHeadsDecodeDeviceOperation",
+        source=f"{_HEADS}/nlp_create_qkv_heads_decode/nlp_create_qkv_heads_decode_nanobind.cpp",
+        recorded=("num_heads", "num_kv_heads", "overlap_qk_coregrid", "memory_config")),
+    "experimental.nlp_concat_heads": OpDef(
+        _concat_heads, _move_cost, "NLPConcatHeadsDeviceOperation",
+        source=f"{_HEADS}/nlp_concat_heads/nlp_concat_heads_nanobind.cpp", recorded=("memory_config",)),
+    "experimental.nlp_concat_heads_decode": OpDef(
+        _concat_heads_decode, _move_cost, "NLPConcatHeadsDecodeDeviceOperation",
+        source=f"{_HEADS}/nlp_concat_heads_decode/nlp_concat_heads_decode_nanobind.cpp",
+        recorded=("num_heads", "memory_config", "sub_core_grids")),
+    "experimental.rotary_embedding_llama": OpDef(
+        _rotary_embedding_llama, _rotary_cost, "RotaryEmbeddingLlamaDeviceOperation",
+        source=f"{_HEADS}/rotary_embedding_llama/rotary_embedding_llama_nanobind.cpp",
+        recorded=("is_decode_mode", "memory_config", "compute_kernel_config")),
+    "fill_cache": OpDef(_fill_cache, _update_cost, "UpdateKVCacheOperation",
+                        source="ttnn/cpp/ttnn/operations/kv_cache/kv_cache_nanobind.cpp", recorded=("batch_idx",)),
+    "experimental.paged_update_cache": OpDef(
+        _paged_update_cache, _update_cost, "PagedUpdateCacheDeviceOperation",
+        source=f"{_EXPERIMENTAL}/paged_cache/paged_cache_nanobind.cpp",
+        recorded=("update_idxs", "batch_offset", "compute_kernel_config")),
+    "transformer.scaled_dot_product_attention": OpDef(
+        _sdpa, _sdpa_cost, "SDPAOperation", source="ttnn/cpp/ttnn/operations/transformer/sdpa/sdpa_nanobind.cpp",
+        recorded=_SDPA_RECORDED),
+    "transformer.scaled_dot_product_attention_decode": OpDef(
+        _sdpa_decode, _sdpa_cost, "SdpaDecodeDeviceOperation",
+        source="ttnn/cpp/ttnn/operations/transformer/sdpa_decode/sdpa_decode_nanobind.cpp",
+        recorded=(*_SDPA_RECORDED, "cur_pos")),
     "transformer.paged_scaled_dot_product_attention_decode": OpDef(
         _paged_sdpa_decode, _sdpa_cost, "SdpaDecodeDeviceOperation",
-        lambda kwargs, outputs: {**_pick("is_causal", "scale", "sliding_window_size")(kwargs, outputs),
-                                 "paged_attention": "true"}),
+        lambda kwargs, outputs: {"paged_attention": "true"},
+        source="ttnn/cpp/ttnn/operations/transformer/sdpa_decode/sdpa_decode_nanobind.cpp",
+        recorded=_SDPA_RECORDED),
 }

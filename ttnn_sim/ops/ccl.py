@@ -15,15 +15,14 @@ Semantics (ttnn docs for ttnn.all_gather / ttnn.reduce_scatter / ttnn.all_reduce
 - experimental.all_gather_async / experimental.reduce_scatter_minimal_async: the same results as all_gather /
   reduce_scatter (the "async" refers to fabric and semaphore handling); all_gather_async writes into
   persistent_output_buffer when one is given.
-Sums are taken in float32 and rounded once to the output dtype. Topology, num_links, semaphores, sub-devices and
-persistent buffers change nothing observable in the sim and are accepted and ignored.
+Sums are taken in float32 and rounded once to the output dtype. Topology, num_links, semaphores and sub-devices
+change nothing observable in the sim: they are accepted and recorded, not modelled.
 """
 
 import torch
 
 from ttnn_sim import cost, dispatch
 from ttnn_sim.dispatch import OpDef
-from ttnn_sim.ops.common import memcfg
 from ttnn_sim.types import Topology
 
 
@@ -67,16 +66,16 @@ def _per_group(ctx, tensor, cluster_axis, combine, same_for_all=False) -> list[t
     return results
 
 
-def _output(ctx, tensor, shards, kwargs):
-    return ctx.output(shards, tensor.dtype, tensor.layout, memcfg(kwargs, tensor.memory_config()))
+def _output(ctx, tensor, shards, memory_config):
+    return ctx.output(shards, tensor.dtype, tensor.layout, memory_config or tensor.memory_config())
 
 
-def _all_gather(ctx, input_tensor, dim, *, cluster_axis=None, **kwargs):
+def _gathered(ctx, input_tensor, dim, cluster_axis, memory_config):
     shards = _per_group(ctx, input_tensor, cluster_axis, lambda members, _: torch.cat(members, dim=dim), True)
-    return _output(ctx, input_tensor, shards, kwargs)
+    return _output(ctx, input_tensor, shards, memory_config)
 
 
-def _reduce_scatter(ctx, input_tensor, dim, *, cluster_axis=None, **kwargs):
+def _scattered(ctx, input_tensor, dim, cluster_axis, memory_config):
     size = group_size(ctx.mesh, cluster_axis)
     if input_tensor.shape[dim] % size:
         raise RuntimeError(f"TT_FATAL: reduce_scatter dim {dim} of size {input_tensor.shape[dim]} "
@@ -85,26 +84,47 @@ def _reduce_scatter(ctx, input_tensor, dim, *, cluster_axis=None, **kwargs):
     def scatter(members, position):
         return torch.stack(members).sum(0).chunk(size, dim=dim)[position]
 
-    return _output(ctx, input_tensor, _per_group(ctx, input_tensor, cluster_axis, scatter), kwargs)
+    return _output(ctx, input_tensor, _per_group(ctx, input_tensor, cluster_axis, scatter), memory_config)
 
 
-def _dim_argument(args, dim):
-    """The gather/scatter dim of an async CCL, given by keyword or as the first int among the positionals."""
-    if dim is not None:
-        return dim
-    found = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
-    if not found:
-        raise RuntimeError("TT_FATAL: the CCL needs a dim")
-    return found[0]
+# Sub-devices, links, topology, semaphores and the async CCLs' tuning knobs change nothing observable in the
+# sim: they are accepted (and recorded where tt-metal records them) but not modelled.
+def _all_gather(ctx, input_tensor, dim, *, cluster_axis=None, subdevice_id=None, memory_config=None,
+                output_tensor=None, num_links=None, topology=None):
+    return _gathered(ctx, input_tensor, dim, cluster_axis, memory_config)
 
 
-def _all_gather_async(ctx, input_tensor, *args, dim=None, cluster_axis=None, **kwargs):
-    return _all_gather(ctx, input_tensor, _dim_argument(args, dim), cluster_axis=cluster_axis, **kwargs)
+def _reduce_scatter(ctx, input_tensor, dim, *, cluster_axis=None, subdevice_id=None, memory_config=None,
+                    intermediate_memory_config=None, output_tensor=None, num_links=None, topology=None):
+    return _scattered(ctx, input_tensor, dim, cluster_axis, memory_config)
 
 
-def _reduce_scatter_async(ctx, input_tensor, *args, dim=None, cluster_axis=None, persistent_output_buffers=None,
-                          **kwargs):
-    return _reduce_scatter(ctx, input_tensor, _dim_argument(args, dim), cluster_axis=cluster_axis, **kwargs)
+def async_dim(named) -> int:
+    """The gather / scatter dim of an async CCL. tt-metal binds two overloads, (input_tensor, dim, semaphore)
+    and (input_tensor, persistent_output_buffer(s), dim, semaphore): an int in the buffer's place is the dim."""
+    buffer = named.get("persistent_output_buffer", named.get("persistent_output_buffers"))
+    dim = buffer if isinstance(buffer, int) and not isinstance(buffer, bool) else named.get("dim")
+    if dim is None:
+        raise TypeError("ttnn.experimental CCL: missing a required argument: 'dim'")
+    return dim
+
+
+def _all_gather_async(ctx, input_tensor, persistent_output_buffer=None, dim=None, multi_device_global_semaphore=None,
+                      *, num_links=None, memory_config=None, topology=Topology.Ring, subdevice_id=None,
+                      cluster_axis=None, use_optimal_ccl_for_llama=False, use_broadcast=False,
+                      barrier_semaphore=None, sub_core_grids=None, chunks_per_sync=None, num_workers_per_link=None,
+                      num_buffers_per_channel=None):
+    named = {"persistent_output_buffer": persistent_output_buffer, "dim": dim}
+    return _gathered(ctx, input_tensor, async_dim(named), cluster_axis, memory_config)
+
+
+def _reduce_scatter_async(ctx, input_tensor, persistent_output_buffers=None, dim=None,
+                          multi_device_global_semaphore=None, *, barrier_semaphore=None, num_links=1,
+                          memory_config=None, intermediate_memory_config=None, topology=Topology.Ring,
+                          subdevice_id=None, cluster_axis=None, chunks_per_sync=None, num_workers_per_link=None,
+                          num_buffers_per_channel=None, compute_kernel_config=None):
+    named = {"persistent_output_buffers": persistent_output_buffers, "dim": dim}
+    return _scattered(ctx, input_tensor, async_dim(named), cluster_axis, memory_config)
 
 
 def scatter_dim(tensor, members: int) -> int | None:
@@ -118,8 +138,8 @@ def scatter_dim(tensor, members: int) -> int | None:
     return None
 
 
-def all_reduce(input_tensor, cluster_axis=None, subdevice_id=None, memory_config=None, num_links=None,
-               topology=None, **_ignored):
+def all_reduce(input_tensor, *, cluster_axis=None, subdevice_id=None, memory_config=None, num_links=None,
+               topology=None):
     """The composite tt-metal runs for ttnn.all_reduce (module docstring); the result is the group sum."""
     from ttnn_sim import api
 
@@ -160,38 +180,36 @@ def _reduce_bytes(inputs, outputs, n):
     return inputs[0].buffer_bytes() / n  # ring reduce: each hop moves one chunk
 
 
-def _attributes(kwargs, outputs, dim_arg=True):
-    attrs = {
-        "cluster_axis": kwargs.get("cluster_axis"),
-        "num_links": kwargs.get("num_links", 1),
-        "topology": kwargs.get("topology") or Topology.Linear,
-    }
-    if dim_arg:
-        attrs["dim"] = kwargs.get("dim")
-    return attrs
-
-
-def _dim_attributes(kwargs, outputs):
-    return _attributes(kwargs, outputs)
+def ccl_attributes(kwargs, outputs):
+    """What tt-metal shows for links and topology the caller left unset."""
+    return {"num_links": kwargs.get("num_links") or 1, "topology": kwargs.get("topology") or Topology.Linear}
 
 
 def _async_attributes(kwargs, outputs):
-    attrs = _attributes(kwargs, outputs)
-    attrs["dim"] = _dim_argument(kwargs.get("args", ()), kwargs.get("dim"))
-    return attrs
+    return {**ccl_attributes(kwargs, outputs), "dim": async_dim(kwargs)}
 
 
+_CCL = "ttnn/cpp/ttnn/operations/ccl"
+_ASYNC = "ttnn/cpp/ttnn/operations/experimental/ccl"
+_RECORDED = ("dim", "cluster_axis", "num_links", "topology", "memory_config", "subdevice_id")
 TABLE = {
-    "all_gather": OpDef(_all_gather, _ccl_cost(_gather_bytes, lambda n: n - 1),
-                        "AllGatherDeviceOperation", _dim_attributes),
+    "all_gather": OpDef(_all_gather, _ccl_cost(_gather_bytes, lambda n: n - 1), "AllGatherDeviceOperation",
+                        ccl_attributes, output_arg="output_tensor",
+                        source=f"{_CCL}/all_gather/all_gather_nanobind.cpp", recorded=_RECORDED),
     "reduce_scatter": OpDef(_reduce_scatter, _ccl_cost(_reduce_bytes, lambda n: n - 1),
-                            "ReduceScatterDeviceOperation", _dim_attributes),
-    "experimental.all_gather_async": OpDef(_all_gather_async, _ccl_cost(_gather_bytes, lambda n: n - 1),
-                                           "AllGatherAsyncDeviceOperation", _async_attributes,
-                                           output_arg="persistent_output_buffer"),
-    "experimental.reduce_scatter_minimal_async": OpDef(_reduce_scatter_async,
-                                                       _ccl_cost(_reduce_bytes, lambda n: n - 1),
-                                                       "ReduceScatterMinimalAsyncDeviceOperation",
-                                                       _async_attributes),
+                            "ReduceScatterDeviceOperation", ccl_attributes, output_arg="output_tensor",
+                            source=f"{_CCL}/reduce_scatter/reduce_scatter_nanobind.cpp",
+                            recorded=(*_RECORDED, "intermediate_memory_config")),
+    "experimental.all_gather_async": OpDef(
+        _all_gather_async, _ccl_cost(_gather_bytes, lambda n: n - 1), "AllGatherAsyncDeviceOperation",
+        _async_attributes, output_arg="persistent_output_buffer",
+        source=f"{_ASYNC}/all_gather_async/all_gather_async_nanobind.cpp",
+        recorded=(*_RECORDED[1:], "use_optimal_ccl_for_llama", "chunks_per_sync", "num_workers_per_link",
+                  "num_buffers_per_channel")),
+    "experimental.reduce_scatter_minimal_async": OpDef(
+        _reduce_scatter_async, _ccl_cost(_reduce_bytes, lambda n: n - 1), "ReduceScatterMinimalAsyncDeviceOperation",
+        _async_attributes, source=f"{_ASYNC}/reduce_scatter_minimal_async/reduce_scatter_minimal_async_nanobind.cpp",
+        recorded=(*_RECORDED[1:], "intermediate_memory_config", "chunks_per_sync", "num_workers_per_link",
+                  "num_buffers_per_channel", "compute_kernel_config")),
 }
 COMPOSITES = {"all_reduce": all_reduce}

@@ -2,7 +2,7 @@
 
 from ttnn_sim import cost
 from ttnn_sim.tensor import Tensor
-from ttnn_sim.types import BufferType, DataType, MathFidelity
+from ttnn_sim.types import BufferType, MathFidelity
 
 
 def bytes_in(tensors, buffer_type: BufferType) -> int:
@@ -35,9 +35,8 @@ def fidelity_name(compute_kernel_config, default: MathFidelity = MathFidelity.Hi
     return fidelity.name
 
 
-def output_dtype(kwargs, fallback: DataType) -> DataType:
-    return kwargs.get("dtype") or kwargs.get("output_dtype") or fallback
-
-
-def memcfg(kwargs, fallback):
-    return kwargs.get("memory_config") or fallback
+def not_simulated(value, op: str, keyword: str) -> None:
+    """A keyword ttnn accepts whose effect the sim does not model and must not pretend to: refuse a value."""
+    if value is not None:
+        raise NotImplementedError(f"ttnn_sim: ttnn.{op}(..., {keyword}=...) is not simulated; "
+                                  f"leave {keyword} unset on the simulator")

@@ -6,6 +6,8 @@ fidelity of `compute_kernel_config` changes accuracy as on hardware. Default fid
 default for matmul when no compute_kernel_config is given.
 """
 
+import inspect
+
 import torch
 
 from ttnn_sim import cost, numerics
@@ -41,11 +43,27 @@ def _activation(name):
 
 
 # --- matmul / linear ---------------------------------------------------------------------------
-def _matmul_impl(ctx, a, b, *, bias=None, transpose_a=False, transpose_b=False, memory_config=None, dtype=None,
-                 program_config=None, activation=None, compute_kernel_config=None, core_grid=None,
-                 output_tile=None, **_ignored):
+def _matmul_impl(ctx, input_tensor_a, input_tensor_b, *, transpose_a=False, transpose_b=False,
+                 memory_config=None, dtype=None, program_config=None, activation=None, compute_kernel_config=None,
+                 core_grid=None, output_tile=None, optional_output_tensor=None, global_cb=None,
+                 sub_device_id=None):
+    return _matmul(ctx, input_tensor_a, input_tensor_b, None, transpose_a, transpose_b, memory_config, dtype,
+                   activation or getattr(program_config, "fused_activation", None), compute_kernel_config)
+
+
+def _linear_impl(ctx, input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, transpose_b=False,
+                 memory_config=None, dtype=None, program_config=None, activation=None, compute_kernel_config=None,
+                 core_grid=None, output_tile=None, optional_output_tensor=None, global_cb=None,
+                 sub_device_id=None):
+    return _matmul(ctx, input_tensor_a, input_tensor_b, bias, transpose_a, transpose_b, memory_config, dtype,
+                   activation or getattr(program_config, "fused_activation", None), compute_kernel_config)
+
+
+def _matmul(ctx, a, b, bias, transpose_a, transpose_b, memory_config, dtype, activation, compute_kernel_config):
+    """matmul and linear: (a @ b + bias) through the fused activation; core_grid, program_config's grid,
+    output_tile, global_cb and sub_device_id place the work and change no value."""
     fidelity = fidelity_name(compute_kernel_config, MathFidelity.LoFi)
-    act = _activation(activation or getattr(program_config, "fused_activation", None))
+    act = _activation(activation)
 
     def one(x, w, bias_shard=None):
         x, w = _f32(x), _f32(w)
@@ -111,10 +129,6 @@ def _rows_equal(rows: torch.Tensor, first: torch.Tensor) -> bool:
     return torch.equal(_pick_rows(rows, first).view(torch.int32), rows.view(torch.int32))
 
 
-def _linear_impl(ctx, a, b, *, bias=None, **kwargs):
-    return _matmul_impl(ctx, a, b, bias=bias, **kwargs)
-
-
 def _matmul_cost(ctx, inputs, outputs, kwargs):
     a, b = inputs[0], inputs[1]
     m_k = a.padded_shape
@@ -130,59 +144,124 @@ def _matmul_cost(ctx, inputs, outputs, kwargs):
 
 
 def _matmul_attrs(kwargs, outputs):
-    return {
-        "program_config": kwargs.get("program_config") or "std::nullopt",
-        "transpose_a": str(bool(kwargs.get("transpose_a"))).lower(),
-        "transpose_b": str(bool(kwargs.get("transpose_b"))).lower(),
-        "math_fidelity": f"MathFidelity::{fidelity_name(kwargs.get('compute_kernel_config'), MathFidelity.LoFi)}",
-        "fused_activation": kwargs.get("activation") or "std::nullopt",
-    }
+    fidelity = fidelity_name(kwargs.get("compute_kernel_config"), MathFidelity.LoFi)
+    return {"math_fidelity": f"MathFidelity::{fidelity}"}
+
+
+# tt-metal's Matmul attributes (matmul/device/matmul_op.hpp): what each call's ATTRIBUTES cell shows.
+_MATMUL_RECORDED = ("transpose_a", "transpose_b", "memory_config", "dtype", "program_config", "activation",
+                    "compute_kernel_config", "core_grid", "output_tile", "global_cb", "sub_device_id")
+_MATMUL_SOURCE = "ttnn/cpp/ttnn/operations/matmul/matmul_nanobind.cpp"
 
 
 # --- element-wise --------------------------------------------------------------------------------
-def _binary(torch_fn, name):
-    def impl(ctx, a, b, *, memory_config=None, dtype=None, activations=None, use_legacy=None, queue_id=None,
-             **_ignored):
-        like = a if isinstance(a, Tensor) else b
-        shards = ctx.per_device(lambda x, y: torch_fn(_as_tensor(x), _as_tensor(y)), a, b)
-        out_dtype = dtype or like.dtype
-        if not out_dtype.is_float:
-            shards = [s.round() for s in shards]
-        return ctx.output(shards, out_dtype, like.layout, memory_config or like.memory_config())
+def _binary_result(ctx, torch_fn, a, b, dtype, memory_config):
+    like = a if isinstance(a, Tensor) else b
+    shards = ctx.per_device(lambda x, y: torch_fn(_as_tensor(x), _as_tensor(y)), a, b)
+    out_dtype = dtype or like.dtype
+    if not out_dtype.is_float:
+        shards = [s.round() for s in shards]
+    return ctx.output(shards, out_dtype, like.layout, memory_config or like.memory_config())
 
-    impl.__name__ = name
+
+# The activation lists and sub_core_grids of a binary op are accepted and recorded but not applied.
+def _binary(torch_fn):
+    """add / subtract / multiply (binary_nanobind.cpp, bind_binary_operation)."""
+
+    def impl(ctx, input_tensor_a, input_tensor_b, *, dtype=None, memory_config=None, output_tensor=None,
+             activations=None, input_tensor_a_activations=None, input_tensor_b_activations=None,
+             use_legacy=None, sub_core_grids=None):
+        return _binary_result(ctx, torch_fn, input_tensor_a, input_tensor_b, dtype, memory_config)
+
     return impl
 
 
-def _unary(torch_fn, name):
-    def impl(ctx, x, *args, memory_config=None, dtype=None, queue_id=None, **kwargs):
-        shards = ctx.per_device(lambda s: torch_fn(_f32(s), *args, **kwargs), x)
-        return ctx.output(shards, dtype or x.dtype, x.layout, memory_config or x.memory_config())
+def _divide_impl(ctx, input_tensor_a, input_tensor_b, *, fast_and_approximate_mode=False, rounding_mode=None,
+                 dtype=None, memory_config=None, output_tensor=None, activations=None,
+                 input_tensor_a_activations=None, input_tensor_b_activations=None, use_legacy=None,
+                 sub_core_grids=None):
+    """divide (binary_nanobind.cpp, bind_div): rounding_mode "trunc" / "floor" rounds the quotient."""
 
-    impl.__name__ = name
+    def divided(x, y):
+        return torch.div(x, y, rounding_mode=rounding_mode)
+
+    return _binary_result(ctx, divided, input_tensor_a, input_tensor_b, dtype, memory_config)
+
+
+def _extremum(torch_fn):
+    """maximum / minimum (binary_nanobind.cpp, bind_binary_unary_max_operation): no sub_core_grids."""
+
+    def impl(ctx, input_tensor_a, input_tensor_b, *, dtype=None, memory_config=None, output_tensor=None,
+             activations=None, input_tensor_a_activations=None, input_tensor_b_activations=None,
+             use_legacy=None):
+        return _binary_result(ctx, torch_fn, input_tensor_a, input_tensor_b, dtype, memory_config)
+
     return impl
 
 
-def _clamp(x, min=None, max=None):  # noqa: A002  (ttnn's keyword names)
-    return torch.clamp(x, min=min, max=max)
+def _in_place(torch_fn):
+    """add_ / subtract_ / multiply_ / divide_ (binary_nanobind.cpp, bind_inplace_operation)."""
+
+    def impl(ctx, input_tensor_a, input_tensor_b, *, sub_core_grids=None):
+        return _binary_result(ctx, torch_fn, input_tensor_a, input_tensor_b, None, None)
+
+    return impl
+
+
+def _unary_result(ctx, x, values, memory_config):
+    shards = ctx.per_device(lambda s: values(_f32(s)), x)
+    return ctx.output(shards, x.dtype, x.layout, memory_config or x.memory_config())
+
+
+def _unary(torch_fn):
+    """A unary op without parameters (unary_nanobind.cpp, bind_unary_operation)."""
+
+    def impl(ctx, input_tensor, *, memory_config=None, output_tensor=None, sub_core_grids=None):
+        return _unary_result(ctx, input_tensor, torch_fn, memory_config)
+
+    return impl
+
+
+def _approximable(torch_fn):
+    """exp / gelu (unary_nanobind.cpp, bind_unary_operation_with_fast_and_approximate_mode)."""
+
+    def impl(ctx, input_tensor, *, fast_and_approximate_mode=False, memory_config=None, output_tensor=None,
+             sub_core_grids=None):
+        return _unary_result(ctx, input_tensor, lambda s: torch_fn(s, fast_and_approximate_mode), memory_config)
+
+    return impl
+
+
+def _clamp_impl(ctx, input_tensor, min=None, max=None, *, memory_config=None, output_tensor=None):  # noqa: A002
+    """clamp (unary_composite: ttnn.clamp(input_tensor, min, max)); a bound left open does not clamp."""
+    return _unary_result(ctx, input_tensor, lambda s: torch.clamp(s, min=min, max=max), memory_config)
 
 
 def _gelu(x, fast_and_approximate_mode=False):
     return torch.nn.functional.gelu(x, approximate="tanh" if fast_and_approximate_mode else "none")
 
 
+def _exp(x, fast_and_approximate_mode=False):
+    return torch.exp(x)  # the approximation's error is not modelled
+
+
 def _isfinite(x):
     return torch.isfinite(x).to(torch.float32)
 
 
-def _where_impl(ctx, cond, a, b, *, memory_config=None, **_ignored):
-    like = next(t for t in (a, b, cond) if isinstance(t, Tensor))
-    shards = ctx.per_device(lambda c, x, y: torch.where(_f32(c) != 0, _f32(x), _f32(y)), cond, a, b)
+def _where_impl(ctx, condition, true_value, false_value, *, memory_config=None, output_tensor=None,
+                sub_core_grids=None):
+    """where (eltwise/ternary/ternary_nanobind.cpp)."""
+    like = next(t for t in (true_value, false_value, condition) if isinstance(t, Tensor))
+    shards = ctx.per_device(lambda c, x, y: torch.where(_f32(c) != 0, _f32(x), _f32(y)),
+                            condition, true_value, false_value)
     return ctx.output(shards, like.dtype, like.layout, memory_config or like.memory_config())
 
 
-def _typecast_impl(ctx, x, dtype, *, memory_config=None, **_ignored):
-    return ctx.output([_f32(s) for s in x.shards], dtype, x.layout, memory_config or x.memory_config())
+def _typecast_impl(ctx, input_tensor, dtype, *, memory_config=None, output_tensor=None, sub_core_grids=None):
+    """typecast (eltwise/unary/unary_nanobind.cpp, bind_typecast)."""
+    return ctx.output([_f32(s) for s in input_tensor.shards], dtype, input_tensor.layout,
+                      memory_config or input_tensor.memory_config())
 
 
 # --- softmax / topk / norms / reductions --------------------------------------------------------------
@@ -194,23 +273,32 @@ def _softmax(s, dim, numeric_stable):
     return e / e.sum(dim=dim, keepdim=True)
 
 
-def _softmax_impl(ctx, x, dim=-1, *, memory_config=None, compute_kernel_config=None, numeric_stable=True,
-                  **_ignored):
-    shards = ctx.per_device(lambda s: _softmax(_f32(s), dim, numeric_stable), x)
-    return ctx.output(shards, x.dtype, x.layout, memory_config or x.memory_config())
+def _softmax_impl(ctx, input_tensor, dim=-1, *, memory_config=None, compute_kernel_config=None,
+                  numeric_stable=True):
+    """softmax (normalization/softmax/softmax_nanobind.cpp)."""
+    shards = ctx.per_device(lambda s: _softmax(_f32(s), dim, numeric_stable), input_tensor)
+    return ctx.output(shards, input_tensor.dtype, input_tensor.layout,
+                      memory_config or input_tensor.memory_config())
 
 
-def _topk_impl(ctx, x, k, dim=-1, largest=True, sorted=True, *, memory_config=None, **_ignored):  # noqa: A002
-    pairs = ctx.per_device(lambda s: torch.topk(_f32(s), k, dim=dim, largest=largest, sorted=sorted), x)
-    config = memory_config or x.memory_config()
-    values = ctx.output([p.values for p in pairs], x.dtype, x.layout, config)
-    indices = ctx.output([p.indices for p in pairs], DataType.UINT16, x.layout, config)
+def _topk_impl(ctx, input_tensor, k, dim=-1, largest=True, sorted=True, *,  # noqa: A002  (ttnn's name)
+               memory_config=None, sub_core_grids=None, indices_tensor=None):
+    """topk (reduction/topk/topk_nanobind.cpp)."""
+    pairs = ctx.per_device(lambda s: torch.topk(_f32(s), k, dim=dim, largest=largest, sorted=sorted),
+                           input_tensor)
+    config = memory_config or input_tensor.memory_config()
+    values = ctx.output([p.values for p in pairs], input_tensor.dtype, input_tensor.layout, config)
+    indices = ctx.output([p.indices for p in pairs], DataType.UINT16, input_tensor.layout, config)
     return values, indices
 
 
 def _norm(kind):
-    def impl(ctx, x, *, epsilon=1e-12, weight=None, bias=None, residual_input_tensor=None, memory_config=None,
-             program_config=None, compute_kernel_config=None, **_ignored):
+    """rms_norm / layer_norm (normalization/layernorm/layernorm_nanobind.cpp)."""
+
+    def impl(ctx, input_tensor, *, epsilon=1e-12, weight=None, bias=None, residual_input_tensor=None,
+             memory_config=None, program_config=None, compute_kernel_config=None):
+        x = input_tensor
+
         def one(s, w, b, r):
             s = _f32(s) if r is None else _f32(s) + _f32(r)
             if kind == "rms":
@@ -230,12 +318,18 @@ def _norm(kind):
 
 
 def _reduce(torch_fn):
-    def impl(ctx, x, dim=None, keepdim=False, *, memory_config=None, **_ignored):
+    """sum / mean / max (reduction/generic/generic_reductions_nanobind.cpp); scalar multiplies the result."""
+
+    def impl(ctx, input_tensor, dim=None, keepdim=False, *, memory_config=None, compute_kernel_config=None,
+             scalar=1.0, correction=True, sub_core_grids=None):
+        x = input_tensor
+
         def one(s):
             s = _f32(s)
             if dim is None:
-                return torch_fn(s.reshape(-1), 0, keepdim=False).reshape([1] * s.dim() if keepdim else [])
-            return torch_fn(s, dim, keepdim=keepdim)
+                whole = torch_fn(s.reshape(-1), 0, keepdim=False).reshape([1] * s.dim() if keepdim else [])
+                return whole * scalar
+            return torch_fn(s, dim, keepdim=keepdim) * scalar
 
         return ctx.output(ctx.per_device(one, x), x.dtype, x.layout, memory_config or x.memory_config())
 
@@ -250,102 +344,137 @@ _FLOAT_LIMIT = 3.4028234663852886e38  # a clamp bound left open is float's lowes
 
 
 def _binary_attrs(name):
-    """BinaryNg's `binary_op_type` and `scalar` (the second operand when it is a number, else std::nullopt)."""
+    """BinaryNg's `binary_op_type` and `scalar` (the second operand when it is a number, else
+    std::nullopt)."""
 
     def attrs(kwargs, outputs):
-        b = kwargs.get("b")
+        b = kwargs.get("input_tensor_b")
         scalar = "std::nullopt" if b is None or isinstance(b, Tensor) else repr(float(b))
         return {"binary_op_type": f"BinaryOpType::{name.upper()}", "scalar": scalar}
 
     return attrs
 
 
+_BINARY_SOURCE = "ttnn/cpp/ttnn/operations/eltwise/binary/binary_nanobind.cpp"
+_UNARY_SOURCE = "ttnn/cpp/ttnn/operations/eltwise/unary/unary_nanobind.cpp"
+_BINARY_RECORDED = ("dtype", "memory_config", "activations", "input_tensor_a_activations",
+                    "input_tensor_b_activations")
 # tt-metal's binary ops: the BinaryNg device operation; `ttnn.sub` / `ttnn.mul` / `ttnn.div` are aliases of
 # subtract / multiply / divide; the `_` variants (ttnn.add_) write into their first argument.
 _BINARY = {
-    "add": (torch.add, ("add",)),
-    "subtract": (torch.sub, ("sub",)),
-    "multiply": (torch.mul, ("mul",)),
-    "divide": (torch.div, ("div",)),
-    "maximum": (torch.maximum, ()),
-    "minimum": (torch.minimum, ()),
+    "add": (_binary(torch.add), ("add",), _BINARY_RECORDED + ("sub_core_grids",)),
+    "subtract": (_binary(torch.sub), ("sub",), _BINARY_RECORDED + ("sub_core_grids",)),
+    "multiply": (_binary(torch.mul), ("mul",), _BINARY_RECORDED + ("sub_core_grids",)),
+    "divide": (_divide_impl, ("div",), _BINARY_RECORDED + ("sub_core_grids",)),
+    "maximum": (_extremum(torch.maximum), (), _BINARY_RECORDED),
+    "minimum": (_extremum(torch.minimum), (), _BINARY_RECORDED),
 }
+_IN_PLACE = {"add": torch.add, "subtract": torch.sub, "multiply": torch.mul, "divide": torch.div}
+# name: (impl, cost weight)
 _UNARY = {
-    "silu": (torch.nn.functional.silu, 2.0),
-    "sigmoid": (torch.sigmoid, 2.0),
-    "gelu": (_gelu, 3.0),
-    "relu": (torch.relu, 1.0),
-    "exp": (torch.exp, 2.0),
-    "neg": (torch.neg, 1.0),
-    "reciprocal": (torch.reciprocal, 2.0),
-    "sqrt": (torch.sqrt, 2.0),
-    "rsqrt": (torch.rsqrt, 2.0),
-    "clamp": (_clamp, 1.0),
-    "isfinite": (_isfinite, 1.0),
+    "silu": (_unary(torch.nn.functional.silu), 2.0),
+    "sigmoid": (_unary(torch.sigmoid), 2.0),
+    "gelu": (_approximable(_gelu), 3.0),
+    "relu": (_unary(torch.relu), 1.0),
+    "exp": (_approximable(_exp), 2.0),
+    "neg": (_unary(torch.neg), 1.0),
+    "reciprocal": (_unary(torch.reciprocal), 2.0),
+    "sqrt": (_unary(torch.sqrt), 2.0),
+    "rsqrt": (_unary(torch.rsqrt), 2.0),
+    "clamp": (_clamp_impl, 1.0),
+    "isfinite": (_unary(_isfinite), 1.0),
 }
 
 
 def _binary_ops() -> dict:
     table = {}
-    for name, (fn, aliases) in _BINARY.items():
-        impl = _binary(fn, name)
-        for spelling in (name, *aliases):
-            table[spelling] = OpDef(impl, eltwise_cost(), "BinaryNgDeviceOperation", _binary_attrs(name),
-                                    output_arg="output_tensor")
-        if name not in ("maximum", "minimum"):
-            table[f"{name}_"] = OpDef(impl, eltwise_cost(), "BinaryNgDeviceOperation", _binary_attrs(name),
-                                      in_place=True)
+    for name, (impl, aliases, recorded) in _BINARY.items():
+        opdef = OpDef(impl, eltwise_cost(), "BinaryNgDeviceOperation", _binary_attrs(name),
+                      output_arg="output_tensor", source=_BINARY_SOURCE, recorded=recorded)
+        table.update(dict.fromkeys((name, *aliases), opdef))
+    for name, torch_fn in _IN_PLACE.items():
+        table[f"{name}_"] = OpDef(_in_place(torch_fn), eltwise_cost(), "BinaryNgDeviceOperation",
+                                  _binary_attrs(name), in_place=True, source=_BINARY_SOURCE,
+                                  recorded=("sub_core_grids",))
     return table
+
+
+def _unary_params(name, kwargs) -> list[float]:
+    """A unary's scalar parameters in tt-metal's order: clamp's min, max (float's lowest / max when open);
+    exp's and gelu's approximation flag."""
+    if name == "clamp":
+        low, high = kwargs.get("min"), kwargs.get("max")
+        return [-_FLOAT_LIMIT if low is None else float(low), _FLOAT_LIMIT if high is None else float(high)]
+    if "fast_and_approximate_mode" in kwargs:
+        return [float(bool(kwargs["fast_and_approximate_mode"]))]
+    return []
 
 
 def _unary_attrs(name):
     """tt-metal's spelling: `[UnaryWithParam(op_type=UnaryOpType::CLAMP, params=[-3.4e+38, 7.0])]`, the op's
-    scalar parameters in order (clamp: min, max); no `params` for an op without any."""
+    scalar parameters in order; no `params` for an op without any."""
 
     def attrs(kwargs, outputs):
-        params = [float(p) for p in kwargs.get("args", ())]
-        if name == "clamp":
-            low, high = kwargs.get("min"), kwargs.get("max")
-            params = [-_FLOAT_LIMIT if low is None else float(low), _FLOAT_LIMIT if high is None else float(high)]
+        params = _unary_params(name, kwargs)
         listed = f", params=[{', '.join(repr(p) for p in params)}]" if params else ""
         return {"op_chain": f"[UnaryWithParam(op_type=UnaryOpType::{name.upper()}{listed})]"}
 
     return attrs
 
 
-def _softmax_attrs(kwargs, outputs):
-    return {"dim": kwargs.get("dim", -1), "numeric_stable": str(kwargs.get("numeric_stable", True)).lower(),
-            "compute_kernel_config": kwargs.get("compute_kernel_config") or "std::nullopt"}
+def _unary_recorded(impl) -> tuple:
+    """A unary's recorded arguments: its memory config, sub-core grids and scalar parameters."""
+    names = [p for p in inspect.signature(impl).parameters if p not in ("ctx", "input_tensor", "output_tensor")]
+    return tuple(names)
+
+
+_NORM_RECORDED = ("epsilon", "memory_config", "program_config", "compute_kernel_config")
+_REDUCE_RECORDED = ("dim", "keepdim", "memory_config", "compute_kernel_config", "scalar", "sub_core_grids")
+_NORM_SOURCE = "ttnn/cpp/ttnn/operations/normalization/layernorm/layernorm_nanobind.cpp"
+_REDUCE_SOURCE = "ttnn/cpp/ttnn/operations/reduction/generic/generic_reductions_nanobind.cpp"
+
+
+def _compute_ops() -> dict:
+    return {
+        "matmul": OpDef(_matmul_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs,
+                        output_arg="optional_output_tensor", source=_MATMUL_SOURCE, recorded=_MATMUL_RECORDED),
+        "linear": OpDef(_linear_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs,
+                        output_arg="optional_output_tensor", source=_MATMUL_SOURCE, recorded=_MATMUL_RECORDED),
+        "where": OpDef(_where_impl, eltwise_cost(), "TernaryDeviceOperation", output_arg="output_tensor",
+                       source="ttnn/cpp/ttnn/operations/eltwise/ternary/ternary_nanobind.cpp",
+                       recorded=("memory_config", "sub_core_grids")),
+        "typecast": OpDef(_typecast_impl, eltwise_cost(), "TypecastDeviceOperation", output_arg="output_tensor",
+                          source=_UNARY_SOURCE, recorded=("dtype", "memory_config", "sub_core_grids")),
+        "softmax": OpDef(_softmax_impl, eltwise_cost(4.0), "SoftmaxDeviceOperation",
+                         source="ttnn/cpp/ttnn/operations/normalization/softmax/softmax_nanobind.cpp",
+                         recorded=("dim", "memory_config", "compute_kernel_config", "numeric_stable")),
+        "topk": OpDef(_topk_impl, eltwise_cost(8.0), "TopKDeviceOperation",
+                      source="ttnn/cpp/ttnn/operations/reduction/topk/topk_nanobind.cpp",
+                      recorded=("k", "dim", "largest", "sorted", "memory_config", "sub_core_grids")),
+        "rms_norm": OpDef(_norm("rms"), eltwise_cost(3.0), "LayerNormDeviceOperation",
+                          lambda kwargs, outputs: {"norm_type": "LayerNormType::RMSNORM"},
+                          source=_NORM_SOURCE, recorded=_NORM_RECORDED),
+        "layer_norm": OpDef(_norm("layer"), eltwise_cost(4.0), "LayerNormDeviceOperation",
+                            lambda kwargs, outputs: {"norm_type": "LayerNormType::LAYERNORM"},
+                            source=_NORM_SOURCE, recorded=_NORM_RECORDED),
+        "sum": OpDef(_reduce(torch.sum), eltwise_cost(), "ReduceDeviceOperation",
+                     lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM"},
+                     source=_REDUCE_SOURCE, recorded=_REDUCE_RECORDED),
+        "mean": OpDef(_reduce(torch.mean), eltwise_cost(), "ReduceDeviceOperation",
+                      lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM", "scaler": "mean"},
+                      source=_REDUCE_SOURCE, recorded=_REDUCE_RECORDED),
+        "max": OpDef(_reduce(_max_values), eltwise_cost(), "ReduceDeviceOperation",
+                     lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::MAX"},
+                     source=_REDUCE_SOURCE, recorded=_REDUCE_RECORDED),
+    }
 
 
 def _table():
     table = _binary_ops()
-    for name, (fn, weight) in _UNARY.items():
-        table[name] = OpDef(_unary(fn, name), eltwise_cost(weight), "UnaryDeviceOperation", _unary_attrs(name),
-                            output_arg="output_tensor")
-    table.update({
-        "matmul": OpDef(_matmul_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs,
-                        output_arg="optional_output_tensor"),
-        "linear": OpDef(_linear_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs,
-                        output_arg="optional_output_tensor"),
-        "where": OpDef(_where_impl, eltwise_cost(), "TernaryDeviceOperation", output_arg="output_tensor"),
-        "typecast": OpDef(_typecast_impl, eltwise_cost(), "TypecastDeviceOperation",
-                          lambda kwargs, outputs: {"output_dtype": f"DataType::{outputs[0].dtype.name}"},
-                          output_arg="output_tensor"),
-        "softmax": OpDef(_softmax_impl, eltwise_cost(4.0), "SoftmaxDeviceOperation", _softmax_attrs),
-        "topk": OpDef(_topk_impl, eltwise_cost(8.0), "TopKDeviceOperation",
-                      lambda kwargs, outputs: {"k": outputs[0].shape[-1], "largest": "true", "sorted": "true"}),
-        "rms_norm": OpDef(_norm("rms"), eltwise_cost(3.0), "LayerNormDeviceOperation",
-                          lambda kwargs, outputs: {"norm_type": "LayerNormType::RMSNORM", "eps": kwargs.get("epsilon", 1e-12)}),
-        "layer_norm": OpDef(_norm("layer"), eltwise_cost(4.0), "LayerNormDeviceOperation",
-                            lambda kwargs, outputs: {"norm_type": "LayerNormType::LAYERNORM", "eps": kwargs.get("epsilon", 1e-12)}),
-        "sum": OpDef(_reduce(torch.sum), eltwise_cost(), "ReduceDeviceOperation",
-                     lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM"}),
-        "mean": OpDef(_reduce(torch.mean), eltwise_cost(), "ReduceDeviceOperation",
-                      lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM", "scaler": "mean"}),
-        "max": OpDef(_reduce(_max_values), eltwise_cost(), "ReduceDeviceOperation",
-                     lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::MAX"}),
-    })
+    for name, (impl, weight) in _UNARY.items():
+        table[name] = OpDef(impl, eltwise_cost(weight), "UnaryDeviceOperation", _unary_attrs(name),
+                            output_arg="output_tensor", source=_UNARY_SOURCE, recorded=_unary_recorded(impl))
+    table.update(_compute_ops())
     return table
 
 

@@ -18,17 +18,16 @@ def _fill(ctx, tensor, value, dtype, layout, memory_config):
     )
 
 
-def _full_like(
-    ctx, tensor, fill_value=0.0, dtype=None, layout=None, device=None, memory_config=None, **_ignored
-):
+def _full_like(ctx, tensor, fill_value, *, dtype=None, layout=None, device=None, memory_config=None,
+               optional_tensor=None):
     return _fill(ctx, tensor, fill_value, dtype, layout, memory_config)
 
 
-def _zeros_like(ctx, tensor, dtype=None, layout=None, device=None, memory_config=None, **_ignored):
+def _zeros_like(ctx, tensor, *, dtype=None, layout=None, device=None, memory_config=None, optional_tensor=None):
     return _fill(ctx, tensor, 0.0, dtype, layout, memory_config)
 
 
-def _ones_like(ctx, tensor, dtype=None, layout=None, device=None, memory_config=None, **_ignored):
+def _ones_like(ctx, tensor, *, dtype=None, layout=None, device=None, memory_config=None, optional_tensor=None):
     return _fill(ctx, tensor, 1.0, dtype, layout, memory_config)
 
 
@@ -47,18 +46,13 @@ def _attributes(value_of):
     return attributes
 
 
+_SOURCE = "ttnn/cpp/ttnn/operations/creation/creation_nanobind.cpp"
+_RECORDED = ("dtype", "layout", "memory_config")
 TABLE = {
-    "full_like": OpDef(
-        _full_like,
-        _fill_cost,
-        "FullLikeOperation",
-        _attributes(lambda k: k.get("fill_value", 0.0)),
-        output_arg="optional_tensor",
-    ),
-    "zeros_like": OpDef(
-        _zeros_like, _fill_cost, "FullLikeOperation", _attributes(lambda k: 0.0), output_arg="optional_tensor"
-    ),
-    "ones_like": OpDef(
-        _ones_like, _fill_cost, "FullLikeOperation", _attributes(lambda k: 1.0), output_arg="optional_tensor"
-    ),
+    "full_like": OpDef(_full_like, _fill_cost, "FullLikeOperation", _attributes(lambda k: k["fill_value"]),
+                       output_arg="optional_tensor", source=_SOURCE, recorded=("fill_value", *_RECORDED)),
+    "zeros_like": OpDef(_zeros_like, _fill_cost, "FullLikeOperation", _attributes(lambda k: 0.0),
+                        output_arg="optional_tensor", source=_SOURCE, recorded=_RECORDED),
+    "ones_like": OpDef(_ones_like, _fill_cost, "FullLikeOperation", _attributes(lambda k: 1.0),
+                       output_arg="optional_tensor", source=_SOURCE, recorded=_RECORDED),
 }

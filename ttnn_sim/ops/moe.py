@@ -35,9 +35,9 @@ import torch
 
 from ttnn_sim import cost, numerics
 from ttnn_sim.dispatch import OpDef
-from ttnn_sim.ops.ccl import cluster_groups, group_size
-from ttnn_sim.ops.common import fidelity_name, memcfg, memory_cost, output_dtype
-from ttnn_sim.types import DataType, Layout, MathFidelity, Topology
+from ttnn_sim.ops.ccl import ccl_attributes, cluster_groups, group_size
+from ttnn_sim.ops.common import fidelity_name, memory_cost, not_simulated
+from ttnn_sim.types import DataType, Layout, MathFidelity
 
 
 # --- expert placement ------------------------------------------------------------------------------
@@ -66,7 +66,9 @@ def _batch_view(x: torch.Tensor) -> torch.Tensor:
 
 # --- all_to_all_dispatch ---------------------------------------------------------------------------
 def _dispatch(ctx, input_tensor, expert_indices_tensor, expert_mapping_tensor, *, cluster_axis=None,
-              output_concat_dim=1, **kwargs):
+              num_links=None, topology=None, memory_config=None, subdevice_id=None, output_tensors=None,
+              output_concat_dim=1):
+    not_simulated(output_tensors, "all_to_all_dispatch", "output_tensors")
     tokens, metadata = [None] * ctx.num_devices, [None] * ctx.num_devices
     for group in cluster_groups(ctx.mesh, cluster_axis):
         gathered_x = torch.cat([_batch_view(input_tensor.shards[d]) for d in group], dim=output_concat_dim)
@@ -76,7 +78,7 @@ def _dispatch(ctx, input_tensor, expert_indices_tensor, expert_mapping_tensor, *
             wanted = (owners[gathered_i.to(torch.int64)] == device).any(dim=-1, keepdim=True)
             tokens[device] = torch.where(wanted, gathered_x.to(torch.float32), torch.zeros(()))
             metadata[device] = gathered_i
-    config = memcfg(kwargs, input_tensor.memory_config())
+    config = memory_config or input_tensor.memory_config()
     return (ctx.output(tokens, input_tensor.dtype, Layout.ROW_MAJOR, config),
             ctx.output(metadata, expert_indices_tensor.dtype, Layout.ROW_MAJOR, config))
 
@@ -89,8 +91,9 @@ def _token_owners(metadata_shape, members: int, shard_dim: int) -> torch.Tensor:
     return torch.cat([torch.full(local_shape, p) for p in range(members)], dim=shard_dim).reshape(-1)
 
 
-def _combine(ctx, input_tensor, expert_metadata_tensor, expert_mapping_tensor, *, cluster_axis=None,
-             output_shard_dim=1, **kwargs):
+def _combine(ctx, input_tensor, expert_metadata_tensor, expert_mapping_tensor, *, local_reduce=False,
+             num_links=None, topology=None, memory_config=None, cluster_axis=None, subdevice_id=None,
+             output_tensor=None, output_shard_dim=1):
     hidden = input_tensor.shape[-1]
     meta_shape = list(expert_metadata_tensor.shape)
     out_shards = [None] * ctx.num_devices
@@ -105,7 +108,7 @@ def _combine(ctx, input_tensor, expert_metadata_tensor, expert_mapping_tensor, *
             local_shape[output_shard_dim - 1] //= len(group)
             out_shards[device] = chosen.reshape(meta_shape[-1], *local_shape, hidden)
     return ctx.output(out_shards, input_tensor.dtype, Layout.ROW_MAJOR,
-                      memcfg(kwargs, input_tensor.memory_config()))
+                      memory_config or input_tensor.memory_config())
 
 
 def _gather_expert_rows(expert_out, mapping, group, chosen_experts, rows, hidden) -> torch.Tensor:
@@ -124,8 +127,10 @@ def _gather_expert_rows(expert_out, mapping, group, chosen_experts, rows, hidden
 
 
 # --- moe_expert_token_remap --------------------------------------------------------------------------
-def _token_remap(ctx, topk_tensor, expert_mapping_tensor, expert_metadata_tensor, *, reduction_size=32,
-                 **kwargs):
+def _token_remap(ctx, topk_tensor, expert_mapping_tensor, expert_metadata_tensor, *, output_mapping_tensor=None,
+                 output_reduced_tensor=None, reduction_size=32):
+    not_simulated(output_mapping_tensor, "moe_expert_token_remap", "output_mapping_tensor")
+    not_simulated(output_reduced_tensor, "moe_expert_token_remap", "output_reduced_tensor")
     mappings, reduced = [], []
     for device in range(ctx.num_devices):
         scores = topk_tensor.shards[device].to(torch.float32)
@@ -136,7 +141,7 @@ def _token_remap(ctx, topk_tensor, expert_mapping_tensor, expert_metadata_tensor
         local = torch.where(chosen, flat_scores[:, experts], torch.zeros(()))
         mappings.append(local.reshape(*scores.shape[:-1], len(experts)))
         reduced.append(_chunk_any(local != 0, reduction_size))
-    config = memcfg(kwargs, topk_tensor.memory_config())
+    config = topk_tensor.memory_config()
     return (ctx.output(mappings, topk_tensor.dtype, Layout.ROW_MAJOR, config),
             ctx.output(reduced, DataType.BFLOAT16, Layout.ROW_MAJOR, config))
 
@@ -150,8 +155,10 @@ def _chunk_any(active: torch.Tensor, chunk: int) -> torch.Tensor:
 
 
 # --- sparse_matmul -------------------------------------------------------------------------------------
-def _sparse_matmul(ctx, input_tensor_a, input_tensor_b, *, sparsity, is_input_a_sparse=False,
-                   is_input_b_sparse=True, compute_kernel_config=None, **kwargs):
+def _sparse_matmul(ctx, input_tensor_a, input_tensor_b, *, sparsity, program_config=None, nnz=None,
+                   is_input_a_sparse=False, is_input_b_sparse=True, memory_config=None, dtype=None,
+                   compute_kernel_config=None, core_grid=None, output_tile=None, optional_output_tensor=None,
+                   global_cb=None, sub_device_id=None):
     fidelity = fidelity_name(compute_kernel_config, MathFidelity.LoFi)
 
     def one(a, b, mask):
@@ -165,8 +172,8 @@ def _sparse_matmul(ctx, input_tensor_a, input_tensor_b, *, sparsity, is_input_a_
         return blocks * active[:, :, None, :, None, None]
 
     shards = ctx.per_device(one, input_tensor_a, input_tensor_b, sparsity)
-    return ctx.output(shards, output_dtype(kwargs, input_tensor_a.dtype), Layout.TILE,
-                      memcfg(kwargs, input_tensor_a.memory_config()))
+    return ctx.output(shards, dtype or input_tensor_a.dtype, Layout.TILE,
+                      memory_config or input_tensor_a.memory_config())
 
 
 # --- cost and attributes -----------------------------------------------------------------------------
@@ -189,28 +196,28 @@ def _move_cost(ctx, inputs, outputs, kwargs):
     return memory_cost(inputs, outputs)
 
 
-def _ccl_attributes(*extra):
-    def attributes(kwargs, outputs):
-        attrs = {"cluster_axis": kwargs.get("cluster_axis"), "num_links": kwargs.get("num_links", 1),
-                 "topology": kwargs.get("topology") or Topology.Linear}
-        attrs.update({name: kwargs[name] for name in extra if name in kwargs})
-        return attrs
-
-    return attributes
-
-
 def _sparse_attributes(kwargs, outputs):
-    return {"is_input_a_sparse": kwargs.get("is_input_a_sparse", False),
-            "is_input_b_sparse": kwargs.get("is_input_b_sparse", True), "nnz": kwargs.get("nnz")}
+    fidelity = fidelity_name(kwargs.get("compute_kernel_config"), MathFidelity.LoFi)
+    return {"math_fidelity": f"MathFidelity::{fidelity}"}
 
 
+_CCL_RECORDED = ("cluster_axis", "num_links", "topology", "memory_config", "subdevice_id")
 TABLE = {
-    "all_to_all_dispatch": OpDef(_dispatch, _all_to_all_cost, "AllToAllDispatchDeviceOperation",
-                                 _ccl_attributes("output_concat_dim")),
-    "all_to_all_combine": OpDef(_combine, _all_to_all_cost, "AllToAllCombineDeviceOperation",
-                                _ccl_attributes("output_shard_dim", "local_reduce")),
-    "moe_expert_token_remap": OpDef(_token_remap, _move_cost, "MoeExpertTokenRemapDeviceOperation",
-                                    lambda kwargs, outputs: {"reduction_size": kwargs.get("reduction_size", 32)}),
-    "sparse_matmul": OpDef(_sparse_matmul, _sparse_matmul_cost, "SparseMatmulDeviceOperation", _sparse_attributes,
-                           output_arg="optional_output_tensor"),
+    "all_to_all_dispatch": OpDef(
+        _dispatch, _all_to_all_cost, "AllToAllDispatchDeviceOperation", ccl_attributes,
+        source="ttnn/cpp/ttnn/operations/ccl/all_to_all_dispatch/all_to_all_dispatch_nanobind.cpp",
+        recorded=(*_CCL_RECORDED, "output_concat_dim")),
+    "all_to_all_combine": OpDef(
+        _combine, _all_to_all_cost, "AllToAllCombineDeviceOperation", ccl_attributes, output_arg="output_tensor",
+        source="ttnn/cpp/ttnn/operations/ccl/all_to_all_combine/all_to_all_combine_nanobind.cpp",
+        recorded=(*_CCL_RECORDED, "local_reduce", "output_shard_dim")),
+    "moe_expert_token_remap": OpDef(
+        _token_remap, _move_cost, "MoeExpertTokenRemapDeviceOperation",
+        source="ttnn/cpp/ttnn/operations/data_movement/moe_expert_token_remap/moe_expert_token_remap_nanobind.cpp",
+        recorded=("reduction_size",)),
+    "sparse_matmul": OpDef(
+        _sparse_matmul, _sparse_matmul_cost, "SparseMatmulDeviceOperation", _sparse_attributes,
+        output_arg="optional_output_tensor", source="ttnn/cpp/ttnn/operations/matmul/matmul_nanobind.cpp",
+        recorded=("program_config", "nnz", "is_input_a_sparse", "is_input_b_sparse", "memory_config", "dtype",
+                  "compute_kernel_config", "core_grid", "output_tile", "global_cb", "sub_device_id")),
 }

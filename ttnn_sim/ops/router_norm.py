@@ -40,9 +40,8 @@ def _check_router(x, weight, bias, k, num_experts) -> None:
         raise RuntimeError("TT_FATAL: " + problems[0])
 
 
-def _topk_router_gpt(
-    ctx, input_tensor, weight_tensor=None, bias_tensor=None, k=4, num_experts=ROUTER_EXPERTS, **_ignored
-):
+def _topk_router_gpt(ctx, input_tensor, *, weight_tensor, bias_tensor, k=4, num_experts=ROUTER_EXPERTS,
+                     untilize_output=False):
     _check_router(input_tensor, weight_tensor, bias_tensor, k, num_experts)
     padded = -(-k // 8) * 8
 
@@ -72,9 +71,8 @@ def _router_cost(ctx, inputs, outputs, kwargs):
     )
 
 
-def _pre_all_gather(
-    ctx, input_tensor, *, residual_input_tensor=None, dtype=DataType.BFLOAT16, memory_config=None, **_ignored
-):
+def _pre_all_gather(ctx, input_tensor, *, dtype=DataType.BFLOAT16, residual_input_tensor=None,
+                    compute_kernel_config=None, program_config=None, memory_config=None):
     def one(x, residual):
         x = x.to(torch.float32) if residual is None else x.to(torch.float32) + residual.to(torch.float32)
         stats = torch.zeros(*x.shape[:-1], TILE)
@@ -85,17 +83,17 @@ def _pre_all_gather(
     return ctx.output(shards, dtype or DataType.BFLOAT16, Layout.TILE, memory_config)
 
 
-def _post_all_gather(
-    ctx, input_tensor, stats, *, epsilon=1e-12, weight=None, dtype=None, memory_config=None, **_ignored
-):
-    def one(x, gathered, w):
+def _post_all_gather(ctx, input_tensor, stats, *, epsilon=1e-12, weight=None, bias=None, memory_config=None,
+                     program_config=None, compute_kernel_config=None, dtype=None):
+    def one(x, gathered, w, b):
         x = x.to(torch.float32)
         partial = gathered.to(torch.float32).reshape(*gathered.shape[:-1], -1, TILE)[..., 0]
         width = x.shape[-1] * partial.shape[-1]
         y = x * torch.rsqrt(partial.sum(-1, keepdim=True) / width + epsilon)
-        return y if w is None else y * w.to(torch.float32).reshape(-1)[: y.shape[-1]]
+        y = y if w is None else y * w.to(torch.float32).reshape(-1)[: y.shape[-1]]
+        return y if b is None else y + b.to(torch.float32).reshape(-1)[: y.shape[-1]]
 
-    shards = ctx.per_device(one, input_tensor, stats, weight)
+    shards = ctx.per_device(one, input_tensor, stats, weight, bias)
     return ctx.output(
         shards,
         dtype or input_tensor.dtype,
@@ -105,31 +103,23 @@ def _post_all_gather(
 
 
 def _norm_attrs(kind):
-    return lambda kwargs, outputs: {
-        "norm_type": "LayerNormType::RMSNORM",
-        "distributed_norm_stage": kind,
-        "eps": kwargs.get("epsilon", 1e-12),
-        "program_config": kwargs.get("program_config") or "std::nullopt",
-    }
+    return lambda kwargs, outputs: {"norm_type": "LayerNormType::RMSNORM", "distributed_norm_stage": kind}
 
 
+_DISTRIBUTED = "ttnn/cpp/ttnn/operations/normalization/layernorm_distributed/layernorm_distributed_nanobind.cpp"
 TABLE = {
     "experimental.topk_router_gpt": OpDef(
-        _topk_router_gpt,
-        _router_cost,
-        "TopkRouterGptDeviceOperation",
-        lambda kwargs, outputs: {"k": kwargs.get("k", 4), "num_experts": kwargs.get("num_experts")},
+        _topk_router_gpt, _router_cost, "TopkRouterGptDeviceOperation",
+        source="ttnn/cpp/ttnn/operations/experimental/topk_router_gpt/topk_router_gpt_nanobind.cpp",
+        recorded=("k", "num_experts", "untilize_output"),
     ),
     "rms_norm_pre_all_gather": OpDef(
-        _pre_all_gather,
-        eltwise_cost(2.0),
-        "LayerNormPreAllGatherDeviceOperation",
-        _norm_attrs("PRE_ALL_GATHER"),
+        _pre_all_gather, eltwise_cost(2.0), "LayerNormPreAllGatherDeviceOperation", _norm_attrs("PRE_ALL_GATHER"),
+        source=_DISTRIBUTED, recorded=("dtype", "compute_kernel_config", "program_config", "memory_config"),
     ),
     "rms_norm_post_all_gather": OpDef(
-        _post_all_gather,
-        eltwise_cost(3.0),
-        "LayerNormPostAllGatherDeviceOperation",
-        _norm_attrs("POST_ALL_GATHER"),
+        _post_all_gather, eltwise_cost(3.0), "LayerNormPostAllGatherDeviceOperation",
+        _norm_attrs("POST_ALL_GATHER"), source=_DISTRIBUTED,
+        recorded=("epsilon", "memory_config", "program_config", "compute_kernel_config", "dtype"),
     ),
 }
