@@ -143,10 +143,10 @@ def _cache_key(name, inputs, kwargs) -> tuple:
     return (name, tuple(t.spec_key() for t in inputs), plain)
 
 
-def _output_target(opdef: OpDef, args: tuple, kwargs: dict):
+def _output_target(opdef: OpDef, named: dict, kwargs: dict):
     """(preallocated output or None, kwargs without it): what ttnn writes the result into."""
     if opdef.in_place:
-        return args[0], kwargs
+        return next(iter(named.values())), kwargs  # the first argument, passed by position or by name
     if opdef.output_arg and kwargs.get(opdef.output_arg) is not None:
         return kwargs[opdef.output_arg], {k: v for k, v in kwargs.items() if k != opdef.output_arg}
     return None, kwargs
@@ -174,7 +174,7 @@ def _run_impl(ctx, opdef: OpDef, target, args, kwargs):
 @on_sim_threads
 def launch(name: str, opdef: OpDef, args: tuple, kwargs: dict):
     named = _named_arguments(name, opdef, args, kwargs)  # refuses what ttnn refuses, before any work
-    target, kwargs = _output_target(opdef, args, kwargs)
+    target, kwargs = _output_target(opdef, named, kwargs)
     named.pop(opdef.output_arg, None)
     inputs = _tensors_in(args, kwargs)
     if not inputs or inputs[0].device() is None:

@@ -50,6 +50,8 @@ class Tile:
     def __str__(self) -> str:
         return f"Tile with shape: [{self.tile_shape[0]}, {self.tile_shape[1]}]"
 
+    __repr__ = __str__  # stable across instances: program-cache keys and ATTRIBUTES print it
+
 
 def shared_storage(shards, dtype: DataType, layout: Layout) -> list[torch.Tensor]:
     """to_storage for each shard, converting a shard object that several devices share only once, so a
