@@ -35,7 +35,8 @@ class Allocator:
                 "TT_FATAL @ bank_manager.cpp:439: false\n"
                 f"Out of Memory: Not enough space to allocate {total_bytes} B {self.name} buffer across "
                 f"{self.banks} banks, where each bank needs to store {per_bank} B, but bank size is "
-                f"{self.bank_bytes} B (allocated: {self.used} B, free: {free} B, largest free block: {free} B)"
+                f"{self.bank_bytes} B (allocated: {self.used} B, free: {free} B, "
+                f"largest free block: {free} B)"
             )
         self.used += per_bank
         return per_bank
@@ -250,7 +251,9 @@ def open_device(device_id: int = 0, **params) -> MeshDevice:
     if chip.in_use:
         raise RuntimeError(f"TT_FATAL: device {device_id} is already open")
     chip.in_use = True
-    return MeshDevice(MeshShape(1, 1), [chip], params.pop("trace_region_size", DEFAULT_TRACE_REGION), **params)
+    return MeshDevice(
+        MeshShape(1, 1), [chip], params.pop("trace_region_size", DEFAULT_TRACE_REGION), **params
+    )
 
 
 close_device = close_mesh_device

@@ -129,7 +129,8 @@ def _signature(impl) -> inspect.Signature:
 
 def _named_arguments(name: str, opdef: OpDef, args, kwargs) -> dict:
     """Every argument by ttnn's parameter name (positional ones too, defaults filled in), so attributes and
-    cost see e.g. `dim`. An argument ttnn's signature lacks raises TypeError naming it, as ttnn's bindings do."""
+    cost see e.g. `dim`. An argument ttnn's signature lacks raises TypeError naming it, as ttnn's bindings
+    do."""
     try:
         bound = _signature(opdef.impl).bind(None, *args, **kwargs)
     except TypeError as error:
@@ -153,8 +154,9 @@ def _output_target(opdef: OpDef, named: dict, kwargs: dict):
 
 
 def write_into(target: Tensor, result: Tensor, replay: bool = False) -> Tensor:
-    """Store `result`'s values in `target` (its dtype, layout and buffer stay), as a preallocated output. A trace
-    replay writes to the captured buffer even when the host has since released its handle, as on hardware."""
+    """Store `result`'s values in `target` (its dtype, layout and buffer stay), as a preallocated output. A
+    trace replay writes to the captured buffer even when the host has since released its handle, as on
+    hardware."""
     if tuple(target.shape) != tuple(result.shape) or len(target.shards) != len(result.shards):
         raise RuntimeError(f"TT_FATAL: output tensor shape {target.shape} does not match the result shape "
                            f"{result.shape}")
@@ -206,8 +208,8 @@ def launch(name: str, opdef: OpDef, args: tuple, kwargs: dict):
 
 
 def _launch_view(mesh, name, opdef, args, kwargs):
-    """A call ttnn performs as a view: host metadata only. Inside a trace it is recorded so a replay re-derives
-    the view from the replayed input."""
+    """A call ttnn performs as a view: host metadata only. Inside a trace it is recorded so a replay
+    re-derives the view from the replayed input."""
     outputs = opdef.impl(Context(mesh, replay=False, as_view=True), *args, **kwargs)
     if mesh.capturing is not None:
         mesh.capturing.calls.append(TracedCall(name, opdef, None, args, kwargs, _as_tuple(outputs), None))
@@ -281,7 +283,9 @@ def _next_call_count() -> int:
 
 def _tensor_record(t: Tensor, chip_id: int) -> dict:
     config = t.memory_config()
-    memory = "HOST" if config is None else f"DEV_{chip_id}_{config.buffer_type.name}_{config.memory_layout.name}"
+    memory = (
+        "HOST" if config is None else f"DEV_{chip_id}_{config.buffer_type.name}_{config.memory_layout.name}"
+    )
     return {"shape": list(t.shape), "padded_shape": list(t.padded_shape), "layout": t.layout.name,
             "dtype": t.dtype.name, "memory": memory}
 

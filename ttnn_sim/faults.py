@@ -44,7 +44,8 @@ def on_device_op(op_name: str) -> None:
         os.abort()
     if kind == "device_error":
         raise RuntimeError(
-            f"TT_FATAL @ ttnn_sim/faults.py: injected device error\ninfo:\nDevice error while running {op_name} "
+            "TT_FATAL @ ttnn_sim/faults.py: injected device error\ninfo:\n"
+            f"Device error while running {op_name} "
             f"(TTNN_SIM_FAULT={os.environ['TTNN_SIM_FAULT']})"
         )
     profiler.set_support_count_override(fault[1] - 1)

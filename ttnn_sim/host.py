@@ -3,10 +3,10 @@
 Facts (tt-metal sources, listed in docs/sim-semantics.md):
 - `ttnn.get_arch_name()` is the lower-case arch string models test with `"wormhole_b0" in ...`.
 - `ttnn.core.divup(a, b)` is `(a + b - 1) // b`; `roundup(a, b)` is `divup(a, b) * b`.
-- `ttnn.as_tensor(..., cache_file_name=name)` reads and writes `f"{name}_dtype_{DTYPE}_layout_{LAYOUT}.tensorbin"`:
-  when that file exists it is loaded (the torch tensor is ignored) and put on `device`; otherwise the tensor is
-  converted on host, dumped there (a replicated tensor is stored once, unsharded) and then moved to `device`.
-  `device` without `memory_config` is an error.
+- `ttnn.as_tensor(..., cache_file_name=name)` reads and writes
+  `f"{name}_dtype_{DTYPE}_layout_{LAYOUT}.tensorbin"`: when that file exists it is loaded (the torch tensor is
+  ignored) and put on `device`; otherwise the tensor is converted on host, dumped there (a replicated tensor
+  is stored once, unsharded) and then moved to `device`. `device` without `memory_config` is an error.
 - `ttnn.empty_like` allocates a tensor like its input and runs no device op.
 - The sub-device API: `ttnn.SubDevice([CoreRangeSet, ...])`, `ttnn.SubDeviceId(i)`, and on a mesh
   `create_sub_device_manager(sub_devices, local_l1_size)`, `load_sub_device_manager(id)`,

@@ -66,7 +66,8 @@ class ShardTensorToMesh:
 
 
 class ShardTensor2dMesh:
-    """dims=(row_dim, col_dim): split row_dim over mesh rows and col_dim over mesh columns; None replicates."""
+    """dims=(row_dim, col_dim): split row_dim over mesh rows and col_dim over mesh columns; None
+    replicates."""
 
     def __init__(self, mesh_device, mesh_shape=None, dims=(None, None)):
         self.rows, self.cols = _mesh_rows_cols(mesh_device, mesh_shape)
@@ -74,10 +75,14 @@ class ShardTensor2dMesh:
 
     def map(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         row_dim, col_dim = self.dims
-        row_chunks = list(torch.chunk(tensor, self.rows, row_dim)) if row_dim is not None else [tensor] * self.rows
+        row_chunks = (
+            list(torch.chunk(tensor, self.rows, row_dim)) if row_dim is not None else [tensor] * self.rows
+        )
         shards = []
         for chunk in row_chunks:
-            cols = list(torch.chunk(chunk, self.cols, col_dim)) if col_dim is not None else [chunk] * self.cols
+            cols = (
+                list(torch.chunk(chunk, self.cols, col_dim)) if col_dim is not None else [chunk] * self.cols
+            )
             shards.extend(cols)
         return shards
 

@@ -1,8 +1,9 @@
 """TT number formats on torch: what a value becomes when it is stored in a Tenstorrent dtype.
 
 Every function takes a dtype as an enum member with `.name` (``DataType.BFLOAT8_B``) or as its name
-(``"BFLOAT8_B"``); layouts and math fidelities likewise. The rules are those written down in
-tt-metal's own conversion routines (the reference vectors tests/sim/test_numerics.py checks) and are checked bit for bit against its vectors.
+(``"BFLOAT8_B"``); layouts and math fidelities likewise. The rules are those written down in tt-metal's own
+conversion routines (the reference vectors tests/sim/test_numerics.py checks) and are checked bit for bit
+against its vectors.
 
 Storage: float formats are float32 tensors already rounded to the format; integer formats are int64.
 
@@ -96,8 +97,9 @@ def buffer_bytes(padded_shape, dtype, layout) -> int:
 def quantize(t: torch.Tensor, dtype, layout="TILE", canonical_nan: bool = True) -> torch.Tensor:
     """float32 in, float32 out (same shape): the values `t` reads back as after being stored as `dtype`.
 
-    canonical_nan=False leaves a bfloat16 NaN's sign and payload as rounding gives them; no op result depends on
-    them, so the simulator stores values that way and canonicalises (canonical_nans) when a tensor is read back."""
+    canonical_nan=False leaves a bfloat16 NaN's sign and payload as rounding gives them; no op result depends
+    on them, so the simulator stores values that way and canonicalises (canonical_nans) when a tensor is read
+    back."""
     name = _name(dtype)
     t = t.to(torch.float32)
     if name == "FLOAT32":
@@ -126,7 +128,9 @@ def apply_math_fidelity(a: torch.Tensor, b: torch.Tensor, fidelity) -> tuple[tor
     if name == "HiFi2":
         return a_hi, _truncated_operand(b, 8)
     a_lo = _truncate_fraction(a, 12) - a_hi
-    return torch.cat([a_hi, a_lo], dim=-1), torch.cat([_truncated_operand(b, 8), _truncated_operand(b, 4)], dim=-2)
+    return torch.cat([a_hi, a_lo], dim=-1), torch.cat(
+        [_truncated_operand(b, 8), _truncated_operand(b, 4)], dim=-2
+    )
 
 
 def _truncated_operand(b: torch.Tensor, fraction_bits: int) -> torch.Tensor:
@@ -143,8 +147,11 @@ def _round_up(n: int) -> int:
 
 
 def canonical_nans(t: torch.Tensor) -> torch.Tensor:
-    """Every NaN as the canonical 0x7FC00000 (bfloat16 rounding keeps a NaN's sign and payload bits), in place."""
-    if t.is_floating_point() and not torch.isfinite(t.sum()):  # one reduction rules out NaNs in the common case
+    """Every NaN as the canonical 0x7FC00000 (bfloat16 rounding keeps a NaN's sign and payload bits), in
+    place."""
+    if t.is_floating_point() and not torch.isfinite(
+        t.sum()
+    ):  # one reduction rules out NaNs in the common case
         t.view(torch.int32).masked_fill_(torch.isnan(t), _CANONICAL_NAN)
     return t
 
@@ -236,7 +243,9 @@ def _leading_bit_index(q: torch.Tensor, m: int) -> torch.Tensor:
     return _LEADING_BIT[m][q]
 
 
-def _block_element_bits(q: torch.Tensor, shared: torch.Tensor, negative: torch.Tensor, m: int) -> torch.Tensor:
+def _block_element_bits(
+    q: torch.Tensor, shared: torch.Tensor, negative: torch.Tensor, m: int
+) -> torch.Tensor:
     """±q * 2**(E - 127 - (m-1)) as int32 float bits; q == 0 reads back as +0.0.
 
     q is normalised under E: an exponent field of 255 falls out naturally (fraction 0 gives ±inf,

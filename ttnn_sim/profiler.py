@@ -5,16 +5,18 @@ Child side (the process running the model, docs/internals.md §1.4): when ``TT_M
 appends them as JSON lines to ``$TT_METAL_PROFILER_DIR/.logs/ttnn_sim_ops.jsonl``. The sim core flushes
 at device close; an ``atexit`` hook flushes whatever is left.
 
-A device holds at most ``TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT`` (default 1000, tt-metal's tools/tracy/common.py) op records;
-later ones for that device are dropped with tt-metal's buffer-overflow warning, once per device.
+A device holds at most ``TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT`` (default 1000, tt-metal's
+tools/tracy/common.py) op records; later ones for that device are dropped with tt-metal's buffer-overflow
+warning, once per device.
 
-Parent side (``python -m tracy``): ``load_records()`` + ``write_ops_perf_csv()`` write tracy's process_ops_logs.py format exactly.
-How each column is derived from a record (missing keys give empty cells):
+Parent side (``python -m tracy``): ``load_records()`` + ``write_ops_perf_csv()`` write tracy's
+process_ops_logs.py format exactly. How each column is derived from a record (missing keys give empty cells):
 
-- ``OP CODE`` op_code · ``OP TYPE`` op_type · ``GLOBAL CALL COUNT`` global_call_count · ``DEVICE ID`` device_id
-  · ``DEVICE ARCH`` arch · ``ATTRIBUTES`` ``str(attributes)`` (a Python dict literal) · ``MATH FIDELITY``
-  math_fidelity · ``CORE COUNT`` core_count · ``AVAILABLE WORKER CORE COUNT`` available_worker_core_count
-  · ``SUB DEVICE ID`` sub_device_id · ``PARALLELIZATION STRATEGY`` parallelization_strategy.
+- ``OP CODE`` op_code · ``OP TYPE`` op_type · ``GLOBAL CALL COUNT`` global_call_count
+  · ``DEVICE ID`` device_id · ``DEVICE ARCH`` arch · ``ATTRIBUTES`` ``str(attributes)`` (a Python dict
+  literal) · ``MATH FIDELITY`` math_fidelity · ``CORE COUNT`` core_count · ``AVAILABLE WORKER CORE COUNT``
+  available_worker_core_count · ``SUB DEVICE ID`` sub_device_id · ``PARALLELIZATION STRATEGY``
+  parallelization_strategy.
 - ``HOST START TS`` / ``HOST END TS`` host_start_ts / host_end_ts; ``HOST DURATION [ns]`` their difference.
 - ``DEVICE FW START CYCLE`` / ``END CYCLE`` fw_start_cycle / fw_end_cycle; ``DEVICE FW DURATION [ns]`` their
   difference (the sim clocks chips at 1 GHz, so cycles are ns).
@@ -107,7 +109,8 @@ _PERF_MODEL_COLUMNS = [
     "ETH BW UTIL (%)",
     "NPE CONG IMPACT (%)",
 ]
-# tracy's process_ops_logs.py: the 57-entry base header; INPUTS / OUTPUTS are placeholders for the tensor column groups.
+# tracy's process_ops_logs.py: the 57-entry base header; INPUTS / OUTPUTS are placeholders for the tensor
+# column groups.
 OPS_CSV_HEADER = [*_BASE_COLUMNS, "INPUTS", "OUTPUTS", *_PROGRAM_COLUMNS, *_PERF_MODEL_COLUMNS]
 TENSOR_FIELDS = [
     "W_PAD[LOGICAL]",
@@ -248,7 +251,8 @@ def flush() -> None:
 
 
 def profiler_dir() -> Path:
-    """tt-metal's tools/tracy/common.py: TT_METAL_PROFILER_DIR, else $TT_METAL_HOME/generated/profiler (TT_METAL_HOME or CWD)."""
+    """tt-metal's tools/tracy/common.py: TT_METAL_PROFILER_DIR, else $TT_METAL_HOME/generated/profiler
+    (TT_METAL_HOME or CWD)."""
     if os.environ.get("TT_METAL_PROFILER_DIR"):
         return Path(os.environ["TT_METAL_PROFILER_DIR"])
     return Path(os.environ.get("TT_METAL_HOME") or os.getcwd()) / "generated" / "profiler"
@@ -317,7 +321,8 @@ def csv_columns(records: list[dict]) -> list[str]:
 
 
 def write_ops_perf_csv(records: list[dict], path) -> Path:
-    """Write the ops_perf_results CSV (tracy's process_ops_logs.py format): CRLF, `,` -> `;` in cells, empty for missing."""
+    """Write the ops_perf_results CSV (tracy's process_ops_logs.py format): CRLF, `,` -> `;` in cells, empty
+    for missing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ordered = sorted(records, key=lambda r: r.get("sort_ts") or 0)

@@ -55,7 +55,8 @@ class Tile:
 
 def shared_storage(shards, dtype: DataType, layout: Layout) -> list[torch.Tensor]:
     """to_storage for each shard, converting a shard object that several devices share only once, so a
-    replicated tensor stays one torch tensor that every device's shard refers to (the ops then compute it once)."""
+    replicated tensor stays one torch tensor that every device's shard refers to (the ops then compute it
+    once)."""
     converted: dict[int, torch.Tensor] = {}
     stored = []
     for shard in shards:
@@ -66,9 +67,9 @@ def shared_storage(shards, dtype: DataType, layout: Layout) -> list[torch.Tensor
 
 
 def restored(source: Tensor, dtype: DataType, layout: Layout) -> list[torch.Tensor]:
-    """source's shards as a tensor of `dtype` stores them. Shards already stored in that dtype are kept as they
-    are (rounding to a dtype twice changes nothing, and stored shards are never written in place), so shards
-    that devices share stay shared."""
+    """source's shards as a tensor of `dtype` stores them. Shards already stored in that dtype are kept as
+    they are (rounding to a dtype twice changes nothing, and stored shards are never written in place), so
+    shards that devices share stay shared."""
     if source.dtype is dtype:
         return list(source.shards)
     return shared_storage(source.shards, dtype, layout)
@@ -295,7 +296,8 @@ def to_device(tensor: Tensor, device, memory_config: MemoryConfig | None = None,
         shards = shards * device.get_num_devices()
     if len(shards) != device.get_num_devices():
         raise RuntimeError(
-            f"TT_FATAL: host tensor has {len(shards)} shards but the mesh has {device.get_num_devices()} devices"
+            f"TT_FATAL: host tensor has {len(shards)} shards but the mesh has "
+            f"{device.get_num_devices()} devices"
         )
     on_device = Tensor(shards, tensor.dtype, tensor.layout, device, memory_config)
     device.allocate(on_device)
@@ -310,7 +312,9 @@ def from_device(tensor: Tensor, blocking: bool = True, cq_id=None) -> Tensor:
     tensor.device().synchronize()
     clock.advance_host(cost.host_transfer_ns(tensor.buffer_bytes() * len(tensor.shards)))
     shards = [s.clone() for s in tensor.shards]
-    if tensor.dtype is DataType.BFLOAT16:  # stored NaNs keep rounding's bits; the host reads tt-metal's canonical one
+    if (
+        tensor.dtype is DataType.BFLOAT16
+    ):  # stored NaNs keep rounding's bits; the host reads tt-metal's canonical one
         shards = [numerics.canonical_nans(s) for s in shards]
     return Tensor(shards, tensor.dtype, tensor.layout)
 

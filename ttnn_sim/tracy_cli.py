@@ -1,6 +1,7 @@
 """`python -m tracy` for the sim: run a command with the device profiler on, then write its ops report.
 
-Mirrors tt-metal's ``tools/tracy/__main__.py`` (tt-metal's tracy/__main__.py and its report layout) minus the Tracy capture server:
+Mirrors tt-metal's ``tools/tracy/__main__.py`` (tt-metal's tracy/__main__.py and its report layout) minus the
+Tracy capture server:
 
 1. Output dir: ``-o DIR``, else ``$TT_METAL_PROFILER_DIR``, else ``$TT_METAL_HOME/generated/profiler``
    (TT_METAL_HOME defaults to the CWD). ``DIR/.logs`` is wiped before the run.
@@ -143,7 +144,8 @@ def command_argv(words: list[str], module: bool) -> list[str]:
 
 
 def write_report(output_dir: Path, name: str | None = None) -> Path:
-    """Build the ops_perf_results CSV from the captured records (tracy's process_ops_logs.py layout layout)."""
+    """Build the ops_perf_results CSV from the captured records (tracy's process_ops_logs.py layout
+    layout)."""
     date = datetime.datetime.now().strftime("%Y_%m_%d_%H_%M_%S")
     reports = output_dir / "reports"
     folder = reports / name / date if name else reports / date

@@ -356,8 +356,11 @@ MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig = _config(
 )
 SDPAProgramConfig = _config(
     "SDPAProgramConfig",
-    "compute_with_storage_grid_size sub_core_grids q_chunk_size k_chunk_size exp_approx_mode max_cores_per_head_batch",
-    q_chunk_size=32, k_chunk_size=32, exp_approx_mode=True,
+    "compute_with_storage_grid_size sub_core_grids q_chunk_size k_chunk_size exp_approx_mode "
+    "max_cores_per_head_batch",
+    q_chunk_size=32,
+    k_chunk_size=32,
+    exp_approx_mode=True,
 )
 LayerNormShardedMultiCoreProgramConfig = _config(
     "LayerNormShardedMultiCoreProgramConfig",

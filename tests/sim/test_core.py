@@ -55,7 +55,9 @@ def test_mesh_2d_shard_round_trip(mesh, dims):
     t = ttnn.from_torch(x, dtype=ttnn.float32, device=mesh,
                         mesh_mapper=ttnn.ShardTensor2dMesh(mesh, dims=dims, mesh_shape=(2, 4)))
     compose_dims = tuple(d if d is not None else (1 if i == 0 else 2) for i, d in enumerate(dims))
-    back = ttnn.to_torch(t, mesh_composer=ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=(2, 4), dims=compose_dims))
+    back = ttnn.to_torch(
+        t, mesh_composer=ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=(2, 4), dims=compose_dims)
+    )
     expected_rows = x if dims[0] is not None else torch.cat([x, x], dim=1)
     if dims[1] is None:
         expected_rows = torch.cat([expected_rows] * 4, dim=2)
@@ -123,7 +125,9 @@ def test_trace_requires_program_cache(mesh):
 def test_trace_region_too_small_message():
     small = ttnn.open_mesh_device(ttnn.MeshShape(1, 1), trace_region_size=1000)
     try:
-        a = ttnn.from_torch(torch.randn(1, 1, 32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=small)
+        a = ttnn.from_torch(
+            torch.randn(1, 1, 32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=small
+        )
         ttnn.add(a, a)
         trace_id = ttnn.begin_trace_capture(small, cq_id=0)
         ttnn.add(a, a)
@@ -144,7 +148,9 @@ def single():
 def test_l1_out_of_memory_and_deallocate(single):
     mesh = single
     big = torch.zeros(1, 1, 8192, 6144)  # 96 MiB of bf16: over the 64 banks x 1.3 MB of L1
-    with pytest.raises(RuntimeError, match=r"Out of Memory: Not enough space to allocate \d+ B L1 buffer across 64 banks"):
+    with pytest.raises(
+        RuntimeError, match=r"Out of Memory: Not enough space to allocate \d+ B L1 buffer across 64 banks"
+    ):
         ttnn.from_torch(big, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh,
                         memory_config=ttnn.L1_MEMORY_CONFIG)
     half = torch.zeros(1, 1, 2048, 2048)  # 8 MiB: fits once; a second copy with the first freed fits again
@@ -164,7 +170,9 @@ def test_math_fidelity_changes_accuracy(mesh):
     tw = ttnn.from_torch(w, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh)
     pcc = {}
     for fidelity in ("LoFi", "HiFi2", "HiFi4"):
-        config = ttnn.init_device_compute_kernel_config(mesh.arch(), math_fidelity=getattr(ttnn.MathFidelity, fidelity))
+        config = ttnn.init_device_compute_kernel_config(
+            mesh.arch(), math_fidelity=getattr(ttnn.MathFidelity, fidelity)
+        )
         pcc[fidelity] = comp_pcc(x @ w, _device0(ttnn.matmul(tx, tw, compute_kernel_config=config)))[1]
     assert pcc["LoFi"] < pcc["HiFi2"] <= pcc["HiFi4"]
 

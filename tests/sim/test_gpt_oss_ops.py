@@ -1,5 +1,5 @@
-"""Ops of tt-metal's gpt_oss decode/prefill paths, each against torch: paged SDPA decode, the fused top-k router,
-the async CCLs and the all_reduce composite, and the distributed RMS norm."""
+"""Ops of tt-metal's gpt_oss decode/prefill paths, each against torch: paged SDPA decode, the fused top-k
+router, the async CCLs and the all_reduce composite, and the distributed RMS norm."""
 
 import math
 import sys

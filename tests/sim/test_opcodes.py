@@ -142,7 +142,8 @@ def test_softmax_row_records_numeric_stable(csv_rows):
 
 
 def test_scalar_operands_are_in_the_row_as_tt_metal_writes_them(csv_rows):
-    """BinaryNg's `scalar` and a unary's `params` carry the module's numbers (clamp's open bound: float max)."""
+    """BinaryNg's `scalar` and a unary's `params` carry the module's numbers (clamp's open bound: float
+    max)."""
     mesh = ttnn.open_mesh_device(ttnn.MeshShape(1, 1))
     try:
         x = ttnn.from_torch(torch.randn(32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh)

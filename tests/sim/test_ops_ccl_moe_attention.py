@@ -124,7 +124,8 @@ def row_tensor(mesh, per_row, dtype, layout):
 
 
 def test_dispatch_remap_combine_round_trip(mesh):
-    """Dispatch along axis 0, identity experts, combine: each (token, k) row comes back iff its expert is in-column."""
+    """Dispatch along axis 0, identity experts, combine: each (token, k) row comes back iff its expert is
+    in-column."""
     hidden, indices = routing()
     x = row_tensor(mesh, hidden, ttnn.bfloat16, ttnn.ROW_MAJOR_LAYOUT)
     idx = row_tensor(mesh, [i.reshape(1, 1, TOKENS, K) for i in indices], ttnn.uint16, ttnn.ROW_MAJOR_LAYOUT)
@@ -200,7 +201,9 @@ def test_create_and_concat_heads(mesh):
     assert torch.equal(shards(q)[0][0], heads[:HEADS])
     assert torch.equal(shards(k)[0][0], heads[HEADS:HEADS + KV_HEADS])
     assert torch.equal(shards(v)[0][0], heads[HEADS + KV_HEADS:])
-    assert torch.equal(shards(ttnn.experimental.nlp_concat_heads(q))[0][0, 0], fused[0, 0, :, :HEADS * HEAD_DIM])
+    assert torch.equal(
+        shards(ttnn.experimental.nlp_concat_heads(q))[0][0, 0], fused[0, 0, :, : HEADS * HEAD_DIM]
+    )
 
     users = 8
     fused = bf16(torch.randn(1, 1, users, (HEADS + 2 * KV_HEADS) * HEAD_DIM))
@@ -224,9 +227,13 @@ def test_rotary_embedding_llama_rotates_adjacent_pairs(mesh):
     x = bf16(torch.randn(1, HEADS, 32, HEAD_DIM))
     angles = torch.rand(32, HEAD_DIM // 2).repeat_interleave(2, dim=-1)
     cos, sin = bf16(angles.cos()).reshape(1, 1, 32, -1), bf16(angles.sin()).reshape(1, 1, 32, -1)
-    out = ttnn.experimental.rotary_embedding_llama(replicated(mesh, x), replicated(mesh, cos),
-                                                   replicated(mesh, sin), replicated(mesh, rotate_pairs_matrix()),
-                                                   is_decode_mode=False)
+    out = ttnn.experimental.rotary_embedding_llama(
+        replicated(mesh, x),
+        replicated(mesh, cos),
+        replicated(mesh, sin),
+        replicated(mesh, rotate_pairs_matrix()),
+        is_decode_mode=False,
+    )
     pairs = x.reshape(*x.shape[:-1], -1, 2)
     rotated = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).reshape(x.shape)  # (a, b) -> (-b, a)
     assert pcc(shards(out)[0], x * cos + rotated * sin) > 0.9999
@@ -271,8 +278,10 @@ def test_kv_cache_updates_and_sdpa_decode(mesh):
     ttnn.experimental.paged_update_cache(cache_v, replicated(mesh, new_v), update_idxs_tensor=positions)
     expected_k = torch.cat([prefill_k.expand(users, -1, -1, -1), new_k[0][:, :, None]], dim=2)
     assert torch.equal(shards(cache_k)[5][:, :, :position + 1], expected_k)
-    assert torch.equal(shards(cache_k)[5][:, :, position + 1:], torch.zeros(users, KV_HEADS, max_seq - position - 1,
-                                                                             HEAD_DIM))
+    assert torch.equal(
+        shards(cache_k)[5][:, :, position + 1 :],
+        torch.zeros(users, KV_HEADS, max_seq - position - 1, HEAD_DIM),
+    )
 
     q = bf16(torch.randn(1, users, HEADS, HEAD_DIM))
     sinks = torch.randn(HEADS)
@@ -280,7 +289,9 @@ def test_kv_cache_updates_and_sdpa_decode(mesh):
         replicated(mesh, q), cache_k, cache_v, cur_pos_tensor=positions,
         attention_sink=replicated(mesh, torch.nn.functional.pad(sinks.reshape(-1, 1), (0, 31))), scale=0.125)
     expected_v = torch.cat([prefill_v.expand(users, -1, -1, -1), new_v[0][:, :, None]], dim=2)
-    reference = torch_attention(q[0][:, :, None], expected_k, expected_v, 0.125, bf16(sinks), causal_offset=position)
+    reference = torch_attention(
+        q[0][:, :, None], expected_k, expected_v, 0.125, bf16(sinks), causal_offset=position
+    )
     assert pcc(shards(out)[3][0], reference[:, :, 0]) > 0.999
 
 
@@ -290,7 +301,9 @@ def test_paged_update_cache_with_page_table(mesh):
     page_table = replicated(mesh, torch.tensor([[3, 1], [0, 2]], dtype=torch.int32), dtype=ttnn.int32,
                             layout=ttnn.ROW_MAJOR_LAYOUT)
     rows = bf16(torch.randn(1, users, KV_HEADS, HEAD_DIM))
-    ttnn.experimental.paged_update_cache(cache, replicated(mesh, rows), update_idxs=[40, -1], page_table=page_table)
+    ttnn.experimental.paged_update_cache(
+        cache, replicated(mesh, rows), update_idxs=[40, -1], page_table=page_table
+    )
     got = shards(cache)[0]
     assert torch.equal(got[1, :, 8], rows[0, 0])  # user 0, position 40 -> block table[0][1] = 1, row 8
     assert int((got != 0).sum()) == KV_HEADS * HEAD_DIM  # user 1 (-1) wrote nothing

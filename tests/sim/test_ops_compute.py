@@ -102,7 +102,9 @@ def test_norms(mesh):
     weight = torch.randn(96)
     rms = X * torch.rsqrt(X.pow(2).mean(-1, keepdim=True) + 1e-5) * weight
     close(rms, get(ttnn.rms_norm(put(mesh, X), epsilon=1e-5, weight=put(mesh, weight.reshape(1, 1, 1, 96)))))
-    close(torch.nn.functional.layer_norm(X, (96,), eps=1e-5), get(ttnn.layer_norm(put(mesh, X), epsilon=1e-5)))
+    close(
+        torch.nn.functional.layer_norm(X, (96,), eps=1e-5), get(ttnn.layer_norm(put(mesh, X), epsilon=1e-5))
+    )
 
 
 @pytest.mark.parametrize("name, reference", [
@@ -160,7 +162,9 @@ def test_scatter(mesh):
     base = torch.zeros(1, 1, 32, 8)
     index = torch.tensor([[[[1, 3]] * 32]])
     src = torch.ones(1, 1, 32, 2)
-    out = ttnn.scatter(put(mesh, base, ttnn.float32), 3, put(mesh, index, ttnn.int32), put(mesh, src, ttnn.float32))
+    out = ttnn.scatter(
+        put(mesh, base, ttnn.float32), 3, put(mesh, index, ttnn.int32), put(mesh, src, ttnn.float32)
+    )
     assert torch.equal(get(out), base.scatter(3, index, src))
 
 

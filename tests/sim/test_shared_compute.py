@@ -21,8 +21,8 @@ WORKLOAD = textwrap.dedent(
     mesh = ttnn.open_mesh_device(ttnn.MeshShape(2, 4), trace_region_size=1 << 20)
     replicate = ttnn.ReplicateTensorToMesh(mesh)
     rows = ttnn.ShardTensor2dMesh(mesh, dims=(2, None), mesh_shape=(2, 4))
-    w = ttnn.from_torch(torch.randn(1, 1, 64, 128), dtype=ttnn.bfloat8_b, layout=ttnn.TILE_LAYOUT, device=mesh,
-                        mesh_mapper=replicate)
+    w = ttnn.from_torch(torch.randn(1, 1, 64, 128), dtype=ttnn.bfloat8_b, layout=ttnn.TILE_LAYOUT,
+                        device=mesh, mesh_mapper=replicate)
     x = ttnn.from_torch(torch.randn(1, 1, 64, 64), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh,
                         mesh_mapper=rows)
     r = ttnn.from_torch(torch.randn(1, 1, 32, 64), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh,

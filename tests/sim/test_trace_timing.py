@@ -52,7 +52,9 @@ def _capture(mesh, x, iterations):
 
 
 def _input(mesh):
-    return ttnn.from_torch(torch.randn(1, 1, 64, 64), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh)
+    return ttnn.from_torch(
+        torch.randn(1, 1, 64, 64), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh
+    )
 
 
 def _replays(rows, session=None):

@@ -33,7 +33,8 @@ CHILD = textwrap.dedent(
         for device_id in (0, 1):
             clock.advance_host(100)
             profiler.emit({
-                "kind": "op", "op_code": f"Op{i}", "op_type": "tt_dnn_device", "global_call_count": 1024 * (i + 1),
+                "kind": "op", "op_code": f"Op{i}", "op_type": "tt_dnn_device",
+                "global_call_count": 1024 * (i + 1),
                 "device_id": device_id, "arch": "wormhole_b0", "attributes": {"k": "v"},
                 "host_start_ts": clock.host_time_ns(), "host_end_ts": clock.host_time_ns() + 10,
                 "kernel_duration_ns": 500, "op_to_op_latency_ns": 0,
@@ -199,7 +200,7 @@ def test_command_argv(words, module, expected):
     assert tracy_cli.command_argv(words, module) == expected
 
 
-# ---- acceptance: a real (simulated) multi-device run through tracy, read by tt-perf-report ------------------
+# ---- acceptance: a real (simulated) multi-device run through tracy, read by tt-perf-report -----------------
 
 # tt-metal's ops_perf_results header, written out independently of ttnn_sim.profiler.
 REFERENCE_BASE_HEADER = [

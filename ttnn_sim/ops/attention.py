@@ -1,30 +1,31 @@
 """Attention ops: head split/concat, llama rotary embedding, KV-cache updates, SDPA (prefill and decode).
 
 Semantics and shapes (ttnn docs for each op; tt-metal's models/demos/gpt_oss/tt/attention):
-- nlp_create_qkv_heads(x [B, 1, S, (nh + 2 nkv) * d]) -> q [B, nh, S, d], k [B, nkv, S, d] (or [B, nkv, d, S] with
-  transpose_k_heads), v [B, nkv, S, d]; the fused last dim is q heads, then k heads, then v heads.
+- nlp_create_qkv_heads(x [B, 1, S, (nh + 2 nkv) * d]) -> q [B, nh, S, d], k [B, nkv, S, d] (or [B, nkv, d, S]
+  with transpose_k_heads), v [B, nkv, S, d]; the fused last dim is q heads, then k heads, then v heads.
 - nlp_create_qkv_heads_decode(x [1, 1, B, (nh + 2 nkv) * d]) -> q [1, B, nh, d], k, v [1, B, nkv, d].
 - nlp_concat_heads(x [B, nh, S, d]) -> [B, 1, S, nh * d]; nlp_concat_heads_decode(x [1, B, nh_padded, d],
   num_heads) -> [1, 1, B, num_heads * d] (only the first num_heads heads are kept).
 - rotary_embedding_llama(x, cos, sin, trans_mat): out = x * cos + (x @ T) * sin, where T is the 32x32
   transformation matrix applied to each 32-wide tile of the head dim. With llama's T, x @ T maps each adjacent
-  pair (x[2i], x[2i+1]) to (-x[2i+1], x[2i]), i.e. rotation of interleaved pairs, unlike HF's rotate_half on the
-  two halves; cos/sin carry each frequency twice, once per pair member. Prefill: x [B, nh, S, d], cos/sin
+  pair (x[2i], x[2i+1]) to (-x[2i+1], x[2i]), i.e. rotation of interleaved pairs, unlike HF's rotate_half on
+  the two halves; cos/sin carry each frequency twice, once per pair member. Prefill: x [B, nh, S, d], cos/sin
   [1, 1, S, d]; decode (is_decode_mode=True): x [1, B, nh, d], cos/sin [1, B, 1, d].
 - fill_cache(cache [B, nkv, S_max, d], x [1, nkv, S, d], batch_idx): cache[batch_idx, :, :S] = x (in place).
 - paged_update_cache(cache, x [1, B, nkv, d], update_idxs / update_idxs_tensor [B], page_table=None): for each
   user b with position p >= 0, cache[b, :, p] = x[0, b] (in place); a position of -1 skips the user. With a
-  page table [B, blocks_per_user] the cache is [num_blocks, nkv, block_size, d] and position p of user b lives in
-  block page_table[b, p // block_size] at row p % block_size.
+  page table [B, blocks_per_user] the cache is [num_blocks, nkv, block_size, d] and position p of user b lives
+  in block page_table[b, p // block_size] at row p % block_size.
 - scaled_dot_product_attention(q [B, nh, S, d], k, v [B, nkv, S, d]): softmax(q k^T * scale + mask) v with
   grouped-query heads (q head h reads kv head h // (nh / nkv)), scale default 1/sqrt(d), causal mask when
   is_causal, an additive attn_mask otherwise, sliding_window_size w limiting query i to keys i-w < j <= i.
-- scaled_dot_product_attention_decode(q [1, B, nh, d], k, v caches [B, nkv, S_max, d], cur_pos / cur_pos_tensor
-  [B]): user b attends to cache positions 0..cur_pos[b] (inclusive) -> [1, B, nh, d].
+- scaled_dot_product_attention_decode(q [1, B, nh, d], k, v caches [B, nkv, S_max, d], cur_pos /
+  cur_pos_tensor [B]): user b attends to cache positions 0..cur_pos[b] (inclusive) -> [1, B, nh, d].
 - paged_scaled_dot_product_attention_decode(q, k, v, page_table_tensor, cur_pos_tensor=...) and
-  scaled_dot_product_attention_decode(..., page_table_tensor=...): the caches are [num_blocks, nkv, block_size, d];
-  user b's position p lives in block page_table[b, p // block_size] at row p % block_size, so user b's keys are
-  its blocks concatenated in page-table order; the result equals the unpaged op on those keys.
+  scaled_dot_product_attention_decode(..., page_table_tensor=...): the caches are [num_blocks, nkv,
+  block_size, d]; user b's position p lives in block page_table[b, p // block_size] at row p % block_size, so
+  user b's keys are its blocks concatenated in page-table order; the result equals the unpaged op on those
+  keys.
 - attention_sink (gpt-oss): one extra logit per head joins the softmax and is then dropped, so it absorbs part
   of the probability mass. Prefill passes it as [1, nh, 1, 1], decode as [nh, 32] (value in column 0).
 """
@@ -46,7 +47,9 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
 
 
 def _like(ctx, reference, shards, memory_config, dtype=None):
-    return ctx.output(shards, dtype or reference.dtype, reference.layout, memory_config or reference.memory_config())
+    return ctx.output(
+        shards, dtype or reference.dtype, reference.layout, memory_config or reference.memory_config()
+    )
 
 
 # --- heads -----------------------------------------------------------------------------------------
@@ -121,7 +124,9 @@ def _own_shard(cache, device: int) -> torch.Tensor:
     tensor becomes one torch tensor on every device), so each device sees only its own in-place updates."""
     shard = cache.shards[device]
     pointer = shard.untyped_storage().data_ptr()
-    if any(other.untyped_storage().data_ptr() == pointer for i, other in enumerate(cache.shards) if i != device):
+    if any(
+        other.untyped_storage().data_ptr() == pointer for i, other in enumerate(cache.shards) if i != device
+    ):
         shard = shard.clone()
         cache.shards[device] = shard
     shard.__dict__.pop("_sim_truncated", None)  # about to be written: its cached truncated copy goes stale
@@ -182,8 +187,8 @@ def sink_logits(sink: torch.Tensor, num_heads: int) -> torch.Tensor:
 def attend(q, k, v, mask, scale, sink=None) -> torch.Tensor:
     """softmax([q k^T * scale + mask, sink]) v without the sink column; q [B, nh, Sq, d], k/v [B, nkv, Sk, d].
 
-    Query heads are grouped over their shared KV head (GQA) with a view, not copies of k and v; `mask` broadcasts
-    against [B, nh, Sq, Sk].
+    Query heads are grouped over their shared KV head (GQA) with a view, not copies of k and v; `mask`
+    broadcasts against [B, nh, Sq, Sk].
     """
     batch, heads, queries, dim = q.shape
     kv_heads, keys = k.shape[1], k.shape[-2]
@@ -234,10 +239,23 @@ def _sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, *, is_caus
                    attention_sink, scale, sliding_window_size, memory_config)
 
 
-def _paged_sdpa_decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tensor, *, is_causal=True,
-                       attn_mask=None, cur_pos_tensor=None, attention_sink=None, scale=None,
-                       sliding_window_size=None, memory_config=None, program_config=None,
-                       compute_kernel_config=None):
+def _paged_sdpa_decode(
+    ctx,
+    input_tensor_q,
+    input_tensor_k,
+    input_tensor_v,
+    page_table_tensor,
+    *,
+    is_causal=True,
+    attn_mask=None,
+    cur_pos_tensor=None,
+    attention_sink=None,
+    scale=None,
+    sliding_window_size=None,
+    memory_config=None,
+    program_config=None,
+    compute_kernel_config=None,
+):
     not_simulated(attn_mask, "transformer.paged_scaled_dot_product_attention_decode", "attn_mask")
     return _decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tensor, (), cur_pos_tensor,
                    attention_sink, scale, sliding_window_size, memory_config)
@@ -255,13 +273,17 @@ def _decode(ctx, input_tensor_q, input_tensor_k, input_tensor_v, page_table_tens
             k, v = _unpage(k, table), _unpage(v, table)
         sink = None if attention_sink is None else sink_logits(attention_sink.shards[device], q.shape[1])
         positions = torch.tensor(_positions(ctx, cur_pos, cur_pos_tensor, device)[: q.shape[0]])
-        outputs.append(_decode_users(q, k[: q.shape[0]], v[: q.shape[0]], positions, sliding_window_size, scale,
-                                     sink).unsqueeze(0))
+        outputs.append(
+            _decode_users(
+                q, k[: q.shape[0]], v[: q.shape[0]], positions, sliding_window_size, scale, sink
+            ).unsqueeze(0)
+        )
     return _like(ctx, input_tensor_q, outputs, memory_config)
 
 
 def _unpage(cache: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """[num_blocks, nkv, block, d] paged by table [B, blocks_per_user] -> [B, nkv, blocks_per_user * block, d]."""
+    """[num_blocks, nkv, block, d] paged by table [B, blocks_per_user] -> [B, nkv, blocks_per_user * block,
+    d]."""
     blocks = cache[table.reshape(-1)]  # [B * blocks_per_user, nkv, block, d]
     users, per_user = table.shape
     _, heads, block, dim = cache.shape
@@ -310,40 +332,74 @@ _SDPA_RECORDED = ("is_causal", "scale", "sliding_window_size", "memory_config", 
                   "compute_kernel_config")
 TABLE = {
     "experimental.nlp_create_qkv_heads": OpDef(
-        _create_qkv_heads, _move_cost, "NlpCreateHeadsDeviceOperation",
+        _create_qkv_heads,
+        _move_cost,
+        "NlpCreateHeadsDeviceOperation",
         source=f"{_HEADS}/nlp_create_qkv_heads/nlp_create_qkv_heads_nanobind.cpp",
-        recorded=("num_heads", "num_kv_heads", "transpose_k_heads", "memory_config")),
+        recorded=("num_heads", "num_kv_heads", "transpose_k_heads", "memory_config"),
+    ),
     "experimental.nlp_create_qkv_heads_decode": OpDef(
-        _create_qkv_heads_decode, _move_cost, "NLPCreateHeadsDecodeDeviceOperation",
+        _create_qkv_heads_decode,
+        _move_cost,
+        "NLPCreateHeadsDecodeDeviceOperation",
         source=f"{_HEADS}/nlp_create_qkv_heads_decode/nlp_create_qkv_heads_decode_nanobind.cpp",
-        recorded=("num_heads", "num_kv_heads", "overlap_qk_coregrid", "memory_config")),
+        recorded=("num_heads", "num_kv_heads", "overlap_qk_coregrid", "memory_config"),
+    ),
     "experimental.nlp_concat_heads": OpDef(
-        _concat_heads, _move_cost, "NLPConcatHeadsDeviceOperation",
-        source=f"{_HEADS}/nlp_concat_heads/nlp_concat_heads_nanobind.cpp", recorded=("memory_config",)),
+        _concat_heads,
+        _move_cost,
+        "NLPConcatHeadsDeviceOperation",
+        source=f"{_HEADS}/nlp_concat_heads/nlp_concat_heads_nanobind.cpp",
+        recorded=("memory_config",),
+    ),
     "experimental.nlp_concat_heads_decode": OpDef(
-        _concat_heads_decode, _move_cost, "NLPConcatHeadsDecodeDeviceOperation",
+        _concat_heads_decode,
+        _move_cost,
+        "NLPConcatHeadsDecodeDeviceOperation",
         source=f"{_HEADS}/nlp_concat_heads_decode/nlp_concat_heads_decode_nanobind.cpp",
-        recorded=("num_heads", "memory_config", "sub_core_grids")),
+        recorded=("num_heads", "memory_config", "sub_core_grids"),
+    ),
     "experimental.rotary_embedding_llama": OpDef(
-        _rotary_embedding_llama, _rotary_cost, "RotaryEmbeddingLlamaDeviceOperation",
+        _rotary_embedding_llama,
+        _rotary_cost,
+        "RotaryEmbeddingLlamaDeviceOperation",
         source=f"{_HEADS}/rotary_embedding_llama/rotary_embedding_llama_nanobind.cpp",
-        recorded=("is_decode_mode", "memory_config", "compute_kernel_config")),
-    "fill_cache": OpDef(_fill_cache, _update_cost, "UpdateKVCacheOperation",
-                        source="ttnn/cpp/ttnn/operations/kv_cache/kv_cache_nanobind.cpp", recorded=("batch_idx",)),
+        recorded=("is_decode_mode", "memory_config", "compute_kernel_config"),
+    ),
+    "fill_cache": OpDef(
+        _fill_cache,
+        _update_cost,
+        "UpdateKVCacheOperation",
+        source="ttnn/cpp/ttnn/operations/kv_cache/kv_cache_nanobind.cpp",
+        recorded=("batch_idx",),
+    ),
     "experimental.paged_update_cache": OpDef(
-        _paged_update_cache, _update_cost, "PagedUpdateCacheDeviceOperation",
+        _paged_update_cache,
+        _update_cost,
+        "PagedUpdateCacheDeviceOperation",
         source=f"{_EXPERIMENTAL}/paged_cache/paged_cache_nanobind.cpp",
-        recorded=("update_idxs", "batch_offset", "compute_kernel_config")),
+        recorded=("update_idxs", "batch_offset", "compute_kernel_config"),
+    ),
     "transformer.scaled_dot_product_attention": OpDef(
-        _sdpa, _sdpa_cost, "SDPAOperation", source="ttnn/cpp/ttnn/operations/transformer/sdpa/sdpa_nanobind.cpp",
-        recorded=_SDPA_RECORDED),
+        _sdpa,
+        _sdpa_cost,
+        "SDPAOperation",
+        source="ttnn/cpp/ttnn/operations/transformer/sdpa/sdpa_nanobind.cpp",
+        recorded=_SDPA_RECORDED,
+    ),
     "transformer.scaled_dot_product_attention_decode": OpDef(
-        _sdpa_decode, _sdpa_cost, "SdpaDecodeDeviceOperation",
+        _sdpa_decode,
+        _sdpa_cost,
+        "SdpaDecodeDeviceOperation",
         source="ttnn/cpp/ttnn/operations/transformer/sdpa_decode/sdpa_decode_nanobind.cpp",
-        recorded=(*_SDPA_RECORDED, "cur_pos")),
+        recorded=(*_SDPA_RECORDED, "cur_pos"),
+    ),
     "transformer.paged_scaled_dot_product_attention_decode": OpDef(
-        _paged_sdpa_decode, _sdpa_cost, "SdpaDecodeDeviceOperation",
+        _paged_sdpa_decode,
+        _sdpa_cost,
+        "SdpaDecodeDeviceOperation",
         lambda kwargs, outputs: {"paged_attention": "true"},
         source="ttnn/cpp/ttnn/operations/transformer/sdpa_decode/sdpa_decode_nanobind.cpp",
-        recorded=_SDPA_RECORDED),
+        recorded=_SDPA_RECORDED,
+    ),
 }

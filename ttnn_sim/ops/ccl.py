@@ -2,21 +2,22 @@
 
 Semantics (ttnn docs for ttnn.all_gather / ttnn.reduce_scatter / ttnn.all_reduce):
 - Devices are numbered row-major in the mesh (rows, cols). With ``cluster_axis=0`` a collective runs among the
-  devices of one mesh column (same column index, varying row); with ``cluster_axis=1`` among the devices of one
-  mesh row; with ``cluster_axis=None`` among all devices of the mesh (in row-major order).
+  devices of one mesh column (same column index, varying row); with ``cluster_axis=1`` among the devices of
+  one mesh row; with ``cluster_axis=None`` among all devices of the mesh (in row-major order).
 - all_gather(x, dim): every member receives the members' shards concatenated along ``dim`` in group order.
 - reduce_scatter(x, dim): the members' shards are summed, split into group-size equal chunks along ``dim``;
   the member at group position g keeps chunk g.
 - all_reduce(x): every member receives the sum of the members' shards. tt-metal runs it as a composite
-  (ccl/all_reduce/all_reduce.cpp -> experimental/ccl/all_reduce_async/all_reduce_async.cpp): reduce_scatter_minimal_async
-  then all_gather_async along the scatter dim, the last dim (counted in tiles for TILE tensors) divisible by the
-  group size, searching from the last dim; with no such dim, an all_gather_async of a [1, ...] view along dim 0
-  followed by a local sum over it. The simulator issues the same ops, so the profiler shows those rows.
+  (ccl/all_reduce/all_reduce.cpp -> experimental/ccl/all_reduce_async/all_reduce_async.cpp):
+  reduce_scatter_minimal_async then all_gather_async along the scatter dim, the last dim (counted in tiles for
+  TILE tensors) divisible by the group size, searching from the last dim; with no such dim, an
+  all_gather_async of a [1, ...] view along dim 0 followed by a local sum over it. The simulator issues the
+  same ops, so the profiler shows those rows.
 - experimental.all_gather_async / experimental.reduce_scatter_minimal_async: the same results as all_gather /
   reduce_scatter (the "async" refers to fabric and semaphore handling); all_gather_async writes into
   persistent_output_buffer when one is given.
-Sums are taken in float32 and rounded once to the output dtype. Topology, num_links, semaphores and sub-devices
-change nothing observable in the sim: they are accepted and recorded, not modelled.
+Sums are taken in float32 and rounded once to the output dtype. Topology, num_links, semaphores and
+sub-devices change nothing observable in the sim: they are accepted and recorded, not modelled.
 """
 
 import torch
@@ -32,7 +33,8 @@ def mesh_rows_cols(mesh) -> tuple[int, int]:
 
 
 def cluster_groups(mesh, cluster_axis) -> list[list[int]]:
-    """Device indices of each collective group, each in group order (the order results are concatenated in)."""
+    """Device indices of each collective group, each in group order (the order results are concatenated
+    in)."""
     rows, cols = mesh_rows_cols(mesh)
     if cluster_axis is None:
         return [list(range(rows * cols))]
@@ -101,7 +103,8 @@ def _reduce_scatter(ctx, input_tensor, dim, *, cluster_axis=None, subdevice_id=N
 
 def async_dim(named) -> int:
     """The gather / scatter dim of an async CCL. tt-metal binds two overloads, (input_tensor, dim, semaphore)
-    and (input_tensor, persistent_output_buffer(s), dim, semaphore): an int in the buffer's place is the dim."""
+    and (input_tensor, persistent_output_buffer(s), dim, semaphore): an int in the buffer's place is the
+    dim."""
     buffer = named.get("persistent_output_buffer", named.get("persistent_output_buffers"))
     dim = buffer if isinstance(buffer, int) and not isinstance(buffer, bool) else named.get("dim")
     if dim is None:
@@ -109,26 +112,56 @@ def async_dim(named) -> int:
     return dim
 
 
-def _all_gather_async(ctx, input_tensor, persistent_output_buffer=None, dim=None, multi_device_global_semaphore=None,
-                      *, num_links=None, memory_config=None, topology=Topology.Ring, subdevice_id=None,
-                      cluster_axis=None, use_optimal_ccl_for_llama=False, use_broadcast=False,
-                      barrier_semaphore=None, sub_core_grids=None, chunks_per_sync=None, num_workers_per_link=None,
-                      num_buffers_per_channel=None):
+def _all_gather_async(
+    ctx,
+    input_tensor,
+    persistent_output_buffer=None,
+    dim=None,
+    multi_device_global_semaphore=None,
+    *,
+    num_links=None,
+    memory_config=None,
+    topology=Topology.Ring,
+    subdevice_id=None,
+    cluster_axis=None,
+    use_optimal_ccl_for_llama=False,
+    use_broadcast=False,
+    barrier_semaphore=None,
+    sub_core_grids=None,
+    chunks_per_sync=None,
+    num_workers_per_link=None,
+    num_buffers_per_channel=None,
+):
     named = {"persistent_output_buffer": persistent_output_buffer, "dim": dim}
     return _gathered(ctx, input_tensor, async_dim(named), cluster_axis, memory_config)
 
 
-def _reduce_scatter_async(ctx, input_tensor, persistent_output_buffers=None, dim=None,
-                          multi_device_global_semaphore=None, *, barrier_semaphore=None, num_links=1,
-                          memory_config=None, intermediate_memory_config=None, topology=Topology.Ring,
-                          subdevice_id=None, cluster_axis=None, chunks_per_sync=None, num_workers_per_link=None,
-                          num_buffers_per_channel=None, compute_kernel_config=None):
+def _reduce_scatter_async(
+    ctx,
+    input_tensor,
+    persistent_output_buffers=None,
+    dim=None,
+    multi_device_global_semaphore=None,
+    *,
+    barrier_semaphore=None,
+    num_links=1,
+    memory_config=None,
+    intermediate_memory_config=None,
+    topology=Topology.Ring,
+    subdevice_id=None,
+    cluster_axis=None,
+    chunks_per_sync=None,
+    num_workers_per_link=None,
+    num_buffers_per_channel=None,
+    compute_kernel_config=None,
+):
     named = {"persistent_output_buffers": persistent_output_buffers, "dim": dim}
     return _scattered(ctx, input_tensor, async_dim(named), cluster_axis, memory_config)
 
 
 def scatter_dim(tensor, members: int) -> int | None:
-    """tt-metal's finding_scatter_dim: the last dim (in tiles for TILE tensors) divisible by the group size."""
+    """tt-metal's finding_scatter_dim: the last dim (in tiles for TILE tensors) divisible by the group
+    size."""
     dims = list(tensor.padded_shape)
     if tensor.layout.name == "TILE":
         dims[-2:] = [d // 32 for d in dims[-2:]]
@@ -193,23 +226,53 @@ _CCL = "ttnn/cpp/ttnn/operations/ccl"
 _ASYNC = "ttnn/cpp/ttnn/operations/experimental/ccl"
 _RECORDED = ("dim", "cluster_axis", "num_links", "topology", "memory_config", "subdevice_id")
 TABLE = {
-    "all_gather": OpDef(_all_gather, _ccl_cost(_gather_bytes, lambda n: n - 1), "AllGatherDeviceOperation",
-                        ccl_attributes, output_arg="output_tensor",
-                        source=f"{_CCL}/all_gather/all_gather_nanobind.cpp", recorded=_RECORDED),
-    "reduce_scatter": OpDef(_reduce_scatter, _ccl_cost(_reduce_bytes, lambda n: n - 1),
-                            "ReduceScatterDeviceOperation", ccl_attributes, output_arg="output_tensor",
-                            source=f"{_CCL}/reduce_scatter/reduce_scatter_nanobind.cpp",
-                            recorded=(*_RECORDED, "intermediate_memory_config")),
+    "all_gather": OpDef(
+        _all_gather,
+        _ccl_cost(_gather_bytes, lambda n: n - 1),
+        "AllGatherDeviceOperation",
+        ccl_attributes,
+        output_arg="output_tensor",
+        source=f"{_CCL}/all_gather/all_gather_nanobind.cpp",
+        recorded=_RECORDED,
+    ),
+    "reduce_scatter": OpDef(
+        _reduce_scatter,
+        _ccl_cost(_reduce_bytes, lambda n: n - 1),
+        "ReduceScatterDeviceOperation",
+        ccl_attributes,
+        output_arg="output_tensor",
+        source=f"{_CCL}/reduce_scatter/reduce_scatter_nanobind.cpp",
+        recorded=(*_RECORDED, "intermediate_memory_config"),
+    ),
     "experimental.all_gather_async": OpDef(
-        _all_gather_async, _ccl_cost(_gather_bytes, lambda n: n - 1), "AllGatherAsyncDeviceOperation",
-        _async_attributes, output_arg="persistent_output_buffer",
+        _all_gather_async,
+        _ccl_cost(_gather_bytes, lambda n: n - 1),
+        "AllGatherAsyncDeviceOperation",
+        _async_attributes,
+        output_arg="persistent_output_buffer",
         source=f"{_ASYNC}/all_gather_async/all_gather_async_nanobind.cpp",
-        recorded=(*_RECORDED[1:], "use_optimal_ccl_for_llama", "chunks_per_sync", "num_workers_per_link",
-                  "num_buffers_per_channel")),
+        recorded=(
+            *_RECORDED[1:],
+            "use_optimal_ccl_for_llama",
+            "chunks_per_sync",
+            "num_workers_per_link",
+            "num_buffers_per_channel",
+        ),
+    ),
     "experimental.reduce_scatter_minimal_async": OpDef(
-        _reduce_scatter_async, _ccl_cost(_reduce_bytes, lambda n: n - 1), "ReduceScatterMinimalAsyncDeviceOperation",
-        _async_attributes, source=f"{_ASYNC}/reduce_scatter_minimal_async/reduce_scatter_minimal_async_nanobind.cpp",
-        recorded=(*_RECORDED[1:], "intermediate_memory_config", "chunks_per_sync", "num_workers_per_link",
-                  "num_buffers_per_channel", "compute_kernel_config")),
+        _reduce_scatter_async,
+        _ccl_cost(_reduce_bytes, lambda n: n - 1),
+        "ReduceScatterMinimalAsyncDeviceOperation",
+        _async_attributes,
+        source=f"{_ASYNC}/reduce_scatter_minimal_async/reduce_scatter_minimal_async_nanobind.cpp",
+        recorded=(
+            *_RECORDED[1:],
+            "intermediate_memory_config",
+            "chunks_per_sync",
+            "num_workers_per_link",
+            "num_buffers_per_channel",
+            "compute_kernel_config",
+        ),
+    ),
 }
 COMPOSITES = {"all_reduce": all_reduce}

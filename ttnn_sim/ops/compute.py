@@ -43,23 +43,54 @@ def _activation(name):
 
 
 # --- matmul / linear ---------------------------------------------------------------------------
-def _matmul_impl(ctx, input_tensor_a, input_tensor_b, *, transpose_a=False, transpose_b=False,
-                 memory_config=None, dtype=None, program_config=None, activation=None, compute_kernel_config=None,
-                 core_grid=None, output_tile=None, optional_output_tensor=None, global_cb=None,
-                 sub_device_id=None):
+def _matmul_impl(
+    ctx,
+    input_tensor_a,
+    input_tensor_b,
+    *,
+    transpose_a=False,
+    transpose_b=False,
+    memory_config=None,
+    dtype=None,
+    program_config=None,
+    activation=None,
+    compute_kernel_config=None,
+    core_grid=None,
+    output_tile=None,
+    optional_output_tensor=None,
+    global_cb=None,
+    sub_device_id=None,
+):
     return _matmul(ctx, input_tensor_a, input_tensor_b, None, transpose_a, transpose_b, memory_config, dtype,
                    activation or getattr(program_config, "fused_activation", None), compute_kernel_config)
 
 
-def _linear_impl(ctx, input_tensor_a, input_tensor_b, *, bias=None, transpose_a=False, transpose_b=False,
-                 memory_config=None, dtype=None, program_config=None, activation=None, compute_kernel_config=None,
-                 core_grid=None, output_tile=None, optional_output_tensor=None, global_cb=None,
-                 sub_device_id=None):
+def _linear_impl(
+    ctx,
+    input_tensor_a,
+    input_tensor_b,
+    *,
+    bias=None,
+    transpose_a=False,
+    transpose_b=False,
+    memory_config=None,
+    dtype=None,
+    program_config=None,
+    activation=None,
+    compute_kernel_config=None,
+    core_grid=None,
+    output_tile=None,
+    optional_output_tensor=None,
+    global_cb=None,
+    sub_device_id=None,
+):
     return _matmul(ctx, input_tensor_a, input_tensor_b, bias, transpose_a, transpose_b, memory_config, dtype,
                    activation or getattr(program_config, "fused_activation", None), compute_kernel_config)
 
 
-def _matmul(ctx, a, b, bias, transpose_a, transpose_b, memory_config, dtype, activation, compute_kernel_config):
+def _matmul(
+    ctx, a, b, bias, transpose_a, transpose_b, memory_config, dtype, activation, compute_kernel_config
+):
     """matmul and linear: (a @ b + bias) through the fused activation; core_grid, program_config's grid,
     output_tile, global_cb and sub_device_id place the work and change no value."""
     fidelity = fidelity_name(compute_kernel_config, MathFidelity.LoFi)
@@ -227,7 +258,9 @@ def _approximable(torch_fn):
 
     def impl(ctx, input_tensor, *, fast_and_approximate_mode=False, memory_config=None, output_tensor=None,
              sub_core_grids=None):
-        return _unary_result(ctx, input_tensor, lambda s: torch_fn(s, fast_and_approximate_mode), memory_config)
+        return _unary_result(
+            ctx, input_tensor, lambda s: torch_fn(s, fast_and_approximate_mode), memory_config
+        )
 
     return impl
 
@@ -424,7 +457,9 @@ def _unary_attrs(name):
 
 def _unary_recorded(impl) -> tuple:
     """A unary's recorded arguments: its memory config, sub-core grids and scalar parameters."""
-    names = [p for p in inspect.signature(impl).parameters if p not in ("ctx", "input_tensor", "output_tensor")]
+    names = [
+        p for p in inspect.signature(impl).parameters if p not in ("ctx", "input_tensor", "output_tensor")
+    ]
     return tuple(names)
 
 
@@ -436,36 +471,94 @@ _REDUCE_SOURCE = "ttnn/cpp/ttnn/operations/reduction/generic/generic_reductions_
 
 def _compute_ops() -> dict:
     return {
-        "matmul": OpDef(_matmul_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs,
-                        output_arg="optional_output_tensor", source=_MATMUL_SOURCE, recorded=_MATMUL_RECORDED),
-        "linear": OpDef(_linear_impl, _matmul_cost, "MatmulDeviceOperation", _matmul_attrs,
-                        output_arg="optional_output_tensor", source=_MATMUL_SOURCE, recorded=_MATMUL_RECORDED),
-        "where": OpDef(_where_impl, eltwise_cost(), "TernaryDeviceOperation", output_arg="output_tensor",
-                       source="ttnn/cpp/ttnn/operations/eltwise/ternary/ternary_nanobind.cpp",
-                       recorded=("memory_config", "sub_core_grids")),
-        "typecast": OpDef(_typecast_impl, eltwise_cost(), "TypecastDeviceOperation", output_arg="output_tensor",
-                          source=_UNARY_SOURCE, recorded=("dtype", "memory_config", "sub_core_grids")),
-        "softmax": OpDef(_softmax_impl, eltwise_cost(4.0), "SoftmaxDeviceOperation",
-                         source="ttnn/cpp/ttnn/operations/normalization/softmax/softmax_nanobind.cpp",
-                         recorded=("dim", "memory_config", "compute_kernel_config", "numeric_stable")),
-        "topk": OpDef(_topk_impl, eltwise_cost(8.0), "TopKDeviceOperation",
-                      source="ttnn/cpp/ttnn/operations/reduction/topk/topk_nanobind.cpp",
-                      recorded=("k", "dim", "largest", "sorted", "memory_config", "sub_core_grids")),
-        "rms_norm": OpDef(_norm("rms"), eltwise_cost(3.0), "LayerNormDeviceOperation",
-                          lambda kwargs, outputs: {"norm_type": "LayerNormType::RMSNORM"},
-                          source=_NORM_SOURCE, recorded=_NORM_RECORDED),
-        "layer_norm": OpDef(_norm("layer"), eltwise_cost(4.0), "LayerNormDeviceOperation",
-                            lambda kwargs, outputs: {"norm_type": "LayerNormType::LAYERNORM"},
-                            source=_NORM_SOURCE, recorded=_NORM_RECORDED),
-        "sum": OpDef(_reduce(torch.sum), eltwise_cost(), "ReduceDeviceOperation",
-                     lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM"},
-                     source=_REDUCE_SOURCE, recorded=_REDUCE_RECORDED),
-        "mean": OpDef(_reduce(torch.mean), eltwise_cost(), "ReduceDeviceOperation",
-                      lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM", "scaler": "mean"},
-                      source=_REDUCE_SOURCE, recorded=_REDUCE_RECORDED),
-        "max": OpDef(_reduce(_max_values), eltwise_cost(), "ReduceDeviceOperation",
-                     lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::MAX"},
-                     source=_REDUCE_SOURCE, recorded=_REDUCE_RECORDED),
+        "matmul": OpDef(
+            _matmul_impl,
+            _matmul_cost,
+            "MatmulDeviceOperation",
+            _matmul_attrs,
+            output_arg="optional_output_tensor",
+            source=_MATMUL_SOURCE,
+            recorded=_MATMUL_RECORDED,
+        ),
+        "linear": OpDef(
+            _linear_impl,
+            _matmul_cost,
+            "MatmulDeviceOperation",
+            _matmul_attrs,
+            output_arg="optional_output_tensor",
+            source=_MATMUL_SOURCE,
+            recorded=_MATMUL_RECORDED,
+        ),
+        "where": OpDef(
+            _where_impl,
+            eltwise_cost(),
+            "TernaryDeviceOperation",
+            output_arg="output_tensor",
+            source="ttnn/cpp/ttnn/operations/eltwise/ternary/ternary_nanobind.cpp",
+            recorded=("memory_config", "sub_core_grids"),
+        ),
+        "typecast": OpDef(
+            _typecast_impl,
+            eltwise_cost(),
+            "TypecastDeviceOperation",
+            output_arg="output_tensor",
+            source=_UNARY_SOURCE,
+            recorded=("dtype", "memory_config", "sub_core_grids"),
+        ),
+        "softmax": OpDef(
+            _softmax_impl,
+            eltwise_cost(4.0),
+            "SoftmaxDeviceOperation",
+            source="ttnn/cpp/ttnn/operations/normalization/softmax/softmax_nanobind.cpp",
+            recorded=("dim", "memory_config", "compute_kernel_config", "numeric_stable"),
+        ),
+        "topk": OpDef(
+            _topk_impl,
+            eltwise_cost(8.0),
+            "TopKDeviceOperation",
+            source="ttnn/cpp/ttnn/operations/reduction/topk/topk_nanobind.cpp",
+            recorded=("k", "dim", "largest", "sorted", "memory_config", "sub_core_grids"),
+        ),
+        "rms_norm": OpDef(
+            _norm("rms"),
+            eltwise_cost(3.0),
+            "LayerNormDeviceOperation",
+            lambda kwargs, outputs: {"norm_type": "LayerNormType::RMSNORM"},
+            source=_NORM_SOURCE,
+            recorded=_NORM_RECORDED,
+        ),
+        "layer_norm": OpDef(
+            _norm("layer"),
+            eltwise_cost(4.0),
+            "LayerNormDeviceOperation",
+            lambda kwargs, outputs: {"norm_type": "LayerNormType::LAYERNORM"},
+            source=_NORM_SOURCE,
+            recorded=_NORM_RECORDED,
+        ),
+        "sum": OpDef(
+            _reduce(torch.sum),
+            eltwise_cost(),
+            "ReduceDeviceOperation",
+            lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM"},
+            source=_REDUCE_SOURCE,
+            recorded=_REDUCE_RECORDED,
+        ),
+        "mean": OpDef(
+            _reduce(torch.mean),
+            eltwise_cost(),
+            "ReduceDeviceOperation",
+            lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::SUM", "scaler": "mean"},
+            source=_REDUCE_SOURCE,
+            recorded=_REDUCE_RECORDED,
+        ),
+        "max": OpDef(
+            _reduce(_max_values),
+            eltwise_cost(),
+            "ReduceDeviceOperation",
+            lambda kwargs, outputs: {"reduce_math": "ReduceOpMath::MAX"},
+            source=_REDUCE_SOURCE,
+            recorded=_REDUCE_RECORDED,
+        ),
     }
 
 

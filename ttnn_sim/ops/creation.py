@@ -1,8 +1,8 @@
 """Creation ops on a device tensor: zeros_like, ones_like, full_like.
 
 tt-metal runs these on device as one fill operation (ttnn/cpp/ttnn/operations/full_like, device operation
-FullLikeOperation, attributes fill_value / dtype / layout / memory_config): the output has the input's shape and,
-unless given, its dtype, layout and memory config.
+FullLikeOperation, attributes fill_value / dtype / layout / memory_config): the output has the input's shape
+and, unless given, its dtype, layout and memory config.
 """
 
 import torch
@@ -23,11 +23,15 @@ def _full_like(ctx, tensor, fill_value, *, dtype=None, layout=None, device=None,
     return _fill(ctx, tensor, fill_value, dtype, layout, memory_config)
 
 
-def _zeros_like(ctx, tensor, *, dtype=None, layout=None, device=None, memory_config=None, optional_tensor=None):
+def _zeros_like(
+    ctx, tensor, *, dtype=None, layout=None, device=None, memory_config=None, optional_tensor=None
+):
     return _fill(ctx, tensor, 0.0, dtype, layout, memory_config)
 
 
-def _ones_like(ctx, tensor, *, dtype=None, layout=None, device=None, memory_config=None, optional_tensor=None):
+def _ones_like(
+    ctx, tensor, *, dtype=None, layout=None, device=None, memory_config=None, optional_tensor=None
+):
     return _fill(ctx, tensor, 1.0, dtype, layout, memory_config)
 
 

@@ -125,7 +125,9 @@ def _unsqueeze_to_4d_impl(ctx, tensor):
     return _same(ctx, tensor, ctx.per_device(lambda s: s.reshape(_to_4d(s.shape)), tensor))
 
 
-def _concat_impl(ctx, tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, sub_core_grids=None):
+def _concat_impl(
+    ctx, tensors, dim=0, *, memory_config=None, output_tensor=None, groups=1, sub_core_grids=None
+):
     first = tensors[0]
     shards = [torch.cat([t.shards[i] for t in tensors], dim=dim) for i in range(ctx.num_devices)]
     return _same(ctx, first, shards, memory_config=memory_config)
@@ -141,7 +143,9 @@ def _slice_impl(ctx, input_tensor, starts, ends, steps=None, *, memory_config=No
                 pad_value=None, sub_core_grids=None):
     steps = steps or [1] * len(starts)
     index = tuple(slice(int(a), int(b), int(c)) for a, b, c in zip(starts, ends, steps, strict=True))
-    return _same(ctx, input_tensor, ctx.per_device(lambda s: s[index], input_tensor), memory_config=memory_config)
+    return _same(
+        ctx, input_tensor, ctx.per_device(lambda s: s[index], input_tensor), memory_config=memory_config
+    )
 
 
 def _repeat_impl(ctx, input_tensor, repeat_dims, *, memory_config=None):
@@ -150,7 +154,9 @@ def _repeat_impl(ctx, input_tensor, repeat_dims, *, memory_config=None):
                  memory_config=memory_config)
 
 
-def _pad_impl(ctx, input_tensor, padding, value, *, use_multicore=True, memory_config=None, sub_core_grids=None):
+def _pad_impl(
+    ctx, input_tensor, padding, value, *, use_multicore=True, memory_config=None, sub_core_grids=None
+):
     # ttnn: padding = [(before, after) per dim] from the first dim; torch wants last dim first, flattened.
     flat = [int(v) for pair in reversed(list(padding)) for v in pair]
     shards = ctx.per_device(lambda s: torch.nn.functional.pad(s, flat, value=value), input_tensor)
@@ -162,7 +168,11 @@ def _to_layout_impl(ctx, tensor, layout, dtype=None, memory_config=None, sub_cor
         return tensor.view(list(tensor.shards))  # already in that layout: ttnn returns the tensor unchanged
     block_floats = (DataType.BFLOAT8_B, DataType.BFLOAT4_B)
     if dtype in block_floats or tensor.dtype in block_floats:
-        if layout is Layout.ROW_MAJOR and dtype in (None, tensor.dtype) and tensor.dtype is not DataType.BFLOAT16:
+        if (
+            layout is Layout.ROW_MAJOR
+            and dtype in (None, tensor.dtype)
+            and tensor.dtype is not DataType.BFLOAT16
+        ):
             dtype = DataType.BFLOAT16  # block floats only exist in tiles: untilizing gives bfloat16
     return _same(ctx, tensor, list(tensor.shards), layout=layout, dtype=dtype, memory_config=memory_config)
 
@@ -200,15 +210,27 @@ def _clone_impl(ctx, input, *, dtype=None, memory_config=None, compute_kernel_co
     return _same(ctx, input, [s.clone() for s in input.shards], dtype=dtype, memory_config=memory_config)
 
 
-def _embedding_impl(ctx, input_tensor, weight, *, padding_idx=None, layout=Layout.ROW_MAJOR, embeddings_type=None,
-                    dtype=None, output_tensor=None, memory_config=None):
+def _embedding_impl(
+    ctx,
+    input_tensor,
+    weight,
+    *,
+    padding_idx=None,
+    layout=Layout.ROW_MAJOR,
+    embeddings_type=None,
+    dtype=None,
+    output_tensor=None,
+    memory_config=None,
+):
     shards = ctx.per_device(lambda i, w: w.reshape(-1, w.shape[-1])[i.to(torch.int64)], input_tensor, weight)
     return ctx.output(shards, dtype or weight.dtype, layout or Layout.ROW_MAJOR, memory_config)
 
 
 def _scatter_impl(ctx, input, dim, index, src, *, memory_config=None, opt_reduction=None,  # noqa: A002
                   sub_core_grids=None):
-    shards = ctx.per_device(lambda s, i, v: s.scatter(dim, i.to(torch.int64), v.to(s.dtype)), input, index, src)
+    shards = ctx.per_device(
+        lambda s, i, v: s.scatter(dim, i.to(torch.int64), v.to(s.dtype)), input, index, src
+    )
     return _same(ctx, input, shards, memory_config=memory_config)
 
 
@@ -220,61 +242,159 @@ _OPS = "ttnn/cpp/ttnn/operations"
 _MOVEMENT = f"{_OPS}/data_movement"
 _CORE = f"{_OPS}/core/core_nanobind.cpp"
 TABLE = {
-    "reshape": OpDef(_reshape_impl, move_cost, "ReshapeViewDeviceOperation",
-                     view=_view_when(lambda n: _inferred(n["input_tensor"], n["shape"])),
-                     source=f"{_MOVEMENT}/reshape_view/reshape_nanobind.cpp",
-                     recorded=("shape", "padded_shape", "memory_config", "pad_value", "recreate_mapping_tensor",
-                               "sub_core_grids")),
-    "permute": OpDef(_permute_impl, move_cost, "PermuteDeviceOperation",
-                     source=f"{_MOVEMENT}/permute/permute_nanobind.cpp",
-                     recorded=("dims", "memory_config", "pad_value")),
-    "transpose": OpDef(_transpose_impl, move_cost, "TransposeDeviceOperation",
-                       source=f"{_MOVEMENT}/transpose/transpose_nanobind.cpp",
-                       recorded=("dim1", "dim2", "memory_config", "pad_value")),
-    "squeeze": OpDef(_squeeze_impl, move_cost, "ReshapeViewDeviceOperation",
-                     view=_view_when(lambda n: _squeezed(n["input_tensor"].shape, n["dim"])),
-                     source=f"{_MOVEMENT}/squeeze/squeeze_nanobind.cpp", recorded=("dim",)),
-    "unsqueeze": OpDef(_unsqueeze_impl, move_cost, "ReshapeViewDeviceOperation",
-                       view=_view_when(lambda n: _unsqueezed(n["input_tensor"].shape, n["dim"])),
-                       source=f"{_MOVEMENT}/unsqueeze/unsqueeze_nanobind.cpp", recorded=("dim",)),
-    "unsqueeze_to_4D": OpDef(_unsqueeze_to_4d_impl, move_cost, "ReshapeViewDeviceOperation",
-                             view=_view_when(lambda n: _to_4d(n["tensor"].shape)), source=_CORE),
-    "concat": OpDef(_concat_impl, move_cost, "ConcatDeviceOperation", output_arg="output_tensor",
-                    source=f"{_MOVEMENT}/concat/concat_nanobind.cpp",
-                    recorded=("dim", "memory_config", "groups", "sub_core_grids")),
-    "split": OpDef(_split_impl, move_cost, "SliceDeviceOperation", source=f"{_MOVEMENT}/split/split_nanobind.cpp",
-                   recorded=("split_size", "dim", "memory_config")),
-    "slice": OpDef(_slice_impl, move_cost, "SliceDeviceOperation", output_arg="output_tensor",
-                   source=f"{_MOVEMENT}/slice/slice_nanobind.cpp",
-                   recorded=("starts", "ends", "steps", "memory_config", "pad_value", "sub_core_grids")),
-    "repeat": OpDef(_repeat_impl, move_cost, "RepeatDeviceOperation",
-                    source=f"{_MOVEMENT}/repeat/repeat_nanobind.cpp", recorded=("repeat_dims", "memory_config")),
-    "pad": OpDef(_pad_impl, move_cost, "PadDeviceOperation", source=f"{_MOVEMENT}/pad/pad_nanobind.cpp",
-                 recorded=("padding", "value", "use_multicore", "memory_config", "sub_core_grids")),
-    "to_layout": OpDef(_to_layout_impl, move_cost, _to_layout_code, _layout_attrs,
-                       view=lambda named: named["tensor"].layout is named["layout"],
-                       op_codes=("TilizeDeviceOperation", "TilizeWithValPaddingDeviceOperation",
-                                 "UntilizeDeviceOperation", "UntilizeWithUnpaddingDeviceOperation"),
-                       source=_CORE, recorded=("dtype", "memory_config", "sub_core_grids")),
-    "to_memory_config": OpDef(_to_memory_config_impl, move_cost, _to_memory_config_code,
-                              view=lambda named: named["tensor"].memory_config() == named["memory_config"],
-                              op_codes=("CopyDeviceOperation", "InterleavedToShardedDeviceOperation",
-                                        "ShardedToInterleavedDeviceOperation", "ReshardDeviceOperation"),
-                              output_arg="output_tensor", source=_CORE, recorded=("memory_config", "dtype")),
+    "reshape": OpDef(
+        _reshape_impl,
+        move_cost,
+        "ReshapeViewDeviceOperation",
+        view=_view_when(lambda n: _inferred(n["input_tensor"], n["shape"])),
+        source=f"{_MOVEMENT}/reshape_view/reshape_nanobind.cpp",
+        recorded=(
+            "shape",
+            "padded_shape",
+            "memory_config",
+            "pad_value",
+            "recreate_mapping_tensor",
+            "sub_core_grids",
+        ),
+    ),
+    "permute": OpDef(
+        _permute_impl,
+        move_cost,
+        "PermuteDeviceOperation",
+        source=f"{_MOVEMENT}/permute/permute_nanobind.cpp",
+        recorded=("dims", "memory_config", "pad_value"),
+    ),
+    "transpose": OpDef(
+        _transpose_impl,
+        move_cost,
+        "TransposeDeviceOperation",
+        source=f"{_MOVEMENT}/transpose/transpose_nanobind.cpp",
+        recorded=("dim1", "dim2", "memory_config", "pad_value"),
+    ),
+    "squeeze": OpDef(
+        _squeeze_impl,
+        move_cost,
+        "ReshapeViewDeviceOperation",
+        view=_view_when(lambda n: _squeezed(n["input_tensor"].shape, n["dim"])),
+        source=f"{_MOVEMENT}/squeeze/squeeze_nanobind.cpp",
+        recorded=("dim",),
+    ),
+    "unsqueeze": OpDef(
+        _unsqueeze_impl,
+        move_cost,
+        "ReshapeViewDeviceOperation",
+        view=_view_when(lambda n: _unsqueezed(n["input_tensor"].shape, n["dim"])),
+        source=f"{_MOVEMENT}/unsqueeze/unsqueeze_nanobind.cpp",
+        recorded=("dim",),
+    ),
+    "unsqueeze_to_4D": OpDef(
+        _unsqueeze_to_4d_impl,
+        move_cost,
+        "ReshapeViewDeviceOperation",
+        view=_view_when(lambda n: _to_4d(n["tensor"].shape)),
+        source=_CORE,
+    ),
+    "concat": OpDef(
+        _concat_impl,
+        move_cost,
+        "ConcatDeviceOperation",
+        output_arg="output_tensor",
+        source=f"{_MOVEMENT}/concat/concat_nanobind.cpp",
+        recorded=("dim", "memory_config", "groups", "sub_core_grids"),
+    ),
+    "split": OpDef(
+        _split_impl,
+        move_cost,
+        "SliceDeviceOperation",
+        source=f"{_MOVEMENT}/split/split_nanobind.cpp",
+        recorded=("split_size", "dim", "memory_config"),
+    ),
+    "slice": OpDef(
+        _slice_impl,
+        move_cost,
+        "SliceDeviceOperation",
+        output_arg="output_tensor",
+        source=f"{_MOVEMENT}/slice/slice_nanobind.cpp",
+        recorded=("starts", "ends", "steps", "memory_config", "pad_value", "sub_core_grids"),
+    ),
+    "repeat": OpDef(
+        _repeat_impl,
+        move_cost,
+        "RepeatDeviceOperation",
+        source=f"{_MOVEMENT}/repeat/repeat_nanobind.cpp",
+        recorded=("repeat_dims", "memory_config"),
+    ),
+    "pad": OpDef(
+        _pad_impl,
+        move_cost,
+        "PadDeviceOperation",
+        source=f"{_MOVEMENT}/pad/pad_nanobind.cpp",
+        recorded=("padding", "value", "use_multicore", "memory_config", "sub_core_grids"),
+    ),
+    "to_layout": OpDef(
+        _to_layout_impl,
+        move_cost,
+        _to_layout_code,
+        _layout_attrs,
+        view=lambda named: named["tensor"].layout is named["layout"],
+        op_codes=(
+            "TilizeDeviceOperation",
+            "TilizeWithValPaddingDeviceOperation",
+            "UntilizeDeviceOperation",
+            "UntilizeWithUnpaddingDeviceOperation",
+        ),
+        source=_CORE,
+        recorded=("dtype", "memory_config", "sub_core_grids"),
+    ),
+    "to_memory_config": OpDef(
+        _to_memory_config_impl,
+        move_cost,
+        _to_memory_config_code,
+        view=lambda named: named["tensor"].memory_config() == named["memory_config"],
+        op_codes=(
+            "CopyDeviceOperation",
+            "InterleavedToShardedDeviceOperation",
+            "ShardedToInterleavedDeviceOperation",
+            "ReshardDeviceOperation",
+        ),
+        output_arg="output_tensor",
+        source=_CORE,
+        recorded=("memory_config", "dtype"),
+    ),
     "interleaved_to_sharded": OpDef(
-        _interleaved_to_sharded_impl, move_cost, "InterleavedToShardedDeviceOperation",
+        _interleaved_to_sharded_impl,
+        move_cost,
+        "InterleavedToShardedDeviceOperation",
         source=f"{_MOVEMENT}/sharded/interleaved_to_sharded/interleaved_to_sharded_nanobind.cpp",
-        recorded=("sharded_memory_config", "output_dtype", "keep_l1_aligned")),
+        recorded=("sharded_memory_config", "output_dtype", "keep_l1_aligned"),
+    ),
     "sharded_to_interleaved": OpDef(
-        _sharded_to_interleaved_impl, move_cost, "ShardedToInterleavedDeviceOperation",
+        _sharded_to_interleaved_impl,
+        move_cost,
+        "ShardedToInterleavedDeviceOperation",
         source=f"{_MOVEMENT}/sharded/sharded_to_interleaved/sharded_to_interleaved_nanobind.cpp",
-        recorded=("memory_config", "output_dtype", "is_l1_aligned")),
-    "clone": OpDef(_clone_impl, move_cost, "CloneOperation", source=f"{_MOVEMENT}/clone/clone_nanobind.cpp",
-                   recorded=("dtype", "memory_config", "compute_kernel_config")),
-    "embedding": OpDef(_embedding_impl, move_cost, "EmbeddingsDeviceOperation", output_arg="output_tensor",
-                       source=f"{_OPS}/embedding/embedding_nanobind.cpp",
-                       recorded=("padding_idx", "layout", "embeddings_type", "dtype", "memory_config")),
-    "scatter": OpDef(_scatter_impl, move_cost, "ScatterDeviceOperation",
-                     source=f"{_MOVEMENT}/scatter/scatter_nanobind.cpp",
-                     recorded=("dim", "memory_config", "opt_reduction", "sub_core_grids")),
+        recorded=("memory_config", "output_dtype", "is_l1_aligned"),
+    ),
+    "clone": OpDef(
+        _clone_impl,
+        move_cost,
+        "CloneOperation",
+        source=f"{_MOVEMENT}/clone/clone_nanobind.cpp",
+        recorded=("dtype", "memory_config", "compute_kernel_config"),
+    ),
+    "embedding": OpDef(
+        _embedding_impl,
+        move_cost,
+        "EmbeddingsDeviceOperation",
+        output_arg="output_tensor",
+        source=f"{_OPS}/embedding/embedding_nanobind.cpp",
+        recorded=("padding_idx", "layout", "embeddings_type", "dtype", "memory_config"),
+    ),
+    "scatter": OpDef(
+        _scatter_impl,
+        move_cost,
+        "ScatterDeviceOperation",
+        source=f"{_MOVEMENT}/scatter/scatter_nanobind.cpp",
+        recorded=("dim", "memory_config", "opt_reduction", "sub_core_grids"),
+    ),
 }

@@ -2,15 +2,17 @@
 
 - experimental.topk_router_gpt(input [32, H] bf16 TILE, weight_tensor [H, 128], bias_tensor [32, 128], k,
   num_experts) -> (indices, weights), both [32, round_up(k, 8)] ROW_MAJOR in DRAM, indices UINT16, weights
-  BFLOAT16: logits = input @ weight + bias, the k largest per row (descending), softmax over those k. Columns past
-  k are padding (the sim writes zeros). tt-metal refuses k outside [1, 32], num_experts != 128, a batch other than
-  32 and inputs that are not bf16 TILE (experimental/topk_router_gpt/device/topk_router_gpt_device_operation.cpp).
-- rms_norm_pre_all_gather(x, residual_input_tensor=None) -> stats [..., rows, 32]: per row, the device's partial
-  sum of squares over its slice of the hidden dim (column 0; the rest is zero), after adding the residual.
-  all_gather along the last dim collects one 32-wide tile per device.
-- rms_norm_post_all_gather(x, stats, epsilon, weight) -> x / sqrt(sum of the partial sums / full width + eps) *
-  weight, where full width = x's width * the number of gathered tiles. The program config
-  (LayerNormShardedMultiCoreProgramConfig) picks cores only and does not change values.
+  BFLOAT16: logits = input @ weight + bias, the k largest per row (descending), softmax over those k. Columns
+  past k are padding (the sim writes zeros). tt-metal refuses k outside [1, 32], num_experts != 128, a batch
+  other than 32 and inputs that are not bf16 TILE
+  (experimental/topk_router_gpt/device/topk_router_gpt_device_operation.cpp).
+- rms_norm_pre_all_gather(x, residual_input_tensor=None) -> stats [..., rows, 32]: per row, the device's
+  partial sum of squares over its slice of the hidden dim (column 0; the rest is zero), after adding the
+  residual. all_gather along the last dim collects one 32-wide tile per device.
+- rms_norm_post_all_gather(x, stats, epsilon, weight) ->
+  x / sqrt(sum of the partial sums / full width + eps) * weight, where full width = x's width * the number
+  of gathered tiles. The program config (LayerNormShardedMultiCoreProgramConfig) picks cores only and does
+  not change values.
 """
 
 import torch
@@ -106,20 +108,31 @@ def _norm_attrs(kind):
     return lambda kwargs, outputs: {"norm_type": "LayerNormType::RMSNORM", "distributed_norm_stage": kind}
 
 
-_DISTRIBUTED = "ttnn/cpp/ttnn/operations/normalization/layernorm_distributed/layernorm_distributed_nanobind.cpp"
+_DISTRIBUTED = (
+    "ttnn/cpp/ttnn/operations/normalization/layernorm_distributed/layernorm_distributed_nanobind.cpp"
+)
 TABLE = {
     "experimental.topk_router_gpt": OpDef(
-        _topk_router_gpt, _router_cost, "TopkRouterGptDeviceOperation",
+        _topk_router_gpt,
+        _router_cost,
+        "TopkRouterGptDeviceOperation",
         source="ttnn/cpp/ttnn/operations/experimental/topk_router_gpt/topk_router_gpt_nanobind.cpp",
         recorded=("k", "num_experts", "untilize_output"),
     ),
     "rms_norm_pre_all_gather": OpDef(
-        _pre_all_gather, eltwise_cost(2.0), "LayerNormPreAllGatherDeviceOperation", _norm_attrs("PRE_ALL_GATHER"),
-        source=_DISTRIBUTED, recorded=("dtype", "compute_kernel_config", "program_config", "memory_config"),
+        _pre_all_gather,
+        eltwise_cost(2.0),
+        "LayerNormPreAllGatherDeviceOperation",
+        _norm_attrs("PRE_ALL_GATHER"),
+        source=_DISTRIBUTED,
+        recorded=("dtype", "compute_kernel_config", "program_config", "memory_config"),
     ),
     "rms_norm_post_all_gather": OpDef(
-        _post_all_gather, eltwise_cost(3.0), "LayerNormPostAllGatherDeviceOperation",
-        _norm_attrs("POST_ALL_GATHER"), source=_DISTRIBUTED,
+        _post_all_gather,
+        eltwise_cost(3.0),
+        "LayerNormPostAllGatherDeviceOperation",
+        _norm_attrs("POST_ALL_GATHER"),
+        source=_DISTRIBUTED,
         recorded=("epsilon", "memory_config", "program_config", "compute_kernel_config", "dtype"),
     ),
 }
