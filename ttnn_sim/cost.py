@@ -8,8 +8,8 @@ Public figures for a Wormhole n150 (tenstorrent.com spec sheet, tt-metal tech re
 - DRAM 288 GB/s (288 B/ns) over 12 banks; L1 64 B/cycle/core (4096 B/ns over the grid);
 - Ethernet 100 Gb/s per link (12.5 B/ns), 2 links towards each neighbour; 5 us per CCL hop of setup;
 - a device kernel costs at least 1.5 us (launch, CB setup, semaphores); op-to-op on device 0.3 us between the
-  ops of one trace replay, otherwise whatever the host leaves between ops (a replay starts only once the host's
-  execute_trace has issued it);
+  ops of one trace replay, otherwise whatever the host leaves between ops (a replay starts only once the
+  host's execute_trace has issued it);
 - host: 12 us per op dispatched eagerly on a program-cache hit, + 2 ms to compile on a miss; 4 us per
   `execute_trace` call; PCIe host<->device transfers at 10 GB/s + 5 us.
 """
