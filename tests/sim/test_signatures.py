@@ -358,3 +358,10 @@ def test_an_attribute_that_ignores_its_argument_is_caught(mesh, profiling, monke
     monkeypatch.setitem(OPS, "softmax", constant)
     found = unchanged_arguments(["softmax"], _examples(mesh), _alternatives())
     assert found == ["softmax(dim=-2)"]
+
+
+def test_a_keyword_whose_effect_is_not_simulated_is_refused_by_name(mesh):
+    """Accepted by ttnn, not modelled by the simulator, and not silently ignored: the call says so."""
+    kwargs, _ = _attention_examples(mesh)["transformer.scaled_dot_product_attention_decode"]
+    with pytest.raises(NotImplementedError, match=r"attn_mask=\.\.\.\) is not simulated"):
+        ttnn.transformer.scaled_dot_product_attention_decode(**kwargs, attn_mask=_put(mesh, (2, 4, 1, 64)))
