@@ -40,8 +40,27 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def main(argv: list[str]) -> int:
-    status_fd = int(argv[0])
-    command = argv[argv.index("--") + 1 :]
+    return guard(int(argv[0]), argv[argv.index("--") + 1 :], start_process)
+
+
+def start_process(command: list[str], guard_pid: int, env: dict | None = None) -> int:
+    """The plain start: a new process of `command` in a session of its own; its pid."""
+    child = subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=lambda: _die_with(guard_pid),
+    )
+    _started.append(child)  # a dropped Popen would be waited for by subprocess, stealing its exit status
+    return child.pid
+
+
+_started: list[subprocess.Popen] = []
+
+
+def guard(status_fd: int, command: list[str], start) -> int:
+    """Guard `command`, started by `start(command, guard_pid) -> pid` (pipeline/warm_server.py forks)."""
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # only the runner (or its death) stops the guard
     signal.signal(signal.SIGTERM, lambda *_: _stop_requested.append(True))
@@ -49,14 +68,12 @@ def main(argv: list[str]) -> int:
     guard_pid = os.getpid()
     started = time.monotonic()
     try:
-        child = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=lambda: _die_with(guard_pid)
-        )
+        child_pid = start(command, guard_pid)
     except OSError as error:
         _report(status_fd, {"error": f"cannot start {command[0]}: {error.strerror or error}"})
         return 0
-    _report(status_fd, {"pid": child.pid})
-    returncode = _watch(child.pid)
+    _report(status_fd, {"pid": child_pid})
+    returncode = _watch(child_pid)
     wall = time.monotonic() - started
     kill_tree(guard_pid)  # whatever the child left behind, or all of it after a stop
     _report(status_fd, {"returncode": returncode, "child_s": round(wall, 3)})
@@ -67,7 +84,7 @@ _stop_requested: list[bool] = []
 
 
 def _die_with(guard_pid: int) -> None:
-    """In the child, before exec: SIGKILL when the guard dies (and already now if it is gone)."""
+    """In the child, before exec (or before the warm child runs its command): SIGKILL when the guard dies (and already now if it is gone)."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != guard_pid:
         os._exit(1)

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import artifacts, devices, guard
+from pipeline import artifacts, devices, guard, warm
 from pipeline.backends import Backend
 from pipeline.lock import DeviceLock, LockError
 from pipeline.termination import Terminated, install_termination_handler  # noqa: F401 - re-exported
@@ -124,6 +124,12 @@ def run(
     output, healthy = "", True
     try:
         log.header(request, backend, timeouts)
+        try:
+            log.warm_child = warm.wanted(backend.name)
+        except warm.WarmError as error:  # a bad PIPELINE_WARM_CHILD: one line, nothing started
+            log.say(str(error))
+            failed = Attempt(1, None, artifacts.FAILED, str(error), 0.0)
+            return Outcome(artifacts.FAILED, failed.reason, "", [failed], request.log_path)
         lock = DeviceLock(lock_path or backend.lock_path, task=request.task, say=log.say)
         try:
             lock.acquire()
@@ -176,7 +182,9 @@ class Finished:
 
 
 def _attempt(number: int, request: Request, timeouts: Timeouts, log: "_Log", lock_fd: int | None):
-    finished = supervise(request.argv, request.cwd, request.env, timeouts, log, lock_fd, echo=True)
+    finished = supervise(
+        request.argv, request.cwd, request.env, timeouts, log, lock_fd, echo=True, warm_child=log.warm_child
+    )
     if finished.start_error:  # a wrong interpreter path is a set-up problem, not a machine problem
         log.say(finished.start_error)
         return Attempt(number, None, artifacts.FAILED, finished.start_error, 0.0), ""
@@ -193,26 +201,19 @@ def supervise(
     lock_fd: int | None = None,
     echo: bool = True,
     prefix: str = "",
+    warm_child: bool = False,
 ) -> Finished:
     """Start `argv` under a guard holding `lock_fd`; stop its tree on a timeout or when we are interrupted."""
-    started = time.monotonic()
     clock = CaseClock(env)
     status_read, status_write = os.pipe()
     try:
-        keeper = subprocess.Popen(
-            [sys.executable, "-I", str(GUARD_SCRIPT), str(status_write), "--", *argv],
-            cwd=cwd,
-            env=clock.env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            pass_fds=(status_write, *([lock_fd] if lock_fd is not None else [])),
-            start_new_session=True,
-        )
-    except OSError as error:  # e.g. the working directory is gone
+        keeper = _start_guard(argv, cwd, clock.env, status_write, lock_fd, log, warm_child)
+        started = time.monotonic()  # after a warm process's own start-up: the timeouts are the child's
+    except (OSError, warm.WarmError) as error:  # e.g. the working directory is gone
         os.close(status_read)
         clock.close()
-        return Finished(None, "", None, f"cannot start {argv[0]} in {cwd}: {error.strerror or error}", 0.0)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        return Finished(None, "", None, f"cannot start {argv[0]} in {cwd}: {reason}", 0.0)
     finally:
         os.close(status_write)
     pump = _Pump(keeper.stdout, log, echo, prefix)
@@ -238,6 +239,25 @@ def supervise(
         log.child_seconds += status["child_s"]
     duration_s = round(time.monotonic() - started, 3)
     return Finished(status.get("returncode"), pump.text(), killed_because, status.get("error"), duration_s)
+
+
+def _start_guard(argv, cwd: Path, env: dict, status_fd: int, lock_fd: int | None, log: "_Log", warm_child: bool):
+    """The guard of `argv`: forked by the warm process (pipeline/warm.py) if wanted and up, else started."""
+    if warm_child:
+        try:
+            return warm.start_guard(argv, cwd, env, status_fd, lock_fd)
+        except warm.WarmError as error:
+            log.say(f"warm child unavailable ({error}); starting the process the plain way")
+    return subprocess.Popen(
+        [sys.executable, "-I", str(GUARD_SCRIPT), str(status_fd), "--", *argv],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        pass_fds=(status_fd, *([lock_fd] if lock_fd is not None else [])),
+        start_new_session=True,
+    )
 
 
 def _watchdog(timeouts: Timeouts, started: float, clock: "CaseClock", pump: "_Pump") -> str | None:
@@ -365,7 +385,15 @@ def _housekeeping(
     log.say(f"{kind}: {shlex.join(command)}")
     bound = Timeouts(wall=timeouts.reset, silence=timeouts.reset)
     done = supervise(
-        list(command), request.cwd, request.env, bound, log, lock_fd, echo=False, prefix=f"{kind}| "
+        list(command),
+        request.cwd,
+        request.env,
+        bound,
+        log,
+        lock_fd,
+        echo=False,
+        prefix=f"{kind}| ",
+        warm_child=log.warm_child,
     )
     if done.start_error or done.killed_because:
         _note(
@@ -429,6 +457,7 @@ class _Log:
         self.prefix = f"[{request.task}] "
         self.started = time.monotonic()
         self.child_seconds = 0.0  # every supervised command's own wall time, resets included
+        self.warm_child = False  # start commands from the warm process (pipeline/warm.py)
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(request.log_path, "w", encoding="utf-8")
         self._mutex = threading.Lock()
