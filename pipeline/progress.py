@@ -12,13 +12,14 @@ Hooked in through dodo.py's ``DOIT_CONFIG["reporter"]``.
 
 import os
 import shutil
+import sys
 import threading
 import time
 from typing import NamedTuple
 
 from doit.reporter import ConsoleReporter
 
-from pipeline import doit_support
+from pipeline import doit_support, termination
 
 REFRESH_S = 1.0
 LOCK_WAIT = "waiting for the device lock"  # the runner's log line while another holds the lock
@@ -44,7 +45,8 @@ class ProgressReporter(ConsoleReporter):
 
     def execute_task(self, task):
         super().execute_task(task)
-        self.started[task.name] = time.monotonic()
+        if task.actions:  # a group task has no work of its own
+            self.started[task.name] = time.monotonic()
         if self.live and task.actions:
             self.live.show(task.name, _log_path(task))
 
@@ -68,6 +70,17 @@ class ProgressReporter(ConsoleReporter):
             self.live.stop()
         self.write(table(list(self.outcomes.values())))
         super().complete_run()
+        interrupt = sys.exc_info()[1]  # doit calls this from a `finally`: an interrupt is on its way out
+        if isinstance(interrupt, KeyboardInterrupt):
+            self._end_interrupted(interrupt)
+
+    def _end_interrupted(self, interrupt: KeyboardInterrupt):
+        """One closing line and the shell's exit code instead of doit's traceback. By now the runner's
+        `finally` stopped the child and released the device lock, and doit closed its database."""
+        line = termination.closing_line(interrupt, list(self.started), sys.argv[1:])
+        self.write("\n" + line + "\n")
+        self.outstream.flush()
+        raise SystemExit(termination.exit_code(interrupt)) from None
 
     def _finish(self, task, outcome: str, verdict: str) -> None:
         if not task.actions:
