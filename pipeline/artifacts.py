@@ -129,8 +129,9 @@ def read_result(step_dir: Path) -> dict | None:
 
 
 def stable_content(result: dict) -> dict:
-    """What downstream tasks depend on: everything but the per-execution ``run`` record."""
-    return {key: value for key, value in result.items() if key != "run"}
+    """What downstream tasks depend on: everything but the per-execution ``run`` record and ``why``
+    the step ran (pipeline/why.py)."""
+    return {key: value for key, value in result.items() if key not in ("run", "why")}
 
 
 PREVIOUS = "previous"  # <step dir>/previous/: the last finished run's files while a new run is under way

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from pipeline import artifacts
+from pipeline import artifacts, why
 from pipeline.context import Context
 from pipeline.spec import FusedOpSpec
 
@@ -118,6 +118,7 @@ def finish(
     result = artifacts.make_result(
         job.task, job.step, op, job.mode, verdict, message, figures, files, notes, run
     )
+    result["why"] = why.CURRENT.get(job.task)  # None when run outside doit's reporter
     artifacts.write_json(job.step_dir / artifacts.RESULT, result)
     artifacts.drop_previous(job.step_dir)
     print(
