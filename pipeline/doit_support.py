@@ -208,7 +208,8 @@ def outputs_intact(step_dir: Path):
         return saved.get("digest") == folder_digest(step_dir)
 
     check.__name__ = "outputs_intact"
-    check.why = lambda task, values: f"its outputs in {step_dir} changed since it wrote them"
+    check.why = lambda task, values: f"its outputs in {_relative(step_dir)} changed since it wrote them"
+    check.why_kind = "outputs"
     return check
 
 
@@ -301,6 +302,7 @@ def passed_before(result_path: Path):
 
     check.__name__ = "passed_before"
     check.why = lambda task, values: why.previous_verdict(result_path)
+    check.why_kind = "passed_before"
     return check
 
 
@@ -313,11 +315,12 @@ def step_up_to_date(config: dict, checks: list):
     def check(task, values) -> bool:
         task.value_savers.append(lambda: {WHY_CONFIG: config})  # to name the key that changes next
         verdicts = {"configuration": configuration(task, values)}
-        task.why_checks = [] if verdicts["configuration"] else [_config_why(values, config)]
+        task.why_checks = {} if verdicts["configuration"] else {"configuration": _config_why(values, config)}
         for each in checks:  # every one runs: some register the values to save after the run
-            verdicts[getattr(each, "__name__", type(each).__name__)] = each(task, values)
-            if not verdicts[getattr(each, "__name__", type(each).__name__)]:
-                task.why_checks.append(each.why(task, values))
+            name = getattr(each, "__name__", type(each).__name__)
+            verdicts[name] = each(task, values)
+            if not verdicts[name]:
+                task.why_checks[each.why_kind] = each.why(task, values)
         check.__qualname__ = "step checks; changed: " + (
             ", ".join(k for k, v in verdicts.items() if not v) or "none"
         )
@@ -343,6 +346,8 @@ class UpstreamFilesUnchanged:
     when the step last ran. Evaluated when doit reaches the task, i.e. after its upstream tasks ran; the
     file's path comes from the upstream result.json, so a file the upstream did not write counts as missing.
     Unchanged (mtime, size) stamps settle it without reading the files (a perf CSV can be megabytes)."""
+
+    why_kind = "upstream"
 
     def __init__(self, reads: list[tuple[Path, str]]):
         self.reads = reads

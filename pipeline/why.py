@@ -27,24 +27,50 @@ CURRENT: dict[str, str] = {}  # task name -> why it is running now (set by the r
 
 
 def explain(task) -> str:
-    """Why `task` runs (doit has just computed its status: its uptodate checks and `dep_changed`)."""
+    """Why `task` runs, in the order of the module docstring. doit has just computed its status: its
+    uptodate checks recorded what failed (`task.why_checks`: kind -> reason), and `dep_changed` holds
+    the changed file dependencies when every check passed; otherwise they are asked for here."""
     from pipeline import doit_support  # it imports this module
 
-    checks = getattr(task, "why_checks", None)
-    if checks:
-        return checks[0]
+    checks = dict(getattr(task, "why_checks", None) or {})
+    changed = changed_dependencies(task)
+    sources = [d for d in changed if not doit_support.is_result(d)]
+    if sources:
+        return changed_file(sources[0])
+    if "configuration" in checks:
+        return checks["configuration"]
+    results = [d for d in changed if doit_support.is_result(d)]
+    if results:
+        return changed_file(results[0])
+    for kind in ("upstream", "passed_before", "outputs"):
+        if kind in checks:
+            return checks[kind]
     missing = [t for t in task.targets if not os.path.exists(t)]
     if missing:
         return f"no result yet: {missing[0]} does not exist"
-    changed = sorted(task.dep_changed or [], key=_rank)
-    if changed:
-        return changed_file(changed[0])
-    return FORCED
+    return next(iter(checks.values()), FORCED)
 
 
-def _rank(path: str) -> tuple[bool, str]:
-    """Source files before upstream results: the edit a person made comes first."""
-    return path.endswith(os.sep + artifacts.RESULT), path
+def changed_dependencies(task) -> list[str]:
+    """The task's file dependencies whose content differs from what doit recorded at its last success
+    (new ones and missing ones included), sorted."""
+    from doit.dependency import Dependency
+    from doit.globals import Globals
+
+    dep_manager = getattr(Globals, "dep_manager", None)
+    if not isinstance(dep_manager, Dependency):  # (doit lists every dependency when a target is missing)
+        return sorted(task.dep_changed or [])
+    changed = []
+    for dep in sorted(task.file_dep):
+        state = dep_manager._get(task.name, dep)  # doit's record of the file at the task's last success
+        try:
+            info = dep_manager.checker.info(dep)
+        except (OSError, dep_manager.checker.CheckerError):
+            changed.append(dep)
+            continue
+        if state is None or dep_manager.checker.check_modified(dep, info, state):
+            changed.append(dep)
+    return changed
 
 
 def changed_file(path: str) -> str:
@@ -153,7 +179,7 @@ def dry_run_reason(dep_manager, task, tasks: dict) -> str | None:
         return None
     if status.status == "error":  # a file dependency is not there yet: an upstream task writes it first
         missing = dep_manager.get_status(task, tasks, get_log=True).reasons.get("missing_file_dep") or []
-        return changed_file(sorted(missing, key=_rank)[0]) if missing else "a file dependency is missing"
+        return changed_file(sorted(missing)[0]) if missing else "a file dependency is missing"
     return explain(task)
 
 
