@@ -1,7 +1,8 @@
 """doit entry point: `doit run fused_op=NAME` builds that fused op's evidence; `doit run` builds all.
 
 doit variables: fused_op=NAME[,NAME] (default: every fused_ops/*.toml), backend=sim|ttnn (default sim),
-workspace=PATH (overrides the specs'), artifacts=DIR (default artifacts/). The graph lives in
+workspace=PATH (overrides the specs'), artifacts=DIR (default artifacts/); any other name, or a value
+these cannot take, is one line and exit 2 (pipeline/doit_vars.py). The graph lives in
 pipeline/tasks.py; each step in pipeline/steps/<step>.py.
 """
 
@@ -10,9 +11,15 @@ from pathlib import Path
 
 from doit import get_var
 
-from pipeline import doit_support, termination
+from pipeline import doit_support, doit_vars, termination
 from pipeline.progress import ProgressReporter
 from pipeline.tasks import Pipeline
+
+try:  # a misspelled variable (fused_ops=) or value (backend=simm) stops here: one line, exit 2
+    doit_vars.check(sys.argv[1:], Path(__file__).resolve().parent / "fused_ops")
+except doit_vars.VariableError as error:
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
 
 PIPELINE = Pipeline.from_doit_vars(
     get_var, Path(__file__).resolve().parent

@@ -30,7 +30,8 @@ INFRA_FAILURE = "infra_failure"  # hang, crash or reset: a finding about the mac
 PROFILER_FAILURE = "profiler_failure"  # the run passed but its device-perf report is unusable
 SKIPPED = "skipped"  # not applicable, with the reason (e.g. single-device with a CCL)
 BLOCKED = "blocked"  # an upstream step did not pass
-VERDICTS = (PASSED, FAILED, INFRA_FAILURE, PROFILER_FAILURE, SKIPPED, BLOCKED)
+SUPERSEDED = "superseded"  # a newer run of the step started and has not finished (or was interrupted)
+VERDICTS = (PASSED, FAILED, INFRA_FAILURE, PROFILER_FAILURE, SKIPPED, BLOCKED, SUPERSEDED)
 GOOD_VERDICTS = (PASSED, SKIPPED)
 
 
@@ -128,8 +129,54 @@ def read_result(step_dir: Path) -> dict | None:
 
 
 def stable_content(result: dict) -> dict:
-    """What downstream tasks depend on: everything but the per-execution ``run`` record."""
-    return {key: value for key, value in result.items() if key != "run"}
+    """What downstream tasks depend on: everything but the per-execution ``run`` record and ``why``
+    the step ran (pipeline/why.py)."""
+    return {key: value for key, value in result.items() if key not in ("run", "why")}
+
+
+PREVIOUS = "previous"  # <step dir>/previous/: the last finished run's files while a new run is under way
+
+
+def set_aside(step_dir: Path, started: str) -> None:
+    """Before a step runs: move its last finished run's files into `previous/` and leave a result.json
+    that still lists them (paths into previous/) but says `superseded`, so no reader takes it for a
+    fresh result while the new run is under way, or after it was interrupted. An already superseded
+    result (an earlier run was interrupted) keeps its previous/; only the interrupted run's files go."""
+    step_dir = Path(step_dir)
+    old = read_result(step_dir)
+    previous = step_dir / PREVIOUS
+    if old is not None and old.get("verdict") != SUPERSEDED:
+        shutil.rmtree(previous, ignore_errors=True)
+        previous.mkdir(parents=True)
+        for entry in list(step_dir.iterdir()):
+            if entry.name != PREVIOUS:
+                entry.rename(previous / entry.name)
+        write_json(step_dir / RESULT, superseded(old, started))
+        return
+    keep = {PREVIOUS, RESULT} if old is not None else set()
+    for entry in list(step_dir.iterdir()) if step_dir.is_dir() else []:
+        if entry.name not in keep:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def superseded(old: dict, started: str) -> dict:
+    """`old` marked as replaced by a run that started at `started` and has not (yet) finished."""
+    files = {name: f"{PREVIOUS}/{path}" for name, path in (old.get("files") or {}).items()}
+    return {
+        **old,
+        "verdict": SUPERSEDED,
+        "message": (
+            f"a run started {started} did not finish (interrupted or still running); the files are the "
+            f"previous run's ({old.get('verdict')}: {old.get('message', '')}), kept in {PREVIOUS}/"
+        ),
+        "files": files,
+        "superseded": {"previous_verdict": old.get("verdict"), "by_run_started": started},
+    }
+
+
+def drop_previous(step_dir: Path) -> None:
+    """After a step wrote its new result: the previous run's files are no longer what any result lists."""
+    shutil.rmtree(Path(step_dir) / PREVIOUS, ignore_errors=True)
 
 
 def clear_dir(path: Path) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from doit.dependency import MD5Checker
 from doit.tools import config_changed
 
-from pipeline import artifacts, sources
+from pipeline import artifacts, sources, why
 
 # doit commands that write doit's database or the artifacts: they take the state lock.
 WRITING_COMMANDS = {"run", "forget", "clean", "ignore", "reset-dep", "auto", "strace"}
@@ -73,7 +73,10 @@ class ContentChecker(MD5Checker):
         timestamp = os.path.getmtime(dep)
         if current_state and current_state[0] == timestamp:
             return None
-        return timestamp, os.path.getsize(dep), content_digest(dep)
+        digest = content_digest(dep)
+        if str(dep).endswith(".py"):
+            remember_docless(dep, digest)
+        return timestamp, os.path.getsize(dep), digest
 
 
 def content_digest(path) -> str:
@@ -130,6 +133,35 @@ def _python_digest(source: bytes) -> str:
     return sources.behaviour_digest(source) or hashlib.md5(source).hexdigest()
 
 
+_DOCLESS = "why-docless:"  # SOURCE_CACHE key prefix: a .py file's code digest without its docstrings
+_docless_now: dict = {}  # path -> (as doit last saved it, as it is now), once per process
+
+
+def remember_docless(path, digest: str) -> None:
+    """Keep the docstring-free digest of the version of `path` doit records as done, so the next run
+    can tell an edit of code from an edit of docstrings only (pipeline/why.py)."""
+    SOURCE_CACHE.remember(_DOCLESS + str(path), digest, _docless(path))
+
+
+def python_change(path) -> str:
+    """"code" or "docstrings only": what changed in `path` since doit last recorded it as done."""
+    if str(path) not in _docless_now:
+        saved = SOURCE_CACHE.entries.get(_DOCLESS + str(path))
+        _docless_now[str(path)] = (saved[1] if saved else None, _docless(path))
+    before, now = _docless_now[str(path)]
+    if before is None:
+        return "code"
+    return "docstrings only" if before == now else "code"
+
+
+def _docless(path) -> str | None:
+    try:
+        source = Path(path).read_bytes()
+    except OSError:
+        return None
+    return why.docless_digest(source)
+
+
 # Per-file results kept across runs in <artifacts>/.source-cache.json (set by doit_config).
 SOURCE_CACHE = sources.SourceCache()
 
@@ -176,6 +208,8 @@ def outputs_intact(step_dir: Path):
         return saved.get("digest") == folder_digest(step_dir)
 
     check.__name__ = "outputs_intact"
+    check.why = lambda task, values: f"its outputs in {_relative(step_dir)} changed since it wrote them"
+    check.why_kind = "outputs"
     return check
 
 
@@ -267,6 +301,8 @@ def passed_before(result_path: Path):
         return read_verdict(result_path) in artifacts.GOOD_VERDICTS
 
     check.__name__ = "passed_before"
+    check.why = lambda task, values: why.previous_verdict(result_path)
+    check.why_kind = "passed_before"
     return check
 
 
@@ -277,9 +313,14 @@ def step_up_to_date(config: dict, checks: list):
     configuration = config_changed(config)
 
     def check(task, values) -> bool:
+        task.value_savers.append(lambda: {WHY_CONFIG: config})  # to name the key that changes next
         verdicts = {"configuration": configuration(task, values)}
+        task.why_checks = {} if verdicts["configuration"] else {"configuration": _config_why(values, config)}
         for each in checks:  # every one runs: some register the values to save after the run
-            verdicts[getattr(each, "__name__", type(each).__name__)] = each(task, values)
+            name = getattr(each, "__name__", type(each).__name__)
+            verdicts[name] = each(task, values)
+            if not verdicts[name]:
+                task.why_checks[each.why_kind] = each.why(task, values)
         check.__qualname__ = "step checks; changed: " + (
             ", ".join(k for k, v in verdicts.items() if not v) or "none"
         )
@@ -291,6 +332,13 @@ def step_up_to_date(config: dict, checks: list):
 
 
 _CHECK_SIGNATURE = inspect.signature(lambda task, values: None)
+WHY_CONFIG = "_why_config"  # the doit value: the configuration of the task's last run
+
+
+def _config_why(values: dict, config: dict) -> str:
+    if "_config_changed" not in values:
+        return "no record of an earlier run (first run, or `doit forget`)"
+    return why.config_change(values.get(WHY_CONFIG), config)
 
 
 class UpstreamFilesUnchanged:
@@ -298,6 +346,8 @@ class UpstreamFilesUnchanged:
     when the step last ran. Evaluated when doit reaches the task, i.e. after its upstream tasks ran; the
     file's path comes from the upstream result.json, so a file the upstream did not write counts as missing.
     Unchanged (mtime, size) stamps settle it without reading the files (a perf CSV can be megabytes)."""
+
+    why_kind = "upstream"
 
     def __init__(self, reads: list[tuple[Path, str]]):
         self.reads = reads
@@ -335,9 +385,33 @@ class UpstreamFilesUnchanged:
         files = self.files()
         return saved.get("stamps") == self.stamps(files) or saved.get("digest") == self.digest(files)
 
+    def why(self, task, values) -> str:
+        """The first upstream file whose stamp differs, named by its step's folder and result key (the
+        file's own name is not known before its step has run: the dry run must say the same)."""
+        saved = values.get("_upstream_files")
+        before = (saved.get("stamps") or []) if isinstance(saved, dict) else []
+        now = self.stamps(self.files())
+        same = lambda i: i < len(before) and _without_path(before[i]) == _without_path(now[i])  # noqa: E731
+        index = next((i for i in range(len(now)) if not same(i)), 0)
+        step_dir, key = self.reads[index]
+        if now[index][1] is None:  # the upstream step has no result (yet): that is the file that changed
+            return f"changed upstream file {_relative(Path(step_dir) / artifacts.RESULT)}"
+        return f"changed upstream file {_relative(step_dir)} ({key})"
+
     def record(self) -> dict:
         files = self.files()
         return {"stamps": self.stamps(files), "digest": self.digest(files)}
+
+
+def _without_path(stamp: list) -> list:
+    """A stamp [label, path, mtime, size] without its path (a copied checkout keeps mtimes, not paths)."""
+    return [stamp[0], *stamp[2:]]
+
+
+def _relative(path) -> str:
+    """`path` relative to the working directory (doit's, the checkout) when inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def _file_stat(path) -> os.stat_result | None:

@@ -3,8 +3,8 @@
 Keeps every line doit's console reporter writes (``.  task`` executed, ``-- task`` up to date, failures)
 because people and CI scripts read them. On a terminal it adds a status line pinned to the bottom row
 (a scroll region keeps the task's output above it), redrawn every second: the running task, its
-elapsed time, and the last line of its log.txt, which says who holds the device lock while the step
-waits for it. Not on a terminal (CI) it adds one line per finished step. At the end: a table of the
+elapsed time, why it reruns (pipeline/why.py), and the last line of its log.txt, which says who holds the device lock while the step
+waits for it. Not on a terminal (CI) it adds a line saying why each step runs and one per finished step. At the end: a table of the
 steps run / up to date / failed / blocked with their verdicts and durations.
 
 Hooked in through dodo.py's ``DOIT_CONFIG["reporter"]``.
@@ -12,13 +12,14 @@ Hooked in through dodo.py's ``DOIT_CONFIG["reporter"]``.
 
 import os
 import shutil
+import sys
 import threading
 import time
 from typing import NamedTuple
 
 from doit.reporter import ConsoleReporter
 
-from pipeline import doit_support
+from pipeline import doit_support, termination, why
 
 REFRESH_S = 1.0
 LOCK_WAIT = "waiting for the device lock"  # the runner's log line while another holds the lock
@@ -44,9 +45,14 @@ class ProgressReporter(ConsoleReporter):
 
     def execute_task(self, task):
         super().execute_task(task)
+        if not task.actions:  # a group task has no work of its own
+            return
         self.started[task.name] = time.monotonic()
-        if self.live and task.actions:
-            self.live.show(task.name, _log_path(task))
+        reason = why.CURRENT[task.name] = why.explain(task)  # the step's result.json records it too
+        if self.live:
+            self.live.show(task.name, _log_path(task), reason)
+        else:
+            self.write(f"   {task.name}: why: {reason}\n")
 
     def add_success(self, task):
         super().add_success(task)
@@ -68,6 +74,17 @@ class ProgressReporter(ConsoleReporter):
             self.live.stop()
         self.write(table(list(self.outcomes.values())))
         super().complete_run()
+        interrupt = sys.exc_info()[1]  # doit calls this from a `finally`: an interrupt is on its way out
+        if isinstance(interrupt, KeyboardInterrupt):
+            self._end_interrupted(interrupt)
+
+    def _end_interrupted(self, interrupt: KeyboardInterrupt):
+        """One closing line and the shell's exit code instead of doit's traceback. By now the runner's
+        `finally` stopped the child and released the device lock, and doit closed its database."""
+        line = termination.closing_line(interrupt, list(self.started), sys.argv[1:])
+        self.write("\n" + line + "\n")
+        self.outstream.flush()
+        raise SystemExit(termination.exit_code(interrupt)) from None
 
     def _finish(self, task, outcome: str, verdict: str) -> None:
         if not task.actions:
@@ -102,6 +119,7 @@ class StatusLine:
     def __init__(self, stream):
         self.stream = stream
         self.task: str | None = None
+        self.why = ""  # why the running task reruns (pipeline/why.py)
         self.log: str | None = None
         self.since = 0.0
         self.locked = False  # the running step holds the device lock
@@ -110,8 +128,9 @@ class StatusLine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def show(self, task: str, log: str | None) -> None:
+    def show(self, task: str, log: str | None, reason: str = "") -> None:
         self.task, self.log, self.since, self.locked = task, log, time.monotonic(), False
+        self.why = reason
         if self._thread is None:
             # one blank row, then keep the last row out of the scroll region for the status
             self._write(f"\n\0337\033[1;{self.rows - 1}r\0338\033[{self.rows - 1};1H")
@@ -140,7 +159,8 @@ class StatusLine:
         if LOCK_WAIT in last:  # name the holder first: the lock's path is long
             return f"▶ {self.task}  {elapsed:5.0f} s  {LOCK_WAIT}, held by {last.partition('held by ')[2]}"
         where = "under the device lock · " if self.locked else ""
-        return f"▶ {self.task}  {elapsed:5.0f} s  {where}{last}"
+        reason = f"({self.why}) " if self.why else ""
+        return f"▶ {self.task}  {elapsed:5.0f} s  {reason}{where}{last}"
 
     def draw(self) -> None:
         if self._thread is not None:

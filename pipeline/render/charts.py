@@ -4,7 +4,8 @@
   iteration, one panel per mode (unit_perf's per-op averages);
 - unit test vs module: each op of the fused sequence, average kernel duration in the unit test's window
   and in the module test's run;
-- trend: per-iteration kernel and op-to-op totals over the stored runs of each perf step (history).
+- trend: per-iteration kernel and op-to-op totals over the stored runs of each perf step (history), the
+  module test's figures on axes of their own (SCALES).
 
 Every function returns None when it has nothing to draw, so the page says so instead of showing an
 empty frame. Text stays text in the SVG (searchable, small); ids are salted per chart so several
@@ -63,25 +64,41 @@ def unit_vs_module(op: OpEvidence) -> str | None:
     return _svg(fig, "unit-vs-module")
 
 
+# Perf steps whose figures share a scale: the module test's run (its op-to-op includes compile and
+# host time, thousands of µs) never shares an axis with the unit test's window (a few µs).
+SCALES = (("unit_perf", "single_perf"), ("module_perf",))
+
+
 def trend(series: dict[str, list[dict]]) -> str | None:
-    """`series`: task -> history lines (oldest first), each with `kernel_us` / `op_to_op_us`."""
+    """`series`: task -> history lines (oldest first), each with `kernel_us` / `op_to_op_us`. One row of
+    two panels (kernel, op-to-op) per scale group (SCALES)."""
     drawn = {task: lines for task, lines in series.items() if any(line.get("kernel_us") for line in lines)}
     if not drawn:
         return None
-    fig, (kernel_axis, gap_axis) = plt.subplots(1, 2, figsize=(8.4, 3.6))
-    for task, lines in sorted(drawn.items()):
-        runs = range(1, len(lines) + 1)
-        kernel_axis.plot(runs, [line.get("kernel_us") for line in lines], marker="o", label=task)
-        gap_axis.plot(runs, [line.get("op_to_op_us") for line in lines], marker="o", label=task)
-    kernel_axis.set_title("total kernel duration per iteration (µs)", fontsize=9)
-    gap_axis.set_title("total op-to-op latency per iteration (µs)", fontsize=9)
+    groups = [
+        {task: lines for task, lines in drawn.items() if task.split(":")[0] in steps} for steps in SCALES
+    ]
+    groups = [group for group in groups if group]
+    fig, axes = plt.subplots(len(groups), 2, figsize=(8.4, 3.2 * len(groups)), squeeze=False)
     runs = max(len(lines) for lines in drawn.values())
-    for axis in (kernel_axis, gap_axis):
-        axis.set_xlabel("stored run (oldest first)", fontsize=8)
-        axis.set_xticks(range(1, runs + 1))
-        axis.set_xlim(0.5, runs + 0.5)
-        _style(axis)
-    _legend(fig, kernel_axis, columns=3)
+    for (kernel_axis, gap_axis), group in zip(axes, groups, strict=True):
+        for task, lines in sorted(group.items()):
+            points = range(1, len(lines) + 1)
+            kernel_axis.plot(points, [line.get("kernel_us") for line in lines], marker="o", label=task)
+            gap_axis.plot(points, [line.get("op_to_op_us") for line in lines], marker="o", label=task)
+        what = "module test" if all(t.startswith("module_perf") for t in group) else "unit tests"
+        kernel_axis.set_title(f"{what}: total kernel duration per iteration (µs)", fontsize=9)
+        gap_axis.set_title(f"{what}: total op-to-op latency per iteration (µs)", fontsize=9)
+        for axis in (kernel_axis, gap_axis):
+            axis.set_xlabel("stored run (oldest first)", fontsize=8)
+            axis.set_xticks(range(1, runs + 1))
+            axis.set_xlim(0.5, runs + 0.5)
+            _style(axis)
+    handles, labels = [], []
+    for kernel_axis, _ in axes:
+        found = kernel_axis.get_legend_handles_labels()
+        handles, labels = handles + found[0], labels + found[1]
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
     return _svg(fig, "trend")
 
 

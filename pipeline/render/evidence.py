@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.steps import _cases
+
 # Per-iteration figure -> the keys a step may store it under, newest first.
 FIGURE_KEYS = {
     "kernel_us": ("total_kernel_duration_us", "avg_kernel_us"),
@@ -40,10 +42,20 @@ class Case:
     e2e_iters: list
     mode: str | None
     seq_len: int | None
+    e2e_iterations: int | None = None  # fused-op calls in the e2e timer's window (recorded facts)
 
     @property
     def params(self) -> list[str]:
         return self.id.partition("[")[2].rstrip("]").split("-")
+
+    @property
+    def not_applicable(self) -> bool:
+        """trace + no_program_cache (guide 7.6): shown, never counted (the steps' one rule)."""
+        return _cases.not_applicable(self.id)
+
+    @property
+    def min_pcc(self) -> float | None:
+        return min(self.pcc.values()) if self.pcc else None
 
 
 @dataclass(frozen=True)
@@ -129,7 +141,18 @@ class Step:
 
     @property
     def cases(self) -> list[Case]:
+        """Every case the step ran, not-applicable ones included (shown, with their state)."""
         return [_case(c) for c in self.figures.get("cases") or [] if isinstance(c, dict) and "id" in c]
+
+    @property
+    def counted_cases(self) -> list[Case]:
+        """The cases every count is over (the step's message counts the same ones)."""
+        return [c for c in self.cases if not c.not_applicable]
+
+    @property
+    def min_case_pcc(self) -> float | None:
+        values = [c.min_pcc for c in self.counted_cases if c.min_pcc is not None]
+        return min(values) if values else None
 
     @property
     def by_mode(self) -> dict:
@@ -268,6 +291,7 @@ def _case(raw: dict) -> Case:
         e2e_iters=list(raw.get("e2e_iters") or []),
         mode=mode,
         seq_len=int(seq_len) if str(seq_len).isdigit() else None,
+        e2e_iterations=raw.get("e2e_iterations") if isinstance(raw.get("e2e_iterations"), int) else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""Small per-step history of the device-perf figures, for the trend chart.
+"""Small per-step history of the device-perf figures (the trend chart) and of each test case's outcome
+(flaky cases, pipeline/render/flaky.py).
 
 ``artifacts/<op>/history/<task>.jsonl``: one JSON line per run of a perf step (unit_perf, module_perf,
 single_perf) with when it ran, the workspace's git commit, the environment key and the per-iteration
@@ -7,6 +8,7 @@ travels with ``artifacts/<op>/``. A line is added only for a run not yet recorde
 same run), and only the last KEEP lines are kept.
 """
 
+import hashlib
 import json
 import re
 import subprocess
@@ -24,10 +26,12 @@ def path_for(op_dir: Path, task: str) -> Path:
 
 
 def record(op: OpEvidence, workspace: Path | None) -> None:
-    """Append this run's line to each perf step's history (idempotent for a run already recorded)."""
+    """Append this run's line to each perf and test step's history (idempotent for a run already
+    recorded): perf steps keep their per-iteration totals, test steps (CASE_STEPS) each case's
+    outcome under the digest of the code it ran (`code`: its result.json's input hashes)."""
     commit = None
     for step in op.steps:
-        if step.step not in PERF_STEPS or step.figure("kernel_us") is None or not step.run.get("started"):
+        if not _recorded(step):
             continue
         lines = read(path_for(op.directory, step.task))
         if any(line.get("started") == step.run["started"] for line in lines):
@@ -39,16 +43,44 @@ def record(op: OpEvidence, workspace: Path | None) -> None:
         artifacts.write_text(path_for(op.directory, step.task), text)
 
 
+CASE_STEPS = ("unit_test", "single_device")  # their history lines hold each case's outcome
+
+
+def _recorded(step: Step) -> bool:
+    if not step.run.get("started"):
+        return False
+    if step.step in PERF_STEPS:
+        return step.figure("kernel_us") is not None
+    return step.step in CASE_STEPS and bool(step.cases)
+
+
 def line_for(step: Step, commit: str) -> dict:
-    return {
+    line = {
         "started": step.run["started"],
         "commit": commit or None,
         "environment": step.run.get("environment") or {},
         "verdict": step.verdict,
+    }
+    if step.step in CASE_STEPS:
+        return {**line, "code": code_digest(step.run), "cases": {c.id: c.outcome for c in step.cases}}
+    return {
+        **line,
         "kernel_us": step.figure("kernel_us"),
         "op_to_op_us": step.figure("op_to_op_us"),
         "iterations": step.figure("iterations"),
     }
+
+
+def code_digest(run: dict) -> str:
+    """One digest of every input a run hashed (the test, the model's modules) and its environment key:
+    two runs with the same digest ran the same code the same way."""
+    identity = {"inputs": run.get("inputs") or {}, "environment": run.get("environment") or {}}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def case_series(op: OpEvidence) -> dict[str, list[dict]]:
+    """task -> its history lines (oldest first), for every test step of the op."""
+    return {s.task: read(path_for(op.directory, s.task)) for s in op.steps if s.step in CASE_STEPS}
 
 
 def read(path: Path) -> list[dict]:

@@ -9,9 +9,10 @@ tables.
 import shlex
 from dataclasses import dataclass
 
-from pipeline.render import charts, findings, history, perf_report
+from pipeline.render import charts, findings, flaky, history, perf_report
 from pipeline.render.evidence import OpEvidence, Step, figure
 from pipeline.render.matrix import state_of
+from pipeline.steps._cases import pcc_text
 
 # Figure rows of the steps table: label (the guide's words) -> how to read it from a step.
 PERF_FIGURES = (
@@ -49,8 +50,10 @@ def context(op: OpEvidence, reports: dict) -> dict:
         "op": op,
         "steps": [_view(op, s, reports.get(s.task)) for s in op.steps],
         "findings": findings.group(op.unexpected),
+        "flaky": flaky.flaky_cases(op),
+        "flaky_rule": flaky.RULE,
         "config_compare": [_config(s) for s in op.steps_of("config_compare")],
-        "single_vs_multi": [_single_vs_multi(s) for s in op.steps_of("shape_check")],
+        "single_vs_multi": [_single_vs_multi(op, s) for s in op.steps_of("shape_check")],
         "charts": {
             "device_time": charts.device_time(op),
             "unit_vs_module": charts.unit_vs_module(op),
@@ -86,14 +89,17 @@ def figures_of(step: Step) -> list[tuple[str, str]]:
     ]
     for key, min_pcc, e2e_us in step.per_mode:
         if min_pcc is not None:
-            shown.append((f"lowest PCC {key}", f"{min_pcc:.4f}"))
+            shown.append((f"lowest PCC {key}", pcc_text(min_pcc)))
         if e2e_us is not None:
             shown.append((f"e2e perf {key} (µs)", f"{e2e_us:.3f}"))
-    shown += [(f"PCC {name}", f"{value:.4f}") for name, value in step.pcc_lines]
-    cases = step.cases
+    shown += [(f"PCC {name}", pcc_text(value)) for name, value in step.pcc_lines]
+    cases = step.counted_cases  # the count the step's message gives
     if cases:
         passed = sum(c.outcome == "passed" for c in cases)
         shown.append(("cases passed", f"{passed}/{len(cases)}"))
+    other = len(step.cases) - len(cases)
+    if other:
+        shown.append(("not applicable (trace + no_program_cache)", str(other)))
     if step.compare_result:
         shown.append(("result", step.compare_result))
     return shown
@@ -119,11 +125,15 @@ def _config(step: Step) -> dict:
     }
 
 
-def _single_vs_multi(step: Step) -> dict:
+def _single_vs_multi(op: OpEvidence, step: Step) -> dict:
     multi, single = step.sides
+    tests = {"multi": op.step("unit_test"), "single": op.step("single_device")}
     rows = []
     for label, name in SIDE_FIGURES:
         ours, theirs = figure(multi, name), figure(single, name)
+        if name == "min_pcc":  # shape_check compares shapes; the PCCs are the two test steps' own
+            ours = ours if ours is not None else _case_pcc(tests["multi"])
+            theirs = theirs if theirs is not None else _case_pcc(tests["single"])
         if ours is None and theirs is None:
             continue
         digits = 4 if name == "min_pcc" else 3
@@ -139,9 +149,13 @@ def _single_vs_multi(step: Step) -> dict:
     }
 
 
+def _case_pcc(step: Step | None) -> float | None:
+    return step.min_case_pcc if step else None
+
+
 def _number(value, digits: int = 3) -> str:
     if value is None:
-        return "–"
+        return "not recorded"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)

@@ -11,7 +11,7 @@ import jinja2
 from markupsafe import Markup
 
 from pipeline import artifacts
-from pipeline.render import ci, history, matrix, oppage, status
+from pipeline.render import ci, flaky, history, matrix, oppage, results_csv, status, text
 from pipeline.render.evidence import OpEvidence, collect, load
 from pipeline.render.outputs import INDEX_PAGE, OP_PAGE
 
@@ -27,6 +27,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["svg"] = lambda text: Markup(text) if text else ""
+    env.filters["readable"] = text.readable  # PCCs in messages to 4 decimals
     return env
 
 
@@ -40,21 +41,30 @@ def write_op_page(summary_json: Path, workspace: Path | None = None) -> Path:
 
 
 def write_index(root: Path, environ=None) -> list[Path]:
-    """artifacts/index.html and junit.xml from artifacts/*/summary.json; appends the CI job summary."""
+    """artifacts/index.html, junit.xml and results.csv from artifacts/*/summary.json; appends the CI job
+    summary."""
     ops, problems = collect(root)
     now = datetime.now(UTC)
     template = environment().get_template("index.html")
     html = template.render(
         status_columns=status.COLUMNS,
         legend=status.LEGEND,
+        labels=status.LABELS,
+        states=status.STATES,
         status_rows=[(op, status.row(op)) for op in ops],
         matrix_steps=matrix.STEPS,
         matrix_rows=matrix.rows(ops, now),
         problems=problems,
         op_pages={op.op: _op_page_href(op) for op in ops},
+        flaky={op.op: flaky.flaky_cases(op) for op in ops},
+        flaky_rule=flaky.RULE,
         generated=_now_text(now),
     )
-    written = [artifacts.write_text(Path(root) / INDEX_PAGE, html), ci.write_junit(root, ops)]
+    written = [
+        artifacts.write_text(Path(root) / INDEX_PAGE, html),
+        ci.write_junit(root, ops),
+        results_csv.write(root, ops),
+    ]
     summary = ci.append_step_summary(ops, environ)
     return written + ([summary] if summary else [])
 

@@ -9,6 +9,7 @@ are per iteration (device perf: kernel / op-to-op, in µs), PCC to 4 decimals.
 from dataclasses import dataclass
 
 from pipeline.render.evidence import GOOD, Case, OpEvidence, Step
+from pipeline.steps._cases import pcc_text
 
 PASS, FAIL, ABSENT, UNKNOWN = "✅", "❌", "⛔️", "❓"
 LEGEND = {
@@ -17,6 +18,9 @@ LEGEND = {
     ABSENT: "verified not to exist",
     UNKNOWN: "cannot be verified (hover for the reason)",
 }
+# The words beside each symbol (and its cell's colour, by state): readable without a colour-emoji font.
+LABELS = {PASS: "pass", FAIL: "fail", ABSENT: "none", UNKNOWN: "unknown"}
+STATES = {PASS: "pass", FAIL: "fail", ABSENT: "absent", UNKNOWN: "unknown"}  # CSS classes, data-state
 PREFILL_LENGTHS = {
     "Prefill 128": 128,
     "Prefill 1k": 1024,
@@ -61,12 +65,16 @@ class Cell:
 
     @classmethod
     def symbol(cls, symbol: str, reason: str) -> "Cell":
-        state = {PASS: "pass", FAIL: "fail", ABSENT: "absent", UNKNOWN: "unknown"}[symbol]
-        return cls(symbol, reason, state)
+        return cls(symbol, reason, STATES[symbol])
 
     @classmethod
     def value(cls, text: str, reason: str = "") -> "Cell":
         return cls(text, reason, "value")
+
+    @property
+    def label(self) -> str:
+        """The word shown beside a legend symbol ("" for a figure)."""
+        return LABELS.get(self.text, "")
 
 
 def unknown(reason: str) -> Cell:
@@ -100,7 +108,8 @@ def row(op: OpEvidence) -> dict[str, Cell]:
 
 
 def _unit_cases(unit: Step | None) -> list[Case]:
-    return unit.cases if unit else []
+    """The counted cases: trace + no_program_cache is not applicable and counts nowhere."""
+    return unit.counted_cases if unit else []
 
 
 def _not_run(step: Step | None, name: str) -> Cell | None:
@@ -191,7 +200,7 @@ def _pcc(unit: Step | None, cases: list[Case]) -> Cell:
     values = [v for c in cases for v in c.pcc.values()]
     if not values:
         return unknown(f"no PCC line in the cases' logs of {unit.task}")
-    return Cell.value(f"{min(values):.4f}", f"lowest of {len(values)} PCC line(s); exact: {min(values)!r}")
+    return Cell.value(pcc_text(min(values)), f"lowest of {len(values)} PCC line(s); exact: {min(values)!r}")
 
 
 def _single_device(step: Step | None) -> Cell:
@@ -238,16 +247,27 @@ def _iterations(unit: Step | None, cases: list[Case]) -> Cell:
     missing = _not_run(unit, "unit_test")
     if missing:
         return missing
-    counts = [n for c in cases for n in c.e2e_iters]
-    if not counts:
-        return unknown(f"{unit.task} recorded no iteration count of its PCC/e2e loop")
-    if min(counts) >= WANTED_ITERATIONS:
-        return Cell.symbol(PASS, f"every case loops {min(counts)}+ times")
-    return Cell.symbol(FAIL, f"a case loops {min(counts)} times, fewer than {WANTED_ITERATIONS}")
+    recorded = [c for c in cases if c.e2e_iterations is not None]
+    if not recorded:
+        return unknown(f"{unit.task} recorded no e2e iteration count (figures.cases[].e2e_iterations)")
+    fewest = min(recorded, key=lambda c: c.e2e_iterations)
+    unrecorded = f"; {len(cases) - len(recorded)} case(s) recorded none" if len(recorded) < len(cases) else ""
+    if fewest.e2e_iterations >= WANTED_ITERATIONS:
+        return Cell.symbol(PASS, f"every recorded case times {fewest.e2e_iterations}+ iterations{unrecorded}")
+    return Cell.symbol(
+        FAIL,
+        f"{fewest.id} times {fewest.e2e_iterations} iterations, fewer than {WANTED_ITERATIONS}{unrecorded}",
+    )
 
 
 def _last_updated(op: OpEvidence) -> Cell:
     times = sorted(s.finished for s in op.steps if s.finished)
     if not times:
         return unknown("no step's result.json records when it finished")
-    return Cell.value(times[-1][:16].replace("T", " "), f"latest of {len(times)} step results")
+    return Cell.value(last_updated(op), f"latest of {len(times)} step results")
+
+
+def last_updated(op: OpEvidence) -> str:
+    """When the op's latest step finished (`YYYY-MM-DD HH:MM`), "" when none says."""
+    times = sorted(s.finished for s in op.steps if s.finished)
+    return times[-1][:16].replace("T", " ") if times else ""

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from pipeline import artifacts
+from pipeline import artifacts, why
 from pipeline.context import Context
 from pipeline.spec import FusedOpSpec
 
@@ -61,10 +61,13 @@ class Clock:
 
 
 def start(job: Job) -> Clock:
-    """Remove the previous outputs first: a run that dies half-way must not leave an old result behind."""
-    artifacts.clear_dir(job.step_dir)
+    """Set the previous outputs aside first (artifacts.set_aside): a run that dies half-way leaves them
+    in previous/ under a result.json marked `superseded`, never an old result a later run could take
+    for a fresh one; the new run starts in an otherwise empty folder."""
+    clock = Clock()
     job.step_dir.mkdir(parents=True, exist_ok=True)
-    return Clock()
+    artifacts.set_aside(job.step_dir, clock.started_at)
+    return clock
 
 
 def run_device(
@@ -115,7 +118,9 @@ def finish(
     result = artifacts.make_result(
         job.task, job.step, op, job.mode, verdict, message, figures, files, notes, run
     )
+    result["why"] = why.CURRENT.get(job.task)  # None when run outside doit's reporter
     artifacts.write_json(job.step_dir / artifacts.RESULT, result)
+    artifacts.drop_previous(job.step_dir)
     print(
         f"[{job.task}] {verdict.upper()}: {message}" if message else f"[{job.task}] {verdict.upper()}",
         flush=True,

@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 
 from pipeline import artifacts, render
+from pipeline.render import text
 from pipeline.steps._common import Job
 
 # Figures worth a column in the tables (the rest stay in summary.json), with the guide's names.
 HEADLINE = {
     "total_kernel_duration_us": "total kernel duration per iteration (us)",
-    "printed_total_kernel_duration_us": "as test_<op>_device_perf printed it (us)",
+    "printed_total_kernel_duration_us": "as the device-perf test printed it (us)",
     "total_op_to_op_latency_us": "total op-to-op latency per iteration (us)",
     "printed_total_op_to_op_latency_us": "as printed (us)",
     "iterations": "iterations measured",
@@ -102,12 +103,12 @@ def render_md(data: dict) -> str:
             f"{label} {_fmt(step['figures'][k])}" for k, label in HEADLINE.items() if k in step["figures"]
         )
         links = " ".join(f"[{name}]({href})" for name, href in step["links"].items())
-        message = step["message"].replace("|", "\\|")
+        message = text.readable(step["message"]).replace("|", "\\|")
         lines.append(
             f"| {step['step']} | {step['mode'] or ''} | {step['verdict']} | {figures} | {message} | {links} |"
         )
     lines += ["", "## Unexpected and workarounds", ""]
-    lines += [f"- {item}" for item in data["unexpected"]] or ["- nothing"]
+    lines += [f"- {text.readable(item)}" for item in data["unexpected"]] or ["- nothing"]
     lines += ["", "PCC is shown to 4 decimals; summary.json and each result.json keep the exact values."]
     return "\n".join(lines) + "\n"
 

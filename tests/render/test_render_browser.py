@@ -43,13 +43,13 @@ def test_status_cells_match_summary_json(merged, visit):
     kernel = perf.get("total_kernel_duration_us", perf.get("avg_kernel_us"))
     assert cell(page, "demo_router", "Device Perf D (us)").inner_text().startswith(f"k={kernel:.3f}/op2op=")
     assert all(c["outcome"] == "passed" for c in cases if "decode" in c["id"])
-    assert cell(page, "demo_router", "Decode").inner_text() == "✅"
+    assert cell(page, "demo_router", "Decode").inner_text() == "✅ pass"
     assert not any("-1024-" in c["id"] for c in cases)
-    assert cell(page, "demo_router", "Prefill 1k").inner_text() == "⛔️"
+    assert cell(page, "demo_router", "Prefill 1k").inner_text() == "⛔️ none"
     assert step(data, "single_device:demo_router")["verdict"] == "passed"
-    assert cell(page, "demo_router", "Single device test").inner_text() == "✅"
+    assert cell(page, "demo_router", "Single device test").inner_text() == "✅ pass"
     assert step(summary(merged, "demo_other"), "single_device:demo_other")["verdict"] == "failed"
-    assert cell(page, "demo_other", "Single device test").inner_text() == "❌"
+    assert cell(page, "demo_other", "Single device test").inner_text() == "❌ fail"
     assert cell(page, "demo_router", "Path to test file").inner_text() == data["unit_test"]
     unknown = page.locator('#status-table td[data-state="unknown"]')
     assert unknown.count() > 0  # e.g. "Added to CI": no step produces that evidence

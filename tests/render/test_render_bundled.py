@@ -37,8 +37,8 @@ def test_status_cells_are_the_evidence_of_summary_json(root, visit):
         assert cell(page, f"PCC {column}") == f"{pcc:.4f}"
         kernel = steps[f"unit_perf:router:{mode}"]["figures"]["total_kernel_duration_us"]
         assert cell(page, f"Device Perf {column} (us)").startswith(f"k={kernel:.3f}/op2op=")
-    assert cell(page, "Decode") == "✅" and cell(page, "Prefill 128") == "✅"
-    assert cell(page, "Single device test") == "✅"
+    assert cell(page, "Decode") == "✅ pass" and cell(page, "Prefill 128") == "✅ pass"
+    assert cell(page, "Single device test") == "✅ pass"
     assert cell(page, "Path to test file") == summary["unit_test"]
 
 

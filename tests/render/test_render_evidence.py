@@ -84,7 +84,7 @@ def test_findings_repeated_per_case_are_one_line_listing_the_cases():
     ]
     grouped = findings.group(notes)
     assert [(g.text, g.cases) for g in grouped] == [
-        ("unit_test:x: <case> PCC a went down", ["test_x[decode-1]", "test_x[prefill-128]"]),
+        (f"unit_test:x: {findings.EACH} PCC a went down", ["test_x[decode-1]", "test_x[prefill-128]"]),
         ("retried once", []),
     ]
 
