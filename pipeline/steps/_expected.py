@@ -14,6 +14,7 @@ import tokenize
 from pathlib import Path
 
 from pipeline.scaffold.expected import PLACEHOLDER_NOTE, PLACEHOLDER_PCC
+from pipeline.sources import decides_verdict
 
 _DECIMAL = re.compile(r"(?<![\d.])(?:0?\.\d+|1\.0+)(?!\d)")
 
@@ -111,7 +112,7 @@ def _justification(comments: dict, first: int, last: int, holder_line: int) -> s
             line -= 1
         found += block
     text = " ".join(dict.fromkeys(c[0] for c in found))
-    return text if "pcc" in text.lower() else ""
+    return text if decides_verdict(text) else ""
 
 
 def _comments(text: str) -> dict[int, tuple[str, bool]]:
