@@ -134,8 +134,9 @@ def behaviour_digest(source: bytes) -> str | None:
     """A digest of what a Python file does: its syntax tree, without positions.
 
     Comments (except those a verdict reads: ``decides_verdict``), blank lines and formatting (line
-        breaks, parentheses, quote style) don't change it, so they rerun no device step; docstrings and every
-    other string do (they are code: a docstring can be read at run time). None when the file does not parse: then its bytes count.
+    breaks, parentheses, quote style) don't change it, so they rerun no device step; docstrings and every
+    other string do (they are code: a docstring can be read at run time). None when the file does not
+    parse: then its bytes count.
     """
     try:
         tree = ast.parse(source)
