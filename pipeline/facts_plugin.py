@@ -33,11 +33,12 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline import facts_values
+
 STEP_DIR_ENV = "PIPELINE_STEP_DIR"
 FUSED_ENV = "PIPELINE_FUSED_FUNCTION"
 COMPARISON_HELPERS = {"comp_pcc": "pcc", "comp_allclose": "allclose", "comp_allclose_and_pcc": "pcc"}
 UTILITY_MODULE = "models.common.utility_functions"
-_VALUE_CAP = 1 << 22  # values kept per case for the provenance of compared tensors
 
 
 class CaseFacts:
@@ -202,7 +203,7 @@ def _reference_wrapper(function):
         outputs = function(*args, **kwargs)
         if STATE is not None:
             for tensor in outputs if isinstance(outputs, tuple | list) else (outputs,):
-                _keep_values(STATE.reference_values, tensor)
+                facts_values.keep_values(STATE.reference_values, tensor)
         return outputs
 
     return reference
@@ -299,7 +300,7 @@ def _to_torch(function):
     def to_torch(*args, **kwargs):
         tensor = function(*args, **kwargs)
         if STATE is not None and STATE.calls:
-            _keep_values(STATE.ttnn_values, tensor)
+            facts_values.keep_values(STATE.ttnn_values, tensor)
             STATE.compared_from_replay |= STATE.replayed_before_convert
         return tensor
 
@@ -392,14 +393,14 @@ def _comparison_wrapper(function, helper: str, kind: str):
 def _comparison(helper, kind, golden, calculated, args, kwargs, result) -> dict:
     passed, value = (result[0], result[1]) if isinstance(result, tuple) and len(result) >= 2 else (result, None)
     expected = kwargs.get("pcc", args[0] if args and kind == "pcc" else None)
-    sides = [_provenance(golden), _provenance(calculated)]
+    sides = [facts_values.provenance(t, STATE.reference_values, STATE.ttnn_values) for t in (golden, calculated)]
     return {
         "kind": kind,
         "helper": helper,
-        "shapes": [_shape(golden), _shape(calculated)],
-        "value": _number(value),
+        "shapes": [facts_values.shape_of(golden), facts_values.shape_of(calculated)],
+        "value": facts_values.number(value),
         "passed": bool(passed),
-        "expected": _number(expected),
+        "expected": facts_values.number(expected),
         "sides": sides,
         "same_object": golden is calculated,
     }
@@ -465,37 +466,3 @@ def _reads_file(function):
         return function(path, *args, **kwargs)
 
     return read
-
-
-# --- tensor values -----------------------------------------------------------------------------------
-def _keep_values(store: list, tensor) -> None:
-    import torch
-
-    if isinstance(tensor, torch.Tensor) and sum(t.numel() for t in store) < _VALUE_CAP:
-        store.append(torch.unique(tensor.detach().flatten().double()))
-
-
-def _provenance(tensor) -> str:
-    """"reference" when every value came out of <op>_reference, "ttnn" when every value came out of
-    ttnn.to_torch after a fused call, else "other"."""
-    import torch
-
-    if STATE is None or not isinstance(tensor, torch.Tensor) or tensor.numel() == 0:
-        return "other"
-    values = torch.unique(tensor.detach().flatten().double())
-    for name, store in (("reference", STATE.reference_values), ("ttnn", STATE.ttnn_values)):
-        if store and bool(torch.isin(values, torch.cat(store)).all()):
-            return name
-    return "other"
-
-
-def _shape(value) -> list | None:
-    shape = getattr(value, "shape", None)
-    return [int(d) for d in shape] if shape is not None else None
-
-
-def _number(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
