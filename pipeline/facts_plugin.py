@@ -77,8 +77,12 @@ class CaseFacts:
                 window["replayed"] += replayed
 
     def open_window(self) -> dict:
-        return {"calls": 0, "replayed": 0, "direct_before": self.direct_since_compare,
-                "replayed_before": self.replayed_since_compare}
+        return {
+            "calls": 0,
+            "replayed": 0,
+            "direct_before": self.direct_since_compare,
+            "replayed_before": self.replayed_since_compare,
+        }
 
     @staticmethod
     def close_window(window: dict) -> dict:
@@ -94,7 +98,11 @@ class CaseFacts:
             "calls": self.calls,
             "devices": sorted({n for n, _ in self.meshes.values()}),
             "mesh_shapes": [list(s) for s in shapes],
-            "trace": {"captures": self.captures, "replays": self.replays, "replayed_calls": self.replayed_calls},
+            "trace": {
+                "captures": self.captures,
+                "replays": self.replays,
+                "replayed_calls": self.replayed_calls,
+            },
             "compared_from_replay": self.compared_from_replay,
             "program_cache": {
                 "disabled": self.disabled_seen,
@@ -391,9 +399,13 @@ def _comparison_wrapper(function, helper: str, kind: str):
 
 
 def _comparison(helper, kind, golden, calculated, args, kwargs, result) -> dict:
-    passed, value = (result[0], result[1]) if isinstance(result, tuple) and len(result) >= 2 else (result, None)
+    passed, value = (
+        (result[0], result[1]) if isinstance(result, tuple) and len(result) >= 2 else (result, None)
+    )
     expected = kwargs.get("pcc", args[0] if args and kind == "pcc" else None)
-    sides = [facts_values.provenance(t, STATE.reference_values, STATE.ttnn_values) for t in (golden, calculated)]
+    sides = [
+        facts_values.provenance(t, STATE.reference_values, STATE.ttnn_values) for t in (golden, calculated)
+    ]
     return {
         "kind": kind,
         "helper": helper,

@@ -12,7 +12,7 @@ def keep_values(store: list, tensor) -> None:
 
 
 def provenance(tensor, reference_values: list, ttnn_values: list) -> str:
-    """"reference" when every value came out of <op>_reference, "ttnn" when every value came out of
+    """ "reference" when every value came out of <op>_reference, "ttnn" when every value came out of
     ttnn.to_torch after a fused call, else "other"."""
     import torch
 

@@ -38,7 +38,9 @@ def problems(cases: list[dict], single_device: bool = False) -> list[str]:
             continue
         record = case.get("facts")
         if record is None:
-            found.append(f"{case['id']}: no facts recorded (the facts plugin did not load, or the case crashed)")
+            found.append(
+                f"{case['id']}: no facts recorded (the facts plugin did not load, or the case crashed)"
+            )
             continue
         for check in (_fused_ran, _trace, _program_cache, _devices, _weights, _comparisons, _e2e_divisor):
             found += [f"{case['id']}: {line}" for line in check(case, record, single_device)]
@@ -173,7 +175,9 @@ def missing_cases(cases: list[dict], prefill_seqlens, modes=("decode", "prefill"
     """guide step 7: every required combination has a case (skipped ones are judged elsewhere). A matrix
     whose ids carry no weights tag runs random weights only (nothing to check by id)."""
     tagged = any(p.endswith("_weights") for c in cases for p in _cases.params(c["id"]))
-    weights = ["random_weights", *(["real_weights"] if os.environ.get(HF_MODEL_ENV) else [])] if tagged else []
+    weights = (
+        ["random_weights", *(["real_weights"] if os.environ.get(HF_MODEL_ENV) else [])] if tagged else []
+    )
     wanted = [("decode", None)] if "decode" in modes else []
     wanted += [("prefill", s) for s in prefill_seqlens] if "prefill" in modes else []
     combos = [("eager", "program_cache"), ("eager", "no_program_cache"), ("trace", "program_cache")]
@@ -183,7 +187,9 @@ def missing_cases(cases: list[dict], prefill_seqlens, modes=("decode", "prefill"
         for execution, cache in combos:
             for weight in weights or [None]:
                 if not any(
-                    m == mode and (seq_len is None or s == seq_len) and {execution, cache, weight or execution} <= parts
+                    m == mode
+                    and (seq_len is None or s == seq_len)
+                    and {execution, cache, weight or execution} <= parts
                     for (m, s), parts in present
                 ):
                     label = mode if seq_len is None else f"{mode} seq_len={seq_len}"
