@@ -10,8 +10,10 @@ the environment key covers them. Lazy imports inside functions count too. Data f
 import ast
 import functools
 import hashlib
+import io
 import json
 import os
+import tokenize
 from pathlib import Path
 
 from pipeline import artifacts
@@ -131,15 +133,37 @@ def _closure_stamps(workspace: Path, test_files, files) -> list:
 def behaviour_digest(source: bytes) -> str | None:
     """A digest of what a Python file does: its syntax tree, without positions.
 
-    Comments, blank lines and formatting (line breaks, parentheses, quote style) don't change it, so
-    they rerun no device step; docstrings and every other string do (they are code: a docstring can be
-    read at run time). None when the file does not parse: then its bytes count.
+    Comments (except those a verdict reads: ``decides_verdict``), blank lines and formatting (line
+    breaks, parentheses, quote style) don't change it, so they rerun no device step; docstrings and every
+    other string do (they are code: a docstring can be read at run time). None when the file does not
+    parse: then its bytes count.
     """
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return None
-    return hashlib.md5(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
+    digest = hashlib.md5(ast.dump(tree, annotate_fields=False).encode())
+    for comment in verdict_comments(source):
+        digest.update(b"\0" + comment.encode())
+    return digest.hexdigest()
+
+
+def decides_verdict(comment: str) -> bool:
+    """A comment a verdict reads (a PCC justification next to a row, the scaffold's placeholder note, both
+    mention PCC): it counts in the behaviour digest, so deleting it reruns the steps that read it."""
+    return "pcc" in comment.lower()
+
+
+def verdict_comments(source: bytes) -> list[str]:
+    """The comments of `source` that decide a verdict, in order (positions left out)."""
+    found = []
+    try:
+        for token in tokenize.tokenize(io.BytesIO(source).readline):
+            if token.type == tokenize.COMMENT and decides_verdict(token.string):
+                found.append(token.string.lstrip("#").strip())
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return found
 
 
 def conftests(workspace: Path, test_files: list[Path]) -> list[Path]:

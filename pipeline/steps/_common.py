@@ -79,11 +79,16 @@ def run_device(
         task=job.task,
         argv=argv,
         cwd=job.workspace,
-        env=job.ctx.backend.env(job.workspace, {"PIPELINE_STEP_DIR": str(job.step_dir), **(env_extra or {})}),
+        env=job.ctx.backend.env(job.workspace, {**_facts_env(job), **(env_extra or {})}),
         log_path=job.step_dir / log_name,
         environment_key=job.environment_key,
     )
     return runner.run(request, job.ctx.backend, job.ctx.timeouts)
+
+
+def _facts_env(job: Job) -> dict:
+    """Where the child's facts plugin writes (pipeline/facts_plugin.py) and which function it watches."""
+    return {"PIPELINE_STEP_DIR": str(job.step_dir), "PIPELINE_FUSED_FUNCTION": job.spec.names.ttnn}
 
 
 def finish(

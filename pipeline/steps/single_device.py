@@ -7,8 +7,8 @@ is written with (0.001): the single device sees only the first device's share of
 digits beyond that differ by construction.
 """
 
-from pipeline import artifacts
-from pipeline.steps import _cases
+from pipeline import artifacts, facts
+from pipeline.steps import _cases, _claims
 from pipeline.steps._common import Job, blocked, finish, start
 
 SUFFIX = "_single_device"
@@ -22,6 +22,7 @@ def run(job: Job) -> dict:
         return gate
     spec = job.spec
     outcome, cases, files, argv = _cases.run_function(job, spec.names.single_device)
+    _claims.attach(cases, facts.read(job.step_dir))
     ccl = _ccl_ops(job)
     if _cases.all_skipped(cases) and not ccl:
         gate = blocked(job, clock, "unit_perf")  # the skip's claim is checked against that window
@@ -36,6 +37,10 @@ def run(job: Job) -> dict:
             f"the single-device test skips ({_cases.skip_reason(cases)}) but the unit test's device-perf "
             f"window has no CCL op ({', '.join(_window_ops(job)) or 'no window'}): run it (guide step 11)"
         )
+    elif verdict == artifacts.PASSED and claim_problems(spec, cases):
+        found = claim_problems(spec, cases)
+        more = f" (+{len(found) - 3} more)" if len(found) > 3 else ""
+        verdict, message = artifacts.FAILED, "; ".join(found[:3]) + more
     elif verdict == artifacts.PASSED:
         differences = pcc_differences(job.upstream_result("unit_test"), cases)
         if differences:
@@ -45,6 +50,12 @@ def run(job: Job) -> dict:
             )
     figures = {"function": spec.names.single_device, "cases": cases}
     return finish(job, clock, verdict, message, figures, files, outcomes=[outcome], commands=[argv])
+
+
+def claim_problems(spec, cases: list[dict]) -> list[str]:
+    """Every required case present, and each case's claims against its facts (one device, ...)."""
+    missing = _claims.missing_cases(cases, spec.prefill_seqlens, spec.modes)
+    return [f"no case for {m} (guide step 11)" for m in missing] + _claims.problems(cases, single_device=True)
 
 
 def pcc_differences(unit_test: dict | None, cases: list[dict]) -> list[str]:

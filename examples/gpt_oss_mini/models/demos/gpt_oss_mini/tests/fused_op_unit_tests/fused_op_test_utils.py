@@ -11,7 +11,7 @@ import pytest
 from loguru import logger
 
 import ttnn
-from models.common.utility_functions import comp_pcc, profiler
+from models.common.utility_functions import comp_allclose, comp_pcc, profiler
 from models.demos.gpt_oss_mini.reference.model import MODEL_NAME
 from models.demos.gpt_oss_mini.tests.fused_op_unit_tests.fused_op_device_perf_utils import (
     DEVICE_PERF_ITERS,
@@ -72,9 +72,12 @@ FUSED_OP_MATRIX = fused_op_matrix()
 
 
 def compare_with_reference(tt_output, ref_output, expected_pcc, name=""):
-    """comp_pcc(reference, tt) and the ``PCC {name}: {pcc}`` line."""
+    """comp_pcc(reference, tt) and the ``PCC {name}: {pcc}`` line; comp_allclose's largest absolute difference
+    as the ``ATOL {name}: {atol}`` line (guide 7.7: ATOL is compared and logged, PCC is asserted)."""
     passing, pcc = comp_pcc(ref_output.float(), tt_output.float(), expected_pcc)
     logger.info(f"PCC {name}: {pcc}")
+    _, deltas = comp_allclose(ref_output.float(), tt_output.float())
+    logger.info(f"ATOL {name}: {float(deltas.split(',')[0].split(':')[1])}")
     return passing, pcc
 
 

@@ -179,8 +179,9 @@ def _run_experts_test(mesh_device, case: FusedOpCase):
 
 # expected_pcc = the PCC measured on ttnn_sim (random weights), rounded down: bfloat8_b expert weights, bf16
 # activations through dispatch/combine and the bf16 all_reduce keep it near 0.9995.
-# TODO: Replace expected_perf_us (0.0 = no target; the e2e figure is logged and saved) with theoretical targets.
-EXPERTS_CASES = [("decode", 1, 0.999, 0.0)]
+# expected_perf_us = the e2e us per iteration measured on ttnn_sim (asserted within 20%, guide 8.2).
+# TODO: Replace expected_perf_us with the theoretical target.
+EXPERTS_CASES = [("decode", 1, 0.999, 6389.0)]
 DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"kernel": us, "op_to_op": us} per iteration
 
 

@@ -26,7 +26,7 @@ from models.demos.gpt_oss_mini.tt.rms_norm import RMSNorm
 
 DEVICE_PERF_ENV_VAR = "GPT_OSS_MINI_RMS_NORM_DEVICE_PERF"
 PERF_WARMUP_ITERS = 10
-PERF_MEASURE_ITERS = 20
+PERF_MEASURE_ITERS = 100
 DEVICE_PERF_ITERS = 10
 
 OP = FusedOpTest(__file__, DEVICE_PERF_ENV_VAR, PERF_WARMUP_ITERS, PERF_MEASURE_ITERS, DEVICE_PERF_ITERS)
@@ -75,8 +75,9 @@ def _run_rms_norm_test(mesh_device, case, single_device_mesh=None):
 
 
 # expected_pcc = the PCC measured on ttnn_sim (random weights), rounded down: bf16 in and out, fp32 accumulation.
-# TODO: Replace expected_perf_us (0.0 = no target; the e2e figure is logged and saved) with theoretical targets.
-RMS_NORM_CASES = [("decode", 1, 0.999, 0.0), ("prefill", 128, 0.999, 0.0), ("prefill", 1024, 0.999, 0.0)]
+# expected_perf_us = the e2e us per iteration measured on ttnn_sim (asserted within 20%, guide 8.2).
+# TODO: Replace expected_perf_us with the theoretical target.
+RMS_NORM_CASES = [("decode", 1, 0.999, 13.5), ("prefill", 128, 0.999, 13.5), ("prefill", 1024, 0.999, 13.5)]
 DEVICE_PERF_TARGETS_US = {}  # TODO: theoretical targets: (mode, seq_len) -> {"kernel": us, "op_to_op": us} per iteration
 DEVICE_PERF_CASES = [("decode", 1), ("prefill", 128)]
 

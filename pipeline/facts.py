@@ -1,0 +1,51 @@
+"""Per-case facts the child's pytest plugin (pipeline/facts_plugin.py) recorded: what the ttnn API was
+asked to do in each test case, read on the orchestrator side. Stdlib only (no torch, no ttnn).
+
+One JSON per case in ``<step dir>/facts/<file_name(case)>.json``; the record's keys are documented in
+pipeline/facts_plugin.py. Steps read facts only through ``read``.
+"""
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+DIRECTORY = "facts"
+# The guide's e2e constants ("Notes on performance measurements": 10 warm-ups, 100 measured iterations).
+GUIDE_E2E = {"PERF_WARMUP_ITERS": 10, "PERF_MEASURE_ITERS": 100}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
+_MAX_STEM = 150
+
+
+def file_name(case: str) -> str:
+    """The case's file name: unsafe characters become '_'; a long or altered name keeps a short hash so
+    two cases never share a file."""
+    stem = _UNSAFE.sub("_", case)
+    if stem != case or len(stem) > _MAX_STEM:
+        stem = f"{stem[:_MAX_STEM]}.{hashlib.sha256(case.encode()).hexdigest()[:10]}"
+    return f"{stem}.json"
+
+
+def path_for(step_dir: Path, case: str) -> Path:
+    return Path(step_dir) / DIRECTORY / file_name(case)
+
+
+def read(step_dir: Path) -> dict[str, dict]:
+    """case name -> its record; a file that is not a JSON object with a "case" is left out (so its case
+    counts as one without facts)."""
+    found = {}
+    directory = Path(step_dir) / DIRECTORY
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("case"), str):
+            found[record["case"]] = record
+    return found
+
+
+def e2e_iterations(record: dict | None) -> int | None:
+    """The measured iterations of the case's (last) e2e window, or None when it has none."""
+    windows = (record or {}).get("e2e") or []
+    return windows[-1]["calls"] if windows else None
