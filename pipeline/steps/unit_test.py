@@ -13,7 +13,7 @@ import math
 
 from pipeline import artifacts, logparse
 from pipeline.scaffold.expected import has_trace_region_constant
-from pipeline.steps import _cases, _expected
+from pipeline.steps import _cases, _expected, _oracle
 from pipeline.steps._common import Job, blocked, finish, start
 
 PCC_FLOOR = 0.99
@@ -54,6 +54,7 @@ def run(job: Job) -> dict:
     }
     if trace_region:
         figures["required_trace_region_size"] = trace_region
+    verdict, message = _oracle.check(job, cases, verdict, message, figures)  # one perturbed case per mode
     return finish(job, clock, verdict, message, figures, files, notes, outcomes=[outcome], commands=[argv])
 
 
