@@ -6,7 +6,7 @@ global up at call time, as the facts plugin relies on too) so that each call ret
 clearly wrong answer: every output tensor is rolled by half its size along its last and second-last
 dims (a permutation: tokens get each other's rows, a sorted comparison still sees it), and a float
 tensor is then mapped to ``1 - 2 x`` (a negative scale: PCC -1 against the right answer, far off any
-ATOL). Everything goes through ttnn's Python API, so it runs on a card as on the sim, and the result
+ATOL; a plain number result gets the same map). Everything goes through ttnn's Python API, so it runs on a card as on the sim, and the result
 keeps the output's shape, dtype, layout, memory config and mesh distribution (every op works per
 device shard and is given the output's own memory config).
 
@@ -73,6 +73,9 @@ def _map(outputs, tensors: list):
     """Tuples and lists of outputs keep their structure; anything not a ttnn tensor is left alone."""
     if isinstance(outputs, tuple | list):
         return type(outputs)(_map(o, tensors) for o in outputs)
+    if isinstance(outputs, int | float) and not isinstance(outputs, bool):
+        tensors.append(OFFSET + SCALE * outputs)  # a host-side scalar result: wrong the same way
+        return type(outputs)(tensors[-1])
     if not _is_tensor(outputs):
         return outputs
     tensors.append(perturb(outputs))
@@ -80,8 +83,10 @@ def _map(outputs, tensors: list):
 
 
 def _is_tensor(value) -> bool:
-    import ttnn
-
+    try:
+        import ttnn
+    except ImportError:  # a workspace whose fused function returns no ttnn tensors
+        return False
     return isinstance(value, ttnn.Tensor)
 
 
