@@ -15,6 +15,9 @@ runs. Schema (docs/internals.md §2.2)::
     timeouts = { wall = 1800 }            # optional seconds: wall (per test case), silence, reset
     reference = "pkg.module:callable"     # optional: the PyTorch reference `doit scaffold` calls
 
+    [deviations]                          # optional: the test's perf-loop constants that differ from the
+    PERF_WARMUP_ITERS = { value = 0, reason = "..." }   # guide's (GUIDE_CONSTANTS), each with its reason
+
     [module_test]
     argv = ["pytest", "path/test_modules.py::test_decoder", "--test-modules", "router"]
     select = { decode = "decode_32 and layer_0", prefill = "prefill_128 and layer_0" }
@@ -43,11 +46,57 @@ BACKENDS = ("sim", "ttnn")
 DECODE_SEQ_LEN = 1  # tt-metal's decode rows are ("decode", 1, ...)
 
 _REQUIRED = ("name", "description", "workspace", "unit_test", "modes", "module_test", "sequence")
-_OPTIONAL = ("prefill_seqlens", "env_vars", "extra_deps", "pcc_tolerance", "timeouts", "reference")
+_OPTIONAL = (
+    "prefill_seqlens",
+    "env_vars",
+    "extra_deps",
+    "pcc_tolerance",
+    "timeouts",
+    "reference",
+    "deviations",
+)
 _SEQUENCE_FIELDS = ("file", "start", "end", "lines", "function", "call")
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 TIMEOUT_FIELDS = ("wall", "silence", "reset")  # seconds: per test case, without output, per reset command
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+# The guide's perf-loop constants ("Notes on performance measurements"): e2e 10 warm-ups + 100 measured
+# iterations, device perf 10 warm-ups + 10 signposted iterations. A spec's [deviations] may accept others.
+GUIDE_CONSTANTS = {"PERF_WARMUP_ITERS": 10, "PERF_MEASURE_ITERS": 100, "DEVICE_PERF_ITERS": 10}
+_DEVIATION_FIELDS = ("value", "reason")
+
+
+class Deviation(NamedTuple):
+    """A test constant that differs from the guide's, accepted for a written reason."""
+
+    value: int
+    reason: str
+
+
+def constant_problem(spec: "FusedOpSpec", name: str, found: int, where: str) -> str | None:
+    """None when `found` (the test's constant or a count the run shows) is the guide's number or the one the
+    spec's [deviations] accepts; else one line naming the guide's number, the test's, and both fixes."""
+    guide, deviation = GUIDE_CONSTANTS[name], spec.deviations.get(name)
+    if found == (deviation.value if deviation else guide):
+        return None
+    accepted = f"; the spec's [deviations] accepts {deviation.value}" if deviation else ""
+    return (
+        f"{name}: {where} {found} but the guide's number is {guide} (guide \"Notes on performance "
+        f'measurements"){accepted}: set {name} = {guide}, or accept {found} in {spec.source.name} with '
+        f'[deviations] {name} = {{ value = {found}, reason = "..." }}'
+    )
+
+
+def deviation_note(spec: "FusedOpSpec", name: str) -> str | None:
+    """The line "Unexpected and workarounds" shows for an accepted deviation (None without one)."""
+    deviation = spec.deviations.get(name)
+    if deviation is None:
+        return None
+    return (
+        f"{name} = {deviation.value} instead of the guide's {GUIDE_CONSTANTS[name]}, accepted by "
+        f"{spec.source.name}: {deviation.reason}"
+    )
 
 
 class SpecError(Exception):
@@ -92,6 +141,7 @@ class FusedOpSpec(NamedTuple):
     pcc_tolerance: float | None
     timeouts: dict  # TIMEOUT_FIELDS given by the spec
     raw: dict  # the table as written
+    deviations: dict = {}  # GUIDE_CONSTANTS name -> Deviation (never mutated)
 
     @property
     def decode_only(self) -> bool:
@@ -188,6 +238,7 @@ def load_spec(path: Path, overrides: Overrides, repo_root: Path, cache=None) -> 
             "use e.g. pcc_tolerance = 1e-6, or omit it",
         )
     timeouts = _timeouts(raw, check)
+    deviations = _deviations(raw, check)
     return FusedOpSpec(
         name=name,
         description=description,
@@ -205,7 +256,34 @@ def load_spec(path: Path, overrides: Overrides, repo_root: Path, cache=None) -> 
         pcc_tolerance=None if pcc_tolerance is None else float(pcc_tolerance),
         timeouts=timeouts,
         raw=raw,
+        deviations=deviations,
     )
+
+
+def _deviations(raw: dict, check: "_Checker") -> dict[str, Deviation]:
+    """[deviations]: NAME = { value = <int>, reason = "..." } for NAME in GUIDE_CONSTANTS."""
+    table = raw.get("deviations", {})
+    example = 'PERF_WARMUP_ITERS = { value = 0, reason = "why the guide\'s 10 do not fit" }'
+    if not isinstance(table, dict):
+        check.fail("deviations", "is not a table", f"write [deviations] with lines such as {example}")
+    check.known_fields(table, tuple(GUIDE_CONSTANTS), "deviations.")
+    deviations = {}
+    for name, entry in table.items():
+        where = f"deviations.{name}"
+        if not isinstance(entry, dict):
+            check.fail(where, f"{entry!r} is not a table", f"write {example}")
+        check.known_fields(entry, _DEVIATION_FIELDS, where + ".")
+        for key in _DEVIATION_FIELDS:
+            check.present(entry, key, where + ".")
+        value, guide = entry["value"], GUIDE_CONSTANTS[name]
+        lowest = 0 if name == "PERF_WARMUP_ITERS" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            check.fail(f"{where}.value", f"{value!r} is not an integer >= {lowest}", "give the test's number")
+        if value == guide:
+            check.fail(f"{where}.value", f"{value} is the guide's own number", f"remove {where}")
+        reason = check.string(entry, "reason", where + ".")
+        deviations[name] = Deviation(value, reason.strip())
+    return deviations
 
 
 def _timeouts(raw: dict, check: "_Checker") -> dict:

@@ -13,10 +13,11 @@ The report must be the one the run names and lie inside this step's dir (never "
 Dropped profiler rows rerun once with a 10x larger op-support count.
 """
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import artifacts, backends, logparse, opsperf
+from pipeline import artifacts, backends, logparse, opsperf, spec
 from pipeline.steps import _cases, _window
 from pipeline.steps._common import Job, finish, relative_files, run_device
 
@@ -149,6 +150,90 @@ def _adopt_csv(job: Job, result: Profiled, output: str, profiler_dir: Path) -> P
     return result
 
 
+# ---- the guide's numbers, checked in the CSV and in the run's facts ---------------------------------
+
+
+class Defect(Exception):
+    """The test breaks a rule of the guide (a constant, the device count): `failed`, not profiler_failure."""
+
+
+def checked_window(job: Job, csv: Path, single_device: bool = False) -> dict:
+    """unit_perf / single_perf: the guide's constants, the checked window's figures, the facts agreeing.
+
+    DEVICE_PERF_ITERS (read from the test) must be the guide's 10 or the spec's accepted deviation; the
+    window is measured as that many iterations; the facts recorded in the profiled child (when the
+    child wrote any) say how many <op>_ttnn calls ran inside the window and how many warm-ups before
+    it (after the last comparison, so an accuracy call is never counted as a warm-up)."""
+    iterations = job.spec.names.device_perf_iters
+    problem = spec.constant_problem(job.spec, "DEVICE_PERF_ITERS", iterations, "the test sets")
+    if problem:
+        raise Defect(problem)
+    warmups = _expected_warmups(job.spec)
+    figures = _window.window_figures(csv, iterations, warmups)
+    if single_device and len(figures["devices"]) > 1:
+        raise Defect(_window.one_device_text(figures["devices"]))
+    figures["facts_cases"] = check_facts(job, figures["iterations"], warmups, single_device)
+    figures["accepted_deviations"] = [
+        note
+        for name in ("DEVICE_PERF_ITERS", "PERF_WARMUP_ITERS")
+        if (note := spec.deviation_note(job.spec, name))
+    ]
+    return figures
+
+
+def _expected_warmups(fused_op) -> int:
+    deviation = fused_op.deviations.get("PERF_WARMUP_ITERS")
+    return deviation.value if deviation else spec.GUIDE_CONSTANTS["PERF_WARMUP_ITERS"]
+
+
+def check_facts(job: Job, iterations: int, warmups: int, single_device: bool) -> list[str]:
+    """The profiled cases' device-perf windows against the CSV's count and the guide's warm-ups; the
+    checked case names. No facts (a child without the plugin) leaves the CSV's checks standing alone."""
+    function = job.spec.names.ttnn
+    checked = []
+    for case, record in sorted(read_facts(job.step_dir).items()):
+        window = record.get("device_perf_window")
+        if not window:
+            continue
+        checked.append(case)
+        if window.get("calls") != iterations:
+            raise Defect(
+                f"{case}: {window.get('calls')} calls of {function} ran between signpost('start') and "
+                f"signpost('stop') (facts: direct and replayed) but the window was measured as "
+                f"DEVICE_PERF_ITERS = {iterations} iterations: run exactly DEVICE_PERF_ITERS iterations there"
+            )
+        problem = spec.constant_problem(
+            job.spec,
+            "PERF_WARMUP_ITERS",
+            window.get("warmups"),
+            f"{case} ran (facts: warm-up calls of "
+            f"{function} after its last comparison, before signpost('start'))",
+        )
+        if problem:
+            raise Defect(problem)
+        if single_device and record.get("devices") != [1]:
+            raise Defect(
+                f"{case}: {function} ran on meshes of {record.get('devices')} devices (facts: "
+                f"mesh shapes {record.get('mesh_shapes')}): the single-device device-perf test must run "
+                f"on one device"
+            )
+    return checked
+
+
+def read_facts(step_dir: Path) -> dict[str, dict]:
+    """case -> facts record of the step's children: pipeline.facts.read when it exists (engineer h4's
+    reader), else the schema's files read here (one JSON per case under <step dir>/facts/)."""
+    try:
+        from pipeline import facts
+    except ImportError:
+        records = {}
+        for path in sorted((Path(step_dir) / "facts").glob("*.json")):
+            record = json.loads(path.read_text())
+            records[record.get("case", path.stem)] = record
+        return records
+    return facts.read(step_dir)
+
+
 # ---- the shared ending of the perf steps -------------------------------------------------------------
 
 
@@ -161,11 +246,14 @@ def report(job: Job, clock, profiled: Profiled, analyse, extra: dict) -> dict:
     if verdict == artifacts.PASSED:
         try:
             figures.update(analyse(profiled.csv))
+        except Defect as error:
+            verdict, message = artifacts.FAILED, str(error)
         except opsperf.DevicePerfError as error:
             verdict, message = artifacts.PROFILER_FAILURE, str(error)
         else:
             message = _window.describe(figures)
             notes += [f"{job.task}: merge: {w}" for w in figures["merge_warnings"]]
+            notes += [f"{job.task}: {note}" for note in figures.get("accepted_deviations", [])]
             if "function" in extra:
                 verdict, message = agree_with_printed(
                     figures, profiled.printed, extra.get("function"), message

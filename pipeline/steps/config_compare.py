@@ -10,8 +10,6 @@ One deliberate difference from the deepseek script: the ``DEV_<id>_`` of MEMORY 
 The merged row is whichever device was slowest, so its device id says nothing about the configuration.
 """
 
-import re
-
 import pandas as pd
 
 from pipeline import artifacts, opsperf
@@ -19,7 +17,6 @@ from pipeline.steps import _window
 from pipeline.steps._common import Job, blocked, finish, start
 
 MATCH, MISMATCH, NO_MATCH, AMBIGUOUS = "match", "mismatch", "no match", "ambiguous"
-_DEVICE_IN_MEMORY = re.compile(r"^DEV_\d+_")
 
 
 def run(job: Job) -> dict:
@@ -48,7 +45,7 @@ def run(job: Job) -> dict:
 
 
 def compare(unit_csv, module_csv, iterations: int) -> dict:
-    unit_rows = _window.one_iteration(unit_csv)
+    unit_rows = _window.one_iteration(unit_csv, iterations)
     method = f"one of {iterations} checked iterations"
     module_df = opsperf.read_ops_csv(module_csv)
     module_merged, _ = opsperf.merge_device_rows(module_df)
@@ -86,17 +83,7 @@ def _both_sides(unit: list[str], module: list[str]) -> list[str]:
 
 
 def _values(rows: pd.DataFrame, columns: list[str]) -> list[tuple[str, ...]]:
-    """Compared cells as stripped strings ('' when the column is missing), device ids out of MEMORY."""
-    table = []
-    for _, row in rows.iterrows():
-        cells = []
-        for column in columns:
-            value = str(row[column]).strip() if column in row.index else ""
-            if column.endswith("_MEMORY"):
-                value = _DEVICE_IN_MEMORY.sub("DEV_*_", value)
-            cells.append(value)
-        table.append(tuple(cells))
-    return table
+    return _window.config_values(rows, columns)
 
 
 def _closest(unit_values, module_values, columns, unit_rows, module_rows) -> dict:

@@ -3,7 +3,9 @@
 Compares, op by op over one iteration, every INPUT_/OUTPUT_ shape column of the single-device window with
 the multi-device window's rows of its first device (step 13), and each op's average kernel duration
 with the multi-device run's within 2 % (step 11.6); reports PCC and per-iteration totals side by side.
-Skipped (with the reason) when the single-device test is skipped, e.g. for a fused op with CCLs.
+The single-device window must hold one device's rows (a "single-device" function on the whole mesh
+writes devices 0-7). Skipped (with the reason) when the single-device test is skipped, e.g. for a fused
+op with CCLs.
 """
 
 import pandas as pd
@@ -67,10 +69,11 @@ def run(job: Job) -> dict:
 def compare_shapes(multi_csv, single_csv, iterations: int) -> tuple[list[dict], list[str]]:
     multi_window = opsperf.signpost_window(opsperf.read_ops_csv(multi_csv))
     first_device = _first_device_rows(multi_window)
-    multi_rows = first_device.iloc[: _period(first_device)]
+    multi_rows = first_device.iloc[: _window.period_of(first_device, iterations)]
     single_window = opsperf.signpost_window(opsperf.read_ops_csv(single_csv))
+    check_one_device(single_window)
     single_device = _first_device_rows(single_window)
-    single_rows = single_device.iloc[: _period(single_device)]
+    single_rows = single_device.iloc[: _window.period_of(single_device, iterations)]
     columns = [
         c for c in multi_window.columns if c.startswith(("INPUT_", "OUTPUT_")) and c.endswith(SHAPE_SUFFIXES)
     ]
@@ -106,8 +109,11 @@ def kernel_differences(multi: dict, single: dict) -> list[dict]:
     return found
 
 
-def _period(rows: pd.DataFrame) -> int:
-    return _window.period_of(list(rows["OP CODE"]))
+def check_one_device(window: pd.DataFrame) -> None:
+    """guide steps 11.3, 12: the single-device run's ops ran on ONE device, not the whole mesh."""
+    devices = _window.devices(window)
+    if len(devices) > 1:
+        raise opsperf.DevicePerfError(_window.one_device_text(devices))
 
 
 def _first_device_rows(window: pd.DataFrame) -> pd.DataFrame:

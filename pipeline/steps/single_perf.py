@@ -4,7 +4,7 @@ Skipped when the single-device test itself was skipped (a fused op with CCL ops,
 """
 
 from pipeline import artifacts
-from pipeline.steps import _perf, _window
+from pipeline.steps import _perf
 from pipeline.steps._common import Job, blocked, finish, start
 
 
@@ -18,7 +18,5 @@ def run(job: Job) -> dict:
         return gate
     function = job.spec.names.single_device_device_perf
     profiled = _perf.run_device_perf_function(job, function)
-    iterations = job.spec.names.device_perf_iters
-    return _perf.report(
-        job, clock, profiled, lambda csv: _window.window_figures(csv, iterations), {"function": function}
-    )
+    analyse = lambda csv: _perf.checked_window(job, csv, single_device=True)  # noqa: E731
+    return _perf.report(job, clock, profiled, analyse, {"function": function})

@@ -6,7 +6,7 @@ its own test case under tracy (the case selection lives in the workspace, not he
 and computes the guide's figures, and fails when the function's printed totals differ by more than 1 %.
 """
 
-from pipeline.steps import _perf, _window
+from pipeline.steps import _perf
 from pipeline.steps._common import Job, blocked, start
 
 
@@ -17,7 +17,5 @@ def run(job: Job) -> dict:
         return gate
     function = job.spec.names.device_perf
     profiled = _perf.run_device_perf_function(job, function)
-    iterations = job.spec.names.device_perf_iters
-    return _perf.report(
-        job, clock, profiled, lambda csv: _window.window_figures(csv, iterations), {"function": function}
-    )
+    analyse = lambda csv: _perf.checked_window(job, csv)  # noqa: E731
+    return _perf.report(job, clock, profiled, analyse, {"function": function})

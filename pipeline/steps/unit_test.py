@@ -13,7 +13,7 @@ import math
 
 from pipeline import artifacts, facts, logparse
 from pipeline.scaffold.expected import has_trace_region_constant
-from pipeline.steps import _cases, _claims, _expected
+from pipeline.steps import _cases, _claims, _expected, _oracle
 from pipeline.steps._common import Job, blocked, finish, start
 
 PCC_FLOOR = 0.99
@@ -41,7 +41,6 @@ def run(job: Job) -> dict:
     if verdict == artifacts.PASSED:
         verdict, message, floor_notes = pcc_floor(job.task, cases, message)
         notes += floor_notes
-    # (h5: the oracle's hook goes here: pipeline/steps/_oracle.py)
     placeholders = _expected.placeholder_rows(spec.workspace / spec.unit_test, rows)
     if placeholders:
         verdict, message = placeholder_verdict(
@@ -59,6 +58,7 @@ def run(job: Job) -> dict:
     }
     if trace_region:
         figures["required_trace_region_size"] = trace_region
+    verdict, message = _oracle.check(job, cases, verdict, message, figures)  # one perturbed case per mode
     return finish(job, clock, verdict, message, figures, files, notes, outcomes=[outcome], commands=[argv])
 
 

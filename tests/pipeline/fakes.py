@@ -34,7 +34,7 @@ log_cli_date_format = %Y-%m-%d %H:%M:%S
 FAKE_DEVICE = '''\
 """Ops of a fake two-device mesh: ints for data, ttnn_sim.profiler records for the device profiler."""
 
-DEVICES = 2
+DEVICES = 2  # the single-device test sets 1 (its ops run on the first device only)
 
 
 def op(code, memory="DRAM_INTERLEAVED", shape=(1, 1, 32, 64)):
@@ -49,7 +49,7 @@ def op(code, memory="DRAM_INTERLEAVED", shape=(1, 1, 32, 64)):
         profiler.emit({
             "kind": "op", "op_code": code, "op_type": "tt_dnn_device", "global_call_count": 1024, "device_id": device,
             "arch": "wormhole_b0", "attributes": {"memory": memory}, "host_start_ts": clock.host_time_ns(),
-            "host_end_ts": clock.host_time_ns() + 10, "kernel_duration_ns": 500 + 100 * device,
+            "host_end_ts": clock.host_time_ns() + 10, "kernel_duration_ns": 600 - 100 * device,
             "op_to_op_latency_ns": 50, "inputs": [tensor], "outputs": [tensor], "sort_ts": clock.host_time_ns(),
         })
 
@@ -161,6 +161,7 @@ import torch
 import ttnn
 from models.common.utility_functions import comp_allclose, comp_pcc
 from models.demo.tests.device_perf import run_device_perf
+from models.demo.tt import fake_device
 from models.demo.tt.fake_device import add, mul, op
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ def demo_router_ttnn(x, device_input=None):
 
 
 def _run(trace, program_cache, expected_pcc, expected_perf_us, single_device=False):
+    fake_device.DEVICES = 1 if single_device else 2
     if os.environ.get("FAKE_CRASH"):
         os.abort()
     if os.environ.get("FAKE_TT_FATAL"):

@@ -243,3 +243,38 @@ def test_anchor_errors_name_the_field(spec_dir, workspace, start, end, problem):
     with pytest.raises(SpecError) as error:
         load(spec_dir)
     assert "field 'sequence.decode." in str(error.value) and problem in str(error.value)
+
+
+def add_deviations(spec_dir, body: str) -> None:
+    path = spec_dir / "demo_router.toml"
+    path.write_text(path.read_text() + "\n[deviations]\n" + body + "\n")
+
+
+def test_deviations_default_to_none_and_load_with_their_reason(spec_dir):
+    assert load(spec_dir).deviations == {}
+    add_deviations(spec_dir, 'PERF_WARMUP_ITERS = { value = 0, reason = "slow e2e loop" }')
+    assert load(spec_dir).deviations == {"PERF_WARMUP_ITERS": specmod.Deviation(0, "slow e2e loop")}
+
+
+DEVIATION_ERRORS = [
+    ('WARMUPS = { value = 0, reason = "r" }', "deviations.WARMUPS", "unknown field"),
+    ("PERF_WARMUP_ITERS = 0", "deviations.PERF_WARMUP_ITERS", "is not a table"),
+    ('PERF_WARMUP_ITERS = { reason = "r" }', "deviations.PERF_WARMUP_ITERS.value", "missing"),
+    ("PERF_WARMUP_ITERS = { value = 0 }", "deviations.PERF_WARMUP_ITERS.reason", "missing"),
+    ('PERF_WARMUP_ITERS = { value = 0, reason = " " }', "deviations.PERF_WARMUP_ITERS.reason", "non-empty"),
+    ('DEVICE_PERF_ITERS = { value = 0, reason = "r" }', "deviations.DEVICE_PERF_ITERS.value", "integer >= 1"),
+    ('DEVICE_PERF_ITERS = { value = 2.5, reason = "r" }', "deviations.DEVICE_PERF_ITERS.value", "integer"),
+    ('DEVICE_PERF_ITERS = { value = 10, reason = "r" }', "deviations.DEVICE_PERF_ITERS.value", "guide's own"),
+    ('DEVICE_PERF_ITERS = { value = 5, why = "r" }', "deviations.DEVICE_PERF_ITERS.why", "unknown field"),
+]
+
+
+@pytest.mark.parametrize(
+    "body, field, problem", DEVIATION_ERRORS, ids=[e[1] + ":" + e[2] for e in DEVIATION_ERRORS]
+)
+def test_deviation_errors_are_one_line_naming_the_field(spec_dir, body, field, problem):
+    add_deviations(spec_dir, body)
+    with pytest.raises(SpecError) as error:
+        load(spec_dir)
+    message = str(error.value)
+    assert "\n" not in message and f"demo_router.toml: field '{field}': " in message and problem in message
