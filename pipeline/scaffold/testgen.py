@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from pipeline.scaffold import expected, facts, helper, ops, settings
+from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import TensorFact
 
@@ -137,6 +138,7 @@ def context(plan: TestPlan, workspace: Path) -> dict:
         "ttnn_arguments": ttnn_arguments,
         "returns": list(extraction.returns) or ["output"],
         "cases_name": f"{plan.name.upper()}_CASES",
+        "values_from": _values_from(plan),
         "placeholder_note": expected.PLACEHOLDER_NOTE,
         "trace_region_constant": expected.TRACE_REGION_CONSTANT,
         "placeholder_pcc": expected.PLACEHOLDER_PCC,
@@ -169,6 +171,12 @@ def _ruff(argv: list[str], text: str, workspace: Path) -> str:
     return result.stdout
 
 
+def _values_from(plan: TestPlan) -> str:
+    if any(isinstance(found, Captured) for found in plan.inputs.values()):
+        return "its capture at the patch point (patch_verify's run of the module test)"
+    return "its profiled run (module_perf CSV)"
+
+
 def _tensor_parameters(extraction: Extraction, inputs: dict) -> set[str]:
     """Parameters the module's CSV shows as an op's input tensor."""
     found = set()
@@ -186,7 +194,13 @@ def _input_tensors(plan: TestPlan, rows, tensors: set[str]) -> list:
         named = facts.named_facts(plan.extraction, region_inputs)
         first = f"row {region_inputs.row} ({region_inputs.first_op})"
         source = f"module_perf CSV rows of the region's ops, from {first}"
-        if profiled != key:
+        if isinstance(region_inputs, Captured):
+            source = f"captured at the patch point: the module's {region_inputs.first_op} call ({key[0]})"
+        if profiled != key and isinstance(region_inputs, Captured):
+            decode = plan.inputs.get(("decode", 1))
+            named = [(n, region_inputs.at_seq_len(n, f, key[1], decode)) for n, f in named]
+            source = f"{profiled[0]} {profiled[1]}'s capture, the token dimensions {profiled[1]} -> {key[1]}"
+        elif profiled != key:
             weights = facts.matmul_weights(plan.extraction)
             named = [(n, f if n in weights else facts.with_seq_len(f, profiled[1], key[1])) for n, f in named]
             source = f"{profiled[0]} {profiled[1]}'s ({source}), seq_len {profiled[1]} -> {key[1]}"
@@ -209,6 +223,7 @@ def _derived_note(plan: TestPlan, rows) -> list[str]:
 
 def _tensor_entry(name: str, fact: TensorFact) -> dict:
     memory, note = _MEMORY.get(fact.buffer_type) if fact.memory_layout == "INTERLEAVED" else None, ""
+    memory = fact.memory_expression or memory
     if memory is None:
         memory = "ttnn.DRAM_MEMORY_CONFIG"
         note = f"TODO: the module has {fact.memory} (shard spec not in the CSV)"
