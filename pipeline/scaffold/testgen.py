@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jinja2
 
-from pipeline.scaffold import expected, facts, helper, ops, settings
+from pipeline.scaffold import expected, facts, freed, helper, ops, settings
 from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import TensorFact
@@ -91,10 +91,13 @@ def context(plan: TestPlan, workspace: Path) -> dict:
             return f"{builders[parameter]}({inputs})"
         return f'{inputs}["{parameter}"]' if parameter in tensors else by_name[parameter]
 
-    ttnn_arguments = [
-        f"ttnn.clone({argument(p, 'tt_inputs')})" if p in deallocated else argument(p, "tt_inputs")
-        for p in extraction.parameter_names
-    ]
+    deallocated |= {
+        name for found in plan.inputs.values() if isinstance(found, Captured) for name in found.freed()
+    }
+    ttnn_arguments = [argument(p, "tt_inputs") for p in extraction.parameter_names]
+    function_source = freed.keep_inputs(extraction.source, deallocated)
+    if function_source != extraction.source:  # the region frees an input: not in the test's repeated calls
+        ttnn_arguments.append(f"{freed.FLAG}=False")
     accepted = reference_parameters(plan.reference, workspace, extraction.parameter_names)
     reference_arguments = [f"{p}={argument(p, 'torch_inputs')}" for p in accepted]
     region_inputs = next(iter(plan.inputs.values()), None)
@@ -133,7 +136,7 @@ def context(plan: TestPlan, workspace: Path) -> dict:
         "expert_map": facts.EXPERT_MAP,
         "expert_ids": facts.EXPERT_IDS,
         "parameters": extraction.parameter_names,
-        "function_source": extraction.source,
+        "function_source": function_source,
         "reference_arguments": reference_arguments,
         "ttnn_arguments": ttnn_arguments,
         "returns": list(extraction.returns) or ["output"],
