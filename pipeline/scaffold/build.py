@@ -19,7 +19,15 @@ from pipeline.scaffold import captured, helper
 from pipeline.scaffold import inputs as module_inputs
 from pipeline.scaffold.extract import extract_file
 from pipeline.scaffold.region import ExtractError
-from pipeline.scaffold.testgen import GenerateError, TestPlan, model_dir, render, render_template
+from pipeline.scaffold.testgen import (
+    UNFORMATTED_NOTE,
+    GenerateError,
+    TestPlan,
+    have_ruff,
+    model_dir,
+    render,
+    render_template,
+)
 from pipeline.spec import MODES, NAME_PATTERN
 
 
@@ -65,6 +73,7 @@ def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
     except GenerateError as error:
         raise ScaffoldError(str(error)) from None
     written = _write_test(workspace / unit_test, text, options.force)
+    notes += [] if have_ruff() else [UNFORMATTED_NOTE]
     done = [
         *(_write_helper(workspace / path, helper_text) for path, helper_text in helpers.items()),
         *_write_calls(spec_path, extractions),
@@ -96,7 +105,13 @@ def _from_capture(
         artifacts.write_text(written, render(plan, workspace))
     except GenerateError as error:
         raise ScaffoldError(str(error)) from None
-    return [said, *(_captured_note(key, c) for key, c in found.items()), f"wrote {written} from the capture"]
+    unformatted = [] if have_ruff() else [UNFORMATTED_NOTE]
+    return [
+        said,
+        *(_captured_note(k, c) for k, c in found.items()),
+        *unformatted,
+        f"wrote {written} from the capture",
+    ]
 
 
 def _captured_note(key, found) -> str:

@@ -7,6 +7,7 @@ workspace's configuration; a result ruff still complains about is an error, not 
 """
 
 import ast
+import importlib.util
 import keyword
 import subprocess
 import sys
@@ -32,6 +33,7 @@ _RESERVED = {
     "VALUE_CONTRACTS",
     expected.TRACE_REGION_CONSTANT,
 }
+CAPTURED = "the region's capture at the patch point (patch_verify)"
 _MEMORY = {"DRAM": "ttnn.DRAM_MEMORY_CONFIG", "L1": "ttnn.L1_MEMORY_CONFIG"}
 # What the generated test says each value contract (facts.VALUE_CONTRACTS) builds.
 CONTRACT_NOTES = {
@@ -142,6 +144,7 @@ def context(plan: TestPlan, workspace: Path) -> dict:
         "returns": list(extraction.returns) or ["output"],
         "cases_name": f"{plan.name.upper()}_CASES",
         "values_from": _values_from(plan),
+        "captured": CAPTURED,
         "placeholder_note": expected.PLACEHOLDER_NOTE,
         "trace_region_constant": expected.TRACE_REGION_CONSTANT,
         "placeholder_pcc": expected.PLACEHOLDER_PCC,
@@ -153,8 +156,22 @@ def context(plan: TestPlan, workspace: Path) -> dict:
     }
 
 
+UNFORMATTED_NOTE = (
+    "ruff is not installed, so the test is written as rendered (valid, not formatted); "
+    "`pip install ruff` (or the [test] extra) and scaffold again to sort, format and check it"
+)
+
+
+def have_ruff() -> bool:
+    """Formatting is optional: README's first command installs no ruff (it is a [test] extra)."""
+    return importlib.util.find_spec("ruff") is not None
+
+
 def ruff_clean(text: str, workspace: Path, unit_test: str) -> str:
-    """Sort imports and format with the workspace's ruff settings; then it must pass `ruff check`."""
+    """Sort imports and format with the workspace's ruff settings; then it must pass `ruff check`. Without
+    ruff, the text as rendered (the scaffold says so: UNFORMATTED_NOTE)."""
+    if not have_ruff():
+        return text
     ruff = [sys.executable, "-m", "ruff"]
     name = ["--stdin-filename", unit_test]
     text = _ruff([*ruff, "check", "--fix", "--select", "I", "--quiet", *name, "-"], text, workspace)
@@ -176,8 +193,8 @@ def _ruff(argv: list[str], text: str, workspace: Path) -> str:
 
 def _values_from(plan: TestPlan) -> str:
     if any(isinstance(found, Captured) for found in plan.inputs.values()):
-        return "its capture at the patch point (patch_verify's run of the module test)"
-    return "its profiled run (module_perf CSV)"
+        return CAPTURED
+    return "the module's profiled run (module_perf CSV)"
 
 
 def _tensor_parameters(extraction: Extraction, inputs: dict) -> set[str]:
@@ -393,7 +410,7 @@ def _scaffold_note(plan: TestPlan, unset: list[str]) -> str:
     )
     text = (
         f"Scaffolded by `doit scaffold fused_op={plan.name}`; the inputs and the module's parameters come "
-        f"from its profiled run. Left to you (TODO): {'; '.join(left)}."
+        f"from {_values_from(plan)}. Left to you (TODO): {'; '.join(left)}."
     )
     return textwrap.fill(text, width=104)
 
