@@ -4,7 +4,9 @@ The guide edits the module, runs the module test and reverts. Here no file ever 
 orchestrator plans the patch (``plan``) and writes it as JSON; in the child, the pytest plugin
 ``pipeline.patch_plugin`` installs ``PatchFinder``, a meta-path finder that serves the patched source
 for that one file, whatever name it is imported under. The replaced statements become a function-local
-import of ``<op>_ttnn`` from the unit-test module (which avoids import cycles) and the spec's call.
+import of ``<op>_ttnn`` from the unit-test module (which avoids import cycles), that function wrapped by
+``pipeline.region_probe.probed`` (it counts the calls, and captures the first one's arguments and results
+when asked), and the spec's call.
 """
 
 import ast
@@ -25,6 +27,7 @@ ENV_VAR = "PIPELINE_PATCH"  # path of the JSON patch description, read by pipeli
 PLUGIN = "pipeline.patch_plugin"
 SERVED_MARKER = "pipeline.patching: serving patched"
 SERVED_SUFFIX = ".served"  # beside the JSON description: proof the child imported the patched module
+PROBE = "pipeline.region_probe"  # wraps <op>_ttnn in the child: counts its calls, captures the first
 
 
 class PatchError(Exception):
@@ -65,7 +68,12 @@ def plan(
         )
     indent = lines[first.lineno - 1][: first.col_offset]
     module = module_name(unit_test)
-    replacement = [f"{indent}from {module} import {ttnn_function}\n", f"{indent}{call.strip()}\n"]
+    replacement = [
+        f"{indent}from {module} import {ttnn_function}\n",
+        f"{indent}from {PROBE} import probed\n",
+        f"{indent}{ttnn_function} = probed({ttnn_function})\n",
+        f"{indent}{call.strip()}\n",
+    ]
     patched_lines = lines[: first.lineno - 1] + replacement + lines[last.end_lineno :]
     patched = "".join(patched_lines)
     try:

@@ -7,17 +7,27 @@ beside it. The spec only gains the fields it lacks (`call` of each sequence), in
 import json
 import os
 import re
+import subprocess
+import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline import artifacts
 from pipeline.patching import module_name
-from pipeline.scaffold import helper
+from pipeline.scaffold import captured, helper
 from pipeline.scaffold import inputs as module_inputs
 from pipeline.scaffold.extract import extract_file
 from pipeline.scaffold.region import ExtractError
-from pipeline.scaffold.testgen import GenerateError, TestPlan, model_dir, render, render_template
+from pipeline.scaffold.testgen import (
+    UNFORMATTED_NOTE,
+    GenerateError,
+    TestPlan,
+    have_ruff,
+    model_dir,
+    render,
+    render_template,
+)
 from pipeline.spec import MODES, NAME_PATTERN
 
 
@@ -31,6 +41,8 @@ class Options:
     csvs: tuple[tuple[str, str], ...] = ()  # (mode, module_perf CSV path) given on the command line
     force: bool = False
     artifacts_dir: str = "artifacts"  # where `doit run` left the module test's profiled runs
+    capture: bool = True  # without a capture in the artifacts, run patch_verify to make one, then use it
+    doit_variables: tuple[str, ...] = ()  # passed on to that run (backend=..., workspace=...)
 
 
 def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
@@ -48,7 +60,11 @@ def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
         )
     extraction = extractions[modes[0]]
     seqlens = tuple(spec.get("prefill_seqlens", ()))
-    found, notes = _inputs(repo_root, spec, extraction, modes, seqlens, options)
+    artifacts_root = repo_root / options.artifacts_dir
+    found = captured.find(artifacts_root, name, modes, seqlens)
+    notes = [_captured_note(key, c) for key, c in found.items()]
+    if not found:
+        found, notes = _inputs(repo_root, spec, extraction, modes, seqlens, options)
     reference = options.reference or spec.get("reference", "")
     plan = TestPlan(name, unit_test, modes, seqlens, extraction, found, reference)
     try:
@@ -56,11 +72,50 @@ def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
         helpers = _helpers(workspace, unit_test)
     except GenerateError as error:
         raise ScaffoldError(str(error)) from None
-    return notes + [
-        _write_test(workspace / unit_test, text, options.force),
+    written = _write_test(workspace / unit_test, text, options.force)
+    notes += [] if have_ruff() else [UNFORMATTED_NOTE]
+    done = [
         *(_write_helper(workspace / path, helper_text) for path, helper_text in helpers.items()),
         *_write_calls(spec_path, extractions),
     ]
+    if written.name.endswith(".new"):
+        return notes + [f"wrote {written} beside the existing test (--force never overwrites it)", *done]
+    if any(isinstance(c, captured.Captured) for c in found.values()) or not options.capture:
+        return notes + [f"wrote {written}", *done]
+    return [*done, *_from_capture(repo_root, plan, workspace, written, options, notes)]
+
+
+def _from_capture(
+    repo_root: Path, plan, workspace: Path, written: Path, options: Options, notes
+) -> list[str]:
+    """Run patch_verify (the module test with the region replaced by the test's <op>_ttnn) to capture what
+    the module passes the region in each mode, and write the test again from that capture."""
+    tasks = [f"patch_verify:{plan.name}:{mode}" for mode in plan.modes]
+    argv = [sys.executable, "-m", "doit", "run", *tasks, *options.doit_variables]
+    if options.artifacts_dir != "artifacts":
+        argv.append(f"artifacts={options.artifacts_dir}")
+    ran = subprocess.run(argv, cwd=repo_root, capture_output=True, text=True)
+    said = f"capture run `doit run {' '.join(tasks)}` exited {ran.returncode}"
+    found = captured.find(repo_root / options.artifacts_dir, plan.name, plan.modes, plan.prefill_seqlens)
+    if not found:
+        tail = (ran.stdout + ran.stderr).strip().splitlines()[-1:] or [""]
+        return [*notes, f"wrote {written}", f"{said} and captured nothing ({tail[0]}); the inputs above stay"]
+    plan = replace(plan, inputs=found)
+    try:
+        artifacts.write_text(written, render(plan, workspace))
+    except GenerateError as error:
+        raise ScaffoldError(str(error)) from None
+    unformatted = [] if have_ruff() else [UNFORMATTED_NOTE]
+    return [
+        said,
+        *(_captured_note(k, c) for k, c in found.items()),
+        *unformatted,
+        f"wrote {written} from the capture",
+    ]
+
+
+def _captured_note(key, found) -> str:
+    return f"{key[0]} inputs from the capture {found.directory}: {found.how}"
 
 
 def spec_path_of(repo_root: Path, name: str) -> Path:
@@ -155,7 +210,7 @@ def _profiled_csv(artifacts_root: Path, spec: dict, mode: str) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def _write_test(path: Path, text: str, force: bool) -> str:
+def _write_test(path: Path, text: str, force: bool) -> Path:
     if path.exists():
         if not force:
             raise ScaffoldError(
@@ -163,7 +218,7 @@ def _write_test(path: Path, text: str, force: bool) -> str:
             )
         path = path.with_name(path.name + ".new")
     artifacts.write_text(path, text)
-    return f"wrote {path}"
+    return path
 
 
 def _helpers(workspace: Path, unit_test: str) -> dict[str, str]:

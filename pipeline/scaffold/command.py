@@ -54,6 +54,7 @@ class Scaffold(Command):
             csvs=tuple((mode, get_var(f"{mode}_csv")) for mode in MODES if get_var(f"{mode}_csv")),
             force=bool(params["force"]),
             artifacts_dir=get_var("artifacts", "artifacts"),
+            doit_variables=tuple(f"{k}={get_var(k)}" for k in ("backend", "workspace") if get_var(k)),
         )
         try:
             if params["accept_measured"]:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from math import prod
 
 from pipeline.scaffold import ops, settings, sizes
+from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
 
@@ -41,6 +42,8 @@ def named_facts(extraction: Extraction, region_inputs: RegionInputs) -> list[tup
     """(name, its tensor as profiled) for every parameter, or field of a container parameter passed whole
     (`weights.w1`), that an op row shows as an input."""
     wanted = parameters_and_fields(extraction)
+    if isinstance(region_inputs, Captured):  # the module's own tensors, no row to line up
+        return [(name, fact) for name, fact in region_inputs.tensors().items() if name in wanted]
     named: dict[str, TensorFact] = {}
     for index, arguments in enumerate(extraction.op_arguments):
         facts = _row_inputs(region_inputs, index)
@@ -97,8 +100,12 @@ def _carried_from(extraction: Extraction, index: int, name: str) -> str:
 
 
 def _expert_count(extraction: Extraction, region_inputs: RegionInputs | None, index: int) -> int | None:
-    """The rows E of the expert map [1, 1, E, D] op `index` reads, as its row shows it."""
+    """The rows E of the expert map [1, 1, E, D] op `index` reads, as its row (or the capture) shows it."""
     facts = _row_inputs(region_inputs, index) if region_inputs is not None else None
+    if isinstance(region_inputs, Captured):
+        captured = region_inputs.tensors()
+        facts = [captured.get(name) for name in extraction.op_arguments[index]]
+        facts = facts if all(facts) else None
     for position, fact in enumerate(facts or ()):
         if VALUE_CONTRACTS.get((_op_name(extraction, index), position)) == EXPERT_MAP:
             return fact.shape[-2]
@@ -134,6 +141,8 @@ def profiled_value(extraction: Extraction, parameter: str, region_inputs: Region
     """The value a non-tensor parameter (or container field) had in this profiled run, as a Python
     expression: what a row shows, else what the region's size equations give from what rows show
     (sizes.py); None if neither says."""
+    if isinstance(region_inputs, Captured):
+        return region_inputs.value(parameter)
     value = _shown_value(extraction, parameter, region_inputs)
     if value is not None or not extraction.products:
         return value

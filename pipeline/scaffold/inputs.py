@@ -42,6 +42,7 @@ class TensorFact:
     layout: str  # TILE | ROW_MAJOR
     dtype: str  # BFLOAT16, BFLOAT8_B, ...
     memory: str  # DEV_<id>_<BUFFER>_<LAYOUT>, e.g. DEV_0_L1_INTERLEAVED
+    memory_expression: str = ""  # the module's memory config as Python (a capture has it, sharded too)
 
     @property
     def buffer_type(self) -> str:

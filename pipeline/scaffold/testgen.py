@@ -7,6 +7,7 @@ workspace's configuration; a result ruff still complains about is an error, not 
 """
 
 import ast
+import importlib.util
 import keyword
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import jinja2
 
-from pipeline.scaffold import expected, facts, helper, ops, settings
+from pipeline.scaffold import expected, facts, freed, helper, ops, settings
+from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import TensorFact
 
@@ -31,6 +33,7 @@ _RESERVED = {
     "VALUE_CONTRACTS",
     expected.TRACE_REGION_CONSTANT,
 }
+CAPTURED = "the region's capture at the patch point (patch_verify)"
 _MEMORY = {"DRAM": "ttnn.DRAM_MEMORY_CONFIG", "L1": "ttnn.L1_MEMORY_CONFIG"}
 # What the generated test says each value contract (facts.VALUE_CONTRACTS) builds.
 CONTRACT_NOTES = {
@@ -90,10 +93,13 @@ def context(plan: TestPlan, workspace: Path) -> dict:
             return f"{builders[parameter]}({inputs})"
         return f'{inputs}["{parameter}"]' if parameter in tensors else by_name[parameter]
 
-    ttnn_arguments = [
-        f"ttnn.clone({argument(p, 'tt_inputs')})" if p in deallocated else argument(p, "tt_inputs")
-        for p in extraction.parameter_names
-    ]
+    deallocated |= {
+        name for found in plan.inputs.values() if isinstance(found, Captured) for name in found.freed()
+    }
+    ttnn_arguments = [argument(p, "tt_inputs") for p in extraction.parameter_names]
+    function_source = freed.keep_inputs(extraction.source, deallocated)
+    if function_source != extraction.source:  # the region frees an input: not in the test's repeated calls
+        ttnn_arguments.append(f"{freed.FLAG}=False")
     accepted = reference_parameters(plan.reference, workspace, extraction.parameter_names)
     reference_arguments = [f"{p}={argument(p, 'torch_inputs')}" for p in accepted]
     region_inputs = next(iter(plan.inputs.values()), None)
@@ -132,11 +138,13 @@ def context(plan: TestPlan, workspace: Path) -> dict:
         "expert_map": facts.EXPERT_MAP,
         "expert_ids": facts.EXPERT_IDS,
         "parameters": extraction.parameter_names,
-        "function_source": extraction.source,
+        "function_source": function_source,
         "reference_arguments": reference_arguments,
         "ttnn_arguments": ttnn_arguments,
         "returns": list(extraction.returns) or ["output"],
         "cases_name": f"{plan.name.upper()}_CASES",
+        "values_from": _values_from(plan),
+        "captured": CAPTURED,
         "placeholder_note": expected.PLACEHOLDER_NOTE,
         "trace_region_constant": expected.TRACE_REGION_CONSTANT,
         "placeholder_pcc": expected.PLACEHOLDER_PCC,
@@ -148,8 +156,22 @@ def context(plan: TestPlan, workspace: Path) -> dict:
     }
 
 
+UNFORMATTED_NOTE = (
+    "ruff is not installed, so the test is written as rendered (valid, not formatted); "
+    "`pip install ruff` (or the [test] extra) and scaffold again to sort, format and check it"
+)
+
+
+def have_ruff() -> bool:
+    """Formatting is optional: README's first command installs no ruff (it is a [test] extra)."""
+    return importlib.util.find_spec("ruff") is not None
+
+
 def ruff_clean(text: str, workspace: Path, unit_test: str) -> str:
-    """Sort imports and format with the workspace's ruff settings; then it must pass `ruff check`."""
+    """Sort imports and format with the workspace's ruff settings; then it must pass `ruff check`. Without
+    ruff, the text as rendered (the scaffold says so: UNFORMATTED_NOTE)."""
+    if not have_ruff():
+        return text
     ruff = [sys.executable, "-m", "ruff"]
     name = ["--stdin-filename", unit_test]
     text = _ruff([*ruff, "check", "--fix", "--select", "I", "--quiet", *name, "-"], text, workspace)
@@ -169,6 +191,12 @@ def _ruff(argv: list[str], text: str, workspace: Path) -> str:
     return result.stdout
 
 
+def _values_from(plan: TestPlan) -> str:
+    if any(isinstance(found, Captured) for found in plan.inputs.values()):
+        return CAPTURED
+    return "the module's profiled run (module_perf CSV)"
+
+
 def _tensor_parameters(extraction: Extraction, inputs: dict) -> set[str]:
     """Parameters the module's CSV shows as an op's input tensor."""
     found = set()
@@ -186,7 +214,13 @@ def _input_tensors(plan: TestPlan, rows, tensors: set[str]) -> list:
         named = facts.named_facts(plan.extraction, region_inputs)
         first = f"row {region_inputs.row} ({region_inputs.first_op})"
         source = f"module_perf CSV rows of the region's ops, from {first}"
-        if profiled != key:
+        if isinstance(region_inputs, Captured):
+            source = f"captured at the patch point: the module's {region_inputs.first_op} call ({key[0]})"
+        if profiled != key and isinstance(region_inputs, Captured):
+            decode = plan.inputs.get(("decode", 1))
+            named = [(n, region_inputs.at_seq_len(n, f, key[1], decode)) for n, f in named]
+            source = f"{profiled[0]} {profiled[1]}'s capture, the token dimensions {profiled[1]} -> {key[1]}"
+        elif profiled != key:
             weights = facts.matmul_weights(plan.extraction)
             named = [(n, f if n in weights else facts.with_seq_len(f, profiled[1], key[1])) for n, f in named]
             source = f"{profiled[0]} {profiled[1]}'s ({source}), seq_len {profiled[1]} -> {key[1]}"
@@ -209,6 +243,7 @@ def _derived_note(plan: TestPlan, rows) -> list[str]:
 
 def _tensor_entry(name: str, fact: TensorFact) -> dict:
     memory, note = _MEMORY.get(fact.buffer_type) if fact.memory_layout == "INTERLEAVED" else None, ""
+    memory = fact.memory_expression or memory
     if memory is None:
         memory = "ttnn.DRAM_MEMORY_CONFIG"
         note = f"TODO: the module has {fact.memory} (shard spec not in the CSV)"
@@ -375,7 +410,7 @@ def _scaffold_note(plan: TestPlan, unset: list[str]) -> str:
     )
     text = (
         f"Scaffolded by `doit scaffold fused_op={plan.name}`; the inputs and the module's parameters come "
-        f"from its profiled run. Left to you (TODO): {'; '.join(left)}."
+        f"from {_values_from(plan)}. Left to you (TODO): {'; '.join(left)}."
     )
     return textwrap.fill(text, width=104)
 

@@ -2,12 +2,14 @@
 
 The patch is served at import time in the child (pipeline.patching); no file of the workspace changes,
 which the step also checks. Passes iff the test passes and every PCC equals the baseline's (exactly as
-printed, or within the spec's pcc_tolerance).
+printed, or within the spec's pcc_tolerance) and the patched module called <op>_ttnn at least once (a
+module test that never runs the replaced code proves nothing). The run also captures the first call's
+arguments and results (pipeline.region_probe, read by pipeline.capture) into <step dir>/capture/.
 """
 
 import hashlib
 
-from pipeline import artifacts, logparse, patching
+from pipeline import artifacts, capture, logparse, patching, region_probe
 from pipeline.steps import _cases
 from pipeline.steps._common import Job, finish, relative_files, run_device, start
 
@@ -33,21 +35,39 @@ def run(job: Job) -> dict:
     junit = job.step_dir / "junit.xml"
     pytest_args = [*spec.module_test.argv, "-p", patching.PLUGIN, "-k", spec.module_test.select[job.mode]]
     argv = job.ctx.backend.pytest_argv([*pytest_args, f"--junitxml={junit}", "-o", "junit_logging=all"])
-    outcome = run_device(job, argv, {patching.ENV_VAR: str(description)})
+    capture_dir = job.step_dir / capture.DIRECTORY
+    env = {patching.ENV_VAR: str(description), region_probe.CAPTURE_ENV: str(capture_dir)}
+    outcome = run_device(job, argv, env)
+    calls = capture.calls(description)
     produced = {
         "log": job.step_dir / "log.txt",
         "patch_diff": diff,
         "patch": description,
         "junit": junit if junit.exists() else None,
+        "capture": _existing(capture_dir / region_probe.RECORD),
     }
     files = relative_files(job, produced)
     if _sha256(module_file) != before:
         problem = f"{sequence.file} changed on disk during the run"
         return finish(job, clock, artifacts.FAILED, problem, files=files, outcomes=[outcome], commands=[argv])
     comparison = compare(baseline["figures"]["pcc"], logparse.module_pccs(outcome.output), spec.pcc_tolerance)
-    figures = {"file": sequence.file, "replaced_lines": list(patch.replaced_lines), "pcc": comparison}
+    figures = {
+        "file": sequence.file,
+        "replaced_lines": list(patch.replaced_lines),
+        "pcc": comparison,
+        "calls": calls,
+    }
     verdict, message = _verdict(outcome, comparison, _served(description), junit)
+    if verdict == artifacts.PASSED and calls == 0:
+        verdict, message = artifacts.FAILED, never_called(spec.names.ttnn, job.mode)
     return finish(job, clock, verdict, message, figures, files, outcomes=[outcome], commands=[argv])
+
+
+def never_called(function: str, mode: str) -> str:
+    return (
+        f"the module test never ran the replaced code in {mode}: {function} was called 0 times; "
+        "anchor the sequence on code the selected module test executes (check select and the anchors)"
+    )
 
 
 def compare(baseline: list[dict], patched: list[logparse.Pcc], tolerance: float | None) -> list[dict]:
@@ -123,6 +143,10 @@ def _verdict(outcome, comparison, served: bool, junit) -> tuple[str, str]:
 def _served(description) -> bool:
     served = description.with_name(description.name + patching.SERVED_SUFFIX)
     return served.exists() and patching.SERVED_MARKER in served.read_text()
+
+
+def _existing(path):
+    return path if path.exists() else None
 
 
 def _sha256(path) -> str:

@@ -13,7 +13,7 @@ import math
 
 from pipeline import artifacts, facts, logparse
 from pipeline.scaffold.expected import has_trace_region_constant
-from pipeline.steps import _cases, _claims, _expected, _oracle
+from pipeline.steps import _cases, _claims, _expected, _oracle, _reference_check
 from pipeline.steps._common import Job, blocked, finish, start
 
 PCC_FLOOR = 0.99
@@ -49,6 +49,7 @@ def run(job: Job) -> dict:
     trace_region = logparse.required_trace_region_size(outcome.output)
     if trace_region:
         verdict, message = artifacts.FAILED, trace_region_message(spec, trace_region, bool(placeholders))
+    verdict, message = _reference_check.apply(job, cases, (verdict, message))  # issue 20, engineer h6
     figures = {
         "function": spec.names.test,
         "cases": cases,

@@ -1,14 +1,16 @@
 """pipeline.patching: plan the replacement, serve it at import time in a pytest child, never touch the file."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fakes import doit, make_doit_env, make_fake_repo
 
-from pipeline import patching
+from pipeline import capture, patching
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,9 +24,11 @@ def test_plan_replaces_the_statements_with_a_local_import_and_the_call(workspace
     patch = plan(workspace)
     assert patch.replaced_lines == (8, 9)
     assert (
-        "    from models.demo.tests.fused.test_demo_router import demo_router_ttnn\n    b = demo_router_ttnn(x)\n"
-        in (patch.patched_source)
-    )
+        "    from models.demo.tests.fused.test_demo_router import demo_router_ttnn\n"
+        "    from pipeline.region_probe import probed\n"
+        "    demo_router_ttnn = probed(demo_router_ttnn)\n"
+        "    b = demo_router_ttnn(x)\n"
+    ) in patch.patched_source
     assert "a = add(x, 1)" not in patch.patched_source and "    return b\n" in patch.patched_source
     assert patch.diff.startswith("--- a/models/demo/tt/model.py\n+++ b/models/demo/tt/model.py\n")
     assert "-    a = add(x, 1)\n-    b = mul(a, 2)\n+    from models" in patch.diff
@@ -37,7 +41,10 @@ def test_end_anchor_takes_the_whole_compound_statement(workspace):
         workspace, "models/demo/tt/model.py", "a = 1", "for i in", "a = g(x)", "t/test_g.py", "g"
     )
     assert patch.replaced_lines == (2, 4)
-    assert patch.patched_source == "def f(x):\n    from t.test_g import g\n    a = g(x)\n    return a\n"
+    probe = "    from pipeline.region_probe import probed\n    g = probed(g)\n"
+    assert (
+        patch.patched_source == f"def f(x):\n    from t.test_g import g\n{probe}    a = g(x)\n    return a\n"
+    )
 
 
 def test_anchors_in_different_blocks_are_refused(workspace):
@@ -68,6 +75,7 @@ def test_patched_module_is_served_in_a_pytest_child_and_the_file_never_changes(w
     served = Path(str(description) + patching.SERVED_SUFFIX).read_text()
     assert f"{patching.SERVED_MARKER} {model.resolve()} as models.demo.tt.model" in served
     assert "Block test failed. Output: 0.5012" in done.stdout
+    assert capture.calls(description) == 2  # one per module-test case: the replaced code ran
     assert hashlib.sha256(model.read_bytes()).hexdigest() == before
     # Without the plugin the same test passes: the patch lives only in the child.
     env.pop(patching.ENV_VAR)
@@ -84,3 +92,44 @@ def test_loader_refuses_a_file_changed_after_planning(workspace, tmp_path):
     )
     with pytest.raises(ImportError, match="changed after the patch was planned"):
         loader.exec_module(type(sys)("m"))
+
+
+NEVER_RUN = """\
+from models.demo.tt.fake_device import add, mul, op
+
+
+def forward(x):
+    op("EmbeddingsDeviceOperation")
+    b = mul(add(x, 1), 2)
+    op("LayerNormDeviceOperation")
+    return b
+
+
+def unused_path(x):
+    a = add(x, 1)
+    b = mul(a, 2)
+    return b
+"""
+
+
+def test_anchors_on_code_the_module_test_never_runs_fail_patch_verify(tmp_path):
+    """The patched module is served and the PCC is unchanged, but <op>_ttnn never ran: that proves nothing."""
+    repo = make_fake_repo(tmp_path / "repo")
+    (repo / "examples/demo/models/demo/tt/model.py").write_text(NEVER_RUN)
+    done = doit(repo, make_doit_env(tmp_path), "run", "patch_verify:demo_router:decode")
+    result = json.loads((repo / "artifacts/demo_router/patch_verify/decode/result.json").read_text())
+    assert done.returncode != 0 and result["verdict"] == "failed", result
+    assert result["message"].startswith("the module test never ran the replaced code in decode:"), result
+    assert "demo_router_ttnn was called 0 times" in result["message"] and result["figures"]["calls"] == 0
+
+
+def test_patch_verify_counts_the_calls_and_captures_the_first(tmp_path):
+    repo = make_fake_repo(tmp_path / "repo")
+    done = doit(repo, make_doit_env(tmp_path), "run", "patch_verify:demo_router:decode")
+    step = repo / "artifacts/demo_router/patch_verify/decode"
+    result = json.loads((step / "result.json").read_text())
+    assert done.returncode == 0 and result["verdict"] == "passed", (result, done.stdout, done.stderr)
+    assert result["figures"]["calls"] == 1
+    record = capture.read(step)
+    assert record["arguments"] == {"x": {"kind": "value", "type": "int", "repr": "3", "rebuild": "3"}}
+    assert record["results"][0]["repr"] == "8" and record["freed"] == []

@@ -205,3 +205,16 @@ def test_the_reference_gets_the_parameters_its_signature_names(tmp_path):
     )  # not in the workspace
     with pytest.raises(testgen.GenerateError, match=r"requires \['k'\]"):
         testgen.reference_parameters("pkg.refs:keyword_only", tmp_path, parameters)
+
+
+def test_without_ruff_the_test_is_written_unformatted_with_a_note(repo, capsys, monkeypatch):
+    """README's first command installs no ruff (a [test] extra): formatting is optional, and said so."""
+    from pipeline.scaffold import build
+
+    monkeypatch.setattr(testgen, "have_ruff", lambda: False)
+    monkeypatch.setattr(build, "have_ruff", lambda: False)
+    monkeypatch.setattr(testgen, "_ruff", lambda *a: pytest.fail("ruff must not run"))
+    assert scaffold("fused_op=router", f"decode_csv={repo / 'router_decode.csv'}") == 0
+    said = capsys.readouterr().out
+    assert "ruff is not installed, so the test is written as rendered" in said and "pip install ruff" in said
+    ast.parse(_unit_test(repo, "router").read_text())  # valid Python all the same
