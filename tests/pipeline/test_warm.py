@@ -169,3 +169,18 @@ def test_a_bad_mode_is_a_one_line_failure_and_nothing_starts(tmp_path, monkeypat
     outcome, _ = run(tmp_path, f"open({str(marker)!r}, 'w')")
     assert outcome.verdict == artifacts.FAILED and not marker.exists()
     assert outcome.message == "PIPELINE_WARM_CHILD='sometimes': expected one of auto, on, off"
+
+
+def test_tracy_and_the_pytest_it_starts_both_run_warm(tmp_path):
+    (tmp_path / "test_probe.py").write_text(
+        "import logging, sys\n\n"
+        "def test_inner_is_warm():\n"
+        "    logging.getLogger('probe').info('must not reach stderr: logging is unconfigured')\n"
+        "    assert 'transformers.models.gpt_oss.modeling_gpt_oss' in sys.modules\n"
+    )
+    be = get_backend("sim", tmp_path)
+    argv = be.tracy_argv(tmp_path / "profiler", 0, 10, ["pytest", "-s", "test_probe.py"])
+    outcome, _ = run(tmp_path, argv=argv, env=be.env(tmp_path))
+    assert outcome.verdict == artifacts.PASSED, outcome.output
+    assert "1 passed" in outcome.output and "OPs csv generated at:" in outcome.output
+    assert "must not reach stderr" not in outcome.output
