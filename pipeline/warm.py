@@ -206,10 +206,13 @@ class _Server:
     def _restart(self, key: str, env: dict) -> None:
         self.stop_locked()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        server_env = {**import_env(env), "PATH": env.get("PATH", os.defpath), "PYTHONPATH": str(REPO_ROOT)}
+        # Ours (a process of this doit run, like the guards and children it forks, which start with this
+        # environment block as far as /proc tells), with the command's import-time variables.
+        ours_env = {k: v for k, v in os.environ.items() if not IMPORT_ENV.fullmatch(k)}
+        server_env = {**ours_env, **import_env(env), "PYTHONPATH": str(REPO_ROOT)}
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _SERVER_CODE, str(theirs.fileno())],
+                [sys.executable, "-c", _SERVER_CODE, str(theirs.fileno()), str(os.getpid())],
                 pass_fds=(theirs.fileno(),),
                 cwd=REPO_ROOT,
                 env=server_env,

@@ -1,6 +1,7 @@
 """The warm process: imports what every sim child imports once, then forks a guard + child per command.
 
-Run by pipeline/warm.py as ``python -m pipeline.warm_server FD`` (FD: its end of a SOCK_SEQPACKET pair).
+Started by pipeline/warm.py with FD (its end of a SOCK_SEQPACKET pair) and the orchestrator's pid; it dies
+with the orchestrator (PDEATHSIG), guards and children it forked carry on under their guards.
 Why a fork server of our own on ``os.fork`` rather than a library: the guard (pipeline/guard.py) must be
 the child's real parent (subreaper, PDEATHSIG, holder of the lock descriptor) exactly as on the plain
 path, and the runner's pipes and lock descriptor must reach it; forkserver-style libraries
@@ -64,8 +65,12 @@ _POLL_SECONDS = 0.02
 
 
 def main(argv: list[str]) -> int:
+    """argv: the socket's descriptor, the orchestrator's pid."""
     channel = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner's Ctrl-C is the runner's to handle
+    guard._libc.prctl(guard.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # even while still importing
+    if os.getppid() != int(argv[1]):
+        return 0  # the orchestrator died before the line above
     missing = preload()
     base_path = _base_path()
     channel.send(json.dumps({"ready": os.getpid(), "missing": missing}).encode())
