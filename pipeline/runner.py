@@ -241,7 +241,9 @@ def supervise(
     return Finished(status.get("returncode"), pump.text(), killed_because, status.get("error"), duration_s)
 
 
-def _start_guard(argv, cwd: Path, env: dict, status_fd: int, lock_fd: int | None, log: "_Log", warm_child: bool):
+def _start_guard(
+    argv, cwd: Path, env: dict, status_fd: int, lock_fd: int | None, log: "_Log", warm_child: bool
+):
     """The guard of `argv`: forked by the warm process (pipeline/warm.py) if wanted and up, else started."""
     if warm_child:
         try:

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from pipeline import doit_support
+from pipeline import doit_support, warm
 
 SELECTIONS_ENV = "PIPELINE_SELECTIONS"  # JSON list of -k expressions, for the collecting child
 OUTPUT_ENV = "PIPELINE_SELECTIONS_OUT"  # where the child writes what each selects
@@ -82,12 +82,17 @@ def _start(backend, spec, tests):
     selections = sorted({t.spec.module_test.select[t.mode] for t in tests})
     env = backend.env(spec.workspace, {SELECTIONS_ENV: json.dumps(selections), OUTPUT_ENV: str(output)})
     argv = backend.pytest_argv([*spec.module_test.argv, "--collect-only", "-q", "-p", __name__])
+    try:  # forked from the warm process: the collection costs the test module's imports, not torch's
+        if warm.wanted(backend.name):
+            return warm.QuietChild(argv, spec.workspace, env), output
+    except warm.WarmError:
+        pass  # started the plain way; a bad PIPELINE_WARM_CHILD is the device steps' one-line error
     quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     child = subprocess.Popen(argv, cwd=spec.workspace, env=env, start_new_session=True, **quiet)
     return child, output
 
 
-def _finish(child: subprocess.Popen, output: Path) -> dict | None:
+def _finish(child: "subprocess.Popen | warm.QuietChild", output: Path) -> dict | None:
     try:
         code = child.wait(timeout=COLLECT_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -85,24 +85,57 @@ class WarmGuard:
         return self.returncode
 
 
-def start_guard(argv: list[str], cwd: Path, env: dict, status_fd: int, lock_fd: int | None) -> WarmGuard:
-    """The guard of `argv`, forked by the warm process; raises OSError for a missing cwd, WarmError."""
+def start_guard(
+    argv: list[str], cwd: Path, env: dict, status_fd: int, lock_fd: int | None, output_fd: int | None = None
+) -> WarmGuard:
+    """The guard of `argv`, forked by the warm process; raises OSError for a missing cwd, WarmError.
+    Its output goes to a new pipe (the guard's `stdout`), or to `output_fd` when given."""
     if not Path(cwd).is_dir():
         raise FileNotFoundError(2, "No such file or directory", str(cwd))
     control_read, control_write = os.pipe()
-    output_read, output_write = os.pipe()
+    output_read, output_write = os.pipe() if output_fd is None else (None, output_fd)
     fds = [control_read, output_write, status_fd, *([lock_fd] if lock_fd is not None else [])]
     message = {"argv": list(argv), "cwd": str(cwd), "env": env}
     try:
         pid, pidfd = _SERVER.request(message, fds, env)
     except WarmError:
         for fd in (control_write, output_read):
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
         raise
     finally:
         os.close(control_read)
-        os.close(output_write)
-    return WarmGuard(pid, pidfd, os.fdopen(control_write, "wb"), os.fdopen(output_read, "rb"))
+        if output_fd is None:
+            os.close(output_write)
+    stdout = os.fdopen(output_read, "rb") if output_read is not None else None
+    return WarmGuard(pid, pidfd, os.fdopen(control_write, "wb"), stdout)
+
+
+class QuietChild:
+    """A warm command nobody watches the output of (pipeline/selections.py); Popen's wait and kill."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict):
+        self._status, status_write = os.pipe()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            self._guard = start_guard(argv, cwd, env, status_write, None, output_fd=devnull)
+        except BaseException:
+            os.close(self._status)
+            raise
+        finally:
+            os.close(status_write)
+            os.close(devnull)
+
+    def wait(self, timeout=None) -> int | None:
+        """The command's exit code (None: the guard lost it); raises subprocess.TimeoutExpired."""
+        self._guard.wait(timeout)
+        with os.fdopen(self._status, "rb") as stream:
+            records = [json.loads(line) for line in stream.read().splitlines() if line.strip()]
+        return {k: v for record in records for k, v in record.items()}.get("returncode")
+
+    def kill(self) -> None:
+        """EOF on the guard's stdin: it kills the command's tree and exits."""
+        self._guard.stdin.close()
 
 
 def server_key(env: dict) -> str:
@@ -173,10 +206,13 @@ class _Server:
     def _restart(self, key: str, env: dict) -> None:
         self.stop_locked()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        server_env = {**import_env(env), "PATH": env.get("PATH", os.defpath), "PYTHONPATH": str(REPO_ROOT)}
+        # Ours (a process of this doit run, like the guards and children it forks, which start with this
+        # environment block as far as /proc tells), with the command's import-time variables.
+        ours_env = {k: v for k, v in os.environ.items() if not IMPORT_ENV.fullmatch(k)}
+        server_env = {**ours_env, **import_env(env), "PYTHONPATH": str(REPO_ROOT)}
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _SERVER_CODE, str(theirs.fileno())],
+                [sys.executable, "-c", _SERVER_CODE, str(theirs.fileno()), str(os.getpid())],
                 pass_fds=(theirs.fileno(),),
                 cwd=REPO_ROOT,
                 env=server_env,

@@ -1,6 +1,7 @@
 """The warm process: imports what every sim child imports once, then forks a guard + child per command.
 
-Run by pipeline/warm.py as ``python -m pipeline.warm_server FD`` (FD: its end of a SOCK_SEQPACKET pair).
+Started by pipeline/warm.py with FD (its end of a SOCK_SEQPACKET pair) and the orchestrator's pid; it dies
+with the orchestrator (PDEATHSIG), guards and children it forked carry on under their guards.
 Why a fork server of our own on ``os.fork`` rather than a library: the guard (pipeline/guard.py) must be
 the child's real parent (subreaper, PDEATHSIG, holder of the lock descriptor) exactly as on the plain
 path, and the runner's pipes and lock descriptor must reach it; forkserver-style libraries
@@ -26,13 +27,16 @@ import importlib
 import importlib.metadata
 import io
 import json
+import logging
 import os
 import runpy
 import select
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 import traceback
 import types
 
@@ -57,11 +61,16 @@ PRELOAD = (
 _MAX_MESSAGE = 1 << 20
 _MAX_FDS = 4
 _REAP_SECONDS = 1.0
+_POLL_SECONDS = 0.02
 
 
 def main(argv: list[str]) -> int:
+    """argv: the socket's descriptor, the orchestrator's pid."""
     channel = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner's Ctrl-C is the runner's to handle
+    guard._libc.prctl(guard.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # even while still importing
+    if os.getppid() != int(argv[1]):
+        return 0  # the orchestrator died before the line above
     missing = preload()
     base_path = _base_path()
     channel.send(json.dumps({"ready": os.getpid(), "missing": missing}).encode())
@@ -196,6 +205,7 @@ _RUNNABLE = ("-m", "-c")
 def run_command(command: list[str], env: dict, base_path: list[str]) -> int:
     """Run `command` (`<this python> -m MODULE ...` or `-c CODE ...`) as a fresh interpreter would."""
     become(env, command[1], base_path)
+    _warm_tracy_commands(base_path)
     try:
         if command[1] == "-m":
             sys.argv = [command[2], *command[3:]]
@@ -211,6 +221,60 @@ def run_command(command: list[str], env: dict, base_path: list[str]) -> int:
         traceback.print_exc()
         code = 1
     return _shutdown(code)
+
+
+def _warm_tracy_commands(base_path: list[str]) -> None:
+    """`python -m tracy ... -m "pytest ..."` starts pytest itself: fork it from here too (already warm)."""
+    cli = sys.modules.get("ttnn_sim.tracy_cli")
+    if cli is not None:
+        cli.subprocess = types.SimpleNamespace(
+            Popen=lambda command, **options: _ForkedPopen(command, base_path, **options),
+            TimeoutExpired=subprocess.TimeoutExpired,
+        )
+
+
+class _ForkedPopen:
+    """subprocess.Popen(command, env=..., start_new_session=...) as tracy's CLI calls it, by a fork that
+    becomes the command; commands that cannot run warm are started by subprocess.Popen."""
+
+    def __init__(self, command: list[str], base_path: list[str], env=None, start_new_session=False, **rest):
+        env = dict(os.environ if env is None else env)
+        if rest or not _runs_warm(command, env):
+            self._plain = subprocess.Popen(command, env=env, start_new_session=start_new_session, **rest)
+            self.pid = self._plain.pid
+            return
+        self._plain, self.returncode = None, None
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                if start_new_session:
+                    os.setsid()
+                _close_all_but({0, 1, 2})  # as close_fds does
+                code = run_command(command, env, base_path)
+            except BaseException:  # noqa: B036 - a child must never return into its parent's code
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+
+    def poll(self):
+        if self._plain:
+            return self._plain.poll()
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if self._plain:
+            return self._plain.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(["warm child"], timeout)
+            time.sleep(_POLL_SECONDS)
+        return self.returncode
 
 
 def _runs_warm(command: list[str], env: dict) -> bool:
@@ -266,6 +330,8 @@ def become(env: dict, how: str, base_path: list[str]) -> None:
     for sig in (signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # what Python sets at start-up
+    logging.root.handlers.clear()  # a fresh interpreter's logging is unconfigured (tracy's CLI configures it)
+    logging.root.setLevel(logging.WARNING)
     _quiet_about_preloaded_plugins()
     if "numpy" in sys.modules:  # `random` reseeds itself after a fork; numpy's global state does not
         sys.modules["numpy"].random.seed()

@@ -1,5 +1,11 @@
 """Session-wide: one `doit run fused_op=router` on a copy of the bundled repo, shared by the e2e tests, the
-browser tests and the mutation corpus (each works on its own copy of the result); headless chromium."""
+browser tests and the mutation corpus (each works on its own copy of the result); headless chromium;
+the test suite's tiers.
+
+Tiers (README "Tests"): `pytest` runs everything (CI); `pytest -m "not slow"` is the developers' fast
+tier, marked here from tests/tiers.py, the one list of what is slow. The fast tier still covers every
+module of pipeline/ and ttnn_sim/ (tests/test_tiers.py).
+"""
 
 import sys
 import time
@@ -9,7 +15,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "pipeline"))  # fakes.py, test_e2e's helpers
 
+import tiers  # noqa: E402
 from browser import launch, visitor  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if tiers.is_slow(Path(item.fspath), item.originalname, item.get_closest_marker("e2e") is not None):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
