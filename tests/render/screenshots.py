@@ -8,7 +8,6 @@ writes OUT_DIR/index.png and OUT_DIR/op-page.png (the README shows the ones in d
 """
 
 import os
-
 import sys
 from pathlib import Path
 

@@ -19,6 +19,7 @@ from screenshots import no_emoji_fonts
 from pipeline.render import charts, evidence, flaky, history, pages, results_csv, status, text
 from pipeline.steps import _cases
 
+
 def copy_root(merged, tmp_path) -> Path:
     return Path(shutil.copytree(merged.root, tmp_path / "artifacts"))
 
@@ -42,9 +43,8 @@ def plain_browser(browser, tmp_path_factory):
 def colourful_pixels(png: bytes) -> int:
     import io
 
-    from PIL import Image
-
     import numpy
+    from PIL import Image
 
     pixels = numpy.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
     return int(((pixels.max(axis=2) - pixels.min(axis=2)) > 80).sum())
@@ -76,8 +76,9 @@ def test_status_cells_read_as_text_without_an_emoji_font(merged, plain_browser, 
             colour = cell.evaluate("c => getComputedStyle(c).backgroundColor")
             assert colour not in ("rgba(0, 0, 0, 0)", "transparent"), state
             checked += 1
-    symbols = cells.evaluate_all("cs => cs.filter(c => ['pass','fail','absent','unknown']"
-                                 ".includes(c.dataset.state)).length")
+    symbols = cells.evaluate_all(
+        "cs => cs.filter(c => ['pass','fail','absent','unknown'].includes(c.dataset.state)).length"
+    )
     assert checked == symbols > 0  # every symbol cell has its word and a colour
     page.screenshot(path=str(tmp_path / "index-no-emoji.png"), full_page=True)
     op = plain_browser.new_page(viewport={"width": 1280, "height": 900})
@@ -105,8 +106,12 @@ def fake_history(root: Path, op: str, case: str) -> list[dict]:
     data = evidence.load(root / op / "summary.json")
     unit = data.step("unit_test")
     lines = [
-        {"started": f"2026-12-0{day}T10:00:00+0000", "code": "c0de", "verdict": "passed",
-         "cases": {c.id: ("failed" if c.id == case and day == 2 else "passed") for c in unit.cases}}
+        {
+            "started": f"2026-12-0{day}T10:00:00+0000",
+            "code": "c0de",
+            "verdict": "passed",
+            "cases": {c.id: ("failed" if c.id == case and day == 2 else "passed") for c in unit.cases},
+        }
         for day in (1, 2, 3)
     ]
     path = history.path_for(root / op, unit.task)
@@ -151,8 +156,20 @@ def test_same_outcomes_or_different_code_are_not_flaky(tmp_path):
 
 def test_results_csv_has_the_deepseek_columns_and_one_row_per_case(merged):
     frame = pandas.read_csv(merged.root / "results.csv")
-    assert tuple(frame.columns) == results_csv.COLUMNS == (
-        "test_name", "status", "pcc", "e2e perf", "device perf", "failure_reason", "comment", "link", "timestamp",
+    assert (
+        tuple(frame.columns)
+        == results_csv.COLUMNS
+        == (
+            "test_name",
+            "status",
+            "pcc",
+            "e2e perf",
+            "device perf",
+            "failure_reason",
+            "comment",
+            "link",
+            "timestamp",
+        )
     )
     expected = []
     for op in ("demo_other", "demo_router"):
@@ -193,8 +210,15 @@ def test_hundred_iterations_column_reads_the_recorded_e2e_count(tmp_path):
     def summary_with(iterations):
         case = {"id": "t[eager-program_cache-decode-1]", "outcome": "passed", "pcc": {"x": 0.99}}
         cases = [{**case, "e2e_iterations": n} if n is not None else case for n in iterations]
-        step = {"task": "unit_test:x", "step": "unit_test", "mode": None, "verdict": "passed", "message": "",
-                "figures": {"cases": cases}, "links": {}}
+        step = {
+            "task": "unit_test:x",
+            "step": "unit_test",
+            "mode": None,
+            "verdict": "passed",
+            "message": "",
+            "figures": {"cases": cases},
+            "links": {},
+        }
         path = tmp_path / "x" / "summary.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"op": "x", "steps": [step], "modes": ["decode"]}))
@@ -228,10 +252,20 @@ PLACEHOLDER = re.compile(r"<[a-z_]+>")  # `<case>`, `<op>`: a template word that
 
 def page_texts(root: Path) -> dict[Path, str]:
     found = {}
-    for path in [*root.glob("*.html"), *root.glob("*/summary.html"), *root.glob("*.md"), *root.glob("*/*.md")]:
+    for path in [
+        *root.glob("*.html"),
+        *root.glob("*/summary.html"),
+        *root.glob("*.md"),
+        *root.glob("*/*.md"),
+    ]:
         raw = path.read_text()
-        found[path] = html.unescape(re.sub(r"<[^>]+>", " ", raw)) if path.suffix == ".html" else raw.replace(
-            "<br>", " "  # the Markdown tables' line break
+        found[path] = (
+            html.unescape(re.sub(r"<[^>]+>", " ", raw))
+            if path.suffix == ".html"
+            else raw.replace(
+                "<br>",
+                " ",  # the Markdown tables' line break
+            )
         )
     return found
 
