@@ -144,7 +144,7 @@ def remember_docless(path, digest: str) -> None:
 
 
 def python_change(path) -> str:
-    """"code" or "docstrings only": what changed in `path` since doit last recorded it as done."""
+    """ "code" or "docstrings only": what changed in `path` since doit last recorded it as done."""
     if str(path) not in _docless_now:
         saved = SOURCE_CACHE.entries.get(_DOCLESS + str(path))
         _docless_now[str(path)] = (saved[1] if saved else None, _docless(path))
@@ -315,7 +315,7 @@ def step_up_to_date(config: dict, checks: list):
     def check(task, values) -> bool:
         task.value_savers.append(lambda: {WHY_CONFIG: config})  # to name the key that changes next
         verdicts = {"configuration": configuration(task, values)}
-        task.why_checks = {} if verdicts["configuration"] else {"configuration": _config_why(values, config)}
+        task.why_checks = {} if verdicts["configuration"] else dict([_config_why(values, config)])
         for each in checks:  # every one runs: some register the values to save after the run
             name = getattr(each, "__name__", type(each).__name__)
             verdicts[name] = each(task, values)
@@ -335,10 +335,11 @@ _CHECK_SIGNATURE = inspect.signature(lambda task, values: None)
 WHY_CONFIG = "_why_config"  # the doit value: the configuration of the task's last run
 
 
-def _config_why(values: dict, config: dict) -> str:
+def _config_why(values: dict, config: dict) -> tuple[str, str]:
+    """(kind, reason) when the configuration check failed (pipeline/why.py orders the kinds)."""
     if "_config_changed" not in values:
-        return "no record of an earlier run (first run, or `doit forget`)"
-    return why.config_change(values.get(WHY_CONFIG), config)
+        return why.NO_RECORD, "no record of an earlier run (first run, `doit forget`, or a new task name)"
+    return "configuration", why.config_change(values.get(WHY_CONFIG), config)
 
 
 class UpstreamFilesUnchanged:

@@ -1,17 +1,19 @@
 """Why a task (re)runs, in one phrase: the same words in the live progress line, in the step's
 result.json (`why`) and in `doit why` (a dry run that lists what would rerun, running nothing).
 
-The reasons, in the order doit finds them:
+The reasons, in the order they are reported (the first that applies):
 
-- the task's own checks (doit_support.step_up_to_date) record what failed on the task object
-  (`task.why_checks`): a changed configuration (which key: command, selection, anchors, and for the
-  environment key which variable), no record of an earlier run (first run, `doit forget`), the last
-  result did not pass (a previous failure, or an interrupted run), its outputs were edited, or an
-  upstream file it reads (a perf CSV) changed;
-- otherwise the first changed file dependency: a source file (code or only its docstrings changed), then
-  an upstream step's result.json; a new dependency counts as changed; a target that is missing means
-  there is no result yet;
-- otherwise "forced" (`doit run -a`, or a task named on the command line that doit always runs).
+- no record of an earlier run (first run, `doit forget`, a module-test task with a new name);
+- the first changed source file (its code, or only its docstrings);
+- a changed configuration (which key: command, selection, anchors; for the environment key, which
+  variable);
+- a changed upstream file (another step's result.json, or a file it lists that this step reads);
+- the last result did not pass (a previous failure, an interrupted run), its outputs were edited;
+- a missing target (no result yet), else "forced" (`doit run -a`, `doit run index`).
+
+The task's own uptodate check (doit_support.step_up_to_date) records on the task object what failed
+(`task.why_checks`: kind -> reason); the changed files come from doit's own record of the task's last
+success.
 
 A changed stamp alone (touch, a fresh clone) never reruns a step: the contents decide (doit_support).
 """
@@ -23,6 +25,7 @@ import os
 from pipeline import artifacts
 
 FORCED = "forced"
+NO_RECORD = "no_record"  # the kind of reason of a task doit has no record of (first run, forgotten)
 CURRENT: dict[str, str] = {}  # task name -> why it is running now (set by the reporter, read by finish)
 
 
@@ -33,6 +36,8 @@ def explain(task) -> str:
     from pipeline import doit_support  # it imports this module
 
     checks = dict(getattr(task, "why_checks", None) or {})
+    if NO_RECORD in checks:  # every file would count as changed: say what is true instead
+        return checks[NO_RECORD]
     changed = changed_dependencies(task)
     sources = [d for d in changed if not doit_support.is_result(d)]
     if sources:
@@ -94,7 +99,8 @@ def config_change(saved: dict | None, current: dict) -> str:
             if isinstance(old, dict) and isinstance(new, dict):
                 inner = next(k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
                 what = "environment key" if key == "env" else key
-                return f"configuration changed: {what} {inner} ({_short(new.get(inner))}, was {_short(old.get(inner))})"
+                now, was = _short(new.get(inner)), _short(old.get(inner))
+                return f"configuration changed: {what} {inner} ({now}, was {was})"
             return f"configuration changed: {key} ({_short(new)}, was {_short(old)})"
     return "configuration changed"
 

@@ -23,6 +23,7 @@ FAILURE_KINDS = {
     "profiler_failure": "failure",
     "infra_failure": "error",
     "missing": "error",
+    "superseded": "error",  # a rerun started and did not finish
     "skipped": "skipped",
     "blocked": "skipped",
 }

@@ -51,3 +51,8 @@ def _flips(task: str, lines: list[dict]) -> list[Flaky]:
         if outcomes & set(PASSING) and outcomes & set(FAILING):
             flaky.append(Flaky(task, case, code, tuple(seen)))
     return sorted(flaky, key=lambda f: (f.task, f.case))
+
+
+def title(cases: list[Flaky]) -> str:
+    """The hover text of an op's flaky badge: the rule, then each case with its runs."""
+    return f"{RULE}: " + "; ".join(case.summary for case in cases)

@@ -28,6 +28,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["svg"] = lambda text: Markup(text) if text else ""
     env.filters["readable"] = text.readable  # PCCs in messages to 4 decimals
+    env.filters["flaky_title"] = flaky.title
     return env
 
 

@@ -102,7 +102,11 @@ def finish(
     outcomes: list | None = None,
     commands: list | None = None,
 ) -> dict:
-    """Write result.json (the step's target) and say the verdict in one line."""
+    """Write result.json (the step's target) and say the verdict in one line. The message is for people:
+    its PCCs are rounded to 4 decimals (render.text); the figures keep the exact values."""
+    from pipeline.render import text  # it imports _cases, which imports this module
+
+    message = text.readable(message)
     run = {
         **clock.record(),
         "commands": [shlex.join(c) for c in commands or []],

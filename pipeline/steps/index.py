@@ -79,7 +79,8 @@ def render_md(summaries: list[dict], last_updated: dict | None = None) -> str:
     lines += [
         "",
         "Cells: one entry per mode (d = decode, p = prefill). Perf figures are the guide's total kernel "
-        "duration PER ITERATION in µs (the pipeline's, then in brackets what the op's device-perf test printed); "
+        "duration PER ITERATION in µs (the pipeline's, then in brackets what the op's device-perf test "
+        "printed); "
         "test figures are the minimum PCC (4 decimals).",
     ]
     return "\n".join(lines) + "\n"

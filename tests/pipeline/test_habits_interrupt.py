@@ -40,8 +40,14 @@ def interrupt_during(repo: Path, task: str, *args) -> tuple[subprocess.Completed
     env = {**make_doit_env(repo.parent), "FAKE_SLOW": "60"}
     argv = [sys.executable, "-m", "doit", "run", *args]
     run = subprocess.Popen(
-        argv, cwd=repo, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, preexec_fn=as_in_a_terminal,
+        argv,
+        cwd=repo,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=as_in_a_terminal,
     )
     seen = []
     for line in run.stdout:

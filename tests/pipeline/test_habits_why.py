@@ -104,14 +104,20 @@ def test_spec_selection_edit_names_the_selection(repo):
         "configuration changed: select (decode_32 and not prefill, was decode_32)"
     )
     new_module_tasks = [t for t in reasons if t.split(":")[0] in ("baseline", "module_perf")]
-    assert new_module_tasks and all(reasons[t].startswith("no record of an earlier run") for t in new_module_tasks)
-    assert reasons["config_compare:demo_router:decode"].startswith("changed upstream file artifacts/_module_tests/")
+    assert new_module_tasks and all(
+        reasons[t].startswith("no record of an earlier run") for t in new_module_tasks
+    )
+    assert reasons["config_compare:demo_router:decode"].startswith(
+        "changed upstream file artifacts/_module_tests/"
+    )
 
 
 def test_environment_variable_is_named(repo):
     env = {**make_doit_env(repo.parent), "TTNN_SIM_NUM_DEVICES": "8"}
     result = doit(repo, env, "run", "fused_op=demo_router", "unit_test")
-    assert "configuration changed: environment key" in progress_reasons(result.stdout)["unit_test:demo_router"]
+    assert (
+        "configuration changed: environment key" in progress_reasons(result.stdout)["unit_test:demo_router"]
+    )
 
 
 def test_previous_failure_and_forced(repo):

@@ -72,6 +72,7 @@ def test_index_reports_an_unreadable_summary_and_renders_the_rest(tmp_path):
     assert [p.name for p in written] == [
         "index.html",
         "junit.xml",
+        "results.csv",
     ]  # no GITHUB_STEP_SUMMARY: nothing appended
     assert 'data-op="good"' in html and "broken/summary.json: not a fused op&#39;s summary.json" in html
 

@@ -112,3 +112,12 @@ def test_status_text_says_when_the_step_holds_the_device_lock(tmp_path):
     assert "under the device lock" not in line.text()  # not yet: a host step never says it
     log.write_text(log.read_text() + "[   0.020s] pipeline: $ pytest x\n[   0.500s] PASSED\n")
     assert line.text().endswith("under the device lock · [   0.500s] PASSED")
+
+
+def test_status_text_says_why_the_step_reruns(tmp_path):
+    log = tmp_path / "log.txt"
+    log.write_text("[   0.001s] # command: pytest x\n")
+    line = StatusLine(io.StringIO())
+    line.show(TASK, str(log), "changed dependency models/x.py (code)")
+    line.stop()
+    assert "(changed dependency models/x.py (code))" in line.text()
