@@ -335,3 +335,12 @@ def test_the_plugin_records_what_the_bundled_router_test_did(tmp_path):
     assert ("pcc", ["reference", "ttnn"]) in kinds and any(k == "allclose" for k, _ in kinds)
     assert all(c["passed"] for c in eager["comparisons"] if c["kind"] == "pcc")
     assert eager["checkpoint_files"] == [] and eager["calls"] == 111
+
+
+def test_the_op_page_line_of_a_cases_facts():
+    text = facts.summary_text(record(case_id("eager", "no_program_cache")))
+    assert text == (
+        "112 calls on 8 device(s) (2x4) · trace 0 captures, 0 replays · cache disabled at 112 calls, 0 entries · "
+        "checkpoint: none · 1 PCC + 1 ATOL comparisons · e2e 100 calls / 100 (10 warm-ups)"
+    )
+    assert facts.summary_text(None) == "no facts recorded"
