@@ -171,7 +171,8 @@ def _reference_wrapper(function):
     def reference(*args, **kwargs):
         outputs = function(*args, **kwargs)
         if STATE is not None:
-            for tensor in outputs if isinstance(outputs, tuple | list) else (outputs,):
+            values = outputs.values() if isinstance(outputs, dict) else outputs
+            for tensor in values if isinstance(values, tuple | list | type({}.values())) else (outputs,):
                 facts_values.keep_values(STATE.reference_values, tensor)
         return outputs
 
