@@ -49,3 +49,33 @@ def e2e_iterations(record: dict | None) -> int | None:
     """The measured iterations of the case's (last) e2e window, or None when it has none."""
     windows = (record or {}).get("e2e") or []
     return windows[-1]["calls"] if windows else None
+
+
+def summary_text(record: dict | None) -> str:
+    """One line of a case's facts for the op page (plain text; the page escapes it)."""
+    if not record:
+        return "no facts recorded"
+    shapes = ", ".join("x".join(map(str, s)) for s in record.get("mesh_shapes", [])) or "no mesh"
+    devices = "/".join(map(str, record.get("devices", []))) or "0"
+    trace = record.get("trace", {})
+    cache = record.get("program_cache", {})
+    cache_text = (
+        f"cache disabled at {cache.get('disabled_at_fused_calls', 0)} calls"
+        if cache.get("enabled_at_fused_calls", 0) == 0 and cache.get("disabled")
+        else f"cache enabled at {cache.get('enabled_at_fused_calls', 0)} calls"
+    ) + f", {cache.get('entries_after')} entries"
+    kinds = [c.get("kind") for c in record.get("comparisons", [])]
+    checkpoints = record.get("checkpoint_files", [])
+    windows = record.get("e2e", [])
+    e2e = "; ".join(f"e2e {w['calls']} calls / {w['divisor']} ({w['warmups']} warm-ups)" for w in windows)
+    return " · ".join(
+        part
+        for part in (
+            f"{record.get('calls', 0)} calls on {devices} device(s) ({shapes})",
+            f"trace {trace.get('captures', 0)} captures, {trace.get('replays', 0)} replays",
+            cache_text,
+            f"checkpoint: {len(checkpoints)} file(s)" if checkpoints else "checkpoint: none",
+            f"{kinds.count('pcc')} PCC + {kinds.count('allclose')} ATOL comparisons",
+            e2e or "no e2e window",
+        )
+    )

@@ -28,94 +28,19 @@ One JSON per case in ``$PIPELINE_STEP_DIR/facts/`` (pipeline/facts.py names the 
 """
 
 import functools
+import importlib.abc
 import json
 import os
 import sys
 from pathlib import Path
 
 from pipeline import facts_values
+from pipeline.facts_case import CaseFacts
 
 STEP_DIR_ENV = "PIPELINE_STEP_DIR"
 FUSED_ENV = "PIPELINE_FUSED_FUNCTION"
 COMPARISON_HELPERS = {"comp_pcc": "pcc", "comp_allclose": "allclose", "comp_allclose_and_pcc": "pcc"}
 UTILITY_MODULE = "models.common.utility_functions"
-
-
-class CaseFacts:
-    """What one test case did; `record()` is the JSON written for it."""
-
-    def __init__(self, case: str, fused: str):
-        self.case, self.fused = case, fused
-        self.calls = 0
-        self.meshes: dict = {}  # id -> (num devices, shape)
-        self.captures, self.replays, self.replayed_calls = 0, 0, 0
-        self.capturing: list[int] = []  # fused calls captured into the open trace
-        self.trace_calls: dict = {}  # trace id -> fused calls captured in it
-        self.replayed_since_compare = self.direct_since_compare = 0
-        self.cache = {"enabled_at_fused_calls": 0, "disabled_at_fused_calls": 0}
-        self.disabled_seen = False
-        self.entries_before = self.entries_after = None
-        self.checkpoints: list[str] = []
-        self.comparisons: list[dict] = []
-        self.e2e: list[dict] = []
-        self.open_e2e: dict = {}
-        self.device_window = None
-        self.open_device_window = None
-        self.ttnn_values: list = []
-        self.reference_values: list = []
-        self.replayed_before_convert = False
-        self.compared_from_replay = False
-        self.perturbed = False
-
-    def executed(self, direct: int = 0, replayed: int = 0) -> None:
-        """Count executed fused calls into every open window and into the warm-ups since the last comparison."""
-        self.direct_since_compare += direct
-        self.replayed_since_compare += replayed
-        for window in [*self.open_e2e.values(), self.open_device_window]:
-            if window is not None:
-                window["calls"] += direct + replayed
-                window["replayed"] += replayed
-
-    def open_window(self) -> dict:
-        return {
-            "calls": 0,
-            "replayed": 0,
-            "direct_before": self.direct_since_compare,
-            "replayed_before": self.replayed_since_compare,
-        }
-
-    @staticmethod
-    def close_window(window: dict) -> dict:
-        replay_window = window["replayed"] > 0 and window["replayed_before"] > 0
-        warmups = window["replayed_before"] if replay_window else window["direct_before"]
-        return {"calls": window["calls"], "warmups": warmups}
-
-    def record(self) -> dict:
-        shapes = sorted({tuple(s) for _, s in self.meshes.values()})
-        return {
-            "case": self.case,
-            "fused_function": self.fused,
-            "calls": self.calls,
-            "devices": sorted({n for n, _ in self.meshes.values()}),
-            "mesh_shapes": [list(s) for s in shapes],
-            "trace": {
-                "captures": self.captures,
-                "replays": self.replays,
-                "replayed_calls": self.replayed_calls,
-            },
-            "compared_from_replay": self.compared_from_replay,
-            "program_cache": {
-                "disabled": self.disabled_seen,
-                **self.cache,
-                "entries_before": self.entries_before,
-                "entries_after": self.entries_after,
-            },
-            "checkpoint_files": sorted(set(self.checkpoints)),
-            "comparisons": self.comparisons,
-            "e2e": self.e2e,
-            "device_perf_window": self.device_window,
-            "perturbed": self.perturbed,
-        }
 
 
 STATE: CaseFacts | None = None  # the running case (None between cases)
@@ -130,13 +55,49 @@ def _active() -> bool:
 
 # --- pytest hooks --------------------------------------------------------------------------------
 def pytest_configure(config):
+    """Wrap each watched module when it is imported (now, if it already is): importing ttnn or torch here
+    would make every child, even one that never uses them, slower and silent before its first test."""
     if not _active():
         return
-    for install in (_wrap_ttnn, _wrap_mesh_device, _wrap_utilities, _wrap_tracy, _wrap_checkpoints):
+    sys.meta_path.insert(0, _AfterImport())
+    for name in list(_INSTALLERS):
+        if name in sys.modules:
+            _install(name)
+
+
+def _install(name: str) -> None:
+    for install in _INSTALLERS.pop(name, ()):
         try:
             install()
         except Exception as error:  # noqa: BLE001 - a missing entry point must not break the test run
             print(f"facts_plugin: {install.__name__[1:]} not wrapped ({error})", file=sys.stderr)
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs the installers of a watched module right after the module's code ran, before the importer
+    binds any of its names (`from models.common.utility_functions import comp_pcc` gets the wrapper)."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in _INSTALLERS:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None) if finder is not self else None
+            spec = find(fullname, path, target) if find else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _install(fullname)
+
+        loader.exec_module = exec_module
+        return spec
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -210,7 +171,8 @@ def _reference_wrapper(function):
     def reference(*args, **kwargs):
         outputs = function(*args, **kwargs)
         if STATE is not None:
-            for tensor in outputs if isinstance(outputs, tuple | list) else (outputs,):
+            values = outputs.values() if isinstance(outputs, dict) else outputs
+            for tensor in values if isinstance(values, tuple | list | type({}.values())) else (outputs,):
                 facts_values.keep_values(STATE.reference_values, tensor)
         return outputs
 
@@ -458,16 +420,36 @@ def _wrap_tracy():
 
 
 # --- checkpoints -------------------------------------------------------------------------------------
-def _wrap_checkpoints():
+def _wrap_safetensors():
     import safetensors
-    import safetensors.torch
-    import torch
 
     safetensors.safe_open = _reads_file(safetensors.safe_open)
+    _originals[id(safetensors.safe_open.__wrapped__)] = safetensors.safe_open
+
+
+def _wrap_safetensors_torch():
+    import safetensors.torch
+
     safetensors.torch.load_file = _reads_file(safetensors.torch.load_file)
+    _originals[id(safetensors.torch.load_file.__wrapped__)] = safetensors.torch.load_file
+
+
+def _wrap_torch_load():
+    import torch
+
     torch.load = _reads_file(torch.load)
-    for original in (safetensors.safe_open, safetensors.torch.load_file, torch.load):
-        _originals[id(original.__wrapped__)] = original
+    _originals[id(torch.load.__wrapped__)] = torch.load
+
+
+# module -> what to wrap once it is imported (pytest_configure)
+_INSTALLERS = {
+    "ttnn": [_wrap_ttnn, _wrap_mesh_device],
+    UTILITY_MODULE: [_wrap_utilities],
+    "tracy": [_wrap_tracy],
+    "safetensors": [_wrap_safetensors],
+    "safetensors.torch": [_wrap_safetensors_torch],
+    "torch": [_wrap_torch_load],
+}
 
 
 def _reads_file(function):

@@ -16,6 +16,7 @@ import os
 import re
 
 from pipeline import facts
+from pipeline.facts import GUIDE_E2E
 from pipeline.steps import _cases
 
 HF_MODEL_ENV = "HF_MODEL"  # tt-metal's checkpoint variable: real-weights cases are required when it is set
@@ -142,26 +143,39 @@ def _e2e_divisor(case, record, single_device) -> list[str]:
     ]
 
 
-def e2e_constants(cases: list[dict], deviations: dict) -> tuple[list[str], list[str]]:
-    """guide "Notes on performance measurements": e2e windows of 100 iterations after 10 warm-ups.
-    (problems, notes): a count a spec deviation accepts is a note naming its reason."""
-    problems_found, notes = [], []
+def e2e_constants(cases: list[dict], deviations: dict, configured: dict | None = None):
+    """guide "Notes on performance measurements": e2e windows of 100 iterations after 10 warm-ups, and the
+    test's constants of those names (`configured`: name -> value) equal to them. (problems, notes): a
+    value a spec deviation accepts is a note naming its reason; one problem per constant and value, naming
+    the first case."""
+    found: dict = {}  # (constant, value) -> case ids (None: the test's constant)
+    for name, value in (configured or {}).items():
+        if name in GUIDE_E2E:
+            found.setdefault((name, value), []).append(None)
     for case in cases:
         for window in ((case.get("facts") or {}).get("e2e") or []) if case["outcome"] == "passed" else []:
             for constant, key in (("PERF_MEASURE_ITERS", "calls"), ("PERF_WARMUP_ITERS", "warmups")):
-                guide, found = facts.GUIDE_E2E[constant], window[key]
-                if found == guide:
-                    continue
-                deviation = deviations.get(constant)
-                if deviation is not None and getattr(deviation, "value", None) == found:
-                    notes.append(f"{constant} = {found} instead of the guide's {guide}: {deviation.reason}")
-                else:
-                    what = "measured iterations" if key == "calls" else "warm-up iterations"
-                    problems_found.append(
-                        f"{case['id']}: the e2e window ran {found} {what}; the guide's {constant} is {guide} "
-                        "(or accept it with a reason under [deviations] in the spec)"
-                    )
+                found.setdefault((constant, window[key]), []).append(case["id"])
+    problems_found, notes = [], []
+    for (constant, value), where in found.items():
+        guide = GUIDE_E2E[constant]
+        deviation = deviations.get(constant)
+        if value == guide:
+            continue
+        if deviation is not None and getattr(deviation, "value", None) == value:
+            notes.append(f"{constant} = {value} instead of the guide's {guide}: {deviation.reason}")
+            continue
+        problems_found.append(_constant_problem(constant, value, guide, where))
     return problems_found, sorted(set(notes))
+
+
+def _constant_problem(constant: str, value, guide: int, where: list) -> str:
+    fix = "(or accept it with a reason under [deviations] in the spec)"
+    if None in where:
+        return f"the test sets {constant} = {value}; the guide's is {guide} {fix}"
+    what = "measured iterations" if constant == "PERF_MEASURE_ITERS" else "warm-up iterations"
+    more = f" (and {len(where) - 1} more case(s))" if len(where) > 1 else ""
+    return f"{where[0]}: the e2e window ran {value} {what}{more}; the guide's {constant} is {guide} {fix}"
 
 
 def comparison_kinds(cases: list[dict]) -> list[str]:

@@ -151,3 +151,17 @@ def perf_targets_missing(table: list[dict]) -> list[str]:
     """Rows whose expected_perf_us is 0.0 (no target: the test asserts nothing; guide 8.2 wants the
     measured value with a TODO for the theoretical target)."""
     return [row_key(r) for r in table if "expected_perf_us" in r and not r["expected_perf_us"]]
+
+
+def module_constants(test_file: Path, names) -> dict:
+    """The test module's top-level integer assignments of `names` (e.g. PERF_WARMUP_ITERS), as written."""
+    try:
+        tree = ast.parse(Path(test_file).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id in names and isinstance(node.value, ast.Constant):
+                found[node.targets[0].id] = node.value.value
+    return found

@@ -83,7 +83,9 @@ def facts_verdict(job: Job, cases: list[dict], rows: list[dict], message: str) -
         "for the theoretical target (guide 8.2)"
         for key in _expected.perf_targets_missing(rows)
     ]
-    constant_problems, deviation_notes = _claims.e2e_constants(cases, getattr(spec, "deviations", {}) or {})
+    configured = _expected.module_constants(test_file, facts.GUIDE_E2E)
+    deviations = getattr(spec, "deviations", {}) or {}  # h5: spec.deviations
+    constant_problems, deviation_notes = _claims.e2e_constants(cases, deviations, configured)
     found += constant_problems
     notes = [f"{job.task}: accepted deviation from the guide: {n}" for n in deviation_notes]
     if found:

@@ -2,9 +2,11 @@
 the task that must catch it, the verdict, and words its message must contain.
 
 A mutant is one or more search/replace edits on one file (every occurrence, at least one): short anchors
-survive reformatting of the rest of the file. A task name may hold `*` (module-test tasks carry a digest
-of their selection). `tasks` run in order on a copy of the passed bundled run; only
-they run, so each mutant costs the steps that must catch it, not the whole graph.
+survive reformatting of the rest of the file. Each runs as a full `doit run fused_op=router` on a copy of
+the passed bundled run (doit's state and the artifacts come along, so only what the edit made stale
+reruns); the FIRST step that does not pass (blocked ones aside) must be the last of `tasks`, with
+`verdict` and `words` in its message. A task name may hold `*` (module-test tasks carry a digest of their
+selection). The other names in `tasks` say which steps lead there (documentation only).
 """
 
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ class Mutant:
     name: str
     file: str
     edits: tuple[tuple[str, str], ...]
-    tasks: tuple[str, ...]  # run in this order; the last one must catch it
+    tasks: tuple[str, ...]  # the last one must be the first step that catches it
     verdict: str
     words: tuple[str, ...]
     env: dict = field(default_factory=dict)
@@ -39,7 +41,7 @@ MUTANTS = (
         (
             ("weight, bias=bias, memory_config", "weight, memory_config"),
             ("functional.linear(hidden_states, weight, bias)", "functional.linear(hidden_states, weight)"),
-            ("0.98, 0.0)", "0.97, 0.0)"),  # its prefill PCC drops to 0.979; the comment above covers 0.97
+            ("0.98, 37.5)", "0.97, 37.5)"),  # its prefill PCC drops to 0.979; the comment above covers 0.97
         ),
         ("unit_perf:router:prefill", "config_compare:router:prefill"),
         "failed",
@@ -153,9 +155,9 @@ MUTANTS = (
         "zero_warmups",
         ROUTER_TEST,
         (("PERF_WARMUP_ITERS = 10", "PERF_WARMUP_ITERS = 0"),),
-        PERF_DECODE,
-        "profiler_failure",
-        ("before signpost('start')", "PERF_WARMUP_ITERS = 10"),
+        UNIT,  # the e2e loop's warm-ups are seen first (the device-perf window's in unit_perf after it)
+        "failed",
+        ("warm-up iterations; the guide's PERF_WARMUP_ITERS is 10",),
     ),
     Mutant(
         "warmups_inside_the_window",
@@ -218,8 +220,8 @@ MUTANTS = (
                 "weights = ttnn.softmax(weights, dim=-1,",
                 "weights = ttnn.softmax(ttnn.mul(weights, weights), dim=-1,",
             ),
-            ("0.998, 0.0)", "0.5, 0.0)"),
-            ("0.98, 0.0)", "0.5, 0.0)"),
+            ("0.998, 37.5)", "0.5, 37.5)"),
+            ("0.98, 37.5)", "0.5, 37.5)"),
         ),
         UNIT,
         "failed",
@@ -234,3 +236,194 @@ MUTANTS = (
         ("module_test.select.decode", "selects 3 tests"),
     ),
 )
+
+# Harness defects (issue 19): the test does not do what its case ids, rows and constants claim. The facts
+# the child records (pipeline/facts_plugin.py) catch them in unit_test / single_device.
+JUSTIFICATION = (
+    "# expected_pcc = the lowest PCC measured on ttnn_sim (random and checkpoint weights), rounded down. The logits "
+    "are\n# bf16: in prefill a few tokens have their 2nd and 3rd logits within one bf16 step, so top-k keeps the other "
+    "expert\n# and the sorted-indices PCC drops to ~0.989 (one swapped expert among 128 tokens is enough; tt-metal's "
+    "router test\n# expects 0.90 for the same reason). Decode's 32 tokens match exactly.\n"
+)
+TT_SIDES = (
+    "        from_mesh(tt_indices, mesh_device, case.mode, token_dim=0),\n"
+    "        from_mesh(tt_weights, mesh_device, case.mode, token_dim=0),\n"
+)
+HARNESS_MUTANTS = (
+    Mutant(
+        "reference_equals_the_ttnn_output",
+        ROUTER_TEST,
+        ((TT_SIDES + "        ref_indices,\n        ref_weights,\n", TT_SIDES + TT_SIDES),),
+        UNIT,
+        "failed",
+        ("has the ttnn output on both sides", "test_gpt_oss_mini_router["),
+    ),
+    Mutant(
+        "wrong_topk_in_the_reference_and_pcc_asserts_removed",
+        ROUTER_TEST,
+        (
+            ("torch.topk(logits, top_k, dim=-1)", "torch.topk(logits, top_k, dim=-1, largest=False)"),
+            ("    assert indices_ok, f", "    indices_ok or f"),
+            ("    assert weights_ok, f", "    weights_ok or f"),
+        ),
+        UNIT,
+        "failed",
+        ("comp_pcc returned a failing PCC", "never asserted it"),
+    ),
+    Mutant(
+        "pcc_logged_as_name_then_pcc",
+        TEST_UTILS,
+        (('logger.info(f"PCC {name}: {pcc}")', 'logger.info(f"{name} PCC: {pcc}")'),),
+        UNIT,
+        "failed",
+        ("logged no `PCC <name>: <value>` line",),
+    ),
+    Mutant(
+        "low_pcc_with_a_justification",
+        ROUTER_TEST,
+        (
+            ("torch.topk(logits, top_k, dim=-1)", "torch.topk(logits, top_k, dim=-1, largest=False)"),
+            ("0.998, 37.5)", "-0.9, 37.5)"),
+            ("0.98, 37.5)", "-0.9, 37.5)"),
+            (
+                "# expects 0.90 for the same reason).",
+                "# expects 0.90 for the same reason). A PCC of 0.5 is fine.",
+            ),
+        ),
+        UNIT,
+        "failed",
+        ("< 0.99", "justify the lower expected_pcc"),
+    ),
+    Mutant(
+        "justification_deleted",  # the digest keeps verdict comments: unit_test reruns and sees 0.98 unjustified
+        ROUTER_TEST,
+        ((JUSTIFICATION, ""),),
+        UNIT,
+        "failed",
+        ("< 0.99", "justify the lower expected_pcc"),
+    ),
+    Mutant(
+        "trace_cases_never_capture_or_replay",
+        TEST_UTILS,
+        (
+            (
+                "    if not trace_mode:\n        _run_synchronized(mesh_device, op_fn, warmup_iters)\n        profiler",
+                "    if True:\n        _run_synchronized(mesh_device, op_fn, warmup_iters)\n        profiler",
+            ),
+        ),
+        UNIT,
+        "failed",
+        ("claims trace but never replayed a trace", "-trace-"),
+    ),
+    Mutant(
+        "no_program_cache_never_disables",
+        TEST_UTILS,
+        (("            mesh_device.disable_and_clear_program_cache()", "            pass"),),
+        UNIT,
+        "failed",
+        ("claims no_program_cache", "ran with the program cache enabled"),
+    ),
+    Mutant(
+        "no_program_cache_rows_removed",
+        TEST_UTILS,
+        (("    program_cache=(True, False),", "    program_cache=(True,),"),),
+        UNIT,
+        "failed",
+        ("no case for decode eager no_program_cache random_weights",),
+    ),
+    Mutant(
+        "single_device_test_on_the_whole_mesh",
+        ROUTER_TEST,
+        (
+            (
+                "single_device_mesh = mesh_device.create_submesh(ttnn.MeshShape((1, 1)))",
+                "single_device_mesh = mesh_device.create_submesh(ttnn.MeshShape((2, 4)))",
+            ),
+        ),
+        ("single_device:router",),
+        "failed",
+        ("claims single_device but the fused function ran on [8] device(s)",),
+    ),
+    Mutant(
+        "real_weights_cases_use_random_weights",
+        ROUTER_TEST,
+        (
+            (
+                "TestFactory.setup_test(mesh_device, case.use_real_weights)",
+                "TestFactory.setup_test(mesh_device, False)",
+            ),
+        ),
+        UNIT,
+        "failed",
+        ("claims real_weights but read no checkpoint file",),
+        env={"HF_MODEL": "<checkpoint>"},
+    ),
+    Mutant(
+        "nine_e2e_warmups",
+        ROUTER_TEST,
+        (("PERF_WARMUP_ITERS = 10", "PERF_WARMUP_ITERS = 9"),),
+        UNIT,
+        "failed",
+        ("ran 9 warm-up iterations", "the guide's PERF_WARMUP_ITERS is 10"),
+    ),
+    Mutant(
+        "twenty_e2e_iterations",
+        ROUTER_TEST,
+        (("PERF_MEASURE_ITERS = 100", "PERF_MEASURE_ITERS = 20"),),
+        UNIT,
+        "failed",
+        ("ran 20 measured iterations", "the guide's PERF_MEASURE_ITERS is 100"),
+    ),
+    Mutant(
+        "e2e_times_10_and_divides_by_100",
+        TEST_UTILS,
+        (
+            (
+                "        _run_synchronized(mesh_device, op_fn, measure_iters)\n        profiler.end",
+                "        _run_synchronized(mesh_device, op_fn, measure_iters // 10)\n        profiler.end",
+            ),
+        ),
+        UNIT,
+        "failed",
+        ("divides by 100 but the timed window ran 10 fused calls",),
+    ),
+    Mutant(
+        "atol_comparison_removed",
+        TEST_UTILS,
+        (("    _, deltas = comp_allclose(", "    _, deltas = (lambda *_: (True, 'Max ATOL Delta: 0.0'))("),),
+        UNIT,
+        "failed",
+        ("never compares ATOL (comp_allclose)",),
+    ),
+    Mutant(
+        "perf_assertion_removed",
+        TEST_UTILS,
+        (
+            (
+                "            assert perf_us <= case.expected_perf_us",
+                "            perf_ok = perf_us <= case.expected_perf_us",
+            ),
+        ),
+        UNIT,
+        "failed",
+        ("asserts no perf figure against expected_perf",),
+    ),
+    Mutant(
+        "perf_target_left_at_zero",
+        ROUTER_TEST,
+        (("0.998, 37.5)", "0.998, 0.0)"),),
+        UNIT,
+        "failed",
+        ("decode/seq_len=1: expected_perf_us is 0.0",),
+    ),
+    Mutant(
+        "declared_prefill_seqlen_without_rows",
+        ROUTER_TEST,
+        ((', ("prefill", 1024, 0.98, 37.5)]', "]"),),
+        UNIT,
+        "failed",
+        ("no case for prefill seq_len=1024",),
+    ),
+)
+
+MUTANTS = MUTANTS + HARNESS_MUTANTS

@@ -335,3 +335,31 @@ def test_the_plugin_records_what_the_bundled_router_test_did(tmp_path):
     assert ("pcc", ["reference", "ttnn"]) in kinds and any(k == "allclose" for k, _ in kinds)
     assert all(c["passed"] for c in eager["comparisons"] if c["kind"] == "pcc")
     assert eager["checkpoint_files"] == [] and eager["calls"] == 111
+
+
+def test_the_op_page_line_of_a_cases_facts():
+    text = facts.summary_text(record(case_id("eager", "no_program_cache")))
+    assert text == (
+        "112 calls on 8 device(s) (2x4) · trace 0 captures, 0 replays · cache disabled at 112 calls, 0 entries · "
+        "checkpoint: none · 1 PCC + 1 ATOL comparisons · e2e 100 calls / 100 (10 warm-ups)"
+    )
+    assert facts.summary_text(None) == "no facts recorded"
+
+
+def test_the_tests_own_constants_are_the_guides_and_one_problem_names_many_cases():
+    found, _ = _claims.e2e_constants([], {}, {"PERF_WARMUP_ITERS": 9, "PERF_MEASURE_ITERS": 100})
+    assert found == [
+        "the test sets PERF_WARMUP_ITERS = 9; the guide's is 10 (or accept it with a reason under [deviations] "
+        "in the spec)"
+    ]
+    assert _expected.module_constants(ROUTER_TEST, facts.GUIDE_E2E) == {
+        "PERF_WARMUP_ITERS": 10,
+        "PERF_MEASURE_ITERS": 100,
+    }
+    windows = [{"calls": 10, "divisor": 10, "warmups": 10}]
+    cases = [case(case_id(e), record(case_id(e), e2e=windows)) for e in ("eager", "trace")]
+    found, _ = _claims.e2e_constants(cases, {})
+    assert found == [
+        f"{case_id('eager')}: the e2e window ran 10 measured iterations (and 1 more case(s)); the guide's "
+        "PERF_MEASURE_ITERS is 100 (or accept it with a reason under [deviations] in the spec)"
+    ]
