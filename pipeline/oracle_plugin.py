@@ -6,9 +6,10 @@ global up at call time, as the facts plugin relies on too) so that each call ret
 clearly wrong answer: every output tensor is rolled by half its size along its last and second-last
 dims (a permutation: tokens get each other's rows, a sorted comparison still sees it), and a float
 tensor is then mapped to ``1 - 2 x`` (a negative scale: PCC -1 against the right answer, far off any
-ATOL; a plain number result gets the same map). Everything goes through ttnn's Python API, so it runs on a card as on the sim, and the result
-keeps the output's shape, dtype, layout, memory config and mesh distribution (every op works per
-device shard and is given the output's own memory config).
+ATOL; a plain number result gets the same map). Everything goes through ttnn's Python API, so it runs
+on a card as on the sim, and the result keeps the output's shape, dtype, layout, memory config and
+mesh distribution (every op works per device shard and is given the output's own memory config). An
+integer output with nothing to permute (one element) is shifted by 1 instead.
 
 It writes ``$PIPELINE_STEP_DIR/oracle.json`` (the perturbed calls), so the orchestrator knows the case
 really got wrong answers; a perturbation that raises is re-raised as OracleError (its message starts

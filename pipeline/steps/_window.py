@@ -136,7 +136,8 @@ def _found_instead(keys: list[tuple], configured: int) -> str:
         return ""
     hint = " - the window holds warm-up iterations: put signpost('start') after the warm-up loop"
     return (
-        f"; it holds {count} iterations of the {period}-op sequence {[k[0] for k in keys[:period]]} but the "
+        f"; the signpost window holds {count} iterations of the {period}-op sequence "
+        f"{[k[0] for k in keys[:period]]} but the "
         f"test configures {configured} (DEVICE_PERF_ITERS){hint if count > configured else ''}"
     )
 
@@ -173,7 +174,7 @@ def _periodic_iteration(iteration: list[tuple], count: int) -> str:
     return (
         f" (the measured iteration's {len(iteration)} ops are {repeats} repetitions of {period} ops: "
         f"if one iteration is {period} ops, the window holds {repeats * count} iterations, not "
-        f"DEVICE_PERF_ITERS = {count})"
+        f"DEVICE_PERF_ITERS = {count}: then put signpost('start') after the warm-up loop)"
     )
 
 

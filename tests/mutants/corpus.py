@@ -235,6 +235,56 @@ MUTANTS = (
         "failed",
         ("module_test.select.decode", "selects 3 tests"),
     ),
+    # ---- engineer h5: the guide's device-perf constants, the single-device CSV, the oracle ------------
+    Mutant(
+        "device_perf_iters_nine",  # a positive integer, but not the guide's 10 measured iterations
+        ROUTER_TEST,
+        (("DEVICE_PERF_ITERS = 10", "DEVICE_PERF_ITERS = 9"),),
+        PERF_DECODE,
+        "failed",
+        ("DEVICE_PERF_ITERS: the test sets 9", "the guide's number is 10"),
+    ),
+    Mutant(
+        # 9 warm-ups + the accuracy call look like 10 in the CSV; the facts count 9
+        "device_perf_nine_warmups",
+        TEST_UTILS,
+        (
+            (
+                "    _run_synchronized(mesh_device, op_fn, warmup_iters)\n"
+                "    ttnn.synchronize_device(mesh_device)\n",
+                "    _run_synchronized(mesh_device, op_fn, warmup_iters - 1)\n"
+                "    ttnn.synchronize_device(mesh_device)\n",
+            ),
+        ),
+        PERF_DECODE,
+        "failed",
+        ("PERF_WARMUP_ITERS:", "9 but the guide's number is 10"),
+    ),
+    Mutant(
+        "single_device_perf_on_the_whole_mesh",  # profiles test_<op> (2x4 mesh) for the single-device figures
+        TEST_UTILS,
+        (('            f"test_{self.op}{infix}",\n', '            f"test_{self.op}",\n'),),
+        ("single_perf:router:decode",),
+        "failed",
+        ("single-device device-perf CSV holds 8 devices (0, 1, 2, 3, 4, 5, 6, 7)",),
+    ),
+    Mutant(
+        "unit_test_assertions_removed",  # PCC still logged, nothing asserted: only a wrong answer shows it
+        ROUTER_TEST,
+        (
+            (
+                '    assert indices_ok, f"Router indices test failed. PCC: {indices_pcc} < {expected_pcc}"\n',
+                "",
+            ),
+            (
+                '    assert weights_ok, f"Router weights test failed. PCC: {weights_pcc} < {expected_pcc}"\n',
+                "",
+            ),
+        ),
+        UNIT,
+        "failed",
+        ("the unit test passes when gpt_oss_mini_router_ttnn is wrong", "its assertion is blind"),
+    ),
 )
 
 # Harness defects (issue 19): the test does not do what its case ids, rows and constants claim. The facts

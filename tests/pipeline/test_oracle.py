@@ -94,7 +94,8 @@ x = torch.randn(1, 1, 64, 8)
 made = {
     "bf16 sharded rows, L1": ttnn.from_torch(x, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh,
         mesh_mapper=ttnn.ShardTensorToMesh(mesh, dim=2), memory_config=ttnn.L1_MEMORY_CONFIG),
-    "uint16 indices replicated": ttnn.from_torch(torch.arange(256).reshape(1, 1, 64, 4) % 32, dtype=ttnn.uint16,
+    "uint16 indices replicated": ttnn.from_torch(torch.arange(256).reshape(1, 1, 64, 4) % 32,
+        dtype=ttnn.uint16,
         layout=ttnn.TILE_LAYOUT, device=mesh, mesh_mapper=ttnn.ReplicateTensorToMesh(mesh)),
     "bfloat8_b replicated": ttnn.from_torch(x, dtype=ttnn.bfloat8_b, layout=ttnn.TILE_LAYOUT, device=mesh,
         mesh_mapper=ttnn.ReplicateTensorToMesh(mesh)),
