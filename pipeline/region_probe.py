@@ -222,7 +222,11 @@ def _bind(function, args, kwargs) -> dict:
         bound = inspect.signature(function).bind(*args, **kwargs)
     except (TypeError, ValueError):
         return {**{f"arg_{i}": v for i, v in enumerate(args)}, **kwargs}
-    return dict(bound.arguments)
+    found = dict(bound.arguments)
+    for name, parameter in bound.signature.parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD and name in found:  # a dispatcher's **arguments
+            found.update(found.pop(name))
+    return found
 
 
 def _is_tensor(value) -> bool:

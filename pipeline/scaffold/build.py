@@ -18,6 +18,7 @@ from pipeline.patching import module_name
 from pipeline.scaffold import captured, helper
 from pipeline.scaffold import inputs as module_inputs
 from pipeline.scaffold.extract import extract_file
+from pipeline.scaffold.modes import merge, per_mode_name
 from pipeline.scaffold.region import ExtractError
 from pipeline.scaffold.testgen import (
     UNFORMATTED_NOTE,
@@ -54,10 +55,9 @@ def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
     op = Path(unit_test).stem.removeprefix("test_")
     modes = tuple(spec.get("modes", ["decode"]))
     extractions = {mode: _extract(spec, mode, workspace, f"{op}_ttnn", spec_path) for mode in modes}
-    if len({e.source for e in extractions.values()}) > 1:
-        raise ScaffoldError(
-            f"{spec_path}: decode and prefill sequences differ; give both modes the same region"
-        )
+    if len({e.source for e in extractions.values()}) > 1:  # one function per mode, and a dispatcher
+        per_mode = {m: _extract(spec, m, workspace, per_mode_name(f"{op}_ttnn", m), spec_path) for m in modes}
+        extractions = merge(f"{op}_ttnn", per_mode)
     extraction = extractions[modes[0]]
     seqlens = tuple(spec.get("prefill_seqlens", ()))
     artifacts_root = repo_root / options.artifacts_dir

@@ -45,6 +45,8 @@ class Captured:
 
     def value(self, name: str) -> str | None:
         """The rebuild expression of a captured value (`top_k`, `args.hidden_size`), None when unknown."""
+        if name.split(".")[0] not in self.record["arguments"]:
+            return "None"  # the mode's call does not pass it (decode and prefill differ: modes.py)
         described = self._described(name)
         return described.get("rebuild") if described and described["kind"] == "value" else None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from pipeline.scaffold import expected, facts, freed, helper, ops, settings
+from pipeline.scaffold import expected, facts, freed, helper, modes, ops, settings
 from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import TensorFact
@@ -83,20 +83,32 @@ def context(plan: TestPlan, workspace: Path) -> dict:
     extraction = plan.extraction
     op = _op(plan)
     tensors = _tensor_parameters(extraction, plan.inputs)
-    constants = _constants(extraction, tensors, plan.inputs, plan.modes)
+    per_mode = modes.is_merged(extraction)
+    constants = [
+        c
+        for c in _constants(extraction, tensors, plan.inputs, plan.modes)
+        if not (per_mode and c["parameter"] == modes.MODE)
+    ]
     by_name = {c["parameter"]: c["name"] + ("[case.mode]" if c["per_mode"] else "") for c in constants}
+    by_name.update({modes.MODE: "case.mode"} if per_mode else {})
     builders = {c["parameter"]: f"_build_{c['parameter']}" for c in constants if c["builder"]}
     deallocated = set(extraction.deallocated)
 
     def argument(parameter: str, inputs: str) -> str:
         if parameter in builders:
             return f"{builders[parameter]}({inputs})"
-        return f'{inputs}["{parameter}"]' if parameter in tensors else by_name[parameter]
+        if parameter in tensors:  # per mode: a tensor the other mode's region does not take is None
+            return f'{inputs}.get("{parameter}")' if per_mode else f'{inputs}["{parameter}"]'
+        return by_name[parameter]
 
     deallocated |= {
         name for found in plan.inputs.values() if isinstance(found, Captured) for name in found.freed()
     }
     ttnn_arguments = [argument(p, "tt_inputs") for p in extraction.parameter_names]
+    if per_mode:  # <op>_ttnn(mode, **arguments): the mode first, every other parameter by name
+        ttnn_arguments = ["case.mode"] + [
+            f"{p}={argument(p, 'tt_inputs')}" for p in extraction.parameter_names[1:]
+        ]
     function_source = freed.keep_inputs(extraction.source, deallocated)
     if function_source != extraction.source:  # the region frees an input: not in the test's repeated calls
         ttnn_arguments.append(f"{freed.FLAG}=False")
