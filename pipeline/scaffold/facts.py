@@ -13,7 +13,7 @@ constrains (VALUE_CONTRACTS) is built to that contract instead of random-normal 
 from dataclasses import replace
 from math import prod
 
-from pipeline.scaffold import ops, settings, sizes
+from pipeline.scaffold import ops, settings
 from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
@@ -138,29 +138,12 @@ def with_seq_len(fact: TensorFact, profiled: int, seq_len: int) -> TensorFact:
 
 
 def profiled_value(extraction: Extraction, parameter: str, region_inputs: RegionInputs) -> str | None:
-    """The value a non-tensor parameter (or container field) had in this profiled run, as a Python
-    expression: what a row shows, else what the region's size equations give from what rows show
-    (sizes.py); None if neither says."""
+    """The value a non-tensor parameter (or container field) had in this run, as a Python expression: the
+    capture's, else what a profiled row shows; None if neither says (a size the region computes from
+    others is not solved: the capture has it)."""
     if isinstance(region_inputs, Captured):
         return region_inputs.value(parameter)
-    value = _shown_value(extraction, parameter, region_inputs)
-    if value is not None or not extraction.products:
-        return value
-    tensors = dict(named_facts(extraction, region_inputs))
-
-    def known(term: str) -> int | None:
-        read = sizes.shape_read(term)
-        if read is not None:
-            tensor = tensors.get(read[0])
-            return (
-                tensor.shape[read[1]]
-                if tensor and -len(tensor.shape) <= read[1] < len(tensor.shape)
-                else None
-            )
-        return sizes.integer(_shown_value(extraction, term, region_inputs))
-
-    solved = sizes.solve(extraction.products, known, parameter)
-    return str(solved) if solved is not None else None
+    return _shown_value(extraction, parameter, region_inputs)
 
 
 def _shown_value(extraction: Extraction, parameter: str, region_inputs: RegionInputs) -> str | None:

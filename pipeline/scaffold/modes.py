@@ -62,7 +62,6 @@ def merge(function_name: str, extractions: dict[str, Extraction]) -> dict[str, E
         imports=_union([("import inspect",), *(e.imports for e in extractions.values())]),
         where=" / ".join(f"{e.where} ({m})" for m, e in extractions.items()),
         passed=_union(e.passed for e in extractions.values()),
-        products=tuple(p for e in extractions.values() for p in e.products),
         matmul_b_arguments=_union(e.matmul_b_arguments for e in extractions.values()),
     )
     return {mode: replace(merged, call=_call(function_name, mode, e)) for mode, e in extractions.items()}

@@ -320,8 +320,7 @@ def _container(
         if len(values) != 1 or None in values:
             missing.append(field_name)
             continue
-        equation = next((f"{t} = {' * '.join(fs)}" for t, fs in extraction.products if key in fs), "")
-        uses = _uses(extraction, key) or f"solved from {equation}"
+        uses = _uses(extraction, key) or f"{key}, as captured"
         built.append({"name": field_name, "value": values.pop(), "uses": uses})
     constant["value"] = None if missing else "SimpleNamespace"
     constant["missing"] = ", ".join(f"{constant['parameter']}.{f}" for f in missing)

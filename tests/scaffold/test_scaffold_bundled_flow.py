@@ -162,7 +162,7 @@ def _assert_experts_inputs_as_the_module_builds_them(unit_test: Path) -> None:
 
     source = unit_test.read_text()
     assert '"expert_mapping": ("expert_map",)' in source and '"topk_indices": ("expert_ids", 8)' in source
-    assert "ARGS = SimpleNamespace(\n    dispatch_devices=2,  # solved from total_tokens = " in source
+    assert "ARGS = SimpleNamespace(\n    dispatch_devices=2,  # args.dispatch_devices, as captured" in source
     assert "def _build_weights(inputs):" in source and 'w2_bias=inputs["weights.w2_bias"]' in source
     function = next(n for n in ast.parse(source).body if getattr(n, "name", "") == "_input_values")
     namespace = {"torch": torch}
