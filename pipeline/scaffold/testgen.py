@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from pipeline.scaffold import expected, facts, freed, helper, modes, ops, settings
+from pipeline.scaffold import expected, facts, freed, helper, modes, ops
 from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import TensorFact
@@ -347,7 +347,7 @@ def _setting_text(keyword: str) -> str:
     """`max` -> `max=`; a view's target dimension -> `shape[2]`; a positional scalar -> `scalar operand`."""
     if keyword.startswith(ops.SHAPE):
         return f"shape[{keyword.removeprefix(ops.SHAPE).split('/')[0]}]"
-    return "scalar operand" if keyword == settings.SCALAR else f"{keyword}="
+    return "scalar operand" if keyword == ops.SCALAR else f"{keyword}="
 
 
 def reference_parameters(reference: str, workspace: Path, parameters: list[str]) -> list[str]:

@@ -74,11 +74,11 @@ def test_container_fields_take_the_tensors_and_values_the_callees_rows_show(moe)
     assert values == {
         "args.devices": None,  # only a product of sizes: not guessed from a CSV (the capture has it)
         "args.k": "2",  # `k = args.k`, the last dimension of the reshape to_layout reads
-        "args.axis": "0",  # dispatch's cluster_axis
+        "args.axis": None,  # dispatch's cluster_axis: a setting, the capture has it
         "args.hidden": "64",
         "args.block": "16",  # the callee's `block = args.block`
         "args.experts": "2",
-        "args.limit": "7.0",
+        "args.limit": None,  # clamp's max: a setting, the capture has it
         "weights.w1": None,  # a tensor: INPUT_TENSORS builds it
     }
 
