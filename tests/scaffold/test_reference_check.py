@@ -141,3 +141,13 @@ def test_a_region_with_ccl_ops_is_not_compared_on_one_device(tmp_path, captured)
     found = _check(tmp_path, captured, "torch.sigmoid", skip_line=skip)
     assert found["decode"]["problem"].startswith("the region has CCL ops"), found
     assert _reference_check.judge(found, []) is None
+
+
+def test_with_one_function_per_mode_the_other_modes_parameters_are_none(tmp_path, captured):
+    per_mode = (
+        "\n\ndef demo_op_ttnn_decode(x, weight, top_k):\n    pass\n"
+        "\n\n_plain = demo_op_reference\n\n\ndef demo_op_reference(x, weight, top_k, prefill_only):\n"
+        "    assert prefill_only is None\n    return _plain(x, weight, top_k)\n"
+    )
+    found = _check(tmp_path, captured, "", skip_line=per_mode)
+    assert "problem" not in found["decode"] and found["decode"]["pccs"][1] > 0.99, found
