@@ -1,8 +1,10 @@
-"""Issue 12's flow on the BUNDLED workspace, for every bundled fused op, from the session's router run
-(tests/conftest.py): once the other ops' module tests are profiled (module_perf, what the scaffold reads
-the inputs from), the hand-written tests are moved aside and the specs reduced to the three inputs;
-`doit run` stops with how to scaffold and writes nothing; `doit scaffold` writes each test and the
-spec's `call` lines; and one graph runs patch_verify with every scaffolded `<op>_ttnn` in its module,
+"""Issues 12 and 20's flow on the BUNDLED workspace, for every bundled fused op (and the two added by the
+scaffold alone: expert_weighting, whose region frees its inputs, and attention_qkv, whose decode and prefill
+regions differ), from the session's router run (tests/conftest.py): once the other ops' module tests are
+profiled, the hand-written tests are moved aside and the specs reduced to the three inputs; `doit run`
+stops with how to scaffold and writes nothing; `doit scaffold` writes each test and the spec's `call`
+lines, runs patch_verify to capture the region's arguments and writes the test again from that capture;
+and one graph runs patch_verify with every scaffolded `<op>_ttnn` in its module,
 every PCC equal to the unpatched module's. Then the full graph of every op, none hand-edited: unit_test
 reports "expected values are placeholders" and no step fails; after `doit scaffold --accept-measured` (and,
 for a trace the model's trace region does not hold, once more for the size the log printed) the run is all
