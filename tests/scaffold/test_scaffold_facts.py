@@ -2,8 +2,6 @@
 container (`weights.w1`) is a parameter of its own; tensors come from the rows of the ops that take them (a
 view's from the op reading its result), values from the row's attributes or the shape a view made."""
 
-from types import SimpleNamespace
-
 from pipeline.scaffold import facts
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
 
