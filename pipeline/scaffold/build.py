@@ -61,7 +61,7 @@ def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
     extraction = extractions[modes[0]]
     seqlens = tuple(spec.get("prefill_seqlens", ()))
     artifacts_root = repo_root / options.artifacts_dir
-    found = captured.find(artifacts_root, name, modes, seqlens)
+    found = captured.find(artifacts_root, name, modes, seqlens, extraction.parameter_names)
     notes = [_captured_note(key, c) for key, c in found.items()]
     if not found:
         found, notes = _inputs(repo_root, spec, extraction, modes, seqlens, options)
@@ -91,12 +91,19 @@ def _from_capture(
     """Run patch_verify (the module test with the region replaced by the test's <op>_ttnn) to capture what
     the module passes the region in each mode, and write the test again from that capture."""
     tasks = [f"patch_verify:{plan.name}:{mode}" for mode in plan.modes]
-    argv = [sys.executable, "-m", "doit", "run", *tasks, *options.doit_variables]
+    # fused_op=: only this spec's graph (another spec whose test is not written yet must not stop it)
+    argv = [sys.executable, "-m", "doit", "run", *tasks, f"fused_op={plan.name}", *options.doit_variables]
     if options.artifacts_dir != "artifacts":
         argv.append(f"artifacts={options.artifacts_dir}")
     ran = subprocess.run(argv, cwd=repo_root, capture_output=True, text=True)
     said = f"capture run `doit run {' '.join(tasks)}` exited {ran.returncode}"
-    found = captured.find(repo_root / options.artifacts_dir, plan.name, plan.modes, plan.prefill_seqlens)
+    found = captured.find(
+        repo_root / options.artifacts_dir,
+        plan.name,
+        plan.modes,
+        plan.prefill_seqlens,
+        plan.extraction.parameter_names,
+    )
     if not found:
         tail = (ran.stdout + ran.stderr).strip().splitlines()[-1:] or [""]
         return [*notes, f"wrote {written}", f"{said} and captured nothing ({tail[0]}); the inputs above stay"]
