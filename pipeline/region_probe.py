@@ -91,7 +91,9 @@ class _Recorder:
             record["objects_note"] = f"the non-tensor values did not pickle: {error}"
         _write_json(os.path.join(self.directory, RECORD), record)
 
-    def describe(self, value, name: str) -> dict:
+    def describe(self, value, name: str, depth: int = 0) -> dict:
+        """A container's fields are described one level deep (a device or module object inside one is a
+        value: its repr), so cyclic or huge objects cannot run away."""
         if _is_tensor(value):
             self.tensors.append((name, value))
             return self.tensor(value, name)
@@ -99,15 +101,17 @@ class _Recorder:
             return {
                 "kind": "sequence",
                 "type": type(value).__name__,
-                "items": [self.describe(v, f"{name}.{i}") for i, v in enumerate(value)],
+                "items": [self.describe(v, f"{name}.{i}", depth + 1) for i, v in enumerate(value)],
             }
         built = rebuild(value)
-        fields = _fields(value) if built is None else None  # a ttnn config is a value, not a container
+        fields = _fields(value) if built is None and depth == 0 else None  # a ttnn config is a value
         if fields is not None:
             return {
                 "kind": "container",
                 "type": f"{type(value).__module__}.{type(value).__qualname__}",
-                "fields": {field: self.describe(v, f"{name}.{field}") for field, v in fields.items()},
+                "fields": {
+                    field: self.describe(v, f"{name}.{field}", depth + 1) for field, v in fields.items()
+                },
             }
         self.objects[name] = value
         return {"kind": "value", "type": type(value).__name__, "repr": repr(value), "rebuild": built}
@@ -222,7 +226,11 @@ def _bind(function, args, kwargs) -> dict:
         bound = inspect.signature(function).bind(*args, **kwargs)
     except (TypeError, ValueError):
         return {**{f"arg_{i}": v for i, v in enumerate(args)}, **kwargs}
-    return dict(bound.arguments)
+    found = dict(bound.arguments)
+    for name, parameter in bound.signature.parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD and name in found:  # a dispatcher's **arguments
+            found.update(found.pop(name))
+    return found
 
 
 def _is_tensor(value) -> bool:

@@ -3,7 +3,8 @@ the scaffolded test's placeholder rows, and the trace region its log asked for i
 
 The values are the unit_test step's own suggestions (its result.json): the lowest PCC of the row rounded
 down (never below the last passing run's), and the eager, program-cache e2e time when the run measured
-one. Only rows still holding the placeholder change; a row the run did not measure stays as it is.
+one. Only rows still holding the placeholder change (a row whose PCC was accepted before any perf was
+measured gets its perf); a row the run did not measure stays as it is.
 """
 
 from pathlib import Path
@@ -27,15 +28,17 @@ def accept(repo_root: Path, name: str, artifacts_dir: str) -> list[str]:
         written = [expected.accept_trace_region(test, trace_region)] if trace_region else []
     except expected.ExpectedError as error:
         raise ScaffoldError(str(error)) from None
+    rows = expected.rows_of(test)
+    no_perf = [key for key, (_, perf_us) in rows.items() if perf_us == expected.PLACEHOLDER_PERF_US]
     measured = {}
     for suggestion in result.get("figures", {}).get("suggestions", []):
         key = (suggestion.get("mode"), suggestion.get("seq_len"))
+        perf_us = suggestion.get("suggested_expected_perf_us")
         if key in placeholders:
-            measured[key] = (
-                suggestion["suggested_expected_pcc"],
-                suggestion.get("suggested_expected_perf_us"),
-            )
-    if not placeholders and not written:
+            measured[key] = (suggestion["suggested_expected_pcc"], perf_us)
+        elif key in no_perf and perf_us is not None:  # the PCC was accepted before the run measured perf
+            measured[key] = (rows[key][0], perf_us)
+    if not placeholders and not written and not measured:
         raise ScaffoldError(
             f"{test}: no row holds the placeholders and no trace region is short; nothing to accept"
         )

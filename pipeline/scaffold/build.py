@@ -18,6 +18,7 @@ from pipeline.patching import module_name
 from pipeline.scaffold import captured, helper
 from pipeline.scaffold import inputs as module_inputs
 from pipeline.scaffold.extract import extract_file
+from pipeline.scaffold.modes import merge, per_mode_name
 from pipeline.scaffold.region import ExtractError
 from pipeline.scaffold.testgen import (
     UNFORMATTED_NOTE,
@@ -54,14 +55,13 @@ def scaffold(repo_root: Path, name: str, options: Options) -> list[str]:
     op = Path(unit_test).stem.removeprefix("test_")
     modes = tuple(spec.get("modes", ["decode"]))
     extractions = {mode: _extract(spec, mode, workspace, f"{op}_ttnn", spec_path) for mode in modes}
-    if len({e.source for e in extractions.values()}) > 1:
-        raise ScaffoldError(
-            f"{spec_path}: decode and prefill sequences differ; give both modes the same region"
-        )
+    if len({e.source for e in extractions.values()}) > 1:  # one function per mode, and a dispatcher
+        per_mode = {m: _extract(spec, m, workspace, per_mode_name(f"{op}_ttnn", m), spec_path) for m in modes}
+        extractions = merge(f"{op}_ttnn", per_mode)
     extraction = extractions[modes[0]]
     seqlens = tuple(spec.get("prefill_seqlens", ()))
     artifacts_root = repo_root / options.artifacts_dir
-    found = captured.find(artifacts_root, name, modes, seqlens)
+    found = captured.find(artifacts_root, name, modes, seqlens, extraction.parameter_names)
     notes = [_captured_note(key, c) for key, c in found.items()]
     if not found:
         found, notes = _inputs(repo_root, spec, extraction, modes, seqlens, options)
@@ -91,12 +91,19 @@ def _from_capture(
     """Run patch_verify (the module test with the region replaced by the test's <op>_ttnn) to capture what
     the module passes the region in each mode, and write the test again from that capture."""
     tasks = [f"patch_verify:{plan.name}:{mode}" for mode in plan.modes]
-    argv = [sys.executable, "-m", "doit", "run", *tasks, *options.doit_variables]
+    # fused_op=: only this spec's graph (another spec whose test is not written yet must not stop it)
+    argv = [sys.executable, "-m", "doit", "run", *tasks, f"fused_op={plan.name}", *options.doit_variables]
     if options.artifacts_dir != "artifacts":
         argv.append(f"artifacts={options.artifacts_dir}")
     ran = subprocess.run(argv, cwd=repo_root, capture_output=True, text=True)
     said = f"capture run `doit run {' '.join(tasks)}` exited {ran.returncode}"
-    found = captured.find(repo_root / options.artifacts_dir, plan.name, plan.modes, plan.prefill_seqlens)
+    found = captured.find(
+        repo_root / options.artifacts_dir,
+        plan.name,
+        plan.modes,
+        plan.prefill_seqlens,
+        plan.extraction.parameter_names,
+    )
     if not found:
         tail = (ran.stdout + ran.stderr).strip().splitlines()[-1:] or [""]
         return [*notes, f"wrote {written}", f"{said} and captured nothing ({tail[0]}); the inputs above stay"]

@@ -45,6 +45,8 @@ class Captured:
 
     def value(self, name: str) -> str | None:
         """The rebuild expression of a captured value (`top_k`, `args.hidden_size`), None when unknown."""
+        if name.split(".")[0] not in self.record["arguments"]:
+            return "None"  # the mode's call does not pass it (decode and prefill differ: modes.py)
         described = self._described(name)
         return described.get("rebuild") if described and described["kind"] == "value" else None
 
@@ -80,14 +82,16 @@ class Captured:
         return described
 
 
-def find(artifacts_root: Path, name: str, modes, seqlens) -> dict:
-    """(mode, seq_len) -> Captured, for every mode patch_verify captured in these artifacts."""
+def find(artifacts_root: Path, name: str, modes, seqlens, parameters) -> dict:
+    """(mode, seq_len) -> Captured, for every mode patch_verify captured in these artifacts with the
+    `<op>_ttnn` the scaffold writes now: a capture of another function (a hand-written test's, an older
+    region's) has other parameters and is not used."""
     layout = artifacts.Layout(artifacts_root)
     found = {}
     for mode in modes:
         step_dir = layout.step_dir(name, "patch_verify", mode)
         record = capture.read(step_dir)
-        if record is None:
+        if record is None or not set(record["arguments"]) <= set(parameters):
             continue
         seq_len = 1 if mode == "decode" else min(seqlens, default=0)
         found[(mode, seq_len)] = Captured(mode, seq_len, step_dir / capture.DIRECTORY, record)

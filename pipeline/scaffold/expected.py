@@ -18,7 +18,8 @@ PLACEHOLDER_PCC = 1.0
 PLACEHOLDER_PERF_US = 0.0  # tt-metal's "no target" (a TODO warning, no assertion)
 PLACEHOLDER_NOTE = "# TODO: expected_pcc (1.0) and expected_perf_us (0.0 = no target) are placeholders"
 ACCEPTED_NOTE = (
-    "# expected_pcc: lowest measured PCC rounded down; expected_perf_us: measured e2e us rounded up"
+    "# expected_pcc: lowest measured PCC rounded down; expected_perf_us: measured e2e us rounded up\n"
+    "# TODO: replace expected_perf_us with the theoretical target (guide step 8.2)"
 )
 _DECIMALS = 3
 # The scaffolded test's trace region (bytes, None: the model's YAML entry), set from the size a run's log
@@ -34,6 +35,12 @@ def placeholder_rows(test_path: Path) -> list[tuple[str, int]]:
     """(mode, seq_len) of the rows whose expected_pcc is still the placeholder."""
     _, rows = _cases(test_path)
     return [(mode, seq_len) for mode, seq_len, pcc, _ in rows if pcc == PLACEHOLDER_PCC]
+
+
+def rows_of(test_path: Path) -> dict[tuple[str, int], tuple[float, float]]:
+    """(mode, seq_len) -> (expected_pcc, expected_perf_us) of every row."""
+    _, rows = _cases(test_path)
+    return {(mode, seq_len): (pcc, perf_us) for mode, seq_len, pcc, perf_us in rows}
 
 
 def accept_measured(test_path: Path, measured: dict) -> list[str]:

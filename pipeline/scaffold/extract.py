@@ -14,7 +14,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.scaffold import bindings, ops, passed, render, sizes
+from pipeline.scaffold import bindings, ops, passed, render
 from pipeline.scaffold import region as regions
 from pipeline.scaffold.dataflow import (
     Flow,
@@ -64,7 +64,6 @@ class Extraction:
     op_targets: tuple[str, ...] = ()  # per op: the name its result is assigned to, "" when none
     # (parameter, its fields): a container the region passes whole to a function of its module
     passed: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    products: tuple = ()  # sizes.products: sizes the region computes from others, to solve for a value
 
     @property
     def parameter_names(self) -> list[str]:
@@ -176,7 +175,6 @@ def extract(region: Region, function_name: str, module: str = "") -> Extraction:
         op_arguments=ops.op_arguments(calls, name),
         op_targets=ops.op_targets(calls, name),
         passed=tuple((parameter_of[k], whole[k]) for k in keys if k in whole),
-        products=sizes.products(hoisted + region.statements, name),
         **_tensor_arguments(source, ops.ttnn_aliases(region.tree)),
     )
 

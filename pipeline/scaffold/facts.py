@@ -5,7 +5,7 @@ A tensor parameter is the input, at its argument's position, of the first op of 
 and has a row (`ttnn.sparse_matmul(blocks, w1, sparsity=sparsity)`: w1 is INPUT_1, sparsity INPUT_2). A
 view (`ttnn.reshape`) may have no row: its input is then the tensor the next op reads from the view's
 result, flattened to the module's activation form [1, 1, rows, columns]. A value is what the row of the op
-that takes it says (settings.py), or, for a dimension of a view's target shape (`(1, n, block, hidden)`),
+that takes it says (the capture), or, for a dimension of a view's target shape (`(1, n, block, hidden)`),
 that dimension of the tensor the next op reads from the view's result. An input whose values an op
 constrains (VALUE_CONTRACTS) is built to that contract instead of random-normal data.
 """
@@ -13,7 +13,7 @@ constrains (VALUE_CONTRACTS) is built to that contract instead of random-normal 
 from dataclasses import replace
 from math import prod
 
-from pipeline.scaffold import ops, settings, sizes
+from pipeline.scaffold import ops
 from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
@@ -138,29 +138,12 @@ def with_seq_len(fact: TensorFact, profiled: int, seq_len: int) -> TensorFact:
 
 
 def profiled_value(extraction: Extraction, parameter: str, region_inputs: RegionInputs) -> str | None:
-    """The value a non-tensor parameter (or container field) had in this profiled run, as a Python
-    expression: what a row shows, else what the region's size equations give from what rows show
-    (sizes.py); None if neither says."""
+    """The value a non-tensor parameter (or container field) had in this run, as a Python expression: the
+    capture's, else what a profiled row shows; None if neither says (a size the region computes from
+    others is not solved: the capture has it)."""
     if isinstance(region_inputs, Captured):
         return region_inputs.value(parameter)
-    value = _shown_value(extraction, parameter, region_inputs)
-    if value is not None or not extraction.products:
-        return value
-    tensors = dict(named_facts(extraction, region_inputs))
-
-    def known(term: str) -> int | None:
-        read = sizes.shape_read(term)
-        if read is not None:
-            tensor = tensors.get(read[0])
-            return (
-                tensor.shape[read[1]]
-                if tensor and -len(tensor.shape) <= read[1] < len(tensor.shape)
-                else None
-            )
-        return sizes.integer(_shown_value(extraction, term, region_inputs))
-
-    solved = sizes.solve(extraction.products, known, parameter)
-    return str(solved) if solved is not None else None
+    return _shown_value(extraction, parameter, region_inputs)
 
 
 def _shown_value(extraction: Extraction, parameter: str, region_inputs: RegionInputs) -> str | None:
@@ -173,9 +156,8 @@ def _shown_value(extraction: Extraction, parameter: str, region_inputs: RegionIn
             dim, rank = (int(part) for part in keyword.removeprefix(ops.SHAPE).split("/"))
             consumed = _consumer_input(extraction, region_inputs, index)
             value = str(consumed.shape[len(consumed.shape) - rank + dim]) if consumed is not None else None
-        else:
-            cells = region_inputs.op_cells[index] if index < len(region_inputs.op_cells) else None
-            value = settings.setting_expression(keyword, cells) if cells is not None else None
+        else:  # an op setting: the capture has it (a CSV's ATTRIBUTES are not parsed)
+            value = None
         if value is not None:
             return value
     return None

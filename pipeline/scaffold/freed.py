@@ -12,9 +12,15 @@ FLAG = "deallocate_inputs"
 
 
 def keep_inputs(source: str, freed: set[str]) -> str:
-    """`source` (one function definition) with the deallocations of `freed` behind FLAG; as is when none."""
-    tree = ast.parse(source)
-    function = tree.body[0]
+    """`source` (function definitions) with the deallocations of `freed` behind FLAG in each function that
+    has one; as is when none does."""
+    functions = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
+    for function in reversed(functions):  # bottom-up: an edit never moves the lines of the ones above
+        source = _keep_in(source, function, freed)
+    return source
+
+
+def _keep_in(source: str, function: ast.FunctionDef, freed: set[str]) -> str:
     frees = [
         node
         for node in ast.walk(function)

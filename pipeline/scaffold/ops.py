@@ -10,11 +10,12 @@ from typing import NamedTuple
 
 from pipeline.opsperf import COLLECTIVES
 from pipeline.scaffold.bindings import assigned_once, call_bindings, callee_resolver, parameter_names
-from pipeline.scaffold.settings import SCALAR  # the setting of a positional scalar operand
 
 SHAPE = "shape:"  # `shape:<dim>/<rank>`: a dimension of a view op's target shape
 # all_gather, reduce_scatter, ...: the source spellings of the op codes the profiler reports
 CCL_SOURCE_NAMES = tuple(re.sub(r"(?<!^)(?=[A-Z])", "_", code).lower() for code in COLLECTIVES)
+
+SCALAR = "scalar"  # the setting of a positional scalar operand (`ttnn.mul(h, alpha)`)
 
 
 def is_ccl(op: str) -> bool:

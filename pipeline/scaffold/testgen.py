@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from pipeline.scaffold import expected, facts, freed, helper, ops, settings
+from pipeline.scaffold import expected, facts, freed, helper, modes, ops
 from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.extract import Extraction
 from pipeline.scaffold.inputs import TensorFact
@@ -83,20 +83,32 @@ def context(plan: TestPlan, workspace: Path) -> dict:
     extraction = plan.extraction
     op = _op(plan)
     tensors = _tensor_parameters(extraction, plan.inputs)
-    constants = _constants(extraction, tensors, plan.inputs, plan.modes)
+    per_mode = modes.is_merged(extraction)
+    constants = [
+        c
+        for c in _constants(extraction, tensors, plan.inputs, plan.modes)
+        if not (per_mode and c["parameter"] == modes.MODE)
+    ]
     by_name = {c["parameter"]: c["name"] + ("[case.mode]" if c["per_mode"] else "") for c in constants}
+    by_name.update({modes.MODE: "case.mode"} if per_mode else {})
     builders = {c["parameter"]: f"_build_{c['parameter']}" for c in constants if c["builder"]}
     deallocated = set(extraction.deallocated)
 
     def argument(parameter: str, inputs: str) -> str:
         if parameter in builders:
             return f"{builders[parameter]}({inputs})"
-        return f'{inputs}["{parameter}"]' if parameter in tensors else by_name[parameter]
+        if parameter in tensors:  # per mode: a tensor the other mode's region does not take is None
+            return f'{inputs}.get("{parameter}")' if per_mode else f'{inputs}["{parameter}"]'
+        return by_name[parameter]
 
     deallocated |= {
         name for found in plan.inputs.values() if isinstance(found, Captured) for name in found.freed()
     }
     ttnn_arguments = [argument(p, "tt_inputs") for p in extraction.parameter_names]
+    if per_mode:  # <op>_ttnn(mode, **arguments): the mode first, every other parameter by name
+        ttnn_arguments = ["case.mode"] + [
+            f"{p}={argument(p, 'tt_inputs')}" for p in extraction.parameter_names[1:]
+        ]
     function_source = freed.keep_inputs(extraction.source, deallocated)
     if function_source != extraction.source:  # the region frees an input: not in the test's repeated calls
         ttnn_arguments.append(f"{freed.FLAG}=False")
@@ -308,8 +320,7 @@ def _container(
         if len(values) != 1 or None in values:
             missing.append(field_name)
             continue
-        equation = next((f"{t} = {' * '.join(fs)}" for t, fs in extraction.products if key in fs), "")
-        uses = _uses(extraction, key) or f"solved from {equation}"
+        uses = _uses(extraction, key) or f"{key}, as captured"
         built.append({"name": field_name, "value": values.pop(), "uses": uses})
     constant["value"] = None if missing else "SimpleNamespace"
     constant["missing"] = ", ".join(f"{constant['parameter']}.{f}" for f in missing)
@@ -336,7 +347,7 @@ def _setting_text(keyword: str) -> str:
     """`max` -> `max=`; a view's target dimension -> `shape[2]`; a positional scalar -> `scalar operand`."""
     if keyword.startswith(ops.SHAPE):
         return f"shape[{keyword.removeprefix(ops.SHAPE).split('/')[0]}]"
-    return "scalar operand" if keyword == settings.SCALAR else f"{keyword}="
+    return "scalar operand" if keyword == ops.SCALAR else f"{keyword}="
 
 
 def reference_parameters(reference: str, workspace: Path, parameters: list[str]) -> list[str]:

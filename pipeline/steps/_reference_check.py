@@ -57,7 +57,11 @@ def run(job: Job) -> dict:
 def judge(found: dict, cases: list[dict]) -> str | None:
     """The first mode whose reference output is below the floor, with the test's own PCC beside it."""
     for mode, result in found.items():
-        low = [(i, value) for i, value in enumerate(result.get("pccs", [])) if value < PCC_FLOOR]
+        # Indices (top-k) are compared as sets, but tied scores may still pick another expert: the values
+        # beside them (the routing weights) show a reference computing something else.
+        indices = set(result.get("index_outputs", []))
+        pccs = enumerate(result.get("pccs", []))
+        low = [(i, value) for i, value in pccs if value < PCC_FLOOR and i not in indices]
         if low:
             index, value = low[0]
             return (

@@ -26,7 +26,7 @@ import torch
 
 def demo_op_reference(x, weight, top_k):
     """The module's region: logits, top-k, softmax over the kept logits (indices, weights)."""
-    values, indices = torch.topk(x @ weight, top_k, dim=-1)
+    values, indices = torch.topk(x @ weight, top_k{extra_k}, dim=-1)
     return indices, torch.softmax({activation}(values), dim=-1)
 '''
 
@@ -61,11 +61,13 @@ def captured(tmp_path_factory):
     return root / capture.DIRECTORY
 
 
-def _check(tmp_path, captured, activation: str) -> dict:
+def _check(tmp_path, captured, activation: str, extra_k: str = "", skip_line: str = "") -> dict:
     package = tmp_path / "demo"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "test_demo_op.py").write_text(UNIT_TEST.format(activation=activation))
+    (package / "test_demo_op.py").write_text(
+        UNIT_TEST.format(activation=activation, extra_k=extra_k) + skip_line
+    )
     out = tmp_path / "out.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(SHIM), str(tmp_path)])}
     argv = [sys.executable, "-m", _reference_check.CHILD, "demo.test_demo_op", "demo_op", str(out)]
@@ -121,3 +123,31 @@ def test_the_check_overrides_a_passing_unit_test_and_keeps_an_infra_failure(monk
     )
     monkeypatch.setattr(_reference_check, "run", lambda job: {"decode": {"problem": "takes hidden_states"}})
     assert _reference_check.apply(None, [], ("passed", "ok")) == ("passed", "ok")
+
+
+def test_a_reference_with_another_top_k_fails_on_the_weights(tmp_path, captured):
+    found = _check(tmp_path, captured, "", extra_k=" + 1")
+    assert found["decode"]["index_outputs"] == [0] and found["decode"]["pccs"] == [0.0, 0.0], found
+    assert "decode output 1: PCC 0.000000 < 0.99" in _reference_check.judge(found, [])
+
+
+def test_index_outputs_alone_below_the_floor_do_not_fail():
+    """Tied scores may pick another expert; the routing weights beside the indices judge the reference."""
+    assert _reference_check.judge({"decode": {"pccs": [0.95, 0.999], "index_outputs": [0]}}, []) is None
+
+
+def test_a_region_with_ccl_ops_is_not_compared_on_one_device(tmp_path, captured):
+    skip = 'SKIP = "Single-device test is not applicable because demo_op includes CCL ops (AllReduce)."\n'
+    found = _check(tmp_path, captured, "torch.sigmoid", skip_line=skip)
+    assert found["decode"]["problem"].startswith("the region has CCL ops"), found
+    assert _reference_check.judge(found, []) is None
+
+
+def test_with_one_function_per_mode_the_other_modes_parameters_are_none(tmp_path, captured):
+    per_mode = (
+        "\n\ndef demo_op_ttnn_decode(x, weight, top_k):\n    pass\n"
+        "\n\n_plain = demo_op_reference\n\n\ndef demo_op_reference(x, weight, top_k, prefill_only):\n"
+        "    assert prefill_only is None\n    return _plain(x, weight, top_k)\n"
+    )
+    found = _check(tmp_path, captured, "", skip_line=per_mode)
+    assert "problem" not in found["decode"] and found["decode"]["pccs"][1] > 0.99, found

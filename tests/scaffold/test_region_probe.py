@@ -126,3 +126,18 @@ def test_the_orchestrator_reads_captures_without_importing_torch_or_ttnn():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_cyclic_object_is_described_one_level_deep(probe_env, tmp_path):
+    class Node:
+        def __init__(self):
+            self.size = 3
+            self.parent = self  # a device or module object may point back at itself
+
+    def region(node):
+        return node.size
+
+    region_probe.probed(region)(Node())
+    described = capture.read(tmp_path)["arguments"]["node"]
+    assert described["kind"] == "container" and described["fields"]["size"]["rebuild"] == "3"
+    assert described["fields"]["parent"]["kind"] == "value"  # not followed again

@@ -43,11 +43,15 @@ def _extract(spec: dict, mode: str):
     )
 
 
+# The per-mode ops (one function per mode, scaffolded: docs/scaffold.md) have no single hand-written function.
+ONE_FUNCTION = [p for p in SPECS if len({t.get("call") for t in _spec(p)["sequence"].values()}) == 1]
+
+
 def test_every_bundled_op_is_covered():
     assert {p.stem for p in SPECS} >= {"router", "experts", "experts_mlp"}
 
 
-@pytest.mark.parametrize("spec_path", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec_path", ONE_FUNCTION, ids=lambda p: p.stem)
 def test_extraction_matches_the_hand_written_function_and_the_spec_call(spec_path):
     spec = _spec(spec_path)
     for mode in spec["modes"]:
@@ -78,7 +82,7 @@ def test_extraction_matches_the_hand_written_function_and_the_spec_call(spec_pat
         compile(extraction.source, extraction.function_name, "exec")
 
 
-@pytest.mark.parametrize("spec_path", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec_path", ONE_FUNCTION, ids=lambda p: p.stem)
 def test_modes_sharing_a_sequence_share_one_function(spec_path):
     spec = _spec(spec_path)
     extractions = {mode: _extract(spec, mode) for mode in spec["modes"]}

@@ -1,8 +1,10 @@
-"""Issue 12's flow on the BUNDLED workspace, for every bundled fused op, from the session's router run
-(tests/conftest.py): once the other ops' module tests are profiled (module_perf, what the scaffold reads
-the inputs from), the hand-written tests are moved aside and the specs reduced to the three inputs;
-`doit run` stops with how to scaffold and writes nothing; `doit scaffold` writes each test and the
-spec's `call` lines; and one graph runs patch_verify with every scaffolded `<op>_ttnn` in its module,
+"""Issues 12 and 20's flow on the BUNDLED workspace, for every bundled fused op (and the two added by the
+scaffold alone: expert_weighting, whose region frees its inputs, and attention_qkv, whose decode and prefill
+regions differ), from the session's router run (tests/conftest.py): once the other ops' module tests are
+profiled, the hand-written tests are moved aside and the specs reduced to the three inputs; `doit run`
+stops with how to scaffold and writes nothing; `doit scaffold` writes each test and the spec's `call`
+lines, runs patch_verify to capture the region's arguments and writes the test again from that capture;
+and one graph runs patch_verify with every scaffolded `<op>_ttnn` in its module,
 every PCC equal to the unpatched module's. Then the full graph of every op, none hand-edited: unit_test
 reports "expected values are placeholders" and no step fails; after `doit scaffold --accept-measured` (and,
 for a trace the model's trace region does not hold, once more for the size the log printed) the run is all
@@ -20,7 +22,9 @@ from test_e2e import TESTS_DIR, out, run
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-OPS = ("router", "experts_mlp", "experts", "rms_norm")
+# expert_weighting: its region frees its inputs; attention_qkv and it: decode and prefill regions differ
+OPS = ("router", "experts_mlp", "experts", "rms_norm", "expert_weighting", "attention_qkv")
+PER_MODE = {"attention_qkv", "expert_weighting"}  # one function per mode: each mode's call names its mode
 GREEN = OPS  # every bundled op's scaffolded test runs green without a hand edit
 SINGLE_DEVICE_STEPS = {"single_device", "single_perf/decode", "shape_check/decode"}
 CCL_SKIP = "Single-device test is not applicable because gpt_oss_mini_experts includes CCL ops"
@@ -30,6 +34,10 @@ FIRST_CALLS = {
     "args.sparsity_block_size, args.hidden_size, weights.w1, weights.w1_bias",
     "experts": "output = gpt_oss_mini_experts_ttnn(hidden_states, topk_indices, topk_weights, weights, args",
     "rms_norm": "return gpt_oss_mini_rms_norm_ttnn(x, self.eps, self.weight, activation_memory_config(mode))",
+    "expert_weighting": "mixed = gpt_oss_mini_expert_weighting_ttnn('decode', post_combine=post_combine, "
+    "routing=routing)",
+    "attention_qkv": "q, k, v = gpt_oss_mini_attention_qkv_ttnn('decode', hidden_states=hidden_states, "
+    "wqkv=self.wqkv",
 }
 
 
@@ -77,11 +85,15 @@ def test_every_bundled_op_from_its_three_inputs_through_patch_verify(bundled_rou
             mode: t["call"]
             for mode, t in tomllib.loads((repo / "fused_ops" / f"{op}.toml").read_text())["sequence"].items()
         }
-        assert set(calls) == set(specs[op]["modes"]) and len(set(calls.values())) == 1, calls
+        assert set(calls) == set(specs[op]["modes"]) and len(set(calls.values())) == 1 + (op in PER_MODE)
         assert calls["decode"].startswith(FIRST_CALLS[op]), calls
+        assert "from the capture" in scaffolded.stdout, scaffolded.stdout  # the test is written from it
     _assert_experts_inputs_as_the_module_builds_them(
         repo / "examples/gpt_oss_mini" / specs["experts"]["unit_test"]
     )
+    weighting = (repo / "examples/gpt_oss_mini" / specs["expert_weighting"]["unit_test"]).read_text()
+    assert "    if deallocate_inputs:\n        ttnn.deallocate(post_combine)\n" in weighting
+    assert "deallocate_inputs=False" in weighting and "ttnn.clone" not in weighting  # no copy op measured
 
     patched = run(repo, "run", "patch_verify", f"fused_op={','.join(OPS)}")
     for op in OPS:
@@ -152,7 +164,7 @@ def _assert_experts_inputs_as_the_module_builds_them(unit_test: Path) -> None:
 
     source = unit_test.read_text()
     assert '"expert_mapping": ("expert_map",)' in source and '"topk_indices": ("expert_ids", 8)' in source
-    assert "ARGS = SimpleNamespace(\n    dispatch_devices=2,  # solved from total_tokens = " in source
+    assert "ARGS = SimpleNamespace(\n    dispatch_devices=2,  # args.dispatch_devices, as captured" in source
     assert "def _build_weights(inputs):" in source and 'w2_bias=inputs["weights.w2_bias"]' in source
     function = next(n for n in ast.parse(source).body if getattr(n, "name", "") == "_input_values")
     namespace = {"torch": torch}

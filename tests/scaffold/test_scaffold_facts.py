@@ -2,8 +2,6 @@
 container (`weights.w1`) is a parameter of its own; tensors come from the rows of the ops that take them (a
 view's from the op reading its result), values from the row's attributes or the shape a view made."""
 
-from types import SimpleNamespace
-
 from pipeline.scaffold import facts
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
 
@@ -95,22 +93,15 @@ def test_tensors_come_from_the_rows_of_the_ops_that_take_them(extract_region):
     assert facts.value_contracts(e) == {"mask": (facts.ONES,)} and facts.matmul_weights(e) == {"w1"}
 
 
-def test_values_come_from_attributes_and_from_the_shapes_views_made(extract_region):
+def test_values_come_from_the_shapes_views_made_not_from_csv_attributes(extract_region):
+    """Op settings (clamp's limit, mul's scalar) come from the capture; a CSV only shows view shapes."""
     e = extract_region(MLP, "blocks = ttnn.reshape(", "out = ttnn.to_layout(")
     rows = profiled(e)
     values = {name: facts.profiled_value(e, name, rows) for name in e.parameter_names}
-    assert values["limit"] == "7.0" and values["alpha"] == "1.702"
+    assert values["limit"] is None and values["alpha"] is None  # settings: the capture's
     assert values["block_size"] == "32" and values["hidden"] == "64"  # sparse_matmul's input of the reshape
     assert values["experts"] == "2"  # to_layout's input: the last reshape's result
-    assert values["x"] is None and values["w1_bias"] is None  # tensors, and add's scalar is std::nullopt
-
-
-def test_a_value_no_row_shows_stays_unknown(extract_region):
-    e = extract_region(MLP, "blocks = ttnn.reshape(", "out = ttnn.to_layout(")
-    rows = profiled(e)
-    blank = SimpleNamespace(**{**rows.__dict__, "op_cells": tuple(None for _ in rows.op_cells)})
-    assert facts.profiled_value(e, "limit", blank) is None
-    assert facts.profiled_value(e, "block_size", blank) == "32"  # shapes do not need the attributes
+    assert values["x"] is None and values["w1_bias"] is None  # tensors
 
 
 def test_another_seq_len_scales_the_sequence_and_its_block_count_only():

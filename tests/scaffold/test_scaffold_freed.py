@@ -3,14 +3,14 @@ copy op enters the measured call (config compare matches the module)."""
 
 from pipeline.scaffold import freed
 
-SOURCE = '''\
+SOURCE = """\
 def op_ttnn(attention, o_proj, memory_config):
     heads = ttnn.experimental.nlp_concat_heads_decode(attention, num_heads=4)
     ttnn.deallocate(attention)
     output = ttnn.linear(heads, o_proj, memory_config=memory_config)
     ttnn.deallocate(heads)
     return output
-'''
+"""
 
 
 def test_the_freed_input_is_deallocated_only_when_the_flag_says_so():

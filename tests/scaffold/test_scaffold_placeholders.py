@@ -94,6 +94,13 @@ def test_placeholders_are_reported_with_the_values_to_paste_then_accepted(placeh
     assert {s["verdict"] for s in summary["steps"]} <= {"passed", "skipped"}, summary["steps"]
     assert _result(repo, "unit_test")["verdict"] == "passed"
 
+    # The placeholder rows failed before any perf ran: the green run measured it, the next accept writes it
+    perf = _scaffold(repo, "fused_op=demo_router", "--accept-measured")
+    assert perf.returncode == 0 and "('prefill', 128) expected_pcc=0.999 expected_perf_us=12.5" in perf.stdout
+    rows = expected.rows_of(repo / UNIT_TEST)
+    assert all(perf_us > 0 for _, perf_us in rows.values()), rows
+    assert "TODO: replace expected_perf_us with the theoretical target" in (repo / UNIT_TEST).read_text()
+
     nothing_left = _scaffold(repo, "fused_op=demo_router", "--accept-measured")
     assert nothing_left.returncode == 2 and "no row holds the placeholders" in nothing_left.stderr
 

@@ -125,3 +125,23 @@ def _gpt_oss_experts(w1, w1_bias, w3, w3_bias, w2, w2_bias, swiglu_limit, swiglu
         module.down_proj.copy_(w2.reshape(experts, intermediate, hidden))
         module.down_proj_bias.copy_(w2_bias.reshape(experts, hidden))
     return module
+
+
+def attention_qkv(hidden_states, wqkv, wqkv_bias, num_heads, num_kv_heads, mode):
+    """The fused QKV projection, then the heads: decode [1, B, heads, d] per user, prefill [1, heads, S, d]."""
+    xqkv = hidden_states.float() @ wqkv.float() + wqkv_bias.float()
+    head_dim = xqkv.shape[-1] // (num_heads + 2 * num_kv_heads)
+    splits = [num_heads * head_dim, num_kv_heads * head_dim, num_kv_heads * head_dim]
+    heads = []
+    for part in torch.split(xqkv, splits, dim=-1):
+        tokens = part.shape[-2]
+        per_token = part.reshape(1, tokens, -1, head_dim)  # [1, T, heads, d]
+        heads.append(per_token if mode == "decode" else per_token.transpose(1, 2))
+    return tuple(heads)
+
+
+def expert_weighting(mode, post_combine=None, routing=None, expert_output=None, local_routing=None):
+    """Each chosen expert's output times its routing weight, summed over the experts (dim 0, kept):
+    decode combines [k, 1, T, H] per token, prefill the local experts [E_local, 1, S, H]."""
+    outputs, weights = (post_combine, routing) if mode == "decode" else (expert_output, local_routing)
+    return (outputs.float() * weights.float()).sum(dim=0, keepdim=True)
