@@ -82,8 +82,9 @@ def _start(backend, spec, tests):
     selections = sorted({t.spec.module_test.select[t.mode] for t in tests})
     env = backend.env(spec.workspace, {SELECTIONS_ENV: json.dumps(selections), OUTPUT_ENV: str(output)})
     argv = backend.pytest_argv([*spec.module_test.argv, "--collect-only", "-q", "-p", __name__])
-    try:  # forked from the warm process: the collection costs the test module's imports, not torch's
+    try:  # forked from a warm process if one is ready; if not, it starts now for the device steps
         if warm.wanted(backend.name):
+            warm.prestart(env)
             return warm.QuietChild(argv, spec.workspace, env), output
     except warm.WarmError:
         pass  # started the plain way; a bad PIPELINE_WARM_CHILD is the device steps' one-line error

@@ -184,17 +184,26 @@ class _Server:
         self._process: subprocess.Popen | None = None
         self._channel: socket.socket | None = None
         self.key: str | None = None
+        self._owner = os.getpid()
+        self._started = False  # its ready message arrived
+        self._waited_for = True  # started by a command that waits for it (not prestarted)
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
     def request(self, message: dict, fds: list[int], env: dict) -> tuple[int, int]:
+        """Fork a guard for `message`; raises WarmError, also while a prestarted warm process still imports
+        (the command then starts the plain way rather than wait)."""
         key = server_key(env)
+        if os.getpid() != self._owner:  # a forked copy of this process (doit -n): its own warm process
+            self.__init__()
         with self._mutex:
             for _ in range(2):  # a warm process that died is replaced once
                 if key != self.key or self._process.poll() is not None:
                     self._restart(key, env)
+                if not self._ready(READY_TIMEOUT_S if self._waited_for else 0):
+                    raise WarmError("the warm process is still starting")
                 try:
                     socket.send_fds(self._channel, [json.dumps(message).encode()], fds)
                     reply, pidfds = self._receive(_REPLY_TIMEOUT_S)
@@ -203,7 +212,28 @@ class _Server:
                     self.stop_locked()
             raise WarmError("the warm process does not answer")
 
-    def _restart(self, key: str, env: dict) -> None:
+    def prestart(self, env: dict) -> None:
+        """Start the warm process for `env` now, without waiting: commands before it is ready start plain."""
+        key = server_key(env)
+        if os.getpid() != self._owner:
+            self.__init__()
+        with self._mutex:
+            if key != self.key or self._process.poll() is not None:
+                self._restart(key, env, wait=False)
+
+    def _ready(self, timeout: float) -> bool:
+        if not self._started:
+            try:
+                self._receive(timeout)
+            except WarmError:
+                if self._process.poll() is not None or timeout:
+                    self.stop_locked()
+                    raise
+                return False
+            self._started = True
+        return True
+
+    def _restart(self, key: str, env: dict, wait: bool = True) -> None:
         self.stop_locked()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # Ours (a process of this doit run, like the guards and children it forks, which start with this
@@ -224,7 +254,7 @@ class _Server:
         finally:
             theirs.close()
         self._channel, self.key = ours, key
-        self._receive(READY_TIMEOUT_S)
+        self._started, self._waited_for = False, wait
 
     def _receive(self, timeout: float) -> tuple[bytes, list[int]]:
         if not select.select([self._channel], [], [], timeout)[0]:
@@ -253,6 +283,11 @@ class _Server:
 
 _SERVER = _Server()
 atexit.register(_SERVER.stop)
+
+
+def prestart(env: dict) -> None:
+    """Start the warm process for commands with `env` in the background (pipeline/selections.py)."""
+    _SERVER.prestart(env)
 
 
 def stop() -> None:
