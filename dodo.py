@@ -16,7 +16,7 @@ from pipeline.progress import ProgressReporter
 from pipeline.tasks import Pipeline
 
 try:  # a misspelled variable (fused_ops=) or value (backend=simm) stops here: one line, exit 2
-    doit_vars.check(sys.argv[1:], Path(__file__).resolve().parent / "fused_ops")
+    doit_vars.check(sys.argv[1:])
 except doit_vars.VariableError as error:
     print(f"error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(2) from None

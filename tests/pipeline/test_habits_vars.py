@@ -11,7 +11,6 @@ CASES = [
     ("fused_ops=demo_router", ["'fused_ops'", "fused_op=", *KNOWN]),
     ("backend=simm", ["backend=simm", "backend=sim?", "sim, ttnn"]),
     ("workspcae=examples/demo", ["'workspcae'", "workspace=", *KNOWN]),
-    ("fused_op=demo_rooter", ["fused_op=demo_rooter", "fused_op=demo_router?", "known: demo_router"]),
 ]
 
 

@@ -305,7 +305,7 @@ def test_summary_and_index_render(tmp_path):
     }
     md = summary.render_md(data)
     assert (
-        "| unit_perf | decode | passed | total kernel duration per iteration (us) 1.500, as test_<op>_device_perf "
+        "| unit_perf | decode | passed | total kernel duration per iteration (us) 1.500, as the device-perf test "
         "printed it (us) 1.501 | a \\| b | [log](unit_perf/decode/log.txt) |" in md
     )
     assert "- decode only" in md
