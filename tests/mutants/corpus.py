@@ -157,7 +157,7 @@ MUTANTS = (
         (("PERF_WARMUP_ITERS = 10", "PERF_WARMUP_ITERS = 0"),),
         UNIT,  # the e2e loop's warm-ups are seen first (the device-perf window's in unit_perf after it)
         "failed",
-        ("warm-up iterations; the guide's PERF_WARMUP_ITERS is 10",),
+        ("the test sets PERF_WARMUP_ITERS = 0; the guide's is 10",),
     ),
     Mutant(
         "warmups_inside_the_window",
