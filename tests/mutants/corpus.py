@@ -409,14 +409,6 @@ HARNESS_MUTANTS = (
         ("asserts no perf figure against expected_perf",),
     ),
     Mutant(
-        "perf_target_left_at_zero",
-        ROUTER_TEST,
-        (("0.998, 37.5)", "0.998, 0.0)"),),
-        UNIT,
-        "failed",
-        ("decode/seq_len=1: expected_perf_us is 0.0",),
-    ),
-    Mutant(
         "declared_prefill_seqlen_without_rows",
         ROUTER_TEST,
         ((', ("prefill", 1024, 0.98, 37.5)]', "]"),),
