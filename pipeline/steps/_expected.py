@@ -147,12 +147,6 @@ def perf_assertion_files(test_file: Path, workspace: Path) -> list[Path]:
     return found
 
 
-def perf_targets_missing(table: list[dict]) -> list[str]:
-    """Rows whose expected_perf_us is 0.0 (no target: the test asserts nothing; guide 8.2 wants the
-    measured value with a TODO for the theoretical target)."""
-    return [row_key(r) for r in table if "expected_perf_us" in r and not r["expected_perf_us"]]
-
-
 def module_constants(test_file: Path, names) -> dict:
     """The test module's top-level integer assignments of `names` (e.g. PERF_WARMUP_ITERS), as written."""
     try:

@@ -170,7 +170,7 @@ DEVICE_PERF_ENV_VAR = "DEMO_ROUTER_DEVICE_PERF"
 PERF_WARMUP_ITERS = 10
 PERF_MEASURE_ITERS = 100
 DEVICE_PERF_ITERS = 10
-CASES = [("decode", 1, 0.99, 12.5), ("prefill", 128, 0.99, 12.5), ("prefill", 1024, 0.99, 12.5)]
+CASES = [("decode", 1, 0.99, 0.0), ("prefill", 128, 0.99, 0.0), ("prefill", 1024, 0.99, 0.0)]
 
 
 def demo_router_reference(x):
@@ -214,11 +214,12 @@ def _run(trace, program_cache, expected_pcc, expected_perf_us, single_device=Fal
         tracy.signpost("stop")
     out = _on_device(trace, program_cache)
     passing, pcc = comp_pcc(torch.tensor([demo_router_reference(3)]), torch.tensor([out]), expected_pcc)
-    assert passing, f"Router test failed. PCC: {pcc} < {expected_pcc}"
     comp_allclose(torch.tensor([demo_router_reference(3)]), torch.tensor([out]))
     logger.info(f"PCC demo_router: {pcc}")
+    assert passing, f"Router test failed. PCC: {pcc} < {expected_pcc}"
     logger.info("Perf avg: 12.500 us over 100 iters (warmup 10)")
-    assert 12.5 <= expected_perf_us * 1.2, "Perf regression"
+    if expected_perf_us:  # 0.0: no target (tt-metal's TODO)
+        assert 12.5 <= expected_perf_us * 1.2, "Perf regression"
 
 
 def _on_device(trace, program_cache):
@@ -269,8 +270,8 @@ def test_demo_router_single_device_device_perf(mode, seq_len):
 # tt-metal's comparison helpers, as the facts plugin wraps them (fixed PCC: the fake's numbers are exact).
 UTILITY_FUNCTIONS = """
 def comp_pcc(golden, calculated, pcc=0.99):
-    passing = bool((golden == calculated).all())
-    return passing, 0.999 if passing else 0.0
+    value = 0.999 if bool((golden == calculated).all()) else 0.0
+    return value >= pcc, value
 
 
 def comp_allclose(golden, calculated, rtol=1e-05, atol=1e-08):

@@ -16,30 +16,23 @@ from pipeline.scaffold import expected
 UNIT_TEST = "examples/demo/models/demo/tests/fused/test_demo_router.py"
 PLACEHOLDER_ROWS = (
     f"{expected.PLACEHOLDER_NOTE}: paste the measured values.\n"
-    'DEMO_ROUTER_CASES = [("decode", 1, 1.0, 0.0), ("prefill", 128, 1.0, 0.0)]\n'
+    'DEMO_ROUTER_CASES = [("decode", 1, 1.0, 0.0), ("prefill", 128, 1.0, 0.0), ("prefill", 1024, 1.0, 0.0)]\n'
 )
 
 
 def _as_scaffolded(repo: Path) -> None:
-    """The fake test with the scaffold's rows and an assertion on expected_pcc after logging the PCC."""
+    """The fake test with the scaffold's rows (it asserts expected_pcc after logging the PCC already)."""
     path = repo / UNIT_TEST
     text = path.read_text()
     for old, new in [
-        ('CASES = [("decode", 1, 0.99, 0.0), ("prefill", 128, 0.99, 0.0)]\n', PLACEHOLDER_ROWS),
+        (
+            'CASES = [("decode", 1, 0.99, 0.0), ("prefill", 128, 0.99, 0.0), ("prefill", 1024, 0.99, 0.0)]\n',
+            PLACEHOLDER_ROWS,
+        ),
         (
             '"mode, seq_len, expected_pcc, expected_perf_us", CASES)',
             '"mode, seq_len, expected_pcc, expected_perf_us", DEMO_ROUTER_CASES)',
         ),
-        ("def _run(single_device=False):", "def _run(single_device=False, expected_pcc=0.99):"),
-        ('    logger.info("PCC demo_router: 0.999")\n', ""),
-        (
-            '    assert out == demo_router_reference(3), "Router test failed. PCC: 0.0 < 0.99"\n',
-            '    assert out == demo_router_reference(3), "Router test failed. PCC: 0.0 < 0.99"\n'
-            '    logger.info("PCC demo_router: 0.999")\n'
-            '    assert 0.999 >= expected_pcc, f"Router test failed. PCC: 0.999 < {expected_pcc}"\n',
-        ),
-        ("    _run()\n", "    _run(expected_pcc=expected_pcc)\n"),
-        ("    _run(single_device=True)\n", "    _run(single_device=True, expected_pcc=expected_pcc)\n"),
     ]:
         assert old in text, old
         text = text.replace(old, new)
