@@ -1,5 +1,6 @@
 """single_perf [guide step 12]: the user's test_<op>_single_device_device_perf, checked like unit_perf.
 
+Its window must hold one device's rows (and its facts one-device meshes), else `failed` naming the devices.
 Skipped when the single-device test itself was skipped (a fused op with CCL ops, accepted by single_device).
 """
 

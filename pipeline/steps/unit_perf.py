@@ -4,6 +4,8 @@ Runs ``pytest <unit test>::test_<op>_device_perf -k <mode>`` as the user would. 
 its own test case under tracy (the case selection lives in the workspace, not here) into this step's
 ``profiler/`` dir and prints its per-iteration totals; this step reads the same CSV, checks its window
 and computes the guide's figures, and fails when the function's printed totals differ by more than 1 %.
+The guide's numbers (10 measured iterations, 10 warm-ups) are checked against DEVICE_PERF_ITERS, the
+window and the profiled case's facts (_perf.checked_window); the spec's [deviations] may accept others.
 """
 
 from pipeline.steps import _perf
