@@ -84,7 +84,8 @@ _stop_requested: list[bool] = []
 
 
 def _die_with(guard_pid: int) -> None:
-    """In the child, before exec (or before the warm child runs its command): SIGKILL when the guard dies (and already now if it is gone)."""
+    """In the child, before exec (or before a warm child runs its command): SIGKILL when the guard dies
+    (and already now if it is gone)."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != guard_pid:
         os._exit(1)

@@ -182,9 +182,7 @@ class Finished:
 
 
 def _attempt(number: int, request: Request, timeouts: Timeouts, log: "_Log", lock_fd: int | None):
-    finished = supervise(
-        request.argv, request.cwd, request.env, timeouts, log, lock_fd, echo=True, warm_child=log.warm_child
-    )
+    finished = supervise(request.argv, request.cwd, request.env, timeouts, log, lock_fd, echo=True)
     if finished.start_error:  # a wrong interpreter path is a set-up problem, not a machine problem
         log.say(finished.start_error)
         return Attempt(number, None, artifacts.FAILED, finished.start_error, 0.0), ""
@@ -201,13 +199,12 @@ def supervise(
     lock_fd: int | None = None,
     echo: bool = True,
     prefix: str = "",
-    warm_child: bool = False,
 ) -> Finished:
     """Start `argv` under a guard holding `lock_fd`; stop its tree on a timeout or when we are interrupted."""
     clock = CaseClock(env)
     status_read, status_write = os.pipe()
     try:
-        keeper = _start_guard(argv, cwd, clock.env, status_write, lock_fd, log, warm_child)
+        keeper = _start_guard(argv, cwd, clock.env, status_write, lock_fd, log)
         started = time.monotonic()  # after a warm process's own start-up: the timeouts are the child's
     except (OSError, warm.WarmError) as error:  # e.g. the working directory is gone
         os.close(status_read)
@@ -241,11 +238,9 @@ def supervise(
     return Finished(status.get("returncode"), pump.text(), killed_because, status.get("error"), duration_s)
 
 
-def _start_guard(
-    argv, cwd: Path, env: dict, status_fd: int, lock_fd: int | None, log: "_Log", warm_child: bool
-):
+def _start_guard(argv, cwd: Path, env: dict, status_fd: int, lock_fd: int | None, log: "_Log"):
     """The guard of `argv`: forked by the warm process (pipeline/warm.py) if wanted and up, else started."""
-    if warm_child:
+    if log.warm_child:
         try:
             return warm.start_guard(argv, cwd, env, status_fd, lock_fd)
         except warm.WarmError as error:
@@ -387,15 +382,7 @@ def _housekeeping(
     log.say(f"{kind}: {shlex.join(command)}")
     bound = Timeouts(wall=timeouts.reset, silence=timeouts.reset)
     done = supervise(
-        list(command),
-        request.cwd,
-        request.env,
-        bound,
-        log,
-        lock_fd,
-        echo=False,
-        prefix=f"{kind}| ",
-        warm_child=log.warm_child,
+        list(command), request.cwd, request.env, bound, log, lock_fd, echo=False, prefix=f"{kind}| "
     )
     if done.start_error or done.killed_because:
         _note(

@@ -1,7 +1,8 @@
 """The fast tier (`pytest -m "not slow"`, tests/tiers.py) covers every module of pipeline/ and ttnn_sim/:
 each is imported by a fast test file or by what those tests run (dodo.py, whose tasks load the steps by
-name; doit's command plugins named in pyproject.toml), directly or through what it imports, or loaded by name into the children they start (a `-p`
-plugin, a `python -m` module, the shim's `ttnn` and `tracy` on the children's PYTHONPATH)."""
+name; doit's command plugins named in pyproject.toml), directly or through what it imports, or loaded by
+name into the children they start (a `-p` plugin, a `python -m` module, the shim's `ttnn` and `tracy` on
+the children's PYTHONPATH)."""
 
 from pathlib import Path
 

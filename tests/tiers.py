@@ -8,6 +8,7 @@ tests/conftest.py marks them; tests/test_tiers.py checks the fast tier still cov
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
+PLACEHOLDERS = "scaffold/test_scaffold_placeholders.py"  # its first test keeps scaffold-run-accept fast
 
 SLOW = {
     "pipeline/test_faults.py": "doit runs killed, interrupted and resumed on a fake checkout",
@@ -22,6 +23,10 @@ SLOW = {
     "workspace/test_real_weights.py": "a checkpoint written and loaded",
     "render/test_render_browser.py": "chromium over two merged runs",
     "sim/test_coverage_script.py::test_bundled_workspace_uses_only_names_the_simulator_has": "whole tree",
+    "workspace/test_splice.py::test_spliced_module_keeps_the_baseline_pcc": "6 module tests, 22 s each",
+    "render/test_render_ci.py": "a doit run of the fake checkout per CI shape (70 s)",
+    PLACEHOLDERS + "::test_a_trace_region_too_small_is_reported_with_its_size_then_accepted": "30 s",
+    PLACEHOLDERS + "::test_a_case_failing_before_any_pcc_keeps_its_real_failure": "15 s",
 }
 # Tests of a slow file kept in the fast tier: one whole graph on the fake checkout runs every step.
 KEPT_FAST = ("pipeline/test_flow.py::test_first_run_builds_every_step_and_all_pass",)
