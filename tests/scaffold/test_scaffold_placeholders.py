@@ -69,9 +69,10 @@ def test_placeholders_are_reported_with_the_values_to_paste_then_accepted(placeh
     unit = _result(repo, "unit_test")
     assert unit["verdict"] == "failed"
     assert unit["message"] == (
-        "expected values are placeholders (decode/seq_len=1, prefill/seq_len=128): measured "
-        "decode/seq_len=1 expected_pcc=0.999; prefill/seq_len=128 expected_pcc=0.999; paste them into the "
-        "rows, or run `doit scaffold fused_op=demo_router --accept-measured`"
+        "expected values are placeholders (decode/seq_len=1, prefill/seq_len=128, prefill/seq_len=1024): "
+        "measured decode/seq_len=1 expected_pcc=0.999; prefill/seq_len=128 expected_pcc=0.999; "
+        "prefill/seq_len=1024 expected_pcc=0.999; paste them into the rows, or run "
+        "`doit scaffold fused_op=demo_router --accept-measured`"
     )
     assert _result(repo, "patch_verify/decode")["verdict"] == "passed"  # upstream of the placeholders: green
 
@@ -102,7 +103,7 @@ def test_a_case_failing_before_any_pcc_keeps_its_real_failure(placeholder_run, t
     repo = Path(shutil.copytree(placeholder_run[0], tmp_path / "repo", symlinks=True))
     path = repo / UNIT_TEST
     path.write_text(
-        path.read_text().replace("    out = demo_router_ttnn(3)\n", "    out = demo_router_ttnn(None)\n")
+        path.read_text().replace("out = demo_router_ttnn(3, tensor)\n", "out = demo_router_ttnn(None, tensor)\n")
     )
     doit(repo, make_doit_env(tmp_path), "run", "unit_test")
     unit = _result(repo, "unit_test")
@@ -118,7 +119,7 @@ def test_accept_without_a_unit_test_run_says_to_run_first(tmp_path):
     done = _scaffold(repo, "fused_op=demo_router", "--accept-measured")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "no unit_test result; run `doit run fused_op=demo_router` first" in done.stderr
-    assert expected.placeholder_rows(repo / UNIT_TEST) == [("decode", 1), ("prefill", 128)]
+    assert expected.placeholder_rows(repo / UNIT_TEST) == [("decode", 1), ("prefill", 128), ("prefill", 1024)]
 
 
 TRACE_FAILURE = (
