@@ -20,7 +20,6 @@ from fakes import (
     doit,
     executed,
     make_doit_env,
-    make_fake_repo,
     tagged_processes,
     tree_digest,
 )
@@ -33,10 +32,8 @@ STEP_STARTED = "pipeline: $ "  # the runner's line as it starts a device command
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("faults")
-    repo = make_fake_repo(base / "repo")
-    result = doit(repo, make_doit_env(base), "run")
+def first_run(fake_first_run):
+    repo, result = fake_first_run
     assert result.returncode == 0, result.stdout[-3000:]
     return repo
 

@@ -25,11 +25,8 @@ SPEC = "fused_ops/demo_router.toml"
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("first")
-    repo = make_fake_repo(base / "repo")
-    result = doit(repo, make_doit_env(base), "run")
-    return repo, result
+def first_run(fake_first_run):
+    return fake_first_run
 
 
 @pytest.fixture

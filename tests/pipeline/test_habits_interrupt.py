@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import as_in_a_terminal, doit, executed, make_doit_env, make_fake_repo
+from fakes import as_in_a_terminal, doit, executed, make_doit_env
 
 from pipeline import artifacts
 from pipeline.lock import read_lock_log
@@ -21,10 +21,8 @@ STEP = "artifacts/demo_router/unit_perf/decode"
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("interrupt")
-    repo = make_fake_repo(base / "repo")
-    result = doit(repo, make_doit_env(base), "run")
+def first_run(fake_first_run):
+    repo, result = fake_first_run
     assert result.returncode == 0, result.stdout[-3000:]
     return repo
 

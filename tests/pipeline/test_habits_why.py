@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fakes import REPO, doit, executed, make_doit_env, make_fake_repo
+from fakes import REPO, doit, executed, make_doit_env
 
 from pipeline import why
 
@@ -18,18 +18,17 @@ REPORTS = ("summary", "index")  # they rebuild pages from whatever reran; not st
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("why")
-    repo = make_fake_repo(base / "repo")
-    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")  # registers `doit why` as the checkout does
-    result = doit(repo, make_doit_env(base), "run")
+def first_run(fake_first_run):
+    repo, result = fake_first_run
     assert result.returncode == 0, result.stdout[-3000:]
     return repo
 
 
 @pytest.fixture
 def repo(first_run, tmp_path) -> Path:
-    return Path(shutil.copytree(first_run, tmp_path / "repo", symlinks=True))
+    copy = Path(shutil.copytree(first_run, tmp_path / "repo", symlinks=True))
+    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")  # registers `doit why` as the checkout does
+    return copy
 
 
 def edit(path: Path, old: str, new: str) -> None:
