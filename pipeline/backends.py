@@ -34,7 +34,8 @@ DEFAULT_OP_SUPPORT_COUNT = (
 
 # pytest's cache would write .pytest_cache into the user's checkout; case_clock restarts the runner's
 # wall timeout at each test case.
-PYTEST_OPTIONS = ("-p", "no:cacheprovider", "-p", "pipeline.case_clock", "-p", "pipeline.facts_plugin")
+FACTS_PLUGIN = "pipeline.facts_plugin"  # records what each test case did (pipeline/facts_plugin.py)
+PYTEST_OPTIONS = ("-p", "no:cacheprovider", "-p", "pipeline.case_clock", "-p", FACTS_PLUGIN)
 # Profiler switches the parent may have set; a plain test run must not inherit them.
 _PROFILER_ENV = (
     "TT_METAL_DEVICE_PROFILER",

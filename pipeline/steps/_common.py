@@ -2,6 +2,7 @@
 supervised runner, and writing result.json (last, atomically)."""
 
 import hashlib
+import os
 import shlex
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from pipeline import artifacts, why
+from pipeline.backends import FACTS_PLUGIN
 from pipeline.context import Context
 from pipeline.spec import FusedOpSpec
 
@@ -87,8 +89,15 @@ def run_device(
 
 
 def _facts_env(job: Job) -> dict:
-    """Where the child's facts plugin writes (pipeline/facts_plugin.py) and which function it watches."""
-    return {"PIPELINE_STEP_DIR": str(job.step_dir), "PIPELINE_FUSED_FUNCTION": job.spec.names.ttnn}
+    """Where the child's facts plugin writes (pipeline/facts_plugin.py) and which function it watches.
+    PYTEST_ADDOPTS loads the plugin in the pytest a test starts itself too (the device-perf test's profiled
+    child, started by tt-metal's run_device_profiler), so its window's calls and warm-ups are facts too."""
+    addopts = f"{os.environ.get('PYTEST_ADDOPTS', '')} -p {FACTS_PLUGIN}".strip()
+    return {
+        "PIPELINE_STEP_DIR": str(job.step_dir),
+        "PIPELINE_FUSED_FUNCTION": job.spec.names.ttnn,
+        "PYTEST_ADDOPTS": addopts,
+    }
 
 
 def finish(
