@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pipeline import anchors, unit_test_names
+from pipeline.deviations import DEVIATION_FIELDS, GUIDE_CONSTANTS, Deviation
 from pipeline.unit_test_names import UnitTestNames
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
@@ -59,44 +60,6 @@ _SEQUENCE_FIELDS = ("file", "start", "end", "lines", "function", "call")
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 TIMEOUT_FIELDS = ("wall", "silence", "reset")  # seconds: per test case, without output, per reset command
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-# The guide's perf-loop constants ("Notes on performance measurements"): e2e 10 warm-ups + 100 measured
-# iterations, device perf 10 warm-ups + 10 signposted iterations. A spec's [deviations] may accept others.
-GUIDE_CONSTANTS = {"PERF_WARMUP_ITERS": 10, "PERF_MEASURE_ITERS": 100, "DEVICE_PERF_ITERS": 10}
-_DEVIATION_FIELDS = ("value", "reason")
-
-
-class Deviation(NamedTuple):
-    """A test constant that differs from the guide's, accepted for a written reason."""
-
-    value: int
-    reason: str
-
-
-def constant_problem(spec: "FusedOpSpec", name: str, found: int, where: str) -> str | None:
-    """None when `found` (the test's constant or a count the run shows) is the guide's number or the one the
-    spec's [deviations] accepts; else one line naming the guide's number, the test's, and both fixes."""
-    guide, deviation = GUIDE_CONSTANTS[name], spec.deviations.get(name)
-    if found == (deviation.value if deviation else guide):
-        return None
-    accepted = f"; the spec's [deviations] accepts {deviation.value}" if deviation else ""
-    return (
-        f"{name}: {where} {found} but the guide's number is {guide} (guide \"Notes on performance "
-        f'measurements"){accepted}: set {name} = {guide}, or accept {found} in {spec.source.name} with '
-        f'[deviations] {name} = {{ value = {found}, reason = "..." }}'
-    )
-
-
-def deviation_note(spec: "FusedOpSpec", name: str) -> str | None:
-    """The line "Unexpected and workarounds" shows for an accepted deviation (None without one)."""
-    deviation = spec.deviations.get(name)
-    if deviation is None:
-        return None
-    return (
-        f"{name} = {deviation.value} instead of the guide's {GUIDE_CONSTANTS[name]}, accepted by "
-        f"{spec.source.name}: {deviation.reason}"
-    )
 
 
 class SpecError(Exception):
@@ -272,8 +235,8 @@ def _deviations(raw: dict, check: "_Checker") -> dict[str, Deviation]:
         where = f"deviations.{name}"
         if not isinstance(entry, dict):
             check.fail(where, f"{entry!r} is not a table", f"write {example}")
-        check.known_fields(entry, _DEVIATION_FIELDS, where + ".")
-        for key in _DEVIATION_FIELDS:
+        check.known_fields(entry, DEVIATION_FIELDS, where + ".")
+        for key in DEVIATION_FIELDS:
             check.present(entry, key, where + ".")
         value, guide = entry["value"], GUIDE_CONSTANTS[name]
         lowest = 0 if name == "PERF_WARMUP_ITERS" else 1

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import artifacts, backends, logparse, opsperf, spec
+from pipeline import artifacts, backends, deviations, logparse, opsperf
 from pipeline.steps import _cases, _window
 from pipeline.steps._common import Job, finish, relative_files, run_device
 
@@ -165,7 +165,7 @@ def checked_window(job: Job, csv: Path, single_device: bool = False) -> dict:
     child wrote any) say how many <op>_ttnn calls ran inside the window and how many warm-ups before
     it (after the last comparison, so an accuracy call is never counted as a warm-up)."""
     iterations = job.spec.names.device_perf_iters
-    problem = spec.constant_problem(job.spec, "DEVICE_PERF_ITERS", iterations, "the test sets")
+    problem = deviations.constant_problem(job.spec, "DEVICE_PERF_ITERS", iterations, "the test sets")
     if problem:
         raise Defect(problem)
     warmups = _expected_warmups(job.spec)
@@ -176,14 +176,14 @@ def checked_window(job: Job, csv: Path, single_device: bool = False) -> dict:
     figures["accepted_deviations"] = [
         note
         for name in ("DEVICE_PERF_ITERS", "PERF_WARMUP_ITERS")
-        if (note := spec.deviation_note(job.spec, name))
+        if (note := deviations.deviation_note(job.spec, name))
     ]
     return figures
 
 
 def _expected_warmups(fused_op) -> int:
     deviation = fused_op.deviations.get("PERF_WARMUP_ITERS")
-    return deviation.value if deviation else spec.GUIDE_CONSTANTS["PERF_WARMUP_ITERS"]
+    return deviation.value if deviation else deviations.GUIDE_CONSTANTS["PERF_WARMUP_ITERS"]
 
 
 def check_facts(job: Job, iterations: int, warmups: int, single_device: bool) -> list[str]:
@@ -202,7 +202,7 @@ def check_facts(job: Job, iterations: int, warmups: int, single_device: bool) ->
                 f"signpost('stop') (facts: direct and replayed) but the window was measured as "
                 f"DEVICE_PERF_ITERS = {iterations} iterations: run exactly DEVICE_PERF_ITERS iterations there"
             )
-        problem = spec.constant_problem(
+        problem = deviations.constant_problem(
             job.spec,
             "PERF_WARMUP_ITERS",
             window.get("warmups"),

@@ -22,7 +22,7 @@ import re
 import pandas as pd
 
 from pipeline import opsperf
-from pipeline.spec import GUIDE_CONSTANTS
+from pipeline.deviations import GUIDE_CONSTANTS
 
 GUIDE_WARMUPS = GUIDE_CONSTANTS["PERF_WARMUP_ITERS"]
 # The merged row is whichever device was slowest: its device id in a MEMORY cell says nothing of the config.

@@ -172,7 +172,7 @@ def test_router_is_caught_in_every_mode_of_the_bundled_run(bundled_router_run):
     result = json.loads((repo / "artifacts/router/unit_test/result.json").read_text())
     oracle = result["figures"]["oracle"]
     assert {mode: r["verdict"] for mode, r in oracle.items()} == {"decode": "caught", "prefill": "caught"}
-    assert oracle["decode"]["case"].endswith("eager-program_cache-random_weights-decode-1-0.998-0.0]")
+    assert oracle["decode"]["case"].endswith("eager-program_cache-random_weights-decode-1-0.998-37.5]")
     assert "oracle: decode caught, prefill caught" in result["message"]
 
 

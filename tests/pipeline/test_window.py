@@ -10,7 +10,7 @@ import pytest
 from test_steps import row, signpost, unit_csv, write
 
 from pipeline import opsperf
-from pipeline.spec import Deviation
+from pipeline.deviations import Deviation
 from pipeline.steps import _perf, _window, config_compare, shape_check
 
 Q = {"attrs": "{'weights': 'q'}"}

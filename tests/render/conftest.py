@@ -45,7 +45,8 @@ def add_other_op(repo: Path) -> None:
         (repo / UNIT_DIR / "test_demo_router.py").read_text().replace("demo_router", "demo_other")
     )
     edit(unit, "    return mul(a, 2)", '    return mul(a, 2, memory="L1_INTERLEAVED")')
-    edit(unit, "    _run(single_device=True)", f'    assert False, "{SCRIPT}"')
+    single = "    _run(trace, program_cache, expected_pcc, expected_perf_us, single_device=True)"
+    edit(unit, single, f'    assert False, "{SCRIPT}"')
     spec = (repo / "fused_ops" / "demo_router.toml").read_text().replace("demo_router", "demo_other")
     (repo / "fused_ops" / "demo_other.toml").write_text(spec.replace('"x + 1, * 2"', f'"{HTML_DESCRIPTION}"'))
 
