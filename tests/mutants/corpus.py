@@ -220,8 +220,8 @@ MUTANTS = (
                 "weights = ttnn.softmax(weights, dim=-1,",
                 "weights = ttnn.softmax(ttnn.mul(weights, weights), dim=-1,",
             ),
-            ("0.998, 37.5)", "0.5, 37.5)"),
-            ("0.98, 37.5)", "0.5, 37.5)"),
+            ("0.998, 37.5)", "0.5, 60.0)"),  # the careless fix lowers the PCC and raises the perf target
+            ("0.98, 37.5)", "0.5, 60.0)"),
         ),
         UNIT,
         "failed",
