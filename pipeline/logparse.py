@@ -11,14 +11,17 @@ from pathlib import Path
 
 _LOGURU_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} \| \S+\s*\| \S+ - ")
 _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|nan"
-# tt-metal's gpt_oss test_modules.py: the module test's pass lines (the failure is an assertion with the same shape).
+# tt-metal's gpt_oss test_modules.py: the module test's pass lines (the failure is an assertion with the
+# same shape).
 PCC_PASSED = re.compile(rf"(?P<what>.+?) test passed\. Output: (?P<pcc>{_NUMBER})")
 PCC_FAILED = re.compile(rf"(?P<what>.+?) test failed\. Output: (?P<pcc>{_NUMBER})")
 # tt-metal's gpt_oss fused-op tests: the fused-op unit tests' comparison lines, `PCC {name}: {pcc}`.
-# Searched, not anchored: junit's captured-log lines carry their own prefix (`INFO     mod:file.py:12 PCC x: ..`).
+# Searched, not anchored: junit's captured-log lines carry their own prefix
+# (`INFO     mod:file.py:12 PCC x: ..`).
 UNIT_PCC = re.compile(rf"(?:^|\s)PCC (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
 UNIT_ATOL = re.compile(rf"(?:^|\s)ATOL (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
-# tt-metal's gpt_oss fused-op tests: `Perf avg: {perf_us:.3f} us over {N} iters (warmup {W})` (the label may vary).
+# tt-metal's gpt_oss fused-op tests: `Perf avg: {perf_us:.3f} us over {N} iters (warmup {W})`
+# (the label may vary).
 E2E_PERF = re.compile(r"(?P<us>[0-9.]+) us over (?P<iters>\d+) iters \(warmup (?P<warmup>\d+)\)")
 # The device-perf function's own figures (what test_<op>_device_perf logs after measuring its window).
 DEVICE_PERF_PER_ITERATION = re.compile(
