@@ -1,4 +1,5 @@
-"""Parsers for what the test processes print and write (tt-metal's fused-op tests, test_modules.py and tracy's report writer).
+"""Parsers for what the test processes print and write (tt-metal's fused-op tests, test_modules.py and
+tracy's report writer).
 
 All parsers take the raw output (no timestamps of our own) and strip loguru's line prefix
 (``YYYY-MM-DD HH:mm:ss.SSS | INFO     | module:function:line - message``) before matching messages.
@@ -25,7 +26,8 @@ UNIT_ATOL = re.compile(rf"(?:^|\s)ATOL (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
 E2E_PERF = re.compile(r"(?P<us>[0-9.]+) us over (?P<iters>\d+) iters \(warmup (?P<warmup>\d+)\)")
 # The device-perf function's own figures (what test_<op>_device_perf logs after measuring its window).
 DEVICE_PERF_PER_ITERATION = re.compile(
-    rf"Device perf per-iteration averages: kernel=(?P<kernel>{_NUMBER}) us, op_to_op=(?P<op_to_op>{_NUMBER}) us"
+    rf"Device perf per-iteration averages: kernel=(?P<kernel>{_NUMBER}) us, "
+    rf"op_to_op=(?P<op_to_op>{_NUMBER}) us"
 )
 OPS_CSV = re.compile(r"OPs csv generated at: (?P<path>\S+)")
 # tt-metal's trace-region error (mesh_device trace capture); the first size is what the trace needs.
@@ -114,7 +116,8 @@ def dropped_profiler_rows(output: str) -> bool:
 
 
 def collected_ids(output: str) -> list[str]:
-    """Node ids from `pytest --collect-only -q` (ids differ between tt-metal versions: discovered, never hard-coded)."""
+    """Node ids from `pytest --collect-only -q` (ids differ between tt-metal versions: discovered, never
+    hard-coded)."""
     return [line.strip() for line in output.splitlines() if "::" in line and not line.startswith(("=", " "))]
 
 

@@ -194,7 +194,8 @@ def pytest_config_files(workspace: Path) -> list[Path]:
 
 
 def rootdir_of(test_file: Path) -> Path:
-    """pytest's default `prepend` import mode puts the first directory upward without __init__.py on sys.path."""
+    """pytest's default `prepend` import mode puts the first directory upward without __init__.py on
+    sys.path."""
     folder = test_file.parent
     while (folder / "__init__.py").is_file() and folder.parent != folder:
         folder = folder.parent
