@@ -1,4 +1,5 @@
-"""Which files a test run depends on: its test file, what that imports inside the checkout, and pytest's config.
+"""Which files a test run depends on: its test file, what that imports inside the checkout, and pytest's
+config.
 
 Imports are followed with ``ast`` (never by importing), from the test file through every module that
 resolves to a file under one of the search roots (the workspace, the test's pytest rootdir, any extra
