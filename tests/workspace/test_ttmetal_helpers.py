@@ -1,5 +1,6 @@
 """The bundled workspace's tt-metal helper modules (utility_functions, benchmarking_utils, process_model_log,
-trace_region_sizes) and its per-model device-perf helper, imported from the workspace as its tests import them."""
+trace_region_sizes) and its per-model device-perf helper, imported from the workspace as its tests import
+them."""
 
 import json
 import os
@@ -149,7 +150,7 @@ def test_trace_region_size_from_yaml_explicit_wins_and_missing_names_the_entry(t
     assert trace_region_sizes.resolve_trace_region_size("gpt-oss-mini", "T3K") > 0  # the bundled YAML
 
 
-# ---------------------------------------------------------------------------------------------- profiler paths
+# ------------------------------------------------------------------------------------------- profiler paths
 def test_profiler_folder_follows_tt_metal_s_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("TT_METAL_PROFILER_DIR", raising=False)
     monkeypatch.delenv("TT_METAL_HOME", raising=False)
@@ -247,7 +248,7 @@ def test_device_perf_run_fails_when_the_profiled_command_fails(tmp_path):
     assert not list((tmp_path / "prof").rglob("*.csv"))
 
 
-# ---------------------------------------------------------------------------------------------- device-perf helper
+# --------------------------------------------------------------------------------------- device-perf helper
 def _report(tmp_path, rows) -> str:
     columns = ["OP CODE", "OP TYPE", "DEVICE ID", perf.KERNEL, perf.OP_TO_OP]
     path = tmp_path / "ops.csv"
