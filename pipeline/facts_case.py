@@ -29,7 +29,8 @@ class CaseFacts:
         self.perturbed = False
 
     def executed(self, direct: int = 0, replayed: int = 0) -> None:
-        """Count executed fused calls into every open window and into the warm-ups since the last comparison."""
+        """Count executed fused calls into every open window and into the warm-ups since the last
+        comparison."""
         self.direct_since_compare += direct
         self.replayed_since_compare += replayed
         for window in [*self.open_e2e.values(), self.open_device_window]:

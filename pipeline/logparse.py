@@ -1,4 +1,5 @@
-"""Parsers for what the test processes print and write (tt-metal's fused-op tests, test_modules.py and tracy's report writer).
+"""Parsers for what the test processes print and write (tt-metal's fused-op tests, test_modules.py and
+tracy's report writer).
 
 All parsers take the raw output (no timestamps of our own) and strip loguru's line prefix
 (``YYYY-MM-DD HH:mm:ss.SSS | INFO     | module:function:line - message``) before matching messages.
@@ -11,18 +12,22 @@ from pathlib import Path
 
 _LOGURU_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} \| \S+\s*\| \S+ - ")
 _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|nan"
-# tt-metal's gpt_oss test_modules.py: the module test's pass lines (the failure is an assertion with the same shape).
+# tt-metal's gpt_oss test_modules.py: the module test's pass lines (the failure is an assertion with the
+# same shape).
 PCC_PASSED = re.compile(rf"(?P<what>.+?) test passed\. Output: (?P<pcc>{_NUMBER})")
 PCC_FAILED = re.compile(rf"(?P<what>.+?) test failed\. Output: (?P<pcc>{_NUMBER})")
 # tt-metal's gpt_oss fused-op tests: the fused-op unit tests' comparison lines, `PCC {name}: {pcc}`.
-# Searched, not anchored: junit's captured-log lines carry their own prefix (`INFO     mod:file.py:12 PCC x: ..`).
+# Searched, not anchored: junit's captured-log lines carry their own prefix
+# (`INFO     mod:file.py:12 PCC x: ..`).
 UNIT_PCC = re.compile(rf"(?:^|\s)PCC (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
 UNIT_ATOL = re.compile(rf"(?:^|\s)ATOL (?P<name>\S+): (?P<pcc>{_NUMBER})\s*$")
-# tt-metal's gpt_oss fused-op tests: `Perf avg: {perf_us:.3f} us over {N} iters (warmup {W})` (the label may vary).
+# tt-metal's gpt_oss fused-op tests: `Perf avg: {perf_us:.3f} us over {N} iters (warmup {W})`
+# (the label may vary).
 E2E_PERF = re.compile(r"(?P<us>[0-9.]+) us over (?P<iters>\d+) iters \(warmup (?P<warmup>\d+)\)")
 # The device-perf function's own figures (what test_<op>_device_perf logs after measuring its window).
 DEVICE_PERF_PER_ITERATION = re.compile(
-    rf"Device perf per-iteration averages: kernel=(?P<kernel>{_NUMBER}) us, op_to_op=(?P<op_to_op>{_NUMBER}) us"
+    rf"Device perf per-iteration averages: kernel=(?P<kernel>{_NUMBER}) us, "
+    rf"op_to_op=(?P<op_to_op>{_NUMBER}) us"
 )
 OPS_CSV = re.compile(r"OPs csv generated at: (?P<path>\S+)")
 # tt-metal's trace-region error (mesh_device trace capture); the first size is what the trace needs.
@@ -111,7 +116,8 @@ def dropped_profiler_rows(output: str) -> bool:
 
 
 def collected_ids(output: str) -> list[str]:
-    """Node ids from `pytest --collect-only -q` (ids differ between tt-metal versions: discovered, never hard-coded)."""
+    """Node ids from `pytest --collect-only -q` (ids differ between tt-metal versions: discovered, never
+    hard-coded)."""
     return [line.strip() for line in output.splitlines() if "::" in line and not line.startswith(("=", " "))]
 
 

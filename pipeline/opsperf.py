@@ -1,6 +1,7 @@
 """tt-metal ops_perf_results CSVs: read, signpost window, CCL-aware device merge, per-op stats.
 
-Implements tt-metal's fused_op_device_perf_utils.py (`fused_op_device_perf_utils.py`): the window is FIRST `start` .. LAST `stop`
+Implements tt-metal's fused_op_device_perf_utils.py (`fused_op_device_perf_utils.py`): the window is
+FIRST `start` .. LAST `stop`
 (strictly between), the merge walks the per-device op lists in lockstep and keeps the slowest device
 for ordinary ops and the device average for collectives. Columns are looked up by name only; cells
 stay strings (an empty cell is ``""``) until a figure is computed from them.
@@ -49,7 +50,8 @@ def signpost_window(df: pd.DataFrame, start: str = "start", stop: str = "stop") 
 
 
 def merge_device_rows(df: pd.DataFrame, collectives=COLLECTIVES) -> tuple[pd.DataFrame, list[str]]:
-    """One row per op occurrence across devices, in per-device order (tt-metal's fused_op_device_perf_utils.py), plus the warnings.
+    """One row per op occurrence across devices, in per-device order (tt-metal's
+    fused_op_device_perf_utils.py), plus the warnings.
 
     The result keeps the source frame's columns; its index is the source index of the row that was
     kept, so reports can point back into the CSV. A collective's kernel duration becomes the mean over
@@ -131,7 +133,8 @@ def _rows_per_device(df: pd.DataFrame, warnings: list[str]) -> dict[int, list[pd
     for index, row in df[df[OP_TYPE] == DEVICE_OP].iterrows():
         device = str(row[DEVICE_ID]).strip()
         if not device:
-            # Host records of trace captures carry no device columns (tracy's process_ops_logs.py); they measure nothing.
+            # Host records of trace captures carry no device columns (tracy's process_ops_logs.py);
+            # they measure nothing.
             warnings.append(f"Warning: row {index} ({row[OP_CODE]}) has no DEVICE ID; skipped")
             continue
         queues.setdefault(int(float(device)), []).append(row)

@@ -3,8 +3,9 @@
 Keeps every line doit's console reporter writes (``.  task`` executed, ``-- task`` up to date, failures)
 because people and CI scripts read them. On a terminal it adds a status line pinned to the bottom row
 (a scroll region keeps the task's output above it), redrawn every second: the running task, its
-elapsed time, why it reruns (pipeline/why.py), and the last line of its log.txt, which says who holds the device lock while the step
-waits for it. Not on a terminal (CI) it adds a line saying why each step runs and one per finished step. At the end: a table of the
+elapsed time, why it reruns (pipeline/why.py), and the last line of its log.txt, which says who holds
+the device lock while the step waits for it. Not on a terminal (CI) it adds a line saying why each step
+runs and one per finished step. At the end: a table of the
 steps run / up to date / failed / blocked with their verdicts and durations.
 
 Hooked in through dodo.py's ``DOIT_CONFIG["reporter"]``.

@@ -1,4 +1,5 @@
-"""Which files a test run depends on: its test file, what that imports inside the checkout, and pytest's config.
+"""Which files a test run depends on: its test file, what that imports inside the checkout, and pytest's
+config.
 
 Imports are followed with ``ast`` (never by importing), from the test file through every module that
 resolves to a file under one of the search roots (the workspace, the test's pytest rootdir, any extra
@@ -194,7 +195,8 @@ def pytest_config_files(workspace: Path) -> list[Path]:
 
 
 def rootdir_of(test_file: Path) -> Path:
-    """pytest's default `prepend` import mode puts the first directory upward without __init__.py on sys.path."""
+    """pytest's default `prepend` import mode puts the first directory upward without __init__.py on
+    sys.path."""
     folder = test_file.parent
     while (folder / "__init__.py").is_file() and folder.parent != folder:
         folder = folder.parent

@@ -118,7 +118,8 @@ class FusedOpSpec(NamedTuple):
 def validate_name(name: str, where: str) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise SpecError(
-            f"{where}: invalid fused-op name {name!r}; use lowercase letters, digits and '_' ([a-z][a-z0-9_]*)"
+            f"{where}: invalid fused-op name {name!r}; use lowercase letters, digits and '_' "
+            "([a-z][a-z0-9_]*)"
         )
     return name
 

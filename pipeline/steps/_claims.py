@@ -112,7 +112,8 @@ def _comparisons(case, record, single_device) -> list[str]:
     for c in pccs:
         if not c["passed"]:
             found.append(
-                f"comp_pcc returned a failing PCC {_value(c)} < {c['expected']} yet the case passed: the test "
+                f"comp_pcc returned a failing PCC {_value(c)} < {c['expected']} yet the case passed: "
+                "the test "
                 "never asserted it"
             )
     for c in record["comparisons"]:

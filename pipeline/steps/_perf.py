@@ -280,6 +280,7 @@ def agree_with_printed(figures: dict, printed: dict | None, function: str, messa
         if abs(theirs - ours) > AGREEMENT * max(abs(ours), 1e-9):
             return artifacts.FAILED, (
                 f"{function} printed {key}={theirs:.3f} us per iteration but its CSV gives {ours:.3f} us "
-                f"(more than 1 % apart): it likely divides by another iteration count or measures another window"
+                "(more than 1 % apart): it likely divides by another iteration count or measures "
+                "another window"
             )
     return artifacts.PASSED, message + f"; {function} printed the same (within 1 %)"

@@ -65,9 +65,11 @@ def judge(found: dict, cases: list[dict]) -> str | None:
         if low:
             index, value = low[0]
             return (
-                f"the reference does not compute what the module does: {mode} output {index}: PCC {value:.6f} "
+                f"the reference does not compute what the module does: {mode} output {index}: "
+                f"PCC {value:.6f} "
                 f"< {PCC_FLOOR} between <op>_reference on the module's captured inputs and the module's "
-                f"captured result (patch_verify's capture); the test's own PCC in {mode}: {_test_pcc(cases, mode)}"
+                f"captured result (patch_verify's capture); the test's own PCC in {mode}: "
+                f"{_test_pcc(cases, mode)}"
             )
     return None
 

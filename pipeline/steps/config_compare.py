@@ -3,7 +3,8 @@
 One iteration of the unit test's merged signpost window must occur as a contiguous run of the
 module's merged device ops, comparing OP CODE, ATTRIBUTES and every INPUT_/OUTPUT_ column that EITHER
 CSV has, as stripped strings: a column one side lacks (say the module's INPUT_2_* of a bias the unit
-test dropped) is a mismatch. The module is the ground truth; report.txt lists the compared columns. Outcomes: match (exactly one place) / mismatch (the op codes
+test dropped) is a mismatch. The module is the ground truth; report.txt lists the compared columns.
+Outcomes: match (exactly one place) / mismatch (the op codes
 line up but properties differ: one row per op and field) / no match / ambiguous (several places).
 
 One deliberate difference from the deepseek script: the ``DEV_<id>_`` of MEMORY cells is not compared.
@@ -127,9 +128,15 @@ def _differences(unit_values, module_values) -> int:
 def summary_line(report: dict) -> str:
     result = report["result"]
     if result == MATCH:
-        return f"MATCH: {report['unit_rows']} ops found once in the module's {report['module_rows']} (at {report['match_starts'][0]})"
+        return (
+            f"MATCH: {report['unit_rows']} ops found once in the module's {report['module_rows']} "
+            f"(at {report['match_starts'][0]})"
+        )
     if result == AMBIGUOUS:
-        return f"AMBIGUOUS: the unit test's ops occur {len(report['match_starts'])} times in the module (at {report['match_starts']})"
+        return (
+            f"AMBIGUOUS: the unit test's ops occur {len(report['match_starts'])} times in the module "
+            f"(at {report['match_starts']})"
+        )
     if result == NO_MATCH:
         return f"NO MATCH: the unit test's op sequence {report['unit_ops']} does not occur in the module"
     shown = "; ".join(
@@ -141,10 +148,12 @@ def summary_line(report: dict) -> str:
 
 
 def render_text(report: dict) -> str:
-    """The deepseek script's report lines (tt-metal's deepseek example_compare_fused_wqkva_configs.py), then ours."""
+    """The deepseek script's report lines (tt-metal's deepseek example_compare_fused_wqkva_configs.py),
+    then ours."""
     lines = [
         f"Case: {report['case']}",
-        f"Fused merged rows: {report['unit_rows']}; period: {report['unit_rows']} ({report['unit_iteration']})",
+        f"Fused merged rows: {report['unit_rows']}; period: {report['unit_rows']} "
+        f"({report['unit_iteration']})",
         f"Module merged rows: {report['module_rows']}",
         f"Fused op codes (one iter): {report['unit_ops']}",
         f"Compared columns (either CSV): {', '.join(report['columns'])}",

@@ -1,4 +1,5 @@
-"""shape_check [guide steps 11.6, 13]: the single-device run is the first device's share of the multi-device run.
+"""shape_check [guide steps 11.6, 13]: the single-device run is the first device's share of the
+multi-device run.
 
 Compares, op by op over one iteration, every INPUT_/OUTPUT_ shape column of the single-device window with
 the multi-device window's rows of its first device (step 13), and each op's average kernel duration

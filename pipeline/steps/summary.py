@@ -94,7 +94,8 @@ def _link(path: Path, base: Path) -> str:
 def render_md(data: dict) -> str:
     lines = [f"# {data['op']}: {data['description']}", ""]
     lines.append(
-        f"Verdict: **{data['verdict']}** · backend `{data['backend']}` · spec `{data['spec']}` · unit test `{data['unit_test']}`"
+        f"Verdict: **{data['verdict']}** · backend `{data['backend']}` · spec `{data['spec']}` · "
+        f"unit test `{data['unit_test']}`"
     )
     lines.append(f"Modes: {', '.join(data['modes'])}" + (" (decode only)" if data["decode_only"] else ""))
     lines += ["", "| step | mode | verdict | figures | message | logs |", "|---|---|---|---|---|---|"]

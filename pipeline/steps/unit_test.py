@@ -71,7 +71,8 @@ def facts_verdict(job: Job, cases: list[dict], message: str) -> tuple[str, str, 
     found = [f"no case for {m} (guide step 7)" for m in missing]
     found += _claims.problems(cases)
     found += [
-        f"the unit test never compares {kind.upper() if kind == 'pcc' else 'ATOL (comp_allclose)'} in any case "
+        f"the unit test never compares {kind.upper() if kind == 'pcc' else 'ATOL (comp_allclose)'} "
+        "in any case "
         "(guide 7.7 / 8.1)"
         for kind in _claims.comparison_kinds(cases)
     ]
@@ -100,7 +101,8 @@ def pcc_floor(task: str, cases: list[dict], message: str) -> tuple[str, str, lis
         return (
             artifacts.FAILED,
             (
-                f"{case['id']}: PCC {name} {_cases.pcc_text(value)} < {PCC_FLOOR} (guide step 8: likely a bug; "
+                f"{case['id']}: PCC {name} {_cases.pcc_text(value)} < {PCC_FLOOR} "
+                "(guide step 8: likely a bug; "
                 f"if the op is right, justify the lower expected_pcc in a comment next to its row){more}"
             ),
             [],
@@ -132,7 +134,8 @@ def _justification(low: list, key) -> str:
 
 def placeholder_verdict(name: str, cases, placeholders: list[str], suggestions, verdict) -> tuple[str, str]:
     """Rows still holding the scaffold's placeholders: the measured values to paste, instead of the PCC
-    assertion they fail. A case that failed without measuring a PCC is a real failure and keeps its verdict."""
+    assertion they fail. A case that failed without measuring a PCC is a real failure and keeps its
+    verdict."""
     unmeasured = [c for c in cases if c["outcome"] in ("failed", "error") and not c["pcc"]]
     if unmeasured:
         return verdict[0], f"{verdict[1]} (expected values are placeholders too)"
@@ -221,7 +224,8 @@ def _dropped(task: str, cases: list[dict], last: dict) -> list[str]:
             old = before.get("atol", {}).get(name)
             if old is not None and value > old:
                 notes.append(
-                    f"{task}: {case['id']} ATOL {name} went up: {value:.4g} now, {old:.4g} in the last passing run"
+                    f"{task}: {case['id']} ATOL {name} went up: {value:.4g} now, {old:.4g} "
+                    "in the last passing run"
                 )
     return notes
 

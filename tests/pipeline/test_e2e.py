@@ -241,7 +241,8 @@ def test_module_selection_change_reruns_baseline_patch_verify_module_perf_and_de
 
 
 def test_environment_key_change_makes_everything_stale(repo):
-    """doit's own up-to-date check (the one `run` applies) via `doit list --status`, to spare CI a full rerun."""
+    """doit's own up-to-date check (the one `run` applies) via `doit list --status`, to spare CI a full
+    rerun."""
 
     def stale(**extra_env) -> set[str]:
         listing = doit(

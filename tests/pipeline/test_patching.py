@@ -1,4 +1,5 @@
-"""pipeline.patching: plan the replacement, serve it at import time in a pytest child, never touch the file."""
+"""pipeline.patching: plan the replacement, serve it at import time in a pytest child, never touch the
+file."""
 
 import hashlib
 import json

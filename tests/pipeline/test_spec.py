@@ -1,4 +1,5 @@
-"""pipeline.spec: a valid spec loads into read-only records; every mistake is one line naming file and field."""
+"""pipeline.spec: a valid spec loads into read-only records; every mistake is one line naming file and
+field."""
 
 from pathlib import Path
 

@@ -317,7 +317,8 @@ def test_summary_and_index_render(tmp_path):
 
 
 def test_config_compare_reads_columns_either_side_has(tmp_path):
-    """The module's bias input (INPUT_2_*) must be compared even when the unit test's CSV has no such column."""
+    """The module's bias input (INPUT_2_*) must be compared even when the unit test's CSV has no such
+    column."""
     unit = unit_csv(tmp_path, ["Linear"])
     module = tmp_path / "module_bias.csv"
     with open(module, "w", newline="") as f:

@@ -1,5 +1,6 @@
-"""Acceptance 2 of the workspace: replacing each fused sequence of the module by a call to ``<op>_ttnn`` (by hand,
-on a copy of the workspace) leaves the module test's PCC lines unchanged — the guide's step 6, proven once."""
+"""Acceptance 2 of the workspace: replacing each fused sequence of the module by a call to ``<op>_ttnn``
+(by hand, on a copy of the workspace) leaves the module test's PCC lines unchanged — the guide's step 6,
+proven once."""
 
 import ast
 import re
@@ -28,7 +29,14 @@ def splice(source: str, start: str, end: str, call: str, import_line: str) -> st
     last = next(node for node in statements if node.lineno == end_line)
     lines = source.splitlines(keepends=True)
     indent = lines[first.lineno - 1][: first.col_offset]
-    return "".join([*lines[: first.lineno - 1], f"{indent}{import_line}\n", f"{indent}{call}\n", *lines[last.end_lineno :]])
+    return "".join(
+        [
+            *lines[: first.lineno - 1],
+            f"{indent}{import_line}\n",
+            f"{indent}{call}\n",
+            *lines[last.end_lineno :],
+        ]
+    )
 
 
 def pcc_lines(output: str) -> dict[str, str]:
@@ -68,31 +76,49 @@ def test_spliced_module_keeps_the_baseline_pcc(op, mode, workspace_copy, baselin
     ttnn_function = f"{unit_test.stem.removeprefix('test_')}_ttnn"
     target = workspace_copy / sequence["file"]
     original = (WORKSPACE / sequence["file"]).read_text()
-    patched = splice(original, sequence["start"], sequence["end"], sequence["call"], f"from {module} import {ttnn_function}")
+    patched = splice(
+        original,
+        sequence["start"],
+        sequence["end"],
+        sequence["call"],
+        f"from {module} import {ttnn_function}",
+    )
     target.write_text(patched)
     try:
         module_argv = spec["module_test"]["argv"][1:]
-        run = run_workspace_pytest(*module_argv, "-k", spec["module_test"]["select"][mode], workspace=workspace_copy)
+        run = run_workspace_pytest(
+            *module_argv, "-k", spec["module_test"]["select"][mode], workspace=workspace_copy
+        )
     finally:
         target.write_text(original)
     assert run.returncode == 0, run.output[-3000:]
     spliced = pcc_lines(run.output)
     assert spliced, "the module test printed no PCC line"
     for name, pcc in spliced.items():
-        assert baseline[mode][name] == pcc, f"{op} {mode}: {name} PCC {pcc} != baseline {baseline[mode][name]}"
+        assert baseline[mode][name] == pcc, (
+            f"{op} {mode}: {name} PCC {pcc} != baseline {baseline[mode][name]}"
+        )
 
 
 def test_a_wrong_call_changes_the_result(workspace_copy, baseline):
-    """Control: the copy really runs the spliced module (a call with top-1 routing must not reproduce the baseline)."""
+    """Control: the copy really runs the spliced module (a call with top-1 routing must not reproduce the
+    baseline)."""
     spec = tomllib.loads((SPECS / "router.toml").read_text())
     sequence = spec["sequence"]["decode"]
     wrong_call = sequence["call"].replace("self.top_k", "1")
     target = workspace_copy / sequence["file"]
     original = target.read_text()
-    import_line = "from models.demos.gpt_oss_mini.tests.fused_op_unit_tests.test_gpt_oss_mini_router import gpt_oss_mini_router_ttnn"
+    import_line = (
+        "from models.demos.gpt_oss_mini.tests.fused_op_unit_tests.test_gpt_oss_mini_router "
+        "import gpt_oss_mini_router_ttnn"
+    )
     target.write_text(splice(original, sequence["start"], sequence["end"], wrong_call, import_line))
     try:
-        run = run_workspace_pytest(MODULE_TEST, "-k", SELECT["decode"], "--test-modules", "router", workspace=workspace_copy)
+        run = run_workspace_pytest(
+            MODULE_TEST, "-k", SELECT["decode"], "--test-modules", "router", workspace=workspace_copy
+        )
     finally:
         target.write_text(original)
-    assert run.returncode != 0 or pcc_lines(run.output) != {k: v for k, v in baseline["decode"].items() if "Router" in k}
+    assert run.returncode != 0 or pcc_lines(run.output) != {
+        k: v for k, v in baseline["decode"].items() if "Router" in k
+    }

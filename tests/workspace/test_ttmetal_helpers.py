@@ -1,5 +1,6 @@
 """The bundled workspace's tt-metal helper modules (utility_functions, benchmarking_utils, process_model_log,
-trace_region_sizes) and its per-model device-perf helper, imported from the workspace as its tests import them."""
+trace_region_sizes) and its per-model device-perf helper, imported from the workspace as its tests import
+them."""
 
 import json
 import os
@@ -149,7 +150,7 @@ def test_trace_region_size_from_yaml_explicit_wins_and_missing_names_the_entry(t
     assert trace_region_sizes.resolve_trace_region_size("gpt-oss-mini", "T3K") > 0  # the bundled YAML
 
 
-# ---------------------------------------------------------------------------------------------- profiler paths
+# ------------------------------------------------------------------------------------------- profiler paths
 def test_profiler_folder_follows_tt_metal_s_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("TT_METAL_PROFILER_DIR", raising=False)
     monkeypatch.delenv("TT_METAL_HOME", raising=False)
@@ -177,14 +178,16 @@ CHILD = textwrap.dedent(
     import tracy
     from ttnn_sim import clock, profiler
 
-    print("child sees port", os.environ["TRACY_PORT"], "support", os.environ["TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT"])
+    print("child sees port", os.environ["TRACY_PORT"],
+          "support", os.environ["TT_METAL_PROFILER_PROGRAM_SUPPORT_COUNT"])
 
     def op(code, device_id, kernel_ns, gap_ns):
         clock.advance_host(100)
         profiler.emit({
             "kind": "op", "op_code": code, "op_type": "tt_dnn_device", "global_call_count": 1024,
-            "device_id": device_id, "arch": "wormhole_b0", "attributes": {}, "host_start_ts": clock.host_time_ns(),
-            "host_end_ts": clock.host_time_ns() + 10, "kernel_duration_ns": kernel_ns, "op_to_op_latency_ns": gap_ns,
+            "device_id": device_id, "arch": "wormhole_b0", "attributes": {},
+            "host_start_ts": clock.host_time_ns(), "host_end_ts": clock.host_time_ns() + 10,
+            "kernel_duration_ns": kernel_ns, "op_to_op_latency_ns": gap_ns,
             "inputs": [], "outputs": [], "sort_ts": clock.host_time_ns(),
         })
 
@@ -203,7 +206,9 @@ PROFILE = textwrap.dedent(
     """
     import sys
     from models.demos.gpt_oss_mini.tests.fused_op_unit_tests import fused_op_device_perf_utils as perf
-    stats, kernel_ns, op_to_op_ns = perf.collect_device_perf(f"python {sys.argv[1]}", "toy", use_signposts=True)
+    stats, kernel_ns, op_to_op_ns = perf.collect_device_perf(
+        f"python {sys.argv[1]}", "toy", use_signposts=True
+    )
     print("RESULT", kernel_ns, op_to_op_ns, stats["MatmulDeviceOperation"]["avg_kernel_duration_ns"],
           stats["AllReduceDeviceOperation"]["avg_kernel_duration_ns"], sorted(stats))
     """
@@ -235,7 +240,8 @@ def test_device_perf_run_honours_the_callers_dir_port_and_count_and_merges_devic
         if "OPs csv generated at: " in line
     ]
     assert len(reported) == 1 and reported[0].startswith(str(tmp_path / "prof" / "toy" / "reports"))
-    # max over devices for compute ops (300), mean for the collective (1500); the warm-up op is outside the window
+    # max over devices for compute ops (300), mean for the collective (1500); the warm-up op is outside the
+    # window
     result = next(line for line in out.splitlines() if line.startswith("RESULT")).split()
     assert result[1:5] == ["3600.0", "60.0", "300.0", "1500.0"]
     assert "WarmupDeviceOperation" not in " ".join(result[5:])
@@ -247,7 +253,7 @@ def test_device_perf_run_fails_when_the_profiled_command_fails(tmp_path):
     assert not list((tmp_path / "prof").rglob("*.csv"))
 
 
-# ---------------------------------------------------------------------------------------------- device-perf helper
+# --------------------------------------------------------------------------------------- device-perf helper
 def _report(tmp_path, rows) -> str:
     columns = ["OP CODE", "OP TYPE", "DEVICE ID", perf.KERNEL, perf.OP_TO_OP]
     path = tmp_path / "ops.csv"

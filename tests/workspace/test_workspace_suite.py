@@ -1,5 +1,5 @@
-"""The bundled workspace's own pytest, run as the pipeline runs it: a subprocess from the workspace root with only
-the sim shim on PYTHONPATH (acceptance 1 and 3 of the workspace).
+"""The bundled workspace's own pytest, run as the pipeline runs it: a subprocess from the workspace root with
+only the sim shim on PYTHONPATH (acceptance 1 and 3 of the workspace).
 
 CI cost: the module test runs every mode; of the fused-op tests the decode and prefill_128 cases of the
 program-cache variants run here (the no_program_cache and prefill_1024 cases take the same code paths; the

@@ -14,8 +14,8 @@ SHIM = REPO / "ttnn_sim" / "shim"
 
 
 def sim_env(**extra: str) -> dict[str, str]:
-    """The sim backend's environment: the shim (``import ttnn``, ``import tracy``) and nothing of the pipeline,
-    whose package the workspace never imports."""
+    """The sim backend's environment: the shim (``import ttnn``, ``import tracy``) and nothing of the
+    pipeline, whose package the workspace never imports."""
     env = {key: value for key, value in os.environ.items() if key != "HF_MODEL"}
     env["PYTHONPATH"] = str(SHIM)
     env.update(extra)
