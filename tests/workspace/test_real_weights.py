@@ -61,7 +61,7 @@ def test_workspace_runs_on_real_weights(checkpoint):
     lines = fused.output.splitlines()
     summary = [line for line in lines if line.startswith(("PASSED ", "SKIPPED ")) and "::" in line]
     passed = [line for line in summary if line.startswith("PASSED ")]
-    # router, experts_mlp and rms_norm: decode + prefill_128, multi- and single-device; experts: decode,
-    # multi-device only
-    assert len(passed) == 13 and all("real_weights" in line for line in passed), summary
+    # router, experts_mlp, rms_norm, attention_qkv and expert_weighting: decode + prefill_128, multi- and
+    # single-device; experts: decode, multi-device only
+    assert len(passed) == 21 and all("real_weights" in line for line in passed), summary
     assert all("CCL ops" in line for line in summary if line.startswith("SKIPPED "))
