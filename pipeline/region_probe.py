@@ -214,11 +214,26 @@ def _fields(value) -> dict | None:
         return None
     fields = getattr(value, "__dataclass_fields__", None)
     if fields is not None:
-        return {name: getattr(value, name) for name in fields}
+        return {**{name: getattr(value, name) for name in fields}, **_properties(value)}
     attributes = getattr(value, "__dict__", None)
     if isinstance(attributes, dict) and not inspect.isroutine(value) and not inspect.isclass(value):
-        return {k: v for k, v in attributes.items() if not k.startswith("_")}
+        found = {k: v for k, v in attributes.items() if not k.startswith("_")}
+        return {**found, **_properties(value)}
     return None
+
+
+def _properties(value) -> dict:
+    """The public properties of an object's class (`args.dispatch_devices`): a region reads them as fields;
+    one that raises is left out."""
+    found = {}
+    for cls in reversed(type(value).__mro__):
+        for name, attribute in vars(cls).items():
+            if isinstance(attribute, property) and not name.startswith("_"):
+                try:
+                    found[name] = getattr(value, name)
+                except Exception:  # noqa: BLE001 - a property this object cannot answer is not a field
+                    found.pop(name, None)
+    return found
 
 
 def _bind(function, args, kwargs) -> dict:

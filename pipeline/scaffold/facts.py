@@ -100,13 +100,16 @@ def _carried_from(extraction: Extraction, index: int, name: str) -> str:
 
 
 def _expert_count(extraction: Extraction, region_inputs: RegionInputs | None, index: int) -> int | None:
-    """The rows E of the expert map [1, 1, E, D] op `index` reads, as its row (or the capture) shows it."""
+    """The rows E of the expert map [1, 1, E, D] op `index` reads, as its row (or the capture) shows it:
+    a captured argument is the parameter whose values reach the op (`expert_mapping`, not a view of it)."""
     facts = _row_inputs(region_inputs, index) if region_inputs is not None else None
-    if isinstance(region_inputs, Captured):
+    if isinstance(region_inputs, Captured):  # the map as the module passed it, back through value carriers
         captured = region_inputs.tensors()
-        facts = [captured.get(name) for name in extraction.op_arguments[index]]
-        facts = facts if all(facts) else None
+        arguments = extraction.op_arguments[index]
+        facts = [captured.get(_carried_from(extraction, index, name)) for name in arguments]
     for position, fact in enumerate(facts or ()):
+        if fact is None:
+            continue
         if VALUE_CONTRACTS.get((_op_name(extraction, index), position)) == EXPERT_MAP:
             return fact.shape[-2]
     return None

@@ -1,6 +1,7 @@
 """pipeline.region_probe on ttnn_sim's 2x4 mesh: the region's arguments and results as the module passed them,
 what it frees, every call counted, only the first captured; pipeline.capture reads it back without torch."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,23 @@ def test_a_cyclic_object_is_described_one_level_deep(probe_env, tmp_path):
     described = capture.read(tmp_path)["arguments"]["node"]
     assert described["kind"] == "container" and described["fields"]["size"]["rebuild"] == "3"
     assert described["fields"]["parent"]["kind"] == "value"  # not followed again
+
+
+def test_a_dataclass_s_properties_are_fields_and_one_that_raises_is_left_out(probe_env, tmp_path):
+    @dataclasses.dataclass
+    class Args:  # ModelArgs: the experts region reads args.dispatch_devices, a property
+        mesh_shape: tuple = (2, 4)
+        dispatch_axis: int = 0
+
+        @property
+        def dispatch_devices(self) -> int:
+            return self.mesh_shape[self.dispatch_axis]
+
+        @property
+        def broken(self) -> int:
+            raise ValueError("not for this object")
+
+    region_probe.probed(lambda args: args.dispatch_devices)(Args())
+    fields = capture.read(tmp_path)["arguments"]["args"]["fields"]
+    assert fields["dispatch_devices"]["rebuild"] == "2" and fields["dispatch_axis"]["rebuild"] == "0"
+    assert "broken" not in fields

@@ -3,6 +3,7 @@ container (`weights.w1`) is a parameter of its own; tensors come from the rows o
 view's from the op reading its result), values from the row's attributes or the shape a view made."""
 
 from pipeline.scaffold import facts
+from pipeline.scaffold.captured import Captured
 from pipeline.scaffold.inputs import RegionInputs, TensorFact
 
 MLP = """
@@ -108,3 +109,30 @@ def test_another_seq_len_scales_the_sequence_and_its_block_count_only():
     scaled = facts.with_seq_len(fact((1, 1, 4, 128)), 128, 1024)
     assert scaled.shape == (1, 1, 32, 1024)
     assert facts.with_seq_len(fact((1, 1, 64, 64)), 128, 1024).shape == (1, 1, 64, 64)
+
+
+DISPATCH = """
+import ttnn
+
+def forward(hidden, indices, mapping, args):
+    rows = ttnn.to_layout(hidden, ttnn.ROW_MAJOR_LAYOUT)
+    picks = ttnn.to_layout(ttnn.reshape(indices, (1, 1, 16, 2)), ttnn.ROW_MAJOR_LAYOUT)
+    out, meta = ttnn.all_to_all_dispatch(rows, picks, mapping, cluster_axis=args.axis)
+    return out
+"""
+
+
+def test_a_captured_expert_map_gives_the_expert_count_through_the_views_of_the_other_inputs(
+    extract_region, tmp_path
+):
+    """The capture has the parameters (hidden, indices), not the views the op reads (rows, picks)."""
+    e = extract_region(DISPATCH, "rows = ttnn.to_layout(", "return out")
+    tensor = {"kind": "tensor", "layout": "Layout.TILE", "dtype": "DataType.UINT16", "memory_config": {}}
+    arguments = {
+        "hidden": {**tensor, "shape": [[1, 1, 16, 64]]},
+        "indices": {**tensor, "shape": [[16, 2]]},
+        "mapping": {**tensor, "shape": [[1, 1, 8, 4]]},
+    }
+    captured = Captured("decode", 1, tmp_path, {"arguments": arguments, "function": "m.op_ttnn"})
+    contracts = facts.value_contracts(e, captured)
+    assert contracts["indices"] == (facts.EXPERT_IDS, 8) and contracts["mapping"] == (facts.EXPERT_MAP,)
