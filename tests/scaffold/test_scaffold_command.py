@@ -94,7 +94,7 @@ def test_scaffold_writes_a_ruff_clean_test_and_the_spec_calls_once(repo, capsys)
     reference = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.endswith("_reference"))
     # the spec's reference callable, given the parameters it takes by name (read from its source)
     assert ast.unparse(reference.body[-1]) == "return router(x=x, weight=weight, bias=bias, top_k=top_k)"
-    assert "pytest.skip" not in text  # no CCL: the single-device tests run
+    assert "pytest.skip(SINGLE_DEVICE_SKIP)" not in text  # no CCL: the single-device tests run
     relative = str(path.relative_to(repo / "examples" / "gpt_oss_mini"))
     assert _ruff(repo, "check", relative).returncode == 0
     assert _ruff(repo, "format", "--check", relative).returncode == 0
@@ -133,7 +133,7 @@ def test_a_sequence_with_ccls_skips_the_single_device_tests_naming_them(repo):
         "test_scaffolded_experts_single_device_device_perf",
     ):
         assert ast.unparse(bodies[test][0]) == "pytest.skip(SINGLE_DEVICE_SKIP)"
-    assert "pytest.skip" not in ast.unparse(bodies["test_scaffolded_experts"])
+    assert "SINGLE_DEVICE_SKIP" not in ast.unparse(bodies["test_scaffolded_experts"])
     relative = str(_unit_test(repo, "experts").relative_to(repo / "examples" / "gpt_oss_mini"))
     assert _ruff(repo, "check", relative).returncode == 0
 
