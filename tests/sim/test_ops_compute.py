@@ -194,7 +194,7 @@ def _activations(pattern: str) -> torch.Tensor:
 )
 @pytest.mark.parametrize("weights", ["plain", "inf", "shared"])
 def test_matmul_of_repeated_rows_equals_the_dense_product_bit_for_bit(pattern, weights):
-    from ttnn_sim.ops.compute import _first_equal_row, _matmul_distinct_rows
+    from ttnn_sim.ops.matmul import _first_equal_row, _matmul_distinct_rows
 
     x = _activations(pattern) if pattern != "none" else torch.zeros(4, 128, 512)
     w = torch.randn(4, 512, 256, generator=torch.Generator().manual_seed(7))
